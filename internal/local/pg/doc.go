@@ -1,0 +1,25 @@
+// Package pg runs local PostgreSQL 15 servers as real processes standing in
+// for an Aurora PostgreSQL Global Database: a primary for the writer region
+// and hot standbys, fed by streaming replication through replication slots,
+// for the secondary region. Replication lag is real WAL lag, read from
+// pg_stat_replication (Server.ReplicationStatus) on the primary and from
+// pg_last_wal_replay_lsn/pg_last_xact_replay_timestamp (Server.StandbyStatus)
+// on a standby.
+//
+// Every server listens on 127.0.0.1 only (and a Unix socket in its data
+// directory), with trust authentication for the superuser "postgres"; it logs
+// to DataDir + ".log". A server outlives the process that started it: Open
+// adopts a server from its data directory (postmaster.pid), so paydr up can
+// run twice and paydr down can stop what an earlier process started.
+//
+// Faults: Kill sends SIGKILL to the whole postmaster process group (losing
+// the primary); Promote turns a standby into the writer; RebuildAsStandby
+// turns a former primary into a standby of the new writer with pg_rewind
+// (falling back to a fresh base backup), which DR failback needs.
+//
+// Binaries are found by FindBinDir ($PAYDR_PG_BIN, PATH, the Debian location
+// /usr/lib/postgresql/15/bin). initdb, postgres and pg_rewind refuse to run as
+// root, so when paydr runs as root every PostgreSQL binary runs as the
+// unprivileged user "postgres" (or "nobody"), the data directory is given to
+// that user, and every directory above it must be searchable by it.
+package pg

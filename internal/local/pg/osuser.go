@@ -1,0 +1,193 @@
+package pg
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// runAs is the unprivileged identity the PostgreSQL binaries run as when
+// paydr runs as root (initdb, postgres, pg_rewind refuse to run as root).
+// A nil *runAs means "run as the current user".
+type runAs struct {
+	name     string
+	uid, gid uint32
+}
+
+// resolveRunAs picks the OS user the PostgreSQL processes run as: nobody
+// special unless the effective uid is 0; then the named user, or "postgres",
+// or "nobody", whichever exists first.
+func resolveRunAs(name string) (*runAs, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	names := []string{name}
+	if name == "" {
+		names = []string{"postgres", "nobody"}
+	}
+	for _, n := range names {
+		u, err := user.Lookup(n)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		return &runAs{name: n, uid: uint32(uid), gid: uint32(gid)}, nil
+	}
+	return nil, fmt.Errorf("pg: running as root, but no unprivileged user %s exists to run PostgreSQL as; create one (useradd --system postgres) or set Options.OSUser", strings.Join(names, " or "))
+}
+
+// command builds an exec.Cmd for a PostgreSQL binary, running as r when r is
+// set, in its own session so that signals to paydr's terminal do not reach it
+// and its process group can be killed as one.
+func (r *runAs) command(path string, args ...string) *exec.Cmd {
+	cmd := exec.Command(path, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if r != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid}
+		cmd.Env = append(os.Environ(), "HOME=/tmp", "USER="+r.name, "LOGNAME="+r.name)
+		cmd.Dir = "/"
+	}
+	return cmd
+}
+
+// chown gives path to r (no-op when r is nil).
+func (r *runAs) chown(path string) error {
+	if r == nil {
+		return nil
+	}
+	return os.Chown(path, int(r.uid), int(r.gid))
+}
+
+// chownTree gives every file under root to r (no-op when r is nil).
+func (r *runAs) chownTree(root string) error {
+	if r == nil {
+		return nil
+	}
+	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(r.uid), int(r.gid))
+	})
+}
+
+// checkTraversable verifies that r can reach dir: every ancestor must be
+// searchable by r. t.TempDir() directories are 0700 root-owned, for example.
+func (r *runAs) checkTraversable(dir string) error {
+	if r == nil {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok {
+			mode := fi.Mode().Perm()
+			var can bool
+			switch {
+			case st.Uid == r.uid:
+				can = mode&0o100 != 0
+			case st.Gid == r.gid:
+				can = mode&0o010 != 0
+			default:
+				can = mode&0o001 != 0
+			}
+			if !can {
+				return fmt.Errorf("directory %s (mode %v) is not searchable by user %s (uid %d), which PostgreSQL runs as because paydr runs as root; use a state directory under /tmp or run `chmod o+x %s`",
+					p, mode, r.name, r.uid, p)
+			}
+		}
+		if p == "/" || p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+// processAlive reports whether pid names a live (non-zombie) process whose
+// command line contains want.
+func processAlive(pid int, want string) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return false
+		}
+	}
+	if want == "" {
+		return true
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	return strings.Contains(string(cmdline), want)
+}
+
+// groupAlive reports whether any process is left in process group pgid.
+func groupAlive(pgid int) bool {
+	if pgid <= 1 {
+		return false
+	}
+	err := syscall.Kill(-pgid, 0)
+	if err != nil {
+		return false
+	}
+	// Zombies still count for kill(2); look for a non-zombie member.
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		g, err := syscall.Getpgid(pid)
+		if err != nil || g != pgid {
+			continue
+		}
+		if processAlive(pid, "") {
+			return true
+		}
+	}
+	return false
+}
+
+// waitGone polls until cond reports false or the deadline passes.
+func waitGone(deadline time.Time, cond func() bool) bool {
+	for {
+		if !cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syscallKillGroup sends SIGKILL to the process group led by pid.
+func syscallKillGroup(pid int) error { return syscall.Kill(-pid, syscall.SIGKILL) }

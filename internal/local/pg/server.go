@@ -1,0 +1,350 @@
+package pg
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Superuser is the database superuser every server is initialised with.
+const Superuser = "postgres"
+
+// DefaultWait bounds waits (start, stop, promote) whose context has no
+// deadline of its own.
+const DefaultWait = 60 * time.Second
+
+// confFile is the paydr-managed configuration file inside a data directory,
+// included from postgresql.conf.
+const confFile = "paydr.conf"
+
+// Options configure a server started by StartPrimary or StartStandby.
+type Options struct {
+	// DataDir is the server's data directory, created if missing. Its log is
+	// written to DataDir + ".log" (next to it, in the state directory).
+	// Required.
+	DataDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one. For an existing
+	// data directory, 0 keeps the port it was created with.
+	Port int
+	// Name identifies a standby to its primary: it is the standby's
+	// application_name in pg_stat_replication and the name of its replication
+	// slot. Defaults to the base name of DataDir.
+	Name string
+	// BinDir is the directory holding initdb, postgres, pg_basebackup and
+	// pg_rewind; empty means search (see FindBinDir).
+	BinDir string
+	// OSUser is the unprivileged OS user the server runs as when paydr runs
+	// as root; empty means "postgres", else "nobody".
+	OSUser string
+}
+
+// Server is a local PostgreSQL server: one postmaster and its data directory.
+// Its methods are safe for concurrent use.
+type Server struct {
+	dataDir string
+	name    string
+	binDir  string
+	as      *runAs
+
+	mu     sync.Mutex
+	port   int
+	pid    int
+	exited chan struct{} // closed when a postmaster this process started exits
+}
+
+// PortInUseError reports that the port a server was asked to listen on is
+// taken.
+type PortInUseError struct {
+	Port int
+	Err  error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("port %d on 127.0.0.1 is in use; stop what listens there (`ss -ltnp 'sport = :%d'`) or choose another port (0 picks a free one): %v", e.Port, e.Port, e.Err)
+}
+
+func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// Open returns the server whose data directory is dataDir, whether it is
+// running or not, so that a process can adopt a server an earlier process
+// started (paydr up twice, paydr down). The port comes from the data
+// directory's paydr configuration, the process from postmaster.pid.
+func Open(dataDir string) (*Server, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("pg: open %s: %w", dataDir, err)
+	}
+	if !initialized(abs) {
+		return nil, fmt.Errorf("pg: open %s: not a PostgreSQL data directory (no PG_VERSION); start one with StartPrimary or StartStandby", abs)
+	}
+	conf, err := readConf(abs)
+	if err != nil {
+		return nil, fmt.Errorf("pg: open %s: %w", abs, err)
+	}
+	port, err := strconv.Atoi(conf["port"])
+	if err != nil {
+		return nil, fmt.Errorf("pg: open %s: no valid port in %s: %q", abs, confFile, conf["port"])
+	}
+	s := &Server{dataDir: abs, name: filepath.Base(abs), port: port}
+	if os.Geteuid() == 0 {
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, fmt.Errorf("pg: open %s: %w", abs, err)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			s.as = &runAs{name: strconv.Itoa(int(st.Uid)), uid: st.Uid, gid: st.Gid}
+		}
+	}
+	if pid, err := readPostmasterPID(abs); err == nil && processAlive(pid, "postgres") {
+		s.pid = pid
+	}
+	return s, nil
+}
+
+// DSN returns a connection URL for database db as the superuser over TCP
+// on loopback, usable by pgx, database/sql and psql.
+func (s *Server) DSN(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(Superuser),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port())),
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port returns the TCP port the server listens on at 127.0.0.1.
+func (s *Server) Port() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.port
+}
+
+// DataDir returns the absolute path of the server's data directory.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// LogPath returns the file the server's log is written to.
+func (s *Server) LogPath() string { return s.dataDir + ".log" }
+
+// Name returns the server's name: its application_name and replication slot
+// name when it is a standby.
+func (s *Server) Name() string { return s.name }
+
+// PID returns the postmaster's process id, or 0 when it is not running.
+func (s *Server) PID() int { return s.livePID() }
+
+// Running reports whether the server's postmaster is alive.
+func (s *Server) Running() bool { return s.livePID() != 0 }
+
+func (s *Server) livePID() int {
+	s.mu.Lock()
+	pid, exited := s.pid, s.exited
+	s.mu.Unlock()
+	if exited != nil {
+		select {
+		case <-exited:
+			return 0
+		default:
+			return pid
+		}
+	}
+	if pid != 0 && processAlive(pid, "postgres") {
+		return pid
+	}
+	// Someone else may have started it since we looked.
+	if p, err := readPostmasterPID(s.dataDir); err == nil && processAlive(p, "postgres") {
+		s.mu.Lock()
+		s.pid = p
+		s.mu.Unlock()
+		return p
+	}
+	return 0
+}
+
+// Stop shuts the server down with a fast shutdown (SIGINT: clients are
+// disconnected, a shutdown checkpoint is written) and waits for the whole
+// process group to exit. If it has not exited when ctx ends (or after
+// DefaultWait), the process group is killed. Stopping a stopped server
+// returns nil.
+func (s *Server) Stop(ctx context.Context) error {
+	pid := s.livePID()
+	if pid == 0 {
+		return nil
+	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pg: stop %s: signal postmaster %d: %w", s.name, pid, err)
+	}
+	deadline, _ := ctx.Deadline()
+	if waitGone(deadline, func() bool { return s.livePID() != 0 || groupAlive(pid) }) {
+		return nil
+	}
+	if err := s.killGroup(pid); err != nil {
+		return fmt.Errorf("pg: stop %s: fast shutdown did not finish before the deadline, then kill: %w", s.name, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the postmaster and every process in its group,
+// simulating the sudden loss of the machine, and waits (bounded) until none
+// is left. The data directory is left as a crash left it. Killing a stopped
+// server returns nil.
+func (s *Server) Kill() error {
+	pid := s.livePID()
+	if pid == 0 {
+		return nil
+	}
+	if err := s.killGroup(pid); err != nil {
+		return fmt.Errorf("pg: kill %s: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *Server) killGroup(pid int) error {
+	target := pid
+	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
+		target = -pid
+	}
+	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("sigkill %d: %w", target, err)
+	}
+	if !waitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || groupAlive(pid) }) {
+		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
+	}
+	return nil
+}
+
+// Connect opens a connection to database db as the superuser.
+func (s *Server) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, s.DSN(db))
+}
+
+// CreateDatabase creates database name; it returns nil if it already exists.
+func (s *Server) CreateDatabase(ctx context.Context, name string) error {
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("pg: create database %s: %w", name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pg: create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// InRecovery reports whether the server is a standby (pg_is_in_recovery).
+func (s *Server) InRecovery(ctx context.Context) (bool, error) {
+	var in bool
+	if err := s.queryRow(ctx, "SELECT pg_is_in_recovery()", &in); err != nil {
+		return false, fmt.Errorf("pg: in recovery %s: %w", s.name, err)
+	}
+	return in, nil
+}
+
+func (s *Server) queryRow(ctx context.Context, sql string, dest ...any) error {
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return conn.QueryRow(ctx, sql).Scan(dest...)
+}
+
+// withDefaultDeadline bounds ctx by DefaultWait when it has no deadline.
+func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultWait)
+}
+
+func initialized(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "PG_VERSION"))
+	return err == nil
+}
+
+// readPostmasterPID returns the pid on the first line of postmaster.pid.
+func readPostmasterPID(dataDir string) (int, error) {
+	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return 0, errors.New("empty postmaster.pid")
+	}
+	return strconv.Atoi(strings.TrimSpace(sc.Text()))
+}
+
+// readConf parses the paydr configuration file of a data directory.
+func readConf(dataDir string) (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, confFile))
+	if err != nil {
+		return nil, err
+	}
+	conf := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		conf[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return conf, nil
+}
+
+// writeConf writes the paydr configuration file, keys sorted.
+func writeConf(dataDir string, conf map[string]string, as *runAs) error {
+	keys := make([]string, 0, len(conf))
+	for k := range conf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Managed by paydr (internal/local/pg). Included from postgresql.conf.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, conf[k])
+	}
+	p := filepath.Join(dataDir, confFile)
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return as.chown(p)
+}
+
+// quote renders a configuration string value.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func unquote(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+		return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
+	}
+	return s
+}

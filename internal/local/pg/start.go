@@ -1,0 +1,376 @@
+package pg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxSocketPath is the longest Unix-domain socket path Linux accepts
+// (sizeof(sun_path) - 1).
+const maxSocketPath = 107
+
+// StartPrimary starts a read-write server in opts.DataDir, creating the
+// cluster with initdb first if the directory holds none, and waits until it
+// accepts connections. If a server is already running from that directory it
+// is adopted and returned as is, so calling StartPrimary twice is safe.
+//
+// The cluster is created with trust authentication for the superuser
+// "postgres", reachable only on 127.0.0.1 and the Unix socket in its data
+// directory: it is a local stand-in holding test data, and trust keeps every
+// client (psql, pgx, pg_basebackup, pg_rewind) free of password plumbing.
+// Data checksums and wal_log_hints are on, so pg_rewind can turn a former
+// primary into a standby. fsync is off: paydr's faults kill processes, which
+// loses nothing that is in the OS page cache, and it makes start-up and
+// checkpoints several times faster on small machines.
+func StartPrimary(ctx context.Context, opts Options) (*Server, error) {
+	s, err := prepare(opts)
+	if err != nil {
+		return nil, fmt.Errorf("pg: start primary: %w", err)
+	}
+	if s.Running() {
+		return s, nil
+	}
+	if !initialized(s.dataDir) {
+		if err := s.initdb(ctx); err != nil {
+			return nil, fmt.Errorf("pg: start primary: %w", err)
+		}
+	}
+	if err := s.start(ctx, opts.Port); err != nil {
+		return nil, fmt.Errorf("pg: start primary: %w", err)
+	}
+	return s, nil
+}
+
+// StartStandby starts a hot standby in opts.DataDir that streams WAL from
+// primary through a physical replication slot named after the standby
+// (Options.Name, default the data directory's base name). A missing cluster
+// is cloned with pg_basebackup first. It returns once the standby accepts
+// read-only connections and its WAL receiver is streaming. If a server is
+// already running from opts.DataDir it is adopted and returned as is.
+func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, error) {
+	s, err := prepare(opts)
+	if err != nil {
+		return nil, fmt.Errorf("pg: start standby: %w", err)
+	}
+	if s.Running() {
+		return s, nil
+	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if !initialized(s.dataDir) {
+		if err := s.cloneFrom(ctx, primary, opts.Port); err != nil {
+			return nil, fmt.Errorf("pg: start standby: %w", err)
+		}
+	}
+	if err := s.start(ctx, opts.Port); err != nil {
+		return nil, fmt.Errorf("pg: start standby: %w", err)
+	}
+	if err := s.waitStreaming(ctx); err != nil {
+		return nil, fmt.Errorf("pg: start standby: %w", err)
+	}
+	return s, nil
+}
+
+// prepare validates opts, resolves binaries and the OS user, and creates the
+// data directory.
+func prepare(opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("options: DataDir is required")
+	}
+	if opts.Port < 0 || opts.Port > 65535 {
+		return nil, fmt.Errorf("options: Port %d is out of range", opts.Port)
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	binDir, err := FindBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	as, err := resolveRunAs(opts.OSUser)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(dir)
+	}
+	s := &Server{dataDir: dir, name: name, binDir: binDir, as: as, port: opts.Port}
+	if initialized(dir) {
+		if existing, err := Open(dir); err == nil {
+			s.port, s.pid = existing.port, existing.pid
+			if opts.Port != 0 && opts.Port != existing.port && existing.pid != 0 {
+				return nil, fmt.Errorf("server in %s already runs on port %d, not the requested %d; stop it first", dir, existing.port, opts.Port)
+			}
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if entries, err := os.ReadDir(dir); err != nil {
+		return nil, err
+	} else if len(entries) > 0 {
+		return nil, fmt.Errorf("data directory %s is not empty and holds no cluster; remove it or choose another", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := as.checkTraversable(dir); err != nil {
+		return nil, err
+	}
+	if err := as.chown(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// initdb creates a new cluster in s.dataDir.
+func (s *Server) initdb(ctx context.Context) error {
+	bin, err := binary(s.binDir, "initdb")
+	if err != nil {
+		return err
+	}
+	if err := s.run(ctx, bin, "-D", s.dataDir, "-U", Superuser, "--auth=trust",
+		"--data-checksums", "--no-sync", "--no-instructions", "--encoding=UTF8", "--locale=C"); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	hba := strings.Join([]string{
+		"# Managed by paydr (internal/local/pg): trust, loopback and Unix socket only.",
+		"local all all trust",
+		"host all all 127.0.0.1/32 trust",
+		"local replication all trust",
+		"host replication all 127.0.0.1/32 trust",
+		"",
+	}, "\n")
+	if err := os.WriteFile(filepath.Join(s.dataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return fmt.Errorf("initdb: write pg_hba.conf: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	_, err = f.WriteString("\ninclude_if_exists = '" + confFile + "'\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("initdb: include %s: %w", confFile, err)
+	}
+	return writeConf(s.dataDir, baseConf(), s.as)
+}
+
+// baseConf is the configuration every server gets, primary or standby.
+func baseConf() map[string]string {
+	return map[string]string{
+		"listen_addresses":             quote("127.0.0.1"),
+		"wal_level":                    "replica",
+		"max_wal_senders":              "10",
+		"max_replication_slots":        "10",
+		"wal_keep_size":                quote("64MB"),
+		"hot_standby":                  "on",
+		"hot_standby_feedback":         "on",
+		"wal_log_hints":                "on",
+		"full_page_writes":             "on",
+		"wal_receiver_status_interval": quote("1s"),
+		"wal_retrieve_retry_interval":  quote("1s"),
+		"recovery_target_timeline":     quote("latest"),
+		"fsync":                        "off",
+		"shared_buffers":               quote("32MB"),
+		"max_connections":              "100",
+		"log_line_prefix":              quote("%m [%p] %q%a "),
+		"log_destination":              quote("stderr"),
+		"logging_collector":            "off",
+	}
+}
+
+// start starts the postmaster on port (0: keep the configured one, or pick a
+// free one) and waits until it accepts connections.
+func (s *Server) start(ctx context.Context, port int) error {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if s.binDir == "" {
+		dir, err := FindBinDir("")
+		if err != nil {
+			return err
+		}
+		s.binDir = dir
+	}
+	bin, err := binary(s.binDir, "postgres")
+	if err != nil {
+		return err
+	}
+	conf, err := readConf(s.dataDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", confFile, err)
+	}
+	if port == 0 {
+		port, _ = strconv.Atoi(conf["port"])
+	}
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return err
+		}
+	}
+	if err := checkPortFree(port); err != nil {
+		return err
+	}
+	conf["port"] = strconv.Itoa(port)
+	// Sockets live in the data directory unless the path would be too long
+	// for a Unix socket; then the server is reachable over TCP only.
+	if len(filepath.Join(s.dataDir, ".s.PGSQL."+strconv.Itoa(port)+".lock")) <= maxSocketPath {
+		conf["unix_socket_directories"] = quote(s.dataDir)
+	} else {
+		conf["unix_socket_directories"] = quote("")
+	}
+	if err := writeConf(s.dataDir, conf, s.as); err != nil {
+		return fmt.Errorf("write %s: %w", confFile, err)
+	}
+	// A stale postmaster.pid whose pid now belongs to another process would
+	// make postgres refuse to start.
+	if pid, err := readPostmasterPID(s.dataDir); err == nil && !processAlive(pid, "postgres") {
+		_ = os.Remove(filepath.Join(s.dataDir, "postmaster.pid"))
+	}
+	logf, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, 2)
+	cmd := s.as.command(bin, "-D", s.dataDir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.mu.Lock()
+	s.port, s.pid, s.exited = port, cmd.Process.Pid, exited
+	s.mu.Unlock()
+
+	if err := s.waitReady(ctx, exited); err != nil {
+		tail := logTail(s.LogPath(), logStart)
+		if regexp.MustCompile(`could not bind|Address already in use`).MatchString(tail) {
+			return &PortInUseError{Port: port, Err: err}
+		}
+		if !isClosed(exited) {
+			_ = s.killGroup(cmd.Process.Pid)
+		}
+		return fmt.Errorf("wait for server on port %d: %w; log %s ends:\n%s", port, err, s.LogPath(), tail)
+	}
+	return nil
+}
+
+// waitReady polls until the server accepts connections, the process exits,
+// or ctx ends.
+func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := s.Connect(attempt, "postgres")
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("postmaster exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// run runs a PostgreSQL client binary as the server's OS user, killing its
+// process group if ctx ends, and returns its output in the error.
+func (s *Server) run(ctx context.Context, bin string, args ...string) error {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	cmd := s.as.command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", filepath.Base(bin), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%s: %w: %s", filepath.Base(bin), err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	case <-ctx.Done():
+		_ = syscallKillGroup(cmd.Process.Pid)
+		<-done
+		return fmt.Errorf("%s: %w: %s", filepath.Base(bin), ctx.Err(), strings.TrimSpace(out.String()))
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pg: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func checkPortFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return &PortInUseError{Port: port, Err: err}
+	}
+	return l.Close()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// logTail returns the end of the log written since offset, at most 30 lines.
+func logTail(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// slotName turns a server name into a valid replication slot name.
+func slotName(name string) string {
+	b := []byte(strings.ToLower(name))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 63 {
+		b = b[:63]
+	}
+	return string(b)
+}
