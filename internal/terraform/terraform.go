@@ -1,0 +1,210 @@
+// Package terraform runs the Terraform CLI for paydr through
+// hashicorp/terraform-exec, offline.
+//
+// paydr's own Terraform runs never download a provider: [New] writes a CLI
+// configuration of its own (never the user's ~/.terraformrc, whatever
+// TF_CLI_CONFIG_FILE says) whose only installation method is a filesystem
+// mirror that holds the pinned hashicorp/aws provider. [FindMirror] says where
+// it looked when there is none.
+package terraform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
+
+// Provider identifies the provider paydr's stacks use and the mirror must hold.
+const (
+	ProviderHost      = "registry.terraform.io"
+	ProviderNamespace = "hashicorp"
+	ProviderType      = "aws"
+	ProviderVersion   = "5.100.0"
+)
+
+// ErrNoTerraform is returned when no terraform binary can be found.
+var ErrNoTerraform = errors.New("terraform binary not found: install Terraform >= 1.11 and put it on PATH, or set PAYDR_TERRAFORM to its path")
+
+// ErrNoMirror is wrapped by the error [FindMirror] returns when no filesystem
+// mirror holds the provider.
+var ErrNoMirror = errors.New("no provider mirror")
+
+// MirrorCandidates returns the directories [FindMirror] looks in, in order:
+// $PAYDR_PROVIDER_MIRROR, then Terraform's implied local mirror directories.
+func MirrorCandidates() []string {
+	var dirs []string
+	if d := os.Getenv("PAYDR_PROVIDER_MIRROR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, "/opt/tf-plugins")
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		dirs = append(dirs, filepath.Join(d, "terraform", "plugins"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".terraform.d", "plugins"), filepath.Join(home, ".local", "share", "terraform", "plugins"))
+	}
+	return append(dirs, "/usr/local/share/terraform/plugins", "/usr/share/terraform/plugins")
+}
+
+// FindMirror returns the first candidate directory that holds the pinned
+// provider for this platform, unpacked or as a zip.
+func FindMirror() (string, error) {
+	return findMirror(MirrorCandidates(), platform())
+}
+
+func findMirror(candidates []string, plat string) (string, error) {
+	rel := filepath.Join(ProviderHost, ProviderNamespace, ProviderType)
+	for _, dir := range candidates {
+		if fi, err := os.Stat(filepath.Join(dir, rel, ProviderVersion, plat)); err == nil && fi.IsDir() {
+			return dir, nil
+		}
+		zip := fmt.Sprintf("terraform-provider-%s_%s_%s.zip", ProviderType, ProviderVersion, plat)
+		if _, err := os.Stat(filepath.Join(dir, rel, zip)); err == nil {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("%w: hashicorp/aws %s for %s is in none of %s; "+
+		"put it in a filesystem mirror (terraform providers mirror DIR on a connected machine) and set PAYDR_PROVIDER_MIRROR=DIR",
+		ErrNoMirror, ProviderVersion, plat, strings.Join(candidates, ", "))
+}
+
+func platform() string {
+	return runtime.GOOS + "_" + runtime.GOARCH
+}
+
+// CLIConfig returns the text of a Terraform CLI configuration that installs
+// hashicorp/aws only from mirror and nothing from the network.
+func CLIConfig(mirror string) string {
+	return fmt.Sprintf(`# Written by paydr: providers come only from the filesystem mirror below.
+provider_installation {
+  filesystem_mirror {
+    path    = %q
+    include = ["%s/%s/%s"]
+  }
+}
+disable_checkpoint = true
+`, mirror, ProviderHost, ProviderNamespace, ProviderType)
+}
+
+// Options configure a [Runner].
+type Options struct {
+	// Binary is the terraform executable; empty means $PAYDR_TERRAFORM, then PATH.
+	Binary string
+	// Mirror is the provider mirror; empty means [FindMirror].
+	Mirror string
+	// Env adds environment variables to every run (such as AWS endpoints).
+	Env map[string]string
+	// Stdout and Stderr, when set, receive Terraform's output as it runs.
+	Stdout, Stderr interface{ Write([]byte) (int, error) }
+}
+
+// Runner runs Terraform in one working directory.
+type Runner struct {
+	*tfexec.Terraform
+	dir string
+}
+
+// LookPath returns the terraform binary paydr will run.
+func LookPath() (string, error) {
+	if p := os.Getenv("PAYDR_TERRAFORM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("PAYDR_TERRAFORM=%s: %w", p, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath("terraform")
+	if err != nil {
+		return "", ErrNoTerraform
+	}
+	return p, nil
+}
+
+// New returns a runner for the configuration in dir. It writes the CLI
+// configuration to dir/.terraform/paydr.tfrc and points every run at it.
+func New(dir string, opts Options) (*Runner, error) {
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = LookPath(); err != nil {
+			return nil, err
+		}
+	}
+	mirror := opts.Mirror
+	if mirror == "" {
+		var err error
+		if mirror, err = FindMirror(); err != nil {
+			return nil, err
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("terraform: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, ".terraform"), 0o755); err != nil {
+		return nil, fmt.Errorf("terraform: %w", err)
+	}
+	rc := filepath.Join(abs, ".terraform", "paydr.tfrc")
+	if err := os.WriteFile(rc, []byte(CLIConfig(mirror)), 0o644); err != nil {
+		return nil, fmt.Errorf("terraform: write cli config: %w", err)
+	}
+	tf, err := tfexec.NewTerraform(abs, bin)
+	if err != nil {
+		return nil, fmt.Errorf("terraform: %w", err)
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	env["TF_CLI_CONFIG_FILE"] = rc
+	env["CHECKPOINT_DISABLE"] = "1"
+	delete(env, "TF_PLUGIN_CACHE_DIR")
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	if err := tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
+		return nil, fmt.Errorf("terraform: %w", err)
+	}
+	if opts.Stdout != nil {
+		tf.SetStdout(opts.Stdout)
+	}
+	if opts.Stderr != nil {
+		tf.SetStderr(opts.Stderr)
+	}
+	return &Runner{Terraform: tf, dir: abs}, nil
+}
+
+// Dir returns the working directory.
+func (r *Runner) Dir() string { return r.dir }
+
+// Validate runs terraform init -backend=false and terraform validate, and
+// returns the validation problems as an error naming each one's location.
+func (r *Runner) Validate(ctx context.Context) error {
+	if err := r.Init(ctx, tfexec.Backend(false)); err != nil {
+		return fmt.Errorf("terraform init: %w", err)
+	}
+	out, err := r.Terraform.Validate(ctx)
+	if err != nil {
+		return fmt.Errorf("terraform validate: %w", err)
+	}
+	if out.Valid {
+		return nil
+	}
+	var lines []string
+	for _, d := range out.Diagnostics {
+		loc := ""
+		if d.Range != nil {
+			loc = fmt.Sprintf("%s:%d: ", filepath.Base(d.Range.Filename), d.Range.Start.Line)
+		}
+		lines = append(lines, fmt.Sprintf("%s%s: %s %s", loc, d.Severity, d.Summary, d.Detail))
+	}
+	return fmt.Errorf("terraform validate: %d problems:\n  %s", out.ErrorCount, strings.Join(lines, "\n  "))
+}
