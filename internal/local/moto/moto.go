@@ -1,0 +1,383 @@
+// Package moto runs moto_server, the AWS API emulator, on loopback as the
+// local stand-in for AWS. One endpoint serves every region: moto takes the
+// region from each request's signature, so us-east-1 and us-west-2 clients
+// share Endpoint().
+//
+// The server is started with MOTO_IAM_LOAD_MANAGED_POLICIES=true (without
+// it, attaching AWS-managed policies fails with NoSuchEntity). It runs in its
+// own process group, so Stop kills it together with anything it spawned and
+// leaves no port bound, and it records itself in a pid file in the state
+// directory, so Open adopts a server an earlier process started.
+package moto
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// EnvBin names the environment variable that overrides the moto_server
+// executable to run.
+const EnvBin = "PAYDR_MOTO_SERVER"
+
+// DefaultWait bounds waits whose context has no deadline.
+const DefaultWait = 30 * time.Second
+
+// pidFileName is the pid file Start writes and Open reads, in StateDir.
+const pidFileName = "moto.json"
+
+// ErrNotInstalled is matched (errors.Is) by the error reporting that
+// moto_server cannot be found.
+var ErrNotInstalled = errors.New("moto_server not installed")
+
+// Options configure Start.
+type Options struct {
+	// StateDir holds the pid file (moto.json) and, by default, the log
+	// (moto.log). Required.
+	StateDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// LogPath is where moto_server's output goes; default StateDir/moto.log.
+	LogPath string
+	// Bin is the moto_server executable; default $PAYDR_MOTO_SERVER, else
+	// moto_server on PATH.
+	Bin string
+}
+
+// Server is a running (or adopted) moto_server process.
+type Server struct {
+	stateDir string
+	port     int
+	logPath  string
+
+	mu     sync.Mutex
+	pid    int
+	exited chan struct{} // closed when a process this process started exits
+}
+
+// pidFile is the JSON content of StateDir/moto.json.
+type pidFile struct {
+	PID     int    `json:"pid"`
+	Port    int    `json:"port"`
+	LogPath string `json:"log_path"`
+}
+
+// Start starts moto_server on 127.0.0.1 and waits until it answers HTTP.
+// If a server recorded in opts.StateDir is still running it is adopted and
+// returned instead, so calling Start twice is safe.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("moto: start: options: StateDir is required")
+	}
+	if opts.Port < 0 || opts.Port > 65535 {
+		return nil, fmt.Errorf("moto: start: options: Port %d is out of range", opts.Port)
+	}
+	if s, err := Open(opts.StateDir); err == nil && s.Running() {
+		return s, nil
+	}
+	bin, err := findBin(opts.Bin)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("moto: start: %w", err)
+	}
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("moto: start: %w", err)
+		}
+	}
+	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		return nil, fmt.Errorf("moto: start: port %d on 127.0.0.1 is in use; stop what listens there or choose another port (0 picks a free one): %w", port, err)
+	} else {
+		l.Close()
+	}
+	logPath := opts.LogPath
+	if logPath == "" {
+		logPath = filepath.Join(opts.StateDir, "moto.log")
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("moto: start: open log: %w", err)
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, 2)
+
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("moto: start: run %s: %w", bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s := &Server{stateDir: opts.StateDir, port: port, logPath: logPath, pid: cmd.Process.Pid, exited: exited}
+
+	if err := s.waitReady(ctx, exited); err != nil {
+		_ = s.kill()
+		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, logTail(logPath, logStart))
+	}
+	b, _ := json.Marshal(pidFile{PID: s.pid, Port: port, LogPath: logPath})
+	if err := os.WriteFile(filepath.Join(opts.StateDir, pidFileName), b, 0o644); err != nil {
+		_ = s.kill()
+		return nil, fmt.Errorf("moto: start: write pid file: %w", err)
+	}
+	return s, nil
+}
+
+// Open returns the server recorded in stateDir's pid file, running or not,
+// so that paydr down can stop a server paydr up started in another process.
+func Open(stateDir string) (*Server, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, pidFileName))
+	if err != nil {
+		return nil, fmt.Errorf("moto: open %s: %w", stateDir, err)
+	}
+	var pf pidFile
+	if err := json.Unmarshal(b, &pf); err != nil {
+		return nil, fmt.Errorf("moto: open %s: parse %s: %w", stateDir, pidFileName, err)
+	}
+	return &Server{stateDir: stateDir, port: pf.Port, logPath: pf.LogPath, pid: pf.PID}, nil
+}
+
+// Endpoint returns the URL AWS SDK clients use for every service and region,
+// such as "http://127.0.0.1:5000".
+func (s *Server) Endpoint() string {
+	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// Port returns the TCP port moto listens on at 127.0.0.1.
+func (s *Server) Port() int { return s.port }
+
+// LogPath returns the file moto's output goes to.
+func (s *Server) LogPath() string { return s.logPath }
+
+// PID returns the moto_server process id, or 0 when it is not running.
+func (s *Server) PID() int {
+	if !s.Running() {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pid
+}
+
+// Running reports whether the moto_server process is alive.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	pid, exited := s.pid, s.exited
+	s.mu.Unlock()
+	if exited != nil {
+		select {
+		case <-exited:
+			return false
+		default:
+			return true
+		}
+	}
+	return processAlive(pid, "moto")
+}
+
+// Reset discards all emulated AWS state (POST /moto-api/reset).
+func (s *Server) Reset(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Endpoint()+"/moto-api/reset", nil)
+	if err != nil {
+		return fmt.Errorf("moto: reset: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("moto: reset: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("moto: reset: %s", resp.Status)
+	}
+	return nil
+}
+
+// Stop terminates moto_server's process group (SIGTERM, then SIGKILL when
+// ctx ends or after 5 s), waits until no process of it is left, and removes
+// the pid file. Stopping a stopped server returns nil.
+func (s *Server) Stop(ctx context.Context) error {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	s.mu.Lock()
+	pid := s.pid
+	s.mu.Unlock()
+	if s.Running() {
+		_ = signalGroup(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(5 * time.Second)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		if !waitGone(deadline, func() bool { return s.Running() || groupAlive(pid) }) {
+			if err := s.kill(); err != nil {
+				return fmt.Errorf("moto: stop: %w", err)
+			}
+		}
+	}
+	if err := os.Remove(filepath.Join(s.stateDir, pidFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("moto: stop: %w", err)
+	}
+	return nil
+}
+
+// kill sends SIGKILL to the process group and waits (bounded) until it is
+// gone.
+func (s *Server) kill() error {
+	s.mu.Lock()
+	pid := s.pid
+	s.mu.Unlock()
+	_ = signalGroup(pid, syscall.SIGKILL)
+	if !waitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || groupAlive(pid) }) {
+		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
+	}
+	return nil
+}
+
+func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: time.Second}
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint()+"/moto-api/", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		last = err
+		select {
+		case <-exited:
+			return errors.New("moto_server exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// findBin resolves the moto_server executable.
+func findBin(explicit string) (string, error) {
+	name := explicit
+	if name == "" {
+		name = os.Getenv(EnvBin)
+	}
+	if name == "" {
+		name = "moto_server"
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("moto: find %s: %w: %w; install it with `pip install 'moto[server]>=5.2,<5.3'` or set %s to its path",
+			name, ErrNotInstalled, err, EnvBin)
+	}
+	return p, nil
+}
+
+func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultWait)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// signalGroup signals the process group led by pid, or pid alone if it
+// leads none.
+func signalGroup(pid int, sig syscall.Signal) error {
+	if pid <= 1 {
+		return nil
+	}
+	target := pid
+	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
+		target = -pid
+	}
+	return syscall.Kill(target, sig)
+}
+
+// processAlive reports whether pid is a live, non-zombie process whose
+// command line contains want.
+func processAlive(pid int, want string) bool {
+	if pid <= 1 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return false
+		}
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	return want == "" || strings.Contains(string(cmdline), want)
+}
+
+// groupAlive reports whether a non-zombie process is left in group pgid.
+func groupAlive(pgid int) bool {
+	if pgid <= 1 || syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err == nil && g == pgid && processAlive(pid, "") {
+			return true
+		}
+	}
+	return false
+}
+
+func waitGone(deadline time.Time, cond func() bool) bool {
+	for {
+		if !cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func logTail(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
