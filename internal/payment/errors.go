@@ -1,0 +1,94 @@
+package payment
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Error codes carried in the "error" member of an error response body.
+const (
+	CodeMalformed   = "malformed_request" // 400: the body is not a JSON object
+	CodeInvalid     = "invalid_field"     // 422: a field has a bad value
+	CodeConflict    = "idempotency_conflict"
+	CodeUnavailable = "unavailable" // 503: this region cannot take payments now
+	CodeInternal    = "internal_error"
+	CodeNotFound    = "not_found"
+	CodeMethod      = "method_not_allowed"
+)
+
+// FieldError names one invalid field of a request and says what is wrong.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// RequestError is an error a caller can fix, with the HTTP status it maps
+// to: 400 for a body that is not a JSON object, 422 for invalid fields, 409
+// for an idempotency conflict. Its message is safe to return to callers.
+type RequestError struct {
+	Status  int
+	Code    string
+	Message string
+	// Fields lists every invalid field (422) or the field that conflicts
+	// (409), in the order of the request schema.
+	Fields []FieldError
+}
+
+// Error returns the caller-facing message.
+func (e *RequestError) Error() string { return e.Message }
+
+// Field returns the first offending field name, or "" when none applies.
+func (e *RequestError) Field() string {
+	if len(e.Fields) == 0 {
+		return ""
+	}
+	return e.Fields[0].Field
+}
+
+func malformed(msg string) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Code: CodeMalformed, Message: "malformed request: " + msg}
+}
+
+func invalid(fields []FieldError) *RequestError {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return &RequestError{
+		Status:  http.StatusUnprocessableEntity,
+		Code:    CodeInvalid,
+		Message: "invalid request: " + strings.Join(parts, "; "),
+		Fields:  fields,
+	}
+}
+
+// ErrUnavailable is wrapped by store errors meaning "this region cannot
+// record payments right now" (the database is read-only after a failover or
+// fencing, or unreachable). The processor answers 503 so clients retry,
+// possibly in the other region.
+var ErrUnavailable = errors.New("payment store unavailable")
+
+// ErrorBody is the JSON body of every error response. Field names the first
+// offending field, Fields all of them.
+type ErrorBody struct {
+	Error   string       `json:"error"`
+	Message string       `json:"message"`
+	Field   string       `json:"field,omitempty"`
+	Fields  []FieldError `json:"fields,omitempty"`
+}
+
+// ErrorResponse maps err to its HTTP status and a body safe to show callers:
+// a *RequestError keeps its message; ErrUnavailable becomes a generic 503;
+// anything else is a generic 500 without the internal error text.
+func ErrorResponse(err error) (int, ErrorBody) {
+	var re *RequestError
+	switch {
+	case errors.As(err, &re):
+		return re.Status, ErrorBody{Error: re.Code, Message: re.Message, Field: re.Field(), Fields: re.Fields}
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, ErrorBody{Error: CodeUnavailable, Message: "payments are temporarily unavailable in this region; retry with the same payment_id"}
+	default:
+		return http.StatusInternalServerError, ErrorBody{Error: CodeInternal, Message: "internal error; retry with the same payment_id"}
+	}
+}

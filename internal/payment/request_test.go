@@ -1,0 +1,218 @@
+package payment
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDecodeRequest(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		want       Request
+		wantStatus int          // 0: success
+		wantFields []FieldError // for 422
+	}{
+		{
+			name: "string amount",
+			body: `{"payment_id":"pay_1","amount":"12.50","currency":"USD","session_id":"s-1"}`,
+			want: Request{PaymentID: "pay_1", SessionID: "s-1", AmountMinor: 1250, Currency: "USD"},
+		},
+		{
+			name: "number amount is exact",
+			body: `{"payment_id":"pay_1","amount":0.29,"currency":"USD"}`,
+			want: Request{PaymentID: "pay_1", AmountMinor: 29, Currency: "USD"},
+		},
+		{
+			name: "number above max", body: `{"payment_id":"p","amount":9007199254740993,"currency":"JPY"}`,
+			wantStatus: 422, wantFields: []FieldError{{"amount", "exceeds the maximum accepted amount"}},
+		},
+		{
+			name: "number that float64 would round down",
+			body: `{"payment_id":"p","amount":1.15,"currency":"EUR"}`,
+			want: Request{PaymentID: "p", AmountMinor: 115, Currency: "EUR"},
+		},
+		{
+			name: "near max jpy stays exact",
+			body: `{"payment_id":"p","amount":999999999999999,"currency":"JPY"}`,
+			want: Request{PaymentID: "p", AmountMinor: 999999999999999, Currency: "JPY"},
+		},
+		{
+			name: "kwd three digits",
+			body: `{"payment_id":"p","amount":"1.005","currency":"KWD"}`,
+			want: Request{PaymentID: "p", AmountMinor: 1005, Currency: "KWD"},
+		},
+		{
+			name: "null and empty session are none",
+			body: `{"payment_id":"p","amount":1,"currency":"EUR","session_id":null}`,
+			want: Request{PaymentID: "p", AmountMinor: 100, Currency: "EUR"},
+		},
+		{
+			name: "empty session", body: `{"payment_id":"p","amount":1,"currency":"EUR","session_id":""}`,
+			want: Request{PaymentID: "p", AmountMinor: 100, Currency: "EUR"},
+		},
+		{name: "not json", body: `{"payment_id":`, wantStatus: 400},
+		{name: "array", body: `[1,2]`, wantStatus: 400},
+		{name: "null", body: `null`, wantStatus: 400},
+		{name: "string", body: `"x"`, wantStatus: 400},
+		{name: "empty body", body: ``, wantStatus: 400},
+		{name: "trailing data", body: `{"payment_id":"p","amount":1,"currency":"USD"} {}`, wantStatus: 400},
+		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantStatus: 400},
+		{
+			name: "missing everything", body: `{}`, wantStatus: 422,
+			wantFields: []FieldError{
+				{"payment_id", "is required"},
+				{"amount", "is required"},
+				{"currency", "is required"},
+			},
+		},
+		{
+			name: "bad payment id charset", body: `{"payment_id":"a b","amount":1,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"payment_id", "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'"}},
+		},
+		{
+			name: "payment id too long", body: `{"payment_id":"` + strings.Repeat("a", 65) + `","amount":1,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"payment_id", "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'"}},
+		},
+		{
+			name: "payment id number", body: `{"payment_id":7,"amount":1,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"payment_id", "must be a string"}},
+		},
+		{
+			name: "zero amount", body: `{"payment_id":"p","amount":0,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"amount", "must be greater than zero"}},
+		},
+		{
+			name: "negative amount", body: `{"payment_id":"p","amount":-1.5,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"amount", "must be greater than zero"}},
+		},
+		{
+			name: "too precise for jpy", body: `{"payment_id":"p","amount":"1.5","currency":"JPY"}`, wantStatus: 422,
+			wantFields: []FieldError{{"amount", "has more fraction digits than the currency allows"}},
+		},
+		{
+			name: "exponent", body: `{"payment_id":"p","amount":1e3,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"amount", errAmountSyntax.Error()}},
+		},
+		{
+			name: "bool amount", body: `{"payment_id":"p","amount":true,"currency":"USD"}`, wantStatus: 422,
+			wantFields: []FieldError{{"amount", "must be a decimal number or a string holding one"}},
+		},
+		{
+			name: "lower-case currency", body: `{"payment_id":"p","amount":1,"currency":"usd"}`, wantStatus: 422,
+			wantFields: []FieldError{{"currency", "must be an active ISO 4217 currency code in upper case, such as USD"}},
+		},
+		{
+			name: "unknown currency skips precision check", body: `{"payment_id":"p","amount":"1.23456","currency":"XXX"}`, wantStatus: 422,
+			wantFields: []FieldError{{"currency", "must be an active ISO 4217 currency code in upper case, such as USD"}},
+		},
+		{
+			name: "bad session", body: `{"payment_id":"p","amount":1,"currency":"USD","session_id":"a/b"}`, wantStatus: 422,
+			wantFields: []FieldError{{"session_id", "must be 1 to 128 characters from A-Z, a-z, 0-9, '_' and '-'"}},
+		},
+		{
+			name: "unknown fields sorted", body: `{"payment_id":"p","amount":1,"currency":"USD","zeta":1,"ammount":2}`, wantStatus: 422,
+			wantFields: []FieldError{{"ammount", "is not a known field"}, {"zeta", "is not a known field"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeRequest([]byte(tt.body))
+			if tt.wantStatus == 0 {
+				if err != nil {
+					t.Fatalf("DecodeRequest(%s) error = %v", tt.body, err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("DecodeRequest(%s) mismatch (-want +got):\n%s", tt.body, diff)
+				}
+				return
+			}
+			var re *RequestError
+			if !errors.As(err, &re) {
+				t.Fatalf("DecodeRequest(%s) error = %v, want *RequestError", tt.body, err)
+			}
+			if re.Status != tt.wantStatus {
+				t.Errorf("DecodeRequest(%s) status = %d, want %d", tt.body, re.Status, tt.wantStatus)
+			}
+			if diff := cmp.Diff(tt.wantFields, re.Fields); diff != "" {
+				t.Errorf("DecodeRequest(%s) fields mismatch (-want +got):\n%s", tt.body, diff)
+			}
+		})
+	}
+}
+
+func TestFingerprintCanonical(t *testing.T) {
+	bodies := []string{
+		`{"payment_id":"p","amount":"12.5","currency":"USD"}`,
+		`{"currency":"USD","amount":12.50,"payment_id":"p"}`,
+		`{"payment_id":"p","amount":"012.50","currency":"USD","session_id":null}`,
+	}
+	var first [32]byte
+	for i, b := range bodies {
+		r, err := DecodeRequest([]byte(b))
+		if err != nil {
+			t.Fatalf("DecodeRequest(%s) error = %v", b, err)
+		}
+		if i == 0 {
+			first = r.Fingerprint()
+		} else if r.Fingerprint() != first {
+			t.Errorf("Fingerprint(%s) differs from Fingerprint(%s)", b, bodies[0])
+		}
+	}
+	other, _ := DecodeRequest([]byte(`{"payment_id":"p","amount":"12.51","currency":"USD"}`))
+	if other.Fingerprint() == first {
+		t.Errorf("different amounts share a fingerprint")
+	}
+}
+
+// FuzzDecodeRequest checks that any accepted body yields a valid request that
+// survives re-encoding, and that rejections are always *RequestError.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"payment_id":"pay_1","amount":"12.50","currency":"USD","session_id":"s-1"}`,
+		`{"payment_id":"p","amount":0.29,"currency":"USD"}`,
+		`{"payment_id":"p","amount":500,"currency":"JPY"}`,
+		`{"payment_id":"p","amount":"1.005","currency":"KWD"}`,
+		`{"payment_id":"p","amount":1e3,"currency":"USD"}`,
+		`{"payment_id":"p","amount":-1,"currency":"USD"}`,
+		`{"payment_id":"p","amount":"1","currency":"usd"}`,
+		`[]`, `null`, `{"payment_id":`, `{"a":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeRequest(body)
+		if err != nil {
+			var re *RequestError
+			if !errors.As(err, &re) || (re.Status != 400 && re.Status != 422) {
+				t.Fatalf("DecodeRequest(%q) error = %#v, want a 400 or 422 *RequestError", body, err)
+			}
+			if re.Status == 422 && len(re.Fields) == 0 {
+				t.Fatalf("DecodeRequest(%q) 422 without a field", body)
+			}
+			return
+		}
+		mu, ok := MinorUnits(req.Currency)
+		if !ok || req.AmountMinor <= 0 || req.AmountMinor > MaxAmountMinor || !validID(req.PaymentID, MaxPaymentIDLen) {
+			t.Fatalf("DecodeRequest(%q) accepted invalid request %+v", body, req)
+		}
+		again, err := json.Marshal(map[string]string{
+			"payment_id": req.PaymentID, "session_id": req.SessionID,
+			"amount": FormatAmount(req.AmountMinor, mu), "currency": req.Currency,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeRequest(again)
+		if err != nil {
+			t.Fatalf("re-decoding %s error = %v", again, err)
+		}
+		if diff := cmp.Diff(req, back); diff != "" {
+			t.Fatalf("re-decoded request mismatch (-first +again):\n%s", diff)
+		}
+	})
+}

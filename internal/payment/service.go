@@ -1,0 +1,267 @@
+package payment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// StatusSucceeded is the status of every recorded payment.
+const StatusSucceeded = "succeeded"
+
+// Payment is a payment as recorded in the ledger.
+type Payment struct {
+	PaymentID   string
+	SessionID   string // "" when none
+	AmountMinor int64
+	Currency    string
+	Region      string    // the region whose processor recorded it
+	CreatedAt   time.Time // UTC, microsecond precision (what PostgreSQL keeps)
+}
+
+// Amount returns the amount as a canonical decimal string ("12.50").
+func (p Payment) Amount() string {
+	mu, _ := MinorUnits(p.Currency)
+	return FormatAmount(p.AmountMinor, mu)
+}
+
+// Record is what the ledger stores for one payment_id: the payment, the
+// fingerprint of the request that created it, and the exact response body
+// that was returned, so a retry in either region gets the same bytes.
+type Record struct {
+	Payment
+	Fingerprint [32]byte
+	Response    []byte
+}
+
+// Ledger is the system of record and the arbiter of idempotency: its unique
+// key on payment_id decides whether a payment is new.
+type Ledger interface {
+	// Insert stores rec unless a record with rec.PaymentID already exists. It
+	// returns the record now stored and whether it is rec (inserted) or an
+	// earlier one. A nil error with inserted=true means rec is committed.
+	// Errors meaning the store cannot take writes wrap ErrUnavailable.
+	Insert(ctx context.Context, rec Record) (stored Record, inserted bool, err error)
+}
+
+// Sessions keeps per-session payment links and a cache of responses. It is
+// never the arbiter of whether a payment is new (the DynamoDB global table
+// behind it is last-writer-wins across regions); the Service reads it only to
+// replay a response when the ledger cannot be reached.
+type Sessions interface {
+	// Save caches rec's response under its payment_id and, when it has a
+	// session, links the payment to the session.
+	Save(ctx context.Context, rec Record) error
+	// Lookup returns the cached record for paymentID, if any.
+	Lookup(ctx context.Context, paymentID string) (Record, bool, error)
+}
+
+// Events publishes a PaymentProcessed event for a newly recorded payment.
+type Events interface {
+	Publish(ctx context.Context, p Payment) error
+}
+
+// Clock tells the time.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the Clock of the real world.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Result is the answer to a processed payment request.
+type Result struct {
+	Status   int    // 201, also for replays
+	Body     []byte // the exact bytes first returned for this payment_id
+	Replayed bool   // the payment existed before this request
+	Record   Record
+}
+
+// responseBody is the JSON of a successful payment response; field order is
+// the order on the wire.
+type responseBody struct {
+	PaymentID string `json:"payment_id"`
+	Status    string `json:"status"`
+	Amount    string `json:"amount"`
+	Currency  string `json:"currency"`
+	SessionID string `json:"session_id,omitempty"`
+	Region    string `json:"region"`
+	CreatedAt string `json:"created_at"`
+}
+
+// ResponseBody renders the response body of a successful payment:
+//
+//	{"payment_id":"p1","status":"succeeded","amount":"12.50","currency":"USD",
+//	 "session_id":"s1","region":"us-east-1","created_at":"2026-01-02T03:04:05.123456Z"}
+//
+// session_id is omitted when the payment has none; created_at is RFC 3339
+// with up to microsecond precision in UTC.
+func ResponseBody(p Payment) ([]byte, error) {
+	b, err := json.Marshal(responseBody{
+		PaymentID: p.PaymentID,
+		Status:    StatusSucceeded,
+		Amount:    p.Amount(),
+		Currency:  p.Currency,
+		SessionID: p.SessionID,
+		Region:    p.Region,
+		CreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render response: %w", err)
+	}
+	return b, nil
+}
+
+// Service processes payments idempotently. Its zero value is not usable;
+// build it with NewService.
+type Service struct {
+	ledger   Ledger
+	sessions Sessions
+	events   Events
+	clock    Clock
+	region   string
+	log      *slog.Logger
+	// sideEffectTimeout bounds the cache write and event publication that
+	// follow a commit; they run even if the caller has gone.
+	sideEffectTimeout time.Duration
+}
+
+// Deps are the stores and settings a Service needs.
+type Deps struct {
+	Ledger   Ledger
+	Sessions Sessions
+	Events   Events
+	Clock    Clock        // nil means SystemClock
+	Region   string       // this processor's region, e.g. us-east-1
+	Logger   *slog.Logger // nil means slog.Default()
+}
+
+// NewService returns a Service over d.
+func NewService(d Deps) *Service {
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return &Service{
+		ledger: d.Ledger, sessions: d.Sessions, events: d.Events, clock: d.Clock,
+		region: d.Region, log: d.Logger, sideEffectTimeout: 5 * time.Second,
+	}
+}
+
+// Process records req once. The first request for a payment_id inserts it
+// into the ledger and returns 201 with a fresh body; a retry with the same
+// content (same fingerprint) returns 201 with the stored body byte for byte
+// and Replayed set; a reuse with different content is a 409 *RequestError
+// naming the differing fields, with no side effects. Concurrent duplicates
+// are settled by the ledger: one insert wins, the others replay it.
+//
+// A successful Result is only returned once the ledger has committed the
+// payment. After the commit, the response is cached in Sessions and a
+// PaymentProcessed event is published; failures there are logged, not
+// returned, because the payment stands (the event is at-least-once only
+// while the process survives; see the README).
+//
+// When the ledger fails, a cached response for the same request is replayed
+// (it was cached only after an earlier commit); otherwise the ledger's error
+// is returned (wrapping ErrUnavailable when the region cannot take writes).
+func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
+	fp := req.Fingerprint()
+	p := Payment{
+		PaymentID:   req.PaymentID,
+		SessionID:   req.SessionID,
+		AmountMinor: req.AmountMinor,
+		Currency:    req.Currency,
+		Region:      s.region,
+		CreatedAt:   s.clock.Now().UTC().Truncate(time.Microsecond),
+	}
+	body, err := ResponseBody(p)
+	if err != nil {
+		return Result{}, fmt.Errorf("process payment %s: %w", req.PaymentID, err)
+	}
+	stored, inserted, err := s.ledger.Insert(ctx, Record{Payment: p, Fingerprint: fp, Response: body})
+	if err != nil {
+		if res, ok, cerr := s.fromCache(ctx, req, fp); ok {
+			s.log.WarnContext(ctx, "ledger insert failed; answered from the response cache", "err", err)
+			return res, cerr
+		}
+		return Result{}, fmt.Errorf("process payment %s: %w", req.PaymentID, err)
+	}
+	if !inserted {
+		if stored.Fingerprint != fp {
+			return Result{}, conflict(req, stored.Payment)
+		}
+		return Result{Status: http.StatusCreated, Body: stored.Response, Replayed: true, Record: stored}, nil
+	}
+	s.afterCommit(ctx, stored)
+	return Result{Status: http.StatusCreated, Body: stored.Response, Record: stored}, nil
+}
+
+// fromCache answers a request from the response cache when the ledger
+// cannot; ok reports whether the cache had an answer.
+func (s *Service) fromCache(ctx context.Context, req Request, fp [32]byte) (Result, bool, error) {
+	cached, found, err := s.sessions.Lookup(ctx, req.PaymentID)
+	if err != nil || !found {
+		return Result{}, false, nil
+	}
+	if cached.Fingerprint != fp {
+		return Result{}, true, conflict(req, cached.Payment)
+	}
+	return Result{Status: http.StatusCreated, Body: cached.Response, Replayed: true, Record: cached}, true, nil
+}
+
+// afterCommit caches the response and publishes the event concurrently.
+func (s *Service) afterCommit(ctx context.Context, rec Record) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sideEffectTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.sessions.Save(ctx, rec); err != nil {
+			s.log.WarnContext(ctx, "response cache write failed", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := s.events.Publish(ctx, rec.Payment); err != nil {
+			s.log.ErrorContext(ctx, "PaymentProcessed event not published", "err", err)
+		}
+	})
+	wg.Wait()
+}
+
+// conflict builds the 409 for a payment_id reused with other content.
+func conflict(req Request, stored Payment) *RequestError {
+	var fields []FieldError
+	if req.AmountMinor != stored.AmountMinor {
+		fields = append(fields, FieldError{"amount", "differs from the original request (" + stored.Amount() + ")"})
+	}
+	if req.Currency != stored.Currency {
+		fields = append(fields, FieldError{"currency", "differs from the original request (" + stored.Currency + ")"})
+	}
+	if req.SessionID != stored.SessionID {
+		fields = append(fields, FieldError{"session_id", "differs from the original request"})
+	}
+	if len(fields) == 0 {
+		fields = append(fields, FieldError{"payment_id", "was used for a different request"})
+	}
+	return &RequestError{
+		Status:  http.StatusConflict,
+		Code:    CodeConflict,
+		Message: "payment_id " + req.PaymentID + " was already used for a different request; use a new payment_id for a new payment",
+		Fields:  fields,
+	}
+}
+
+// IsConflict reports whether err is an idempotency conflict (409).
+func IsConflict(err error) bool {
+	var re *RequestError
+	return errors.As(err, &re) && re.Status == http.StatusConflict
+}

@@ -1,0 +1,234 @@
+package payment_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/payment"
+	"paydr/internal/payment/memory"
+)
+
+type fixture struct {
+	svc      *payment.Service
+	ledger   *memory.Ledger
+	sessions *memory.Sessions
+	events   *memory.Events
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+func newFixture() fixture {
+	f := fixture{ledger: memory.NewLedger(), sessions: memory.NewSessions(), events: &memory.Events{}}
+	f.svc = payment.NewService(payment.Deps{
+		Ledger: f.ledger, Sessions: f.sessions, Events: f.events,
+		Clock: memory.NewClock(t0, time.Second), Region: "us-east-1",
+	})
+	return f
+}
+
+func mustDecode(t *testing.T, body string) payment.Request {
+	t.Helper()
+	r, err := payment.DecodeRequest([]byte(body))
+	if err != nil {
+		t.Fatalf("DecodeRequest(%s) error = %v", body, err)
+	}
+	return r
+}
+
+func TestProcessNew(t *testing.T) {
+	f := newFixture()
+	req := mustDecode(t, `{"payment_id":"pay_1","amount":"12.5","currency":"USD","session_id":"s1"}`)
+	res, err := f.svc.Process(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Process error = %v", err)
+	}
+	want := `{"payment_id":"pay_1","status":"succeeded","amount":"12.50","currency":"USD","session_id":"s1","region":"us-east-1","created_at":"2026-01-02T03:04:05.123456Z"}`
+	if diff := cmp.Diff(want, string(res.Body)); diff != "" {
+		t.Errorf("Process body mismatch (-want +got):\n%s", diff)
+	}
+	if res.Status != http.StatusCreated || res.Replayed {
+		t.Errorf("Process = status %d replayed %v, want 201 false", res.Status, res.Replayed)
+	}
+	if got := f.events.Published(); len(got) != 1 || got[0].PaymentID != "pay_1" || got[0].AmountMinor != 1250 {
+		t.Errorf("published events = %+v, want one for pay_1 of 1250", got)
+	}
+	cached, ok, _ := f.sessions.Lookup(context.Background(), "pay_1")
+	if !ok || string(cached.Response) != want {
+		t.Errorf("cached response = %q (found %v), want %q", cached.Response, ok, want)
+	}
+	ids, _ := f.sessions.SessionPayments(context.Background(), "s1")
+	if diff := cmp.Diff([]string{"pay_1"}, ids); diff != "" {
+		t.Errorf("session links mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestProcessNoSessionOmitsField(t *testing.T) {
+	f := newFixture()
+	res, err := f.svc.Process(context.Background(), mustDecode(t, `{"payment_id":"p","amount":500,"currency":"JPY"}`))
+	if err != nil {
+		t.Fatalf("Process error = %v", err)
+	}
+	want := `{"payment_id":"p","status":"succeeded","amount":"500","currency":"JPY","region":"us-east-1","created_at":"2026-01-02T03:04:05.123456Z"}`
+	if diff := cmp.Diff(want, string(res.Body)); diff != "" {
+		t.Errorf("Process body mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestProcessReplay(t *testing.T) {
+	f := newFixture()
+	ctx := context.Background()
+	first, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1.5","currency":"USD"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same payment, other spelling, later clock.
+	again, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":1.50,"currency":"USD"}`))
+	if err != nil {
+		t.Fatalf("Process(retry) error = %v", err)
+	}
+	if !again.Replayed || again.Status != http.StatusCreated {
+		t.Errorf("Process(retry) = status %d replayed %v, want 201 true", again.Status, again.Replayed)
+	}
+	if diff := cmp.Diff(string(first.Body), string(again.Body)); diff != "" {
+		t.Errorf("replayed body differs (-first +retry):\n%s", diff)
+	}
+	if n := len(f.events.Published()); n != 1 {
+		t.Errorf("events published = %d, want 1 (a replay publishes nothing)", n)
+	}
+}
+
+func TestProcessConflict(t *testing.T) {
+	tests := []struct {
+		name   string
+		retry  string
+		fields []payment.FieldError
+	}{
+		{"amount", `{"payment_id":"p","amount":"2","currency":"USD","session_id":"s"}`,
+			[]payment.FieldError{{Field: "amount", Message: "differs from the original request (1.00)"}}},
+		{"currency", `{"payment_id":"p","amount":"1","currency":"EUR","session_id":"s"}`,
+			[]payment.FieldError{{Field: "currency", Message: "differs from the original request (USD)"}}},
+		{"session", `{"payment_id":"p","amount":"1","currency":"USD"}`,
+			[]payment.FieldError{{Field: "session_id", Message: "differs from the original request"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture()
+			ctx := context.Background()
+			if _, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD","session_id":"s"}`)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := f.svc.Process(ctx, mustDecode(t, tt.retry))
+			var re *payment.RequestError
+			if !errors.As(err, &re) || re.Status != http.StatusConflict {
+				t.Fatalf("Process(conflicting retry) error = %v, want 409 *RequestError", err)
+			}
+			if diff := cmp.Diff(tt.fields, re.Fields); diff != "" {
+				t.Errorf("conflict fields mismatch (-want +got):\n%s", diff)
+			}
+			all, _ := f.ledger.Payments(ctx)
+			if len(all) != 1 || all[0].AmountMinor != 100 || all[0].Currency != "USD" {
+				t.Errorf("ledger after conflict = %+v, want only the original", all)
+			}
+		})
+	}
+}
+
+func TestProcessConcurrentDuplicates(t *testing.T) {
+	f := newFixture()
+	ctx := context.Background()
+	const n = 32
+	bodies := make([]string, n)
+	errs := make([]error, n)
+	replays := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"race","amount":"3.00","currency":"GBP"}`))
+			bodies[i], errs[i] = string(res.Body), err
+			mu.Lock()
+			if res.Replayed {
+				replays++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Process #%d error = %v", i, errs[i])
+		}
+		if bodies[i] != bodies[0] {
+			t.Errorf("Process #%d body = %s, want %s", i, bodies[i], bodies[0])
+		}
+	}
+	if replays != n-1 {
+		t.Errorf("replays = %d, want %d", replays, n-1)
+	}
+	if all, _ := f.ledger.Payments(ctx); len(all) != 1 {
+		t.Errorf("ledger rows = %d, want 1", len(all))
+	}
+}
+
+func TestProcessLedgerDown(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no cache: unavailable", func(t *testing.T) {
+		f := newFixture()
+		f.ledger.Err = payment.ErrUnavailable
+		_, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
+		if !errors.Is(err, payment.ErrUnavailable) {
+			t.Fatalf("Process error = %v, want ErrUnavailable", err)
+		}
+		if n := len(f.events.Published()); n != 0 {
+			t.Errorf("events published = %d, want 0", n)
+		}
+		if status, _ := payment.ErrorResponse(err); status != http.StatusServiceUnavailable {
+			t.Errorf("ErrorResponse status = %d, want 503", status)
+		}
+	})
+	t.Run("cached replay", func(t *testing.T) {
+		f := newFixture()
+		first, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.ledger.Err = payment.ErrUnavailable
+		res, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
+		if err != nil {
+			t.Fatalf("Process(retry, ledger down) error = %v", err)
+		}
+		if !res.Replayed || string(res.Body) != string(first.Body) {
+			t.Errorf("Process(retry, ledger down) = %s replayed %v, want %s replayed", res.Body, res.Replayed, first.Body)
+		}
+		if _, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"2","currency":"USD"}`)); !payment.IsConflict(err) {
+			t.Errorf("Process(conflict, ledger down) error = %v, want conflict", err)
+		}
+	})
+}
+
+func TestProcessSideEffectFailuresKeepPayment(t *testing.T) {
+	f := newFixture()
+	f.sessions.Err = errors.New("dynamodb down")
+	f.events.Err = errors.New("eventbridge down")
+	res, err := f.svc.Process(context.Background(), mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("Process = %d, %v; want 201 when only cache and events fail", res.Status, err)
+	}
+}
+
+func TestErrorResponseHidesInternals(t *testing.T) {
+	status, body := payment.ErrorResponse(errors.New("pq: password authentication failed for user admin"))
+	want := payment.ErrorBody{Error: payment.CodeInternal, Message: "internal error; retry with the same payment_id"}
+	if status != http.StatusInternalServerError {
+		t.Errorf("status = %d, want 500", status)
+	}
+	if diff := cmp.Diff(want, body); diff != "" {
+		t.Errorf("ErrorResponse body mismatch (-want +got):\n%s", diff)
+	}
+}
