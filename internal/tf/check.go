@@ -1,6 +1,8 @@
 package tf
 
 import (
+	"strings"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
@@ -16,6 +18,12 @@ func (s *Stack) checkReferences(sites []exprSite) Diagnostics {
 			continue
 		}
 		seen[site] = true
+		if tr, ok := simpleTraversal(site.src); ok {
+			if msg := s.resolveNames(tr); msg != "" {
+				diags.addf(site.addr, "%s", msg)
+			}
+			continue
+		}
 		expr, parseDiags := hclsyntax.ParseExpression([]byte(site.src), site.addr, hcl.InitialPos)
 		if parseDiags.HasErrors() {
 			diags.addf(site.addr, "invalid expression %q: %s", site.src, parseDiags[0].Summary)
@@ -30,14 +38,52 @@ func (s *Stack) checkReferences(sites []exprSite) Diagnostics {
 	return diags
 }
 
+// simpleTraversal splits a plain reference such as aws_vpc.main.id or
+// data.aws_region.current.name[0] into its leading names without a parser.
+func simpleTraversal(src string) ([]string, bool) {
+	head := src
+	if i := strings.IndexByte(src, '['); i >= 0 {
+		head = src[:i]
+	}
+	for i := 0; i < len(head); i++ {
+		c := head[i]
+		if !(c == '.' || c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return nil, false
+		}
+	}
+	if strings.ContainsAny(src[len(head):], "()\"{} +*/?:<>=!&|,") {
+		return nil, false
+	}
+	parts := strings.Split(head, ".")
+	for _, p := range parts {
+		if p == "" {
+			return nil, false
+		}
+	}
+	return parts, true
+}
+
 // resolve returns why a traversal names nothing in the stack, or "".
 func (s *Stack) resolve(tr hcl.Traversal) string {
-	root := tr.RootName()
+	var names []string
+	names = append(names, tr.RootName())
+	for _, step := range tr[1:] {
+		a, ok := step.(hcl.TraverseAttr)
+		if !ok {
+			break
+		}
+		names = append(names, a.Name)
+	}
+	return s.resolveNames(names)
+}
+
+// resolveNames returns why a reference, given as its leading names, names
+// nothing in the stack, or "".
+func (s *Stack) resolveNames(names []string) string {
+	root := names[0]
 	name := func(i int) string {
-		if i < len(tr) {
-			if a, ok := tr[i].(hcl.TraverseAttr); ok {
-				return a.Name
-			}
+		if i < len(names) {
+			return names[i]
 		}
 		return ""
 	}

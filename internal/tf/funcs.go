@@ -14,10 +14,14 @@ func Call[T any, PT interface {
 	setTerm(term)
 }](name string, args ...Value) T {
 	parts := make([]string, len(args))
+	terms := make([]term, len(args))
 	for i, a := range args {
-		parts[i] = a.term().hcl()
+		terms[i] = a.term()
+		parts[i] = terms[i].hcl()
 	}
-	return Expr[T, PT](name + "(" + strings.Join(parts, ", ") + ")")
+	var v T
+	PT(&v).setTerm(term{kind: tExpr, s: name + "(" + strings.Join(parts, ", ") + ")", call: true, items: terms})
+	return v
 }
 
 // JSONEncode returns jsonencode(v). When v holds no expression it is encoded

@@ -37,7 +37,8 @@ type term struct {
 	kind  termKind
 	s     string // string literal, number text or expression source
 	b     bool
-	items []term          // list elements or template parts
+	call  bool            // a tExpr made by Call, whose items are its arguments
+	items []term          // list elements, template parts or call arguments
 	m     map[string]term // map entries
 }
 
@@ -454,6 +455,13 @@ func (t term) literal() bool {
 func (t term) exprs(dst []string) []string {
 	switch t.kind {
 	case tExpr:
+		if t.call {
+			// A function call made by Call: its arguments carry the references.
+			for _, e := range t.items {
+				dst = e.exprs(dst)
+			}
+			return dst
+		}
 		dst = append(dst, t.s)
 	case tList, tTemplate:
 		for _, e := range t.items {

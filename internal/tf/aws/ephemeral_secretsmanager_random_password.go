@@ -5,69 +5,69 @@ package aws
 
 import "paydr/internal/tf"
 
-// EphemeralSecretsmanagerRandomPassword is the aws_secretsmanager_random_password ephemeral resource.
-type EphemeralSecretsmanagerRandomPassword struct {
+// EphemeralSecretsManagerRandomPassword is the aws_secretsmanager_random_password ephemeral resource.
+type EphemeralSecretsManagerRandomPassword struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *EphemeralSecretsmanagerRandomPasswordArgs
+	Args *EphemeralSecretsManagerRandomPasswordArgs
 }
 
-var ephemeralSecretsmanagerRandomPasswordSchema = &tf.Schema{Type: "aws_secretsmanager_random_password", Kind: tf.KindEphemeral, Names: map[string]bool{"exclude_characters": true, "exclude_lowercase": true, "exclude_numbers": true, "exclude_punctuation": true, "exclude_uppercase": true, "include_space": true, "password_length": true, "random_password": true, "require_each_included_type": true}}
+var ephemeralSecretsManagerRandomPasswordSchema = &tf.Schema{Type: "aws_secretsmanager_random_password", Kind: tf.KindEphemeral, Names: map[string]bool{"exclude_characters": true, "exclude_lowercase": true, "exclude_numbers": true, "exclude_punctuation": true, "exclude_uppercase": true, "include_space": true, "password_length": true, "random_password": true, "require_each_included_type": true}}
 
-// NewEphemeralSecretsmanagerRandomPassword declares the ephemeral resource aws_secretsmanager_random_password called name in scope.
-func NewEphemeralSecretsmanagerRandomPassword(scope tf.Scope, name string, args EphemeralSecretsmanagerRandomPasswordArgs) *EphemeralSecretsmanagerRandomPassword {
-	r := &EphemeralSecretsmanagerRandomPassword{Args: &args}
-	r.Resource = tf.Declare(scope, ephemeralSecretsmanagerRandomPasswordSchema, name, r.Args)
+// NewEphemeralSecretsManagerRandomPassword declares the ephemeral resource aws_secretsmanager_random_password called name in scope.
+func NewEphemeralSecretsManagerRandomPassword(scope tf.Scope, name string, args EphemeralSecretsManagerRandomPasswordArgs) *EphemeralSecretsManagerRandomPassword {
+	r := &EphemeralSecretsManagerRandomPassword{Args: &args}
+	r.Resource = tf.Declare(scope, ephemeralSecretsManagerRandomPasswordSchema, name, r.Args)
 	return r
 }
 
 // ExcludeCharacters returns a reference to exclude_characters.
-func (r *EphemeralSecretsmanagerRandomPassword) ExcludeCharacters() tf.String {
+func (r *EphemeralSecretsManagerRandomPassword) ExcludeCharacters() tf.String {
 	return tf.Attr[tf.String](r, "exclude_characters")
 }
 
 // ExcludeLowercase returns a reference to exclude_lowercase.
-func (r *EphemeralSecretsmanagerRandomPassword) ExcludeLowercase() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) ExcludeLowercase() tf.Bool {
 	return tf.Attr[tf.Bool](r, "exclude_lowercase")
 }
 
 // ExcludeNumbers returns a reference to exclude_numbers.
-func (r *EphemeralSecretsmanagerRandomPassword) ExcludeNumbers() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) ExcludeNumbers() tf.Bool {
 	return tf.Attr[tf.Bool](r, "exclude_numbers")
 }
 
 // ExcludePunctuation returns a reference to exclude_punctuation.
-func (r *EphemeralSecretsmanagerRandomPassword) ExcludePunctuation() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) ExcludePunctuation() tf.Bool {
 	return tf.Attr[tf.Bool](r, "exclude_punctuation")
 }
 
 // ExcludeUppercase returns a reference to exclude_uppercase.
-func (r *EphemeralSecretsmanagerRandomPassword) ExcludeUppercase() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) ExcludeUppercase() tf.Bool {
 	return tf.Attr[tf.Bool](r, "exclude_uppercase")
 }
 
 // IncludeSpace returns a reference to include_space.
-func (r *EphemeralSecretsmanagerRandomPassword) IncludeSpace() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) IncludeSpace() tf.Bool {
 	return tf.Attr[tf.Bool](r, "include_space")
 }
 
 // PasswordLength returns a reference to password_length.
-func (r *EphemeralSecretsmanagerRandomPassword) PasswordLength() tf.Number {
+func (r *EphemeralSecretsManagerRandomPassword) PasswordLength() tf.Number {
 	return tf.Attr[tf.Number](r, "password_length")
 }
 
 // RandomPassword returns a reference to random_password.
-func (r *EphemeralSecretsmanagerRandomPassword) RandomPassword() tf.String {
+func (r *EphemeralSecretsManagerRandomPassword) RandomPassword() tf.String {
 	return tf.Attr[tf.String](r, "random_password")
 }
 
 // RequireEachIncludedType returns a reference to require_each_included_type.
-func (r *EphemeralSecretsmanagerRandomPassword) RequireEachIncludedType() tf.Bool {
+func (r *EphemeralSecretsManagerRandomPassword) RequireEachIncludedType() tf.Bool {
 	return tf.Attr[tf.Bool](r, "require_each_included_type")
 }
 
-// EphemeralSecretsmanagerRandomPasswordArgs holds the arguments of aws_secretsmanager_random_password.
-type EphemeralSecretsmanagerRandomPasswordArgs struct {
+// EphemeralSecretsManagerRandomPasswordArgs holds the arguments of aws_secretsmanager_random_password.
+type EphemeralSecretsManagerRandomPasswordArgs struct {
 	// ExcludeCharacters is exclude_characters (optional).
 	ExcludeCharacters tf.String `tf:"exclude_characters"`
 
@@ -95,7 +95,7 @@ type EphemeralSecretsmanagerRandomPasswordArgs struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *EphemeralSecretsmanagerRandomPasswordArgs) EncodeTF(b *tf.Body) {
+func (a *EphemeralSecretsManagerRandomPasswordArgs) EncodeTF(b *tf.Body) {
 	b.Attr("exclude_characters", a.ExcludeCharacters, false)
 	b.Attr("exclude_lowercase", a.ExcludeLowercase, false)
 	b.Attr("exclude_numbers", a.ExcludeNumbers, false)

@@ -436,10 +436,10 @@ type ProviderEndpoints struct {
 	// Use this to override the default service endpoint URL
 	Apigateway tf.String `tf:"apigateway"`
 
-	// Apigatewayv2 is apigatewayv2 (optional).
+	// APIGatewayV2 is apigatewayv2 (optional).
 	//
 	// Use this to override the default service endpoint URL
-	Apigatewayv2 tf.String `tf:"apigatewayv2"`
+	APIGatewayV2 tf.String `tf:"apigatewayv2"`
 
 	// Appautoscaling is appautoscaling (optional).
 	//
@@ -651,10 +651,10 @@ type ProviderEndpoints struct {
 	// Use this to override the default service endpoint URL
 	Cloudtrail tf.String `tf:"cloudtrail"`
 
-	// Cloudwatch is cloudwatch (optional).
+	// CloudWatch is cloudwatch (optional).
 	//
 	// Use this to override the default service endpoint URL
-	Cloudwatch tf.String `tf:"cloudwatch"`
+	CloudWatch tf.String `tf:"cloudwatch"`
 
 	// Cloudwatchevents is cloudwatchevents (optional).
 	//
@@ -921,10 +921,10 @@ type ProviderEndpoints struct {
 	// Use this to override the default service endpoint URL
 	Dsql tf.String `tf:"dsql"`
 
-	// Dynamodb is dynamodb (optional).
+	// DynamoDB is dynamodb (optional).
 	//
 	// Use this to override the default service endpoint URL
-	Dynamodb tf.String `tf:"dynamodb"`
+	DynamoDB tf.String `tf:"dynamodb"`
 
 	// EC2 is ec2 (optional).
 	//
@@ -1676,10 +1676,10 @@ type ProviderEndpoints struct {
 	// Use this to override the default service endpoint URL
 	Sdb tf.String `tf:"sdb"`
 
-	// Secretsmanager is secretsmanager (optional).
+	// SecretsManager is secretsmanager (optional).
 	//
 	// Use this to override the default service endpoint URL
-	Secretsmanager tf.String `tf:"secretsmanager"`
+	SecretsManager tf.String `tf:"secretsmanager"`
 
 	// Securityhub is securityhub (optional).
 	//
@@ -1923,7 +1923,7 @@ func (a *ProviderEndpoints) EncodeTF(b *tf.Body) {
 	b.Attr("amp", a.Amp, false)
 	b.Attr("amplify", a.Amplify, false)
 	b.Attr("apigateway", a.Apigateway, false)
-	b.Attr("apigatewayv2", a.Apigatewayv2, false)
+	b.Attr("apigatewayv2", a.APIGatewayV2, false)
 	b.Attr("appautoscaling", a.Appautoscaling, false)
 	b.Attr("appconfig", a.Appconfig, false)
 	b.Attr("appfabric", a.Appfabric, false)
@@ -1966,7 +1966,7 @@ func (a *ProviderEndpoints) EncodeTF(b *tf.Body) {
 	b.Attr("cloudhsmv2", a.Cloudhsmv2, false)
 	b.Attr("cloudsearch", a.Cloudsearch, false)
 	b.Attr("cloudtrail", a.Cloudtrail, false)
-	b.Attr("cloudwatch", a.Cloudwatch, false)
+	b.Attr("cloudwatch", a.CloudWatch, false)
 	b.Attr("cloudwatchevents", a.Cloudwatchevents, false)
 	b.Attr("cloudwatchevidently", a.Cloudwatchevidently, false)
 	b.Attr("cloudwatchlog", a.Cloudwatchlog, false)
@@ -2020,7 +2020,7 @@ func (a *ProviderEndpoints) EncodeTF(b *tf.Body) {
 	b.Attr("drs", a.Drs, false)
 	b.Attr("ds", a.Ds, false)
 	b.Attr("dsql", a.Dsql, false)
-	b.Attr("dynamodb", a.Dynamodb, false)
+	b.Attr("dynamodb", a.DynamoDB, false)
 	b.Attr("ec2", a.EC2, false)
 	b.Attr("ecr", a.Ecr, false)
 	b.Attr("ecrpublic", a.Ecrpublic, false)
@@ -2171,7 +2171,7 @@ func (a *ProviderEndpoints) EncodeTF(b *tf.Body) {
 	b.Attr("scheduler", a.Scheduler, false)
 	b.Attr("schemas", a.Schemas, false)
 	b.Attr("sdb", a.Sdb, false)
-	b.Attr("secretsmanager", a.Secretsmanager, false)
+	b.Attr("secretsmanager", a.SecretsManager, false)
 	b.Attr("securityhub", a.Securityhub, false)
 	b.Attr("securitylake", a.Securitylake, false)
 	b.Attr("serverlessapplicationrepository", a.Serverlessapplicationrepository, false)

@@ -5,89 +5,89 @@ package aws
 
 import "paydr/internal/tf"
 
-// Apigatewayv2API is the aws_apigatewayv2_api resource.
-type Apigatewayv2API struct {
+// APIGatewayV2API is the aws_apigatewayv2_api resource.
+type APIGatewayV2API struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *Apigatewayv2APIArgs
+	Args *APIGatewayV2APIArgs
 }
 
-var apigatewayv2APISchema = &tf.Schema{Type: "aws_apigatewayv2_api", Kind: tf.KindResource, Names: map[string]bool{"api_endpoint": true, "api_key_selection_expression": true, "arn": true, "body": true, "cors_configuration": true, "credentials_arn": true, "description": true, "disable_execute_api_endpoint": true, "execution_arn": true, "fail_on_warnings": true, "id": true, "ip_address_type": true, "name": true, "protocol_type": true, "route_key": true, "route_selection_expression": true, "tags": true, "tags_all": true, "target": true, "version": true}}
+var apiGatewayV2APISchema = &tf.Schema{Type: "aws_apigatewayv2_api", Kind: tf.KindResource, Names: map[string]bool{"api_endpoint": true, "api_key_selection_expression": true, "arn": true, "body": true, "cors_configuration": true, "credentials_arn": true, "description": true, "disable_execute_api_endpoint": true, "execution_arn": true, "fail_on_warnings": true, "id": true, "ip_address_type": true, "name": true, "protocol_type": true, "route_key": true, "route_selection_expression": true, "tags": true, "tags_all": true, "target": true, "version": true}}
 
-// NewApigatewayv2API declares the resource aws_apigatewayv2_api called name in scope.
-func NewApigatewayv2API(scope tf.Scope, name string, args Apigatewayv2APIArgs) *Apigatewayv2API {
-	r := &Apigatewayv2API{Args: &args}
-	r.Resource = tf.Declare(scope, apigatewayv2APISchema, name, r.Args)
+// NewAPIGatewayV2API declares the resource aws_apigatewayv2_api called name in scope.
+func NewAPIGatewayV2API(scope tf.Scope, name string, args APIGatewayV2APIArgs) *APIGatewayV2API {
+	r := &APIGatewayV2API{Args: &args}
+	r.Resource = tf.Declare(scope, apiGatewayV2APISchema, name, r.Args)
 	return r
 }
 
 // APIEndpoint returns a reference to api_endpoint.
-func (r *Apigatewayv2API) APIEndpoint() tf.String { return tf.Attr[tf.String](r, "api_endpoint") }
+func (r *APIGatewayV2API) APIEndpoint() tf.String { return tf.Attr[tf.String](r, "api_endpoint") }
 
 // APIKeySelectionExpression returns a reference to api_key_selection_expression.
-func (r *Apigatewayv2API) APIKeySelectionExpression() tf.String {
+func (r *APIGatewayV2API) APIKeySelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "api_key_selection_expression")
 }
 
 // ARN returns a reference to arn.
-func (r *Apigatewayv2API) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *APIGatewayV2API) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // Body returns a reference to body.
-func (r *Apigatewayv2API) Body() tf.String { return tf.Attr[tf.String](r, "body") }
+func (r *APIGatewayV2API) Body() tf.String { return tf.Attr[tf.String](r, "body") }
 
 // CredentialsARN returns a reference to credentials_arn.
-func (r *Apigatewayv2API) CredentialsARN() tf.String { return tf.Attr[tf.String](r, "credentials_arn") }
+func (r *APIGatewayV2API) CredentialsARN() tf.String { return tf.Attr[tf.String](r, "credentials_arn") }
 
 // Description returns a reference to description.
-func (r *Apigatewayv2API) Description() tf.String { return tf.Attr[tf.String](r, "description") }
+func (r *APIGatewayV2API) Description() tf.String { return tf.Attr[tf.String](r, "description") }
 
 // DisableExecuteAPIEndpoint returns a reference to disable_execute_api_endpoint.
-func (r *Apigatewayv2API) DisableExecuteAPIEndpoint() tf.Bool {
+func (r *APIGatewayV2API) DisableExecuteAPIEndpoint() tf.Bool {
 	return tf.Attr[tf.Bool](r, "disable_execute_api_endpoint")
 }
 
 // ExecutionARN returns a reference to execution_arn.
-func (r *Apigatewayv2API) ExecutionARN() tf.String { return tf.Attr[tf.String](r, "execution_arn") }
+func (r *APIGatewayV2API) ExecutionARN() tf.String { return tf.Attr[tf.String](r, "execution_arn") }
 
 // FailOnWarnings returns a reference to fail_on_warnings.
-func (r *Apigatewayv2API) FailOnWarnings() tf.Bool { return tf.Attr[tf.Bool](r, "fail_on_warnings") }
+func (r *APIGatewayV2API) FailOnWarnings() tf.Bool { return tf.Attr[tf.Bool](r, "fail_on_warnings") }
 
 // ID returns a reference to id.
-func (r *Apigatewayv2API) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *APIGatewayV2API) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // IPAddressType returns a reference to ip_address_type.
-func (r *Apigatewayv2API) IPAddressType() tf.String { return tf.Attr[tf.String](r, "ip_address_type") }
+func (r *APIGatewayV2API) IPAddressType() tf.String { return tf.Attr[tf.String](r, "ip_address_type") }
 
 // Name returns a reference to name.
-func (r *Apigatewayv2API) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *APIGatewayV2API) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // ProtocolType returns a reference to protocol_type.
-func (r *Apigatewayv2API) ProtocolType() tf.String { return tf.Attr[tf.String](r, "protocol_type") }
+func (r *APIGatewayV2API) ProtocolType() tf.String { return tf.Attr[tf.String](r, "protocol_type") }
 
 // RouteKey returns a reference to route_key.
-func (r *Apigatewayv2API) RouteKey() tf.String { return tf.Attr[tf.String](r, "route_key") }
+func (r *APIGatewayV2API) RouteKey() tf.String { return tf.Attr[tf.String](r, "route_key") }
 
 // RouteSelectionExpression returns a reference to route_selection_expression.
-func (r *Apigatewayv2API) RouteSelectionExpression() tf.String {
+func (r *APIGatewayV2API) RouteSelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "route_selection_expression")
 }
 
 // Tags returns a reference to tags.
-func (r *Apigatewayv2API) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *APIGatewayV2API) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *Apigatewayv2API) TagsAll() tf.Map[tf.String] {
+func (r *APIGatewayV2API) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
 // Target returns a reference to target.
-func (r *Apigatewayv2API) Target() tf.String { return tf.Attr[tf.String](r, "target") }
+func (r *APIGatewayV2API) Target() tf.String { return tf.Attr[tf.String](r, "target") }
 
 // Version returns a reference to version.
-func (r *Apigatewayv2API) Version() tf.String { return tf.Attr[tf.String](r, "version") }
+func (r *APIGatewayV2API) Version() tf.String { return tf.Attr[tf.String](r, "version") }
 
-// Apigatewayv2APIArgs holds the arguments of aws_apigatewayv2_api.
-type Apigatewayv2APIArgs struct {
+// APIGatewayV2APIArgs holds the arguments of aws_apigatewayv2_api.
+type APIGatewayV2APIArgs struct {
 	// APIKeySelectionExpression is api_key_selection_expression (optional).
 	APIKeySelectionExpression tf.String `tf:"api_key_selection_expression"`
 
@@ -134,12 +134,12 @@ type Apigatewayv2APIArgs struct {
 	Version tf.String `tf:"version"`
 
 	// CorsConfiguration is cors_configuration (block, at most 1 items).
-	CorsConfiguration *Apigatewayv2APICorsConfiguration `tf:"cors_configuration"`
+	CorsConfiguration *APIGatewayV2APICorsConfiguration `tf:"cors_configuration"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2APIArgs) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2APIArgs) EncodeTF(b *tf.Body) {
 	b.Attr("api_key_selection_expression", a.APIKeySelectionExpression, false)
 	b.Attr("body", a.Body, false)
 	b.Attr("credentials_arn", a.CredentialsARN, false)
@@ -160,8 +160,8 @@ func (a *Apigatewayv2APIArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// Apigatewayv2APICorsConfiguration holds block cors_configuration.
-type Apigatewayv2APICorsConfiguration struct {
+// APIGatewayV2APICorsConfiguration holds block cors_configuration.
+type APIGatewayV2APICorsConfiguration struct {
 	// AllowCredentials is allow_credentials (optional).
 	AllowCredentials tf.Bool `tf:"allow_credentials"`
 
@@ -183,7 +183,7 @@ type Apigatewayv2APICorsConfiguration struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2APICorsConfiguration) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2APICorsConfiguration) EncodeTF(b *tf.Body) {
 	b.Attr("allow_credentials", a.AllowCredentials, false)
 	b.Attr("allow_headers", a.AllowHeaders, false)
 	b.Attr("allow_methods", a.AllowMethods, false)

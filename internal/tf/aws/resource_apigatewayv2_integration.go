@@ -5,110 +5,110 @@ package aws
 
 import "paydr/internal/tf"
 
-// Apigatewayv2Integration is the aws_apigatewayv2_integration resource.
-type Apigatewayv2Integration struct {
+// APIGatewayV2Integration is the aws_apigatewayv2_integration resource.
+type APIGatewayV2Integration struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *Apigatewayv2IntegrationArgs
+	Args *APIGatewayV2IntegrationArgs
 }
 
-var apigatewayv2IntegrationSchema = &tf.Schema{Type: "aws_apigatewayv2_integration", Kind: tf.KindResource, Names: map[string]bool{"api_id": true, "connection_id": true, "connection_type": true, "content_handling_strategy": true, "credentials_arn": true, "description": true, "id": true, "integration_method": true, "integration_response_selection_expression": true, "integration_subtype": true, "integration_type": true, "integration_uri": true, "passthrough_behavior": true, "payload_format_version": true, "request_parameters": true, "request_templates": true, "response_parameters": true, "template_selection_expression": true, "timeout_milliseconds": true, "tls_config": true}}
+var apiGatewayV2IntegrationSchema = &tf.Schema{Type: "aws_apigatewayv2_integration", Kind: tf.KindResource, Names: map[string]bool{"api_id": true, "connection_id": true, "connection_type": true, "content_handling_strategy": true, "credentials_arn": true, "description": true, "id": true, "integration_method": true, "integration_response_selection_expression": true, "integration_subtype": true, "integration_type": true, "integration_uri": true, "passthrough_behavior": true, "payload_format_version": true, "request_parameters": true, "request_templates": true, "response_parameters": true, "template_selection_expression": true, "timeout_milliseconds": true, "tls_config": true}}
 
-// NewApigatewayv2Integration declares the resource aws_apigatewayv2_integration called name in scope.
-func NewApigatewayv2Integration(scope tf.Scope, name string, args Apigatewayv2IntegrationArgs) *Apigatewayv2Integration {
-	r := &Apigatewayv2Integration{Args: &args}
-	r.Resource = tf.Declare(scope, apigatewayv2IntegrationSchema, name, r.Args)
+// NewAPIGatewayV2Integration declares the resource aws_apigatewayv2_integration called name in scope.
+func NewAPIGatewayV2Integration(scope tf.Scope, name string, args APIGatewayV2IntegrationArgs) *APIGatewayV2Integration {
+	r := &APIGatewayV2Integration{Args: &args}
+	r.Resource = tf.Declare(scope, apiGatewayV2IntegrationSchema, name, r.Args)
 	return r
 }
 
 // APIID returns a reference to api_id.
-func (r *Apigatewayv2Integration) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
+func (r *APIGatewayV2Integration) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
 
 // ConnectionID returns a reference to connection_id.
-func (r *Apigatewayv2Integration) ConnectionID() tf.String {
+func (r *APIGatewayV2Integration) ConnectionID() tf.String {
 	return tf.Attr[tf.String](r, "connection_id")
 }
 
 // ConnectionType returns a reference to connection_type.
-func (r *Apigatewayv2Integration) ConnectionType() tf.String {
+func (r *APIGatewayV2Integration) ConnectionType() tf.String {
 	return tf.Attr[tf.String](r, "connection_type")
 }
 
 // ContentHandlingStrategy returns a reference to content_handling_strategy.
-func (r *Apigatewayv2Integration) ContentHandlingStrategy() tf.String {
+func (r *APIGatewayV2Integration) ContentHandlingStrategy() tf.String {
 	return tf.Attr[tf.String](r, "content_handling_strategy")
 }
 
 // CredentialsARN returns a reference to credentials_arn.
-func (r *Apigatewayv2Integration) CredentialsARN() tf.String {
+func (r *APIGatewayV2Integration) CredentialsARN() tf.String {
 	return tf.Attr[tf.String](r, "credentials_arn")
 }
 
 // Description returns a reference to description.
-func (r *Apigatewayv2Integration) Description() tf.String {
+func (r *APIGatewayV2Integration) Description() tf.String {
 	return tf.Attr[tf.String](r, "description")
 }
 
 // ID returns a reference to id.
-func (r *Apigatewayv2Integration) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *APIGatewayV2Integration) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // IntegrationMethod returns a reference to integration_method.
-func (r *Apigatewayv2Integration) IntegrationMethod() tf.String {
+func (r *APIGatewayV2Integration) IntegrationMethod() tf.String {
 	return tf.Attr[tf.String](r, "integration_method")
 }
 
 // IntegrationResponseSelectionExpression returns a reference to integration_response_selection_expression.
-func (r *Apigatewayv2Integration) IntegrationResponseSelectionExpression() tf.String {
+func (r *APIGatewayV2Integration) IntegrationResponseSelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "integration_response_selection_expression")
 }
 
 // IntegrationSubtype returns a reference to integration_subtype.
-func (r *Apigatewayv2Integration) IntegrationSubtype() tf.String {
+func (r *APIGatewayV2Integration) IntegrationSubtype() tf.String {
 	return tf.Attr[tf.String](r, "integration_subtype")
 }
 
 // IntegrationType returns a reference to integration_type.
-func (r *Apigatewayv2Integration) IntegrationType() tf.String {
+func (r *APIGatewayV2Integration) IntegrationType() tf.String {
 	return tf.Attr[tf.String](r, "integration_type")
 }
 
 // IntegrationURI returns a reference to integration_uri.
-func (r *Apigatewayv2Integration) IntegrationURI() tf.String {
+func (r *APIGatewayV2Integration) IntegrationURI() tf.String {
 	return tf.Attr[tf.String](r, "integration_uri")
 }
 
 // PassthroughBehavior returns a reference to passthrough_behavior.
-func (r *Apigatewayv2Integration) PassthroughBehavior() tf.String {
+func (r *APIGatewayV2Integration) PassthroughBehavior() tf.String {
 	return tf.Attr[tf.String](r, "passthrough_behavior")
 }
 
 // PayloadFormatVersion returns a reference to payload_format_version.
-func (r *Apigatewayv2Integration) PayloadFormatVersion() tf.String {
+func (r *APIGatewayV2Integration) PayloadFormatVersion() tf.String {
 	return tf.Attr[tf.String](r, "payload_format_version")
 }
 
 // RequestParameters returns a reference to request_parameters.
-func (r *Apigatewayv2Integration) RequestParameters() tf.Map[tf.String] {
+func (r *APIGatewayV2Integration) RequestParameters() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "request_parameters")
 }
 
 // RequestTemplates returns a reference to request_templates.
-func (r *Apigatewayv2Integration) RequestTemplates() tf.Map[tf.String] {
+func (r *APIGatewayV2Integration) RequestTemplates() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "request_templates")
 }
 
 // TemplateSelectionExpression returns a reference to template_selection_expression.
-func (r *Apigatewayv2Integration) TemplateSelectionExpression() tf.String {
+func (r *APIGatewayV2Integration) TemplateSelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "template_selection_expression")
 }
 
 // TimeoutMilliseconds returns a reference to timeout_milliseconds.
-func (r *Apigatewayv2Integration) TimeoutMilliseconds() tf.Number {
+func (r *APIGatewayV2Integration) TimeoutMilliseconds() tf.Number {
 	return tf.Attr[tf.Number](r, "timeout_milliseconds")
 }
 
-// Apigatewayv2IntegrationArgs holds the arguments of aws_apigatewayv2_integration.
-type Apigatewayv2IntegrationArgs struct {
+// APIGatewayV2IntegrationArgs holds the arguments of aws_apigatewayv2_integration.
+type APIGatewayV2IntegrationArgs struct {
 	// APIID is api_id (required).
 	APIID tf.String `tf:"api_id"`
 
@@ -158,15 +158,15 @@ type Apigatewayv2IntegrationArgs struct {
 	TimeoutMilliseconds tf.Number `tf:"timeout_milliseconds"`
 
 	// ResponseParameters is response_parameters (block).
-	ResponseParameters []Apigatewayv2IntegrationResponseParameters `tf:"response_parameters"`
+	ResponseParameters []APIGatewayV2IntegrationResponseParameters `tf:"response_parameters"`
 
 	// TLSConfig is tls_config (block, at most 1 items).
-	TLSConfig *Apigatewayv2IntegrationTLSConfig `tf:"tls_config"`
+	TLSConfig *APIGatewayV2IntegrationTLSConfig `tf:"tls_config"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2IntegrationArgs) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2IntegrationArgs) EncodeTF(b *tf.Body) {
 	b.Attr("api_id", a.APIID, true)
 	b.Attr("connection_id", a.ConnectionID, false)
 	b.Attr("connection_type", a.ConnectionType, false)
@@ -191,8 +191,8 @@ func (a *Apigatewayv2IntegrationArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// Apigatewayv2IntegrationResponseParameters holds block response_parameters.
-type Apigatewayv2IntegrationResponseParameters struct {
+// APIGatewayV2IntegrationResponseParameters holds block response_parameters.
+type APIGatewayV2IntegrationResponseParameters struct {
 	// Mappings is mappings (required).
 	Mappings tf.Map[tf.String] `tf:"mappings"`
 
@@ -202,19 +202,19 @@ type Apigatewayv2IntegrationResponseParameters struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2IntegrationResponseParameters) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2IntegrationResponseParameters) EncodeTF(b *tf.Body) {
 	b.Attr("mappings", a.Mappings, true)
 	b.Attr("status_code", a.StatusCode, true)
 }
 
-// Apigatewayv2IntegrationTLSConfig holds block tls_config.
-type Apigatewayv2IntegrationTLSConfig struct {
+// APIGatewayV2IntegrationTLSConfig holds block tls_config.
+type APIGatewayV2IntegrationTLSConfig struct {
 	// ServerNameToVerify is server_name_to_verify (optional).
 	ServerNameToVerify tf.String `tf:"server_name_to_verify"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2IntegrationTLSConfig) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2IntegrationTLSConfig) EncodeTF(b *tf.Body) {
 	b.Attr("server_name_to_verify", a.ServerNameToVerify, false)
 }

@@ -5,70 +5,70 @@ package aws
 
 import "paydr/internal/tf"
 
-// Apigatewayv2Route is the aws_apigatewayv2_route resource.
-type Apigatewayv2Route struct {
+// APIGatewayV2Route is the aws_apigatewayv2_route resource.
+type APIGatewayV2Route struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *Apigatewayv2RouteArgs
+	Args *APIGatewayV2RouteArgs
 }
 
-var apigatewayv2RouteSchema = &tf.Schema{Type: "aws_apigatewayv2_route", Kind: tf.KindResource, Names: map[string]bool{"api_id": true, "api_key_required": true, "authorization_scopes": true, "authorization_type": true, "authorizer_id": true, "id": true, "model_selection_expression": true, "operation_name": true, "request_models": true, "request_parameter": true, "route_key": true, "route_response_selection_expression": true, "target": true}}
+var apiGatewayV2RouteSchema = &tf.Schema{Type: "aws_apigatewayv2_route", Kind: tf.KindResource, Names: map[string]bool{"api_id": true, "api_key_required": true, "authorization_scopes": true, "authorization_type": true, "authorizer_id": true, "id": true, "model_selection_expression": true, "operation_name": true, "request_models": true, "request_parameter": true, "route_key": true, "route_response_selection_expression": true, "target": true}}
 
-// NewApigatewayv2Route declares the resource aws_apigatewayv2_route called name in scope.
-func NewApigatewayv2Route(scope tf.Scope, name string, args Apigatewayv2RouteArgs) *Apigatewayv2Route {
-	r := &Apigatewayv2Route{Args: &args}
-	r.Resource = tf.Declare(scope, apigatewayv2RouteSchema, name, r.Args)
+// NewAPIGatewayV2Route declares the resource aws_apigatewayv2_route called name in scope.
+func NewAPIGatewayV2Route(scope tf.Scope, name string, args APIGatewayV2RouteArgs) *APIGatewayV2Route {
+	r := &APIGatewayV2Route{Args: &args}
+	r.Resource = tf.Declare(scope, apiGatewayV2RouteSchema, name, r.Args)
 	return r
 }
 
 // APIID returns a reference to api_id.
-func (r *Apigatewayv2Route) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
+func (r *APIGatewayV2Route) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
 
 // APIKeyRequired returns a reference to api_key_required.
-func (r *Apigatewayv2Route) APIKeyRequired() tf.Bool { return tf.Attr[tf.Bool](r, "api_key_required") }
+func (r *APIGatewayV2Route) APIKeyRequired() tf.Bool { return tf.Attr[tf.Bool](r, "api_key_required") }
 
 // AuthorizationScopes returns a reference to authorization_scopes.
-func (r *Apigatewayv2Route) AuthorizationScopes() tf.Set[tf.String] {
+func (r *APIGatewayV2Route) AuthorizationScopes() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "authorization_scopes")
 }
 
 // AuthorizationType returns a reference to authorization_type.
-func (r *Apigatewayv2Route) AuthorizationType() tf.String {
+func (r *APIGatewayV2Route) AuthorizationType() tf.String {
 	return tf.Attr[tf.String](r, "authorization_type")
 }
 
 // AuthorizerID returns a reference to authorizer_id.
-func (r *Apigatewayv2Route) AuthorizerID() tf.String { return tf.Attr[tf.String](r, "authorizer_id") }
+func (r *APIGatewayV2Route) AuthorizerID() tf.String { return tf.Attr[tf.String](r, "authorizer_id") }
 
 // ID returns a reference to id.
-func (r *Apigatewayv2Route) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *APIGatewayV2Route) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // ModelSelectionExpression returns a reference to model_selection_expression.
-func (r *Apigatewayv2Route) ModelSelectionExpression() tf.String {
+func (r *APIGatewayV2Route) ModelSelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "model_selection_expression")
 }
 
 // OperationName returns a reference to operation_name.
-func (r *Apigatewayv2Route) OperationName() tf.String { return tf.Attr[tf.String](r, "operation_name") }
+func (r *APIGatewayV2Route) OperationName() tf.String { return tf.Attr[tf.String](r, "operation_name") }
 
 // RequestModels returns a reference to request_models.
-func (r *Apigatewayv2Route) RequestModels() tf.Map[tf.String] {
+func (r *APIGatewayV2Route) RequestModels() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "request_models")
 }
 
 // RouteKey returns a reference to route_key.
-func (r *Apigatewayv2Route) RouteKey() tf.String { return tf.Attr[tf.String](r, "route_key") }
+func (r *APIGatewayV2Route) RouteKey() tf.String { return tf.Attr[tf.String](r, "route_key") }
 
 // RouteResponseSelectionExpression returns a reference to route_response_selection_expression.
-func (r *Apigatewayv2Route) RouteResponseSelectionExpression() tf.String {
+func (r *APIGatewayV2Route) RouteResponseSelectionExpression() tf.String {
 	return tf.Attr[tf.String](r, "route_response_selection_expression")
 }
 
 // Target returns a reference to target.
-func (r *Apigatewayv2Route) Target() tf.String { return tf.Attr[tf.String](r, "target") }
+func (r *APIGatewayV2Route) Target() tf.String { return tf.Attr[tf.String](r, "target") }
 
-// Apigatewayv2RouteArgs holds the arguments of aws_apigatewayv2_route.
-type Apigatewayv2RouteArgs struct {
+// APIGatewayV2RouteArgs holds the arguments of aws_apigatewayv2_route.
+type APIGatewayV2RouteArgs struct {
 	// APIID is api_id (required).
 	APIID tf.String `tf:"api_id"`
 
@@ -103,12 +103,12 @@ type Apigatewayv2RouteArgs struct {
 	Target tf.String `tf:"target"`
 
 	// RequestParameter is request_parameter (block).
-	RequestParameter []Apigatewayv2RouteRequestParameter `tf:"request_parameter"`
+	RequestParameter []APIGatewayV2RouteRequestParameter `tf:"request_parameter"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2RouteArgs) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2RouteArgs) EncodeTF(b *tf.Body) {
 	b.Attr("api_id", a.APIID, true)
 	b.Attr("api_key_required", a.APIKeyRequired, false)
 	b.Attr("authorization_scopes", a.AuthorizationScopes, false)
@@ -125,8 +125,8 @@ func (a *Apigatewayv2RouteArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// Apigatewayv2RouteRequestParameter holds block request_parameter.
-type Apigatewayv2RouteRequestParameter struct {
+// APIGatewayV2RouteRequestParameter holds block request_parameter.
+type APIGatewayV2RouteRequestParameter struct {
 	// RequestParameterKey is request_parameter_key (required).
 	RequestParameterKey tf.String `tf:"request_parameter_key"`
 
@@ -136,7 +136,7 @@ type Apigatewayv2RouteRequestParameter struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2RouteRequestParameter) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2RouteRequestParameter) EncodeTF(b *tf.Body) {
 	b.Attr("request_parameter_key", a.RequestParameterKey, true)
 	b.Attr("required", a.Required, true)
 }

@@ -5,69 +5,69 @@ package aws
 
 import "paydr/internal/tf"
 
-// Apigatewayv2Stage is the aws_apigatewayv2_stage resource.
-type Apigatewayv2Stage struct {
+// APIGatewayV2Stage is the aws_apigatewayv2_stage resource.
+type APIGatewayV2Stage struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *Apigatewayv2StageArgs
+	Args *APIGatewayV2StageArgs
 }
 
-var apigatewayv2StageSchema = &tf.Schema{Type: "aws_apigatewayv2_stage", Kind: tf.KindResource, Names: map[string]bool{"access_log_settings": true, "api_id": true, "arn": true, "auto_deploy": true, "client_certificate_id": true, "default_route_settings": true, "deployment_id": true, "description": true, "execution_arn": true, "id": true, "invoke_url": true, "name": true, "route_settings": true, "stage_variables": true, "tags": true, "tags_all": true}}
+var apiGatewayV2StageSchema = &tf.Schema{Type: "aws_apigatewayv2_stage", Kind: tf.KindResource, Names: map[string]bool{"access_log_settings": true, "api_id": true, "arn": true, "auto_deploy": true, "client_certificate_id": true, "default_route_settings": true, "deployment_id": true, "description": true, "execution_arn": true, "id": true, "invoke_url": true, "name": true, "route_settings": true, "stage_variables": true, "tags": true, "tags_all": true}}
 
-// NewApigatewayv2Stage declares the resource aws_apigatewayv2_stage called name in scope.
-func NewApigatewayv2Stage(scope tf.Scope, name string, args Apigatewayv2StageArgs) *Apigatewayv2Stage {
-	r := &Apigatewayv2Stage{Args: &args}
-	r.Resource = tf.Declare(scope, apigatewayv2StageSchema, name, r.Args)
+// NewAPIGatewayV2Stage declares the resource aws_apigatewayv2_stage called name in scope.
+func NewAPIGatewayV2Stage(scope tf.Scope, name string, args APIGatewayV2StageArgs) *APIGatewayV2Stage {
+	r := &APIGatewayV2Stage{Args: &args}
+	r.Resource = tf.Declare(scope, apiGatewayV2StageSchema, name, r.Args)
 	return r
 }
 
 // APIID returns a reference to api_id.
-func (r *Apigatewayv2Stage) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
+func (r *APIGatewayV2Stage) APIID() tf.String { return tf.Attr[tf.String](r, "api_id") }
 
 // ARN returns a reference to arn.
-func (r *Apigatewayv2Stage) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *APIGatewayV2Stage) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // AutoDeploy returns a reference to auto_deploy.
-func (r *Apigatewayv2Stage) AutoDeploy() tf.Bool { return tf.Attr[tf.Bool](r, "auto_deploy") }
+func (r *APIGatewayV2Stage) AutoDeploy() tf.Bool { return tf.Attr[tf.Bool](r, "auto_deploy") }
 
 // ClientCertificateID returns a reference to client_certificate_id.
-func (r *Apigatewayv2Stage) ClientCertificateID() tf.String {
+func (r *APIGatewayV2Stage) ClientCertificateID() tf.String {
 	return tf.Attr[tf.String](r, "client_certificate_id")
 }
 
 // DeploymentID returns a reference to deployment_id.
-func (r *Apigatewayv2Stage) DeploymentID() tf.String { return tf.Attr[tf.String](r, "deployment_id") }
+func (r *APIGatewayV2Stage) DeploymentID() tf.String { return tf.Attr[tf.String](r, "deployment_id") }
 
 // Description returns a reference to description.
-func (r *Apigatewayv2Stage) Description() tf.String { return tf.Attr[tf.String](r, "description") }
+func (r *APIGatewayV2Stage) Description() tf.String { return tf.Attr[tf.String](r, "description") }
 
 // ExecutionARN returns a reference to execution_arn.
-func (r *Apigatewayv2Stage) ExecutionARN() tf.String { return tf.Attr[tf.String](r, "execution_arn") }
+func (r *APIGatewayV2Stage) ExecutionARN() tf.String { return tf.Attr[tf.String](r, "execution_arn") }
 
 // ID returns a reference to id.
-func (r *Apigatewayv2Stage) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *APIGatewayV2Stage) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // InvokeURL returns a reference to invoke_url.
-func (r *Apigatewayv2Stage) InvokeURL() tf.String { return tf.Attr[tf.String](r, "invoke_url") }
+func (r *APIGatewayV2Stage) InvokeURL() tf.String { return tf.Attr[tf.String](r, "invoke_url") }
 
 // Name returns a reference to name.
-func (r *Apigatewayv2Stage) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *APIGatewayV2Stage) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // StageVariables returns a reference to stage_variables.
-func (r *Apigatewayv2Stage) StageVariables() tf.Map[tf.String] {
+func (r *APIGatewayV2Stage) StageVariables() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "stage_variables")
 }
 
 // Tags returns a reference to tags.
-func (r *Apigatewayv2Stage) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *APIGatewayV2Stage) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *Apigatewayv2Stage) TagsAll() tf.Map[tf.String] {
+func (r *APIGatewayV2Stage) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
-// Apigatewayv2StageArgs holds the arguments of aws_apigatewayv2_stage.
-type Apigatewayv2StageArgs struct {
+// APIGatewayV2StageArgs holds the arguments of aws_apigatewayv2_stage.
+type APIGatewayV2StageArgs struct {
 	// APIID is api_id (required).
 	APIID tf.String `tf:"api_id"`
 
@@ -96,18 +96,18 @@ type Apigatewayv2StageArgs struct {
 	TagsAll tf.Map[tf.String] `tf:"tags_all"`
 
 	// AccessLogSettings is access_log_settings (block, at most 1 items).
-	AccessLogSettings *Apigatewayv2StageAccessLogSettings `tf:"access_log_settings"`
+	AccessLogSettings *APIGatewayV2StageAccessLogSettings `tf:"access_log_settings"`
 
 	// DefaultRouteSettings is default_route_settings (block, at most 1 items).
-	DefaultRouteSettings *Apigatewayv2StageDefaultRouteSettings `tf:"default_route_settings"`
+	DefaultRouteSettings *APIGatewayV2StageDefaultRouteSettings `tf:"default_route_settings"`
 
 	// RouteSettings is route_settings (block).
-	RouteSettings []Apigatewayv2StageRouteSettings `tf:"route_settings"`
+	RouteSettings []APIGatewayV2StageRouteSettings `tf:"route_settings"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2StageArgs) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2StageArgs) EncodeTF(b *tf.Body) {
 	b.Attr("api_id", a.APIID, true)
 	b.Attr("auto_deploy", a.AutoDeploy, false)
 	b.Attr("client_certificate_id", a.ClientCertificateID, false)
@@ -128,8 +128,8 @@ func (a *Apigatewayv2StageArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// Apigatewayv2StageAccessLogSettings holds block access_log_settings.
-type Apigatewayv2StageAccessLogSettings struct {
+// APIGatewayV2StageAccessLogSettings holds block access_log_settings.
+type APIGatewayV2StageAccessLogSettings struct {
 	// DestinationARN is destination_arn (required).
 	DestinationARN tf.String `tf:"destination_arn"`
 
@@ -139,13 +139,13 @@ type Apigatewayv2StageAccessLogSettings struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2StageAccessLogSettings) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2StageAccessLogSettings) EncodeTF(b *tf.Body) {
 	b.Attr("destination_arn", a.DestinationARN, true)
 	b.Attr("format", a.Format, true)
 }
 
-// Apigatewayv2StageDefaultRouteSettings holds block default_route_settings.
-type Apigatewayv2StageDefaultRouteSettings struct {
+// APIGatewayV2StageDefaultRouteSettings holds block default_route_settings.
+type APIGatewayV2StageDefaultRouteSettings struct {
 	// DataTraceEnabled is data_trace_enabled (optional).
 	DataTraceEnabled tf.Bool `tf:"data_trace_enabled"`
 
@@ -164,7 +164,7 @@ type Apigatewayv2StageDefaultRouteSettings struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2StageDefaultRouteSettings) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2StageDefaultRouteSettings) EncodeTF(b *tf.Body) {
 	b.Attr("data_trace_enabled", a.DataTraceEnabled, false)
 	b.Attr("detailed_metrics_enabled", a.DetailedMetricsEnabled, false)
 	b.Attr("logging_level", a.LoggingLevel, false)
@@ -172,8 +172,8 @@ func (a *Apigatewayv2StageDefaultRouteSettings) EncodeTF(b *tf.Body) {
 	b.Attr("throttling_rate_limit", a.ThrottlingRateLimit, false)
 }
 
-// Apigatewayv2StageRouteSettings holds block route_settings.
-type Apigatewayv2StageRouteSettings struct {
+// APIGatewayV2StageRouteSettings holds block route_settings.
+type APIGatewayV2StageRouteSettings struct {
 	// DataTraceEnabled is data_trace_enabled (optional).
 	DataTraceEnabled tf.Bool `tf:"data_trace_enabled"`
 
@@ -195,7 +195,7 @@ type Apigatewayv2StageRouteSettings struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *Apigatewayv2StageRouteSettings) EncodeTF(b *tf.Body) {
+func (a *APIGatewayV2StageRouteSettings) EncodeTF(b *tf.Body) {
 	b.Attr("data_trace_enabled", a.DataTraceEnabled, false)
 	b.Attr("detailed_metrics_enabled", a.DetailedMetricsEnabled, false)
 	b.Attr("logging_level", a.LoggingLevel, false)

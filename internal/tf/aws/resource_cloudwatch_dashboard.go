@@ -5,40 +5,40 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchDashboard is the aws_cloudwatch_dashboard resource.
-type CloudwatchDashboard struct {
+// CloudWatchDashboard is the aws_cloudwatch_dashboard resource.
+type CloudWatchDashboard struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchDashboardArgs
+	Args *CloudWatchDashboardArgs
 }
 
-var cloudwatchDashboardSchema = &tf.Schema{Type: "aws_cloudwatch_dashboard", Kind: tf.KindResource, Names: map[string]bool{"dashboard_arn": true, "dashboard_body": true, "dashboard_name": true, "id": true}}
+var cloudWatchDashboardSchema = &tf.Schema{Type: "aws_cloudwatch_dashboard", Kind: tf.KindResource, Names: map[string]bool{"dashboard_arn": true, "dashboard_body": true, "dashboard_name": true, "id": true}}
 
-// NewCloudwatchDashboard declares the resource aws_cloudwatch_dashboard called name in scope.
-func NewCloudwatchDashboard(scope tf.Scope, name string, args CloudwatchDashboardArgs) *CloudwatchDashboard {
-	r := &CloudwatchDashboard{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchDashboardSchema, name, r.Args)
+// NewCloudWatchDashboard declares the resource aws_cloudwatch_dashboard called name in scope.
+func NewCloudWatchDashboard(scope tf.Scope, name string, args CloudWatchDashboardArgs) *CloudWatchDashboard {
+	r := &CloudWatchDashboard{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchDashboardSchema, name, r.Args)
 	return r
 }
 
 // DashboardARN returns a reference to dashboard_arn.
-func (r *CloudwatchDashboard) DashboardARN() tf.String { return tf.Attr[tf.String](r, "dashboard_arn") }
+func (r *CloudWatchDashboard) DashboardARN() tf.String { return tf.Attr[tf.String](r, "dashboard_arn") }
 
 // DashboardBody returns a reference to dashboard_body.
-func (r *CloudwatchDashboard) DashboardBody() tf.String {
+func (r *CloudWatchDashboard) DashboardBody() tf.String {
 	return tf.Attr[tf.String](r, "dashboard_body")
 }
 
 // DashboardName returns a reference to dashboard_name.
-func (r *CloudwatchDashboard) DashboardName() tf.String {
+func (r *CloudWatchDashboard) DashboardName() tf.String {
 	return tf.Attr[tf.String](r, "dashboard_name")
 }
 
 // ID returns a reference to id.
-func (r *CloudwatchDashboard) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchDashboard) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
-// CloudwatchDashboardArgs holds the arguments of aws_cloudwatch_dashboard.
-type CloudwatchDashboardArgs struct {
+// CloudWatchDashboardArgs holds the arguments of aws_cloudwatch_dashboard.
+type CloudWatchDashboardArgs struct {
 	// DashboardBody is dashboard_body (required).
 	DashboardBody tf.String `tf:"dashboard_body"`
 
@@ -48,7 +48,7 @@ type CloudwatchDashboardArgs struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchDashboardArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchDashboardArgs) EncodeTF(b *tf.Body) {
 	b.Attr("dashboard_body", a.DashboardBody, true)
 	b.Attr("dashboard_name", a.DashboardName, true)
 }

@@ -5,54 +5,54 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchEventBus is the aws_cloudwatch_event_bus resource.
-type CloudwatchEventBus struct {
+// CloudWatchEventBus is the aws_cloudwatch_event_bus resource.
+type CloudWatchEventBus struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchEventBusArgs
+	Args *CloudWatchEventBusArgs
 }
 
-var cloudwatchEventBusSchema = &tf.Schema{Type: "aws_cloudwatch_event_bus", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "dead_letter_config": true, "description": true, "event_source_name": true, "id": true, "kms_key_identifier": true, "name": true, "tags": true, "tags_all": true}}
+var cloudWatchEventBusSchema = &tf.Schema{Type: "aws_cloudwatch_event_bus", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "dead_letter_config": true, "description": true, "event_source_name": true, "id": true, "kms_key_identifier": true, "name": true, "tags": true, "tags_all": true}}
 
-// NewCloudwatchEventBus declares the resource aws_cloudwatch_event_bus called name in scope.
-func NewCloudwatchEventBus(scope tf.Scope, name string, args CloudwatchEventBusArgs) *CloudwatchEventBus {
-	r := &CloudwatchEventBus{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchEventBusSchema, name, r.Args)
+// NewCloudWatchEventBus declares the resource aws_cloudwatch_event_bus called name in scope.
+func NewCloudWatchEventBus(scope tf.Scope, name string, args CloudWatchEventBusArgs) *CloudWatchEventBus {
+	r := &CloudWatchEventBus{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchEventBusSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *CloudwatchEventBus) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *CloudWatchEventBus) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // Description returns a reference to description.
-func (r *CloudwatchEventBus) Description() tf.String { return tf.Attr[tf.String](r, "description") }
+func (r *CloudWatchEventBus) Description() tf.String { return tf.Attr[tf.String](r, "description") }
 
 // EventSourceName returns a reference to event_source_name.
-func (r *CloudwatchEventBus) EventSourceName() tf.String {
+func (r *CloudWatchEventBus) EventSourceName() tf.String {
 	return tf.Attr[tf.String](r, "event_source_name")
 }
 
 // ID returns a reference to id.
-func (r *CloudwatchEventBus) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchEventBus) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // KMSKeyIdentifier returns a reference to kms_key_identifier.
-func (r *CloudwatchEventBus) KMSKeyIdentifier() tf.String {
+func (r *CloudWatchEventBus) KMSKeyIdentifier() tf.String {
 	return tf.Attr[tf.String](r, "kms_key_identifier")
 }
 
 // Name returns a reference to name.
-func (r *CloudwatchEventBus) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *CloudWatchEventBus) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // Tags returns a reference to tags.
-func (r *CloudwatchEventBus) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *CloudWatchEventBus) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *CloudwatchEventBus) TagsAll() tf.Map[tf.String] {
+func (r *CloudWatchEventBus) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
-// CloudwatchEventBusArgs holds the arguments of aws_cloudwatch_event_bus.
-type CloudwatchEventBusArgs struct {
+// CloudWatchEventBusArgs holds the arguments of aws_cloudwatch_event_bus.
+type CloudWatchEventBusArgs struct {
 	// Description is description (optional).
 	Description tf.String `tf:"description"`
 
@@ -72,12 +72,12 @@ type CloudwatchEventBusArgs struct {
 	TagsAll tf.Map[tf.String] `tf:"tags_all"`
 
 	// DeadLetterConfig is dead_letter_config (block, at most 1 items).
-	DeadLetterConfig *CloudwatchEventBusDeadLetterConfig `tf:"dead_letter_config"`
+	DeadLetterConfig *CloudWatchEventBusDeadLetterConfig `tf:"dead_letter_config"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventBusArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventBusArgs) EncodeTF(b *tf.Body) {
 	b.Attr("description", a.Description, false)
 	b.Attr("event_source_name", a.EventSourceName, false)
 	b.Attr("kms_key_identifier", a.KMSKeyIdentifier, false)
@@ -89,14 +89,14 @@ func (a *CloudwatchEventBusArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// CloudwatchEventBusDeadLetterConfig holds block dead_letter_config.
-type CloudwatchEventBusDeadLetterConfig struct {
+// CloudWatchEventBusDeadLetterConfig holds block dead_letter_config.
+type CloudWatchEventBusDeadLetterConfig struct {
 	// ARN is arn (optional).
 	ARN tf.String `tf:"arn"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventBusDeadLetterConfig) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventBusDeadLetterConfig) EncodeTF(b *tf.Body) {
 	b.Attr("arn", a.ARN, false)
 }

@@ -5,72 +5,72 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchEventRule is the aws_cloudwatch_event_rule resource.
-type CloudwatchEventRule struct {
+// CloudWatchEventRule is the aws_cloudwatch_event_rule resource.
+type CloudWatchEventRule struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchEventRuleArgs
+	Args *CloudWatchEventRuleArgs
 }
 
-var cloudwatchEventRuleSchema = &tf.Schema{Type: "aws_cloudwatch_event_rule", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "description": true, "event_bus_name": true, "event_pattern": true, "force_destroy": true, "id": true, "is_enabled": true, "name": true, "name_prefix": true, "role_arn": true, "schedule_expression": true, "state": true, "tags": true, "tags_all": true}}
+var cloudWatchEventRuleSchema = &tf.Schema{Type: "aws_cloudwatch_event_rule", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "description": true, "event_bus_name": true, "event_pattern": true, "force_destroy": true, "id": true, "is_enabled": true, "name": true, "name_prefix": true, "role_arn": true, "schedule_expression": true, "state": true, "tags": true, "tags_all": true}}
 
-// NewCloudwatchEventRule declares the resource aws_cloudwatch_event_rule called name in scope.
-func NewCloudwatchEventRule(scope tf.Scope, name string, args CloudwatchEventRuleArgs) *CloudwatchEventRule {
-	r := &CloudwatchEventRule{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchEventRuleSchema, name, r.Args)
+// NewCloudWatchEventRule declares the resource aws_cloudwatch_event_rule called name in scope.
+func NewCloudWatchEventRule(scope tf.Scope, name string, args CloudWatchEventRuleArgs) *CloudWatchEventRule {
+	r := &CloudWatchEventRule{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchEventRuleSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *CloudwatchEventRule) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *CloudWatchEventRule) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // Description returns a reference to description.
-func (r *CloudwatchEventRule) Description() tf.String { return tf.Attr[tf.String](r, "description") }
+func (r *CloudWatchEventRule) Description() tf.String { return tf.Attr[tf.String](r, "description") }
 
 // EventBusName returns a reference to event_bus_name.
-func (r *CloudwatchEventRule) EventBusName() tf.String {
+func (r *CloudWatchEventRule) EventBusName() tf.String {
 	return tf.Attr[tf.String](r, "event_bus_name")
 }
 
 // EventPattern returns a reference to event_pattern.
-func (r *CloudwatchEventRule) EventPattern() tf.String { return tf.Attr[tf.String](r, "event_pattern") }
+func (r *CloudWatchEventRule) EventPattern() tf.String { return tf.Attr[tf.String](r, "event_pattern") }
 
 // ForceDestroy returns a reference to force_destroy.
-func (r *CloudwatchEventRule) ForceDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "force_destroy") }
+func (r *CloudWatchEventRule) ForceDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "force_destroy") }
 
 // ID returns a reference to id.
-func (r *CloudwatchEventRule) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchEventRule) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // IsEnabled returns a reference to is_enabled.
-func (r *CloudwatchEventRule) IsEnabled() tf.Bool { return tf.Attr[tf.Bool](r, "is_enabled") }
+func (r *CloudWatchEventRule) IsEnabled() tf.Bool { return tf.Attr[tf.Bool](r, "is_enabled") }
 
 // Name returns a reference to name.
-func (r *CloudwatchEventRule) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *CloudWatchEventRule) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // NamePrefix returns a reference to name_prefix.
-func (r *CloudwatchEventRule) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
+func (r *CloudWatchEventRule) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
 
 // RoleARN returns a reference to role_arn.
-func (r *CloudwatchEventRule) RoleARN() tf.String { return tf.Attr[tf.String](r, "role_arn") }
+func (r *CloudWatchEventRule) RoleARN() tf.String { return tf.Attr[tf.String](r, "role_arn") }
 
 // ScheduleExpression returns a reference to schedule_expression.
-func (r *CloudwatchEventRule) ScheduleExpression() tf.String {
+func (r *CloudWatchEventRule) ScheduleExpression() tf.String {
 	return tf.Attr[tf.String](r, "schedule_expression")
 }
 
 // State returns a reference to state.
-func (r *CloudwatchEventRule) State() tf.String { return tf.Attr[tf.String](r, "state") }
+func (r *CloudWatchEventRule) State() tf.String { return tf.Attr[tf.String](r, "state") }
 
 // Tags returns a reference to tags.
-func (r *CloudwatchEventRule) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *CloudWatchEventRule) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *CloudwatchEventRule) TagsAll() tf.Map[tf.String] {
+func (r *CloudWatchEventRule) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
-// CloudwatchEventRuleArgs holds the arguments of aws_cloudwatch_event_rule.
-type CloudwatchEventRuleArgs struct {
+// CloudWatchEventRuleArgs holds the arguments of aws_cloudwatch_event_rule.
+type CloudWatchEventRuleArgs struct {
 	// Description is description (optional).
 	Description tf.String `tf:"description"`
 
@@ -112,7 +112,7 @@ type CloudwatchEventRuleArgs struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventRuleArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventRuleArgs) EncodeTF(b *tf.Body) {
 	b.Attr("description", a.Description, false)
 	b.Attr("event_bus_name", a.EventBusName, false)
 	b.Attr("event_pattern", a.EventPattern, false)

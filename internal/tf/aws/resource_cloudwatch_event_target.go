@@ -5,53 +5,53 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchEventTarget is the aws_cloudwatch_event_target resource.
-type CloudwatchEventTarget struct {
+// CloudWatchEventTarget is the aws_cloudwatch_event_target resource.
+type CloudWatchEventTarget struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchEventTargetArgs
+	Args *CloudWatchEventTargetArgs
 }
 
-var cloudwatchEventTargetSchema = &tf.Schema{Type: "aws_cloudwatch_event_target", Kind: tf.KindResource, Names: map[string]bool{"appsync_target": true, "arn": true, "batch_target": true, "dead_letter_config": true, "ecs_target": true, "event_bus_name": true, "force_destroy": true, "http_target": true, "id": true, "input": true, "input_path": true, "input_transformer": true, "kinesis_target": true, "redshift_target": true, "retry_policy": true, "role_arn": true, "rule": true, "run_command_targets": true, "sagemaker_pipeline_target": true, "sqs_target": true, "target_id": true}}
+var cloudWatchEventTargetSchema = &tf.Schema{Type: "aws_cloudwatch_event_target", Kind: tf.KindResource, Names: map[string]bool{"appsync_target": true, "arn": true, "batch_target": true, "dead_letter_config": true, "ecs_target": true, "event_bus_name": true, "force_destroy": true, "http_target": true, "id": true, "input": true, "input_path": true, "input_transformer": true, "kinesis_target": true, "redshift_target": true, "retry_policy": true, "role_arn": true, "rule": true, "run_command_targets": true, "sagemaker_pipeline_target": true, "sqs_target": true, "target_id": true}}
 
-// NewCloudwatchEventTarget declares the resource aws_cloudwatch_event_target called name in scope.
-func NewCloudwatchEventTarget(scope tf.Scope, name string, args CloudwatchEventTargetArgs) *CloudwatchEventTarget {
-	r := &CloudwatchEventTarget{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchEventTargetSchema, name, r.Args)
+// NewCloudWatchEventTarget declares the resource aws_cloudwatch_event_target called name in scope.
+func NewCloudWatchEventTarget(scope tf.Scope, name string, args CloudWatchEventTargetArgs) *CloudWatchEventTarget {
+	r := &CloudWatchEventTarget{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchEventTargetSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *CloudwatchEventTarget) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *CloudWatchEventTarget) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // EventBusName returns a reference to event_bus_name.
-func (r *CloudwatchEventTarget) EventBusName() tf.String {
+func (r *CloudWatchEventTarget) EventBusName() tf.String {
 	return tf.Attr[tf.String](r, "event_bus_name")
 }
 
 // ForceDestroy returns a reference to force_destroy.
-func (r *CloudwatchEventTarget) ForceDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "force_destroy") }
+func (r *CloudWatchEventTarget) ForceDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "force_destroy") }
 
 // ID returns a reference to id.
-func (r *CloudwatchEventTarget) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchEventTarget) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // Input returns a reference to input.
-func (r *CloudwatchEventTarget) Input() tf.String { return tf.Attr[tf.String](r, "input") }
+func (r *CloudWatchEventTarget) Input() tf.String { return tf.Attr[tf.String](r, "input") }
 
 // InputPath returns a reference to input_path.
-func (r *CloudwatchEventTarget) InputPath() tf.String { return tf.Attr[tf.String](r, "input_path") }
+func (r *CloudWatchEventTarget) InputPath() tf.String { return tf.Attr[tf.String](r, "input_path") }
 
 // RoleARN returns a reference to role_arn.
-func (r *CloudwatchEventTarget) RoleARN() tf.String { return tf.Attr[tf.String](r, "role_arn") }
+func (r *CloudWatchEventTarget) RoleARN() tf.String { return tf.Attr[tf.String](r, "role_arn") }
 
 // Rule returns a reference to rule.
-func (r *CloudwatchEventTarget) Rule() tf.String { return tf.Attr[tf.String](r, "rule") }
+func (r *CloudWatchEventTarget) Rule() tf.String { return tf.Attr[tf.String](r, "rule") }
 
 // TargetID returns a reference to target_id.
-func (r *CloudwatchEventTarget) TargetID() tf.String { return tf.Attr[tf.String](r, "target_id") }
+func (r *CloudWatchEventTarget) TargetID() tf.String { return tf.Attr[tf.String](r, "target_id") }
 
-// CloudwatchEventTargetArgs holds the arguments of aws_cloudwatch_event_target.
-type CloudwatchEventTargetArgs struct {
+// CloudWatchEventTargetArgs holds the arguments of aws_cloudwatch_event_target.
+type CloudWatchEventTargetArgs struct {
 	// ARN is arn (required).
 	ARN tf.String `tf:"arn"`
 
@@ -77,45 +77,45 @@ type CloudwatchEventTargetArgs struct {
 	TargetID tf.String `tf:"target_id"`
 
 	// AppsyncTarget is appsync_target (block, at most 1 items).
-	AppsyncTarget *CloudwatchEventTargetAppsyncTarget `tf:"appsync_target"`
+	AppsyncTarget *CloudWatchEventTargetAppsyncTarget `tf:"appsync_target"`
 
 	// BatchTarget is batch_target (block, at most 1 items).
-	BatchTarget *CloudwatchEventTargetBatchTarget `tf:"batch_target"`
+	BatchTarget *CloudWatchEventTargetBatchTarget `tf:"batch_target"`
 
 	// DeadLetterConfig is dead_letter_config (block, at most 1 items).
-	DeadLetterConfig *CloudwatchEventTargetDeadLetterConfig `tf:"dead_letter_config"`
+	DeadLetterConfig *CloudWatchEventTargetDeadLetterConfig `tf:"dead_letter_config"`
 
 	// EcsTarget is ecs_target (block, at most 1 items).
-	EcsTarget *CloudwatchEventTargetEcsTarget `tf:"ecs_target"`
+	EcsTarget *CloudWatchEventTargetEcsTarget `tf:"ecs_target"`
 
 	// HTTPTarget is http_target (block, at most 1 items).
-	HTTPTarget *CloudwatchEventTargetHTTPTarget `tf:"http_target"`
+	HTTPTarget *CloudWatchEventTargetHTTPTarget `tf:"http_target"`
 
 	// InputTransformer is input_transformer (block, at most 1 items).
-	InputTransformer *CloudwatchEventTargetInputTransformer `tf:"input_transformer"`
+	InputTransformer *CloudWatchEventTargetInputTransformer `tf:"input_transformer"`
 
 	// KinesisTarget is kinesis_target (block, at most 1 items).
-	KinesisTarget *CloudwatchEventTargetKinesisTarget `tf:"kinesis_target"`
+	KinesisTarget *CloudWatchEventTargetKinesisTarget `tf:"kinesis_target"`
 
 	// RedshiftTarget is redshift_target (block, at most 1 items).
-	RedshiftTarget *CloudwatchEventTargetRedshiftTarget `tf:"redshift_target"`
+	RedshiftTarget *CloudWatchEventTargetRedshiftTarget `tf:"redshift_target"`
 
 	// RetryPolicy is retry_policy (block, at most 1 items).
-	RetryPolicy *CloudwatchEventTargetRetryPolicy `tf:"retry_policy"`
+	RetryPolicy *CloudWatchEventTargetRetryPolicy `tf:"retry_policy"`
 
 	// RunCommandTargets is run_command_targets (block, at most 5 items).
-	RunCommandTargets []CloudwatchEventTargetRunCommandTargets `tf:"run_command_targets"`
+	RunCommandTargets []CloudWatchEventTargetRunCommandTargets `tf:"run_command_targets"`
 
 	// SagemakerPipelineTarget is sagemaker_pipeline_target (block, at most 1 items).
-	SagemakerPipelineTarget *CloudwatchEventTargetSagemakerPipelineTarget `tf:"sagemaker_pipeline_target"`
+	SagemakerPipelineTarget *CloudWatchEventTargetSagemakerPipelineTarget `tf:"sagemaker_pipeline_target"`
 
 	// SQSTarget is sqs_target (block, at most 1 items).
-	SQSTarget *CloudwatchEventTargetSQSTarget `tf:"sqs_target"`
+	SQSTarget *CloudWatchEventTargetSQSTarget `tf:"sqs_target"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetArgs) EncodeTF(b *tf.Body) {
 	b.Attr("arn", a.ARN, true)
 	b.Attr("event_bus_name", a.EventBusName, false)
 	b.Attr("force_destroy", a.ForceDestroy, false)
@@ -163,20 +163,20 @@ func (a *CloudwatchEventTargetArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// CloudwatchEventTargetAppsyncTarget holds block appsync_target.
-type CloudwatchEventTargetAppsyncTarget struct {
+// CloudWatchEventTargetAppsyncTarget holds block appsync_target.
+type CloudWatchEventTargetAppsyncTarget struct {
 	// GraphqlOperation is graphql_operation (optional).
 	GraphqlOperation tf.String `tf:"graphql_operation"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetAppsyncTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetAppsyncTarget) EncodeTF(b *tf.Body) {
 	b.Attr("graphql_operation", a.GraphqlOperation, false)
 }
 
-// CloudwatchEventTargetBatchTarget holds block batch_target.
-type CloudwatchEventTargetBatchTarget struct {
+// CloudWatchEventTargetBatchTarget holds block batch_target.
+type CloudWatchEventTargetBatchTarget struct {
 	// ArraySize is array_size (optional).
 	ArraySize tf.Number `tf:"array_size"`
 
@@ -192,27 +192,27 @@ type CloudwatchEventTargetBatchTarget struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetBatchTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetBatchTarget) EncodeTF(b *tf.Body) {
 	b.Attr("array_size", a.ArraySize, false)
 	b.Attr("job_attempts", a.JobAttempts, false)
 	b.Attr("job_definition", a.JobDefinition, true)
 	b.Attr("job_name", a.JobName, true)
 }
 
-// CloudwatchEventTargetDeadLetterConfig holds block dead_letter_config.
-type CloudwatchEventTargetDeadLetterConfig struct {
+// CloudWatchEventTargetDeadLetterConfig holds block dead_letter_config.
+type CloudWatchEventTargetDeadLetterConfig struct {
 	// ARN is arn (optional).
 	ARN tf.String `tf:"arn"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetDeadLetterConfig) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetDeadLetterConfig) EncodeTF(b *tf.Body) {
 	b.Attr("arn", a.ARN, false)
 }
 
-// CloudwatchEventTargetEcsTarget holds block ecs_target.
-type CloudwatchEventTargetEcsTarget struct {
+// CloudWatchEventTargetEcsTarget holds block ecs_target.
+type CloudWatchEventTargetEcsTarget struct {
 	// EnableEcsManagedTags is enable_ecs_managed_tags (optional).
 	EnableEcsManagedTags tf.Bool `tf:"enable_ecs_managed_tags"`
 
@@ -241,21 +241,21 @@ type CloudwatchEventTargetEcsTarget struct {
 	TaskDefinitionARN tf.String `tf:"task_definition_arn"`
 
 	// CapacityProviderStrategy is capacity_provider_strategy (block).
-	CapacityProviderStrategy []CloudwatchEventTargetEcsTargetCapacityProviderStrategy `tf:"capacity_provider_strategy"`
+	CapacityProviderStrategy []CloudWatchEventTargetEcsTargetCapacityProviderStrategy `tf:"capacity_provider_strategy"`
 
 	// NetworkConfiguration is network_configuration (block, at most 1 items).
-	NetworkConfiguration *CloudwatchEventTargetEcsTargetNetworkConfiguration `tf:"network_configuration"`
+	NetworkConfiguration *CloudWatchEventTargetEcsTargetNetworkConfiguration `tf:"network_configuration"`
 
 	// OrderedPlacementStrategy is ordered_placement_strategy (block, at most 5 items).
-	OrderedPlacementStrategy []CloudwatchEventTargetEcsTargetOrderedPlacementStrategy `tf:"ordered_placement_strategy"`
+	OrderedPlacementStrategy []CloudWatchEventTargetEcsTargetOrderedPlacementStrategy `tf:"ordered_placement_strategy"`
 
 	// PlacementConstraint is placement_constraint (block, at most 10 items).
-	PlacementConstraint []CloudwatchEventTargetEcsTargetPlacementConstraint `tf:"placement_constraint"`
+	PlacementConstraint []CloudWatchEventTargetEcsTargetPlacementConstraint `tf:"placement_constraint"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetEcsTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetEcsTarget) EncodeTF(b *tf.Body) {
 	b.Attr("enable_ecs_managed_tags", a.EnableEcsManagedTags, false)
 	b.Attr("enable_execute_command", a.EnableExecuteCommand, false)
 	b.Attr("group", a.Group, false)
@@ -281,8 +281,8 @@ func (a *CloudwatchEventTargetEcsTarget) EncodeTF(b *tf.Body) {
 	}
 }
 
-// CloudwatchEventTargetEcsTargetCapacityProviderStrategy holds block capacity_provider_strategy.
-type CloudwatchEventTargetEcsTargetCapacityProviderStrategy struct {
+// CloudWatchEventTargetEcsTargetCapacityProviderStrategy holds block capacity_provider_strategy.
+type CloudWatchEventTargetEcsTargetCapacityProviderStrategy struct {
 	// Base is base (optional).
 	Base tf.Number `tf:"base"`
 
@@ -295,14 +295,14 @@ type CloudwatchEventTargetEcsTargetCapacityProviderStrategy struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetEcsTargetCapacityProviderStrategy) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetEcsTargetCapacityProviderStrategy) EncodeTF(b *tf.Body) {
 	b.Attr("base", a.Base, false)
 	b.Attr("capacity_provider", a.CapacityProvider, true)
 	b.Attr("weight", a.Weight, false)
 }
 
-// CloudwatchEventTargetEcsTargetNetworkConfiguration holds block network_configuration.
-type CloudwatchEventTargetEcsTargetNetworkConfiguration struct {
+// CloudWatchEventTargetEcsTargetNetworkConfiguration holds block network_configuration.
+type CloudWatchEventTargetEcsTargetNetworkConfiguration struct {
 	// AssignPublicIP is assign_public_ip (optional).
 	AssignPublicIP tf.Bool `tf:"assign_public_ip"`
 
@@ -315,14 +315,14 @@ type CloudwatchEventTargetEcsTargetNetworkConfiguration struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetEcsTargetNetworkConfiguration) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetEcsTargetNetworkConfiguration) EncodeTF(b *tf.Body) {
 	b.Attr("assign_public_ip", a.AssignPublicIP, false)
 	b.Attr("security_groups", a.SecurityGroups, false)
 	b.Attr("subnets", a.Subnets, true)
 }
 
-// CloudwatchEventTargetEcsTargetOrderedPlacementStrategy holds block ordered_placement_strategy.
-type CloudwatchEventTargetEcsTargetOrderedPlacementStrategy struct {
+// CloudWatchEventTargetEcsTargetOrderedPlacementStrategy holds block ordered_placement_strategy.
+type CloudWatchEventTargetEcsTargetOrderedPlacementStrategy struct {
 	// Field is field (optional).
 	Field tf.String `tf:"field"`
 
@@ -332,13 +332,13 @@ type CloudwatchEventTargetEcsTargetOrderedPlacementStrategy struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetEcsTargetOrderedPlacementStrategy) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetEcsTargetOrderedPlacementStrategy) EncodeTF(b *tf.Body) {
 	b.Attr("field", a.Field, false)
 	b.Attr("type", a.Type, true)
 }
 
-// CloudwatchEventTargetEcsTargetPlacementConstraint holds block placement_constraint.
-type CloudwatchEventTargetEcsTargetPlacementConstraint struct {
+// CloudWatchEventTargetEcsTargetPlacementConstraint holds block placement_constraint.
+type CloudWatchEventTargetEcsTargetPlacementConstraint struct {
 	// Expression is expression (optional).
 	Expression tf.String `tf:"expression"`
 
@@ -348,13 +348,13 @@ type CloudwatchEventTargetEcsTargetPlacementConstraint struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetEcsTargetPlacementConstraint) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetEcsTargetPlacementConstraint) EncodeTF(b *tf.Body) {
 	b.Attr("expression", a.Expression, false)
 	b.Attr("type", a.Type, true)
 }
 
-// CloudwatchEventTargetHTTPTarget holds block http_target.
-type CloudwatchEventTargetHTTPTarget struct {
+// CloudWatchEventTargetHTTPTarget holds block http_target.
+type CloudWatchEventTargetHTTPTarget struct {
 	// HeaderParameters is header_parameters (optional).
 	HeaderParameters tf.Map[tf.String] `tf:"header_parameters"`
 
@@ -367,14 +367,14 @@ type CloudwatchEventTargetHTTPTarget struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetHTTPTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetHTTPTarget) EncodeTF(b *tf.Body) {
 	b.Attr("header_parameters", a.HeaderParameters, false)
 	b.Attr("path_parameter_values", a.PathParameterValues, false)
 	b.Attr("query_string_parameters", a.QueryStringParameters, false)
 }
 
-// CloudwatchEventTargetInputTransformer holds block input_transformer.
-type CloudwatchEventTargetInputTransformer struct {
+// CloudWatchEventTargetInputTransformer holds block input_transformer.
+type CloudWatchEventTargetInputTransformer struct {
 	// InputPaths is input_paths (optional).
 	InputPaths tf.Map[tf.String] `tf:"input_paths"`
 
@@ -384,25 +384,25 @@ type CloudwatchEventTargetInputTransformer struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetInputTransformer) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetInputTransformer) EncodeTF(b *tf.Body) {
 	b.Attr("input_paths", a.InputPaths, false)
 	b.Attr("input_template", a.InputTemplate, true)
 }
 
-// CloudwatchEventTargetKinesisTarget holds block kinesis_target.
-type CloudwatchEventTargetKinesisTarget struct {
+// CloudWatchEventTargetKinesisTarget holds block kinesis_target.
+type CloudWatchEventTargetKinesisTarget struct {
 	// PartitionKeyPath is partition_key_path (optional).
 	PartitionKeyPath tf.String `tf:"partition_key_path"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetKinesisTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetKinesisTarget) EncodeTF(b *tf.Body) {
 	b.Attr("partition_key_path", a.PartitionKeyPath, false)
 }
 
-// CloudwatchEventTargetRedshiftTarget holds block redshift_target.
-type CloudwatchEventTargetRedshiftTarget struct {
+// CloudWatchEventTargetRedshiftTarget holds block redshift_target.
+type CloudWatchEventTargetRedshiftTarget struct {
 	// Database is database (required).
 	Database tf.String `tf:"database"`
 
@@ -424,7 +424,7 @@ type CloudwatchEventTargetRedshiftTarget struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetRedshiftTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetRedshiftTarget) EncodeTF(b *tf.Body) {
 	b.Attr("database", a.Database, true)
 	b.Attr("db_user", a.DBUser, false)
 	b.Attr("secrets_manager_arn", a.SecretsManagerARN, false)
@@ -433,8 +433,8 @@ func (a *CloudwatchEventTargetRedshiftTarget) EncodeTF(b *tf.Body) {
 	b.Attr("with_event", a.WithEvent, false)
 }
 
-// CloudwatchEventTargetRetryPolicy holds block retry_policy.
-type CloudwatchEventTargetRetryPolicy struct {
+// CloudWatchEventTargetRetryPolicy holds block retry_policy.
+type CloudWatchEventTargetRetryPolicy struct {
 	// MaximumEventAgeInSeconds is maximum_event_age_in_seconds (optional).
 	MaximumEventAgeInSeconds tf.Number `tf:"maximum_event_age_in_seconds"`
 
@@ -444,13 +444,13 @@ type CloudwatchEventTargetRetryPolicy struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetRetryPolicy) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetRetryPolicy) EncodeTF(b *tf.Body) {
 	b.Attr("maximum_event_age_in_seconds", a.MaximumEventAgeInSeconds, false)
 	b.Attr("maximum_retry_attempts", a.MaximumRetryAttempts, false)
 }
 
-// CloudwatchEventTargetRunCommandTargets holds block run_command_targets.
-type CloudwatchEventTargetRunCommandTargets struct {
+// CloudWatchEventTargetRunCommandTargets holds block run_command_targets.
+type CloudWatchEventTargetRunCommandTargets struct {
 	// Key is key (required).
 	Key tf.String `tf:"key"`
 
@@ -460,28 +460,28 @@ type CloudwatchEventTargetRunCommandTargets struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetRunCommandTargets) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetRunCommandTargets) EncodeTF(b *tf.Body) {
 	b.Attr("key", a.Key, true)
 	b.Attr("values", a.Values, true)
 }
 
-// CloudwatchEventTargetSagemakerPipelineTarget holds block sagemaker_pipeline_target.
-type CloudwatchEventTargetSagemakerPipelineTarget struct {
+// CloudWatchEventTargetSagemakerPipelineTarget holds block sagemaker_pipeline_target.
+type CloudWatchEventTargetSagemakerPipelineTarget struct {
 	// PipelineParameterList is pipeline_parameter_list (block, at most 200 items).
-	PipelineParameterList []CloudwatchEventTargetSagemakerPipelineTargetPipelineParameterList `tf:"pipeline_parameter_list"`
+	PipelineParameterList []CloudWatchEventTargetSagemakerPipelineTargetPipelineParameterList `tf:"pipeline_parameter_list"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetSagemakerPipelineTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetSagemakerPipelineTarget) EncodeTF(b *tf.Body) {
 	b.Items("pipeline_parameter_list", len(a.PipelineParameterList), 0, 200)
 	for i := range a.PipelineParameterList {
 		a.PipelineParameterList[i].EncodeTF(b.Block("pipeline_parameter_list"))
 	}
 }
 
-// CloudwatchEventTargetSagemakerPipelineTargetPipelineParameterList holds block pipeline_parameter_list.
-type CloudwatchEventTargetSagemakerPipelineTargetPipelineParameterList struct {
+// CloudWatchEventTargetSagemakerPipelineTargetPipelineParameterList holds block pipeline_parameter_list.
+type CloudWatchEventTargetSagemakerPipelineTargetPipelineParameterList struct {
 	// Name is name (required).
 	Name tf.String `tf:"name"`
 
@@ -491,19 +491,19 @@ type CloudwatchEventTargetSagemakerPipelineTargetPipelineParameterList struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetSagemakerPipelineTargetPipelineParameterList) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetSagemakerPipelineTargetPipelineParameterList) EncodeTF(b *tf.Body) {
 	b.Attr("name", a.Name, true)
 	b.Attr("value", a.Value, true)
 }
 
-// CloudwatchEventTargetSQSTarget holds block sqs_target.
-type CloudwatchEventTargetSQSTarget struct {
+// CloudWatchEventTargetSQSTarget holds block sqs_target.
+type CloudWatchEventTargetSQSTarget struct {
 	// MessageGroupID is message_group_id (optional).
 	MessageGroupID tf.String `tf:"message_group_id"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchEventTargetSQSTarget) EncodeTF(b *tf.Body) {
+func (a *CloudWatchEventTargetSQSTarget) EncodeTF(b *tf.Body) {
 	b.Attr("message_group_id", a.MessageGroupID, false)
 }

@@ -5,60 +5,60 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchLogGroup is the aws_cloudwatch_log_group resource.
-type CloudwatchLogGroup struct {
+// CloudWatchLogGroup is the aws_cloudwatch_log_group resource.
+type CloudWatchLogGroup struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchLogGroupArgs
+	Args *CloudWatchLogGroupArgs
 }
 
-var cloudwatchLogGroupSchema = &tf.Schema{Type: "aws_cloudwatch_log_group", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "id": true, "kms_key_id": true, "log_group_class": true, "name": true, "name_prefix": true, "retention_in_days": true, "skip_destroy": true, "tags": true, "tags_all": true}}
+var cloudWatchLogGroupSchema = &tf.Schema{Type: "aws_cloudwatch_log_group", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "id": true, "kms_key_id": true, "log_group_class": true, "name": true, "name_prefix": true, "retention_in_days": true, "skip_destroy": true, "tags": true, "tags_all": true}}
 
-// NewCloudwatchLogGroup declares the resource aws_cloudwatch_log_group called name in scope.
-func NewCloudwatchLogGroup(scope tf.Scope, name string, args CloudwatchLogGroupArgs) *CloudwatchLogGroup {
-	r := &CloudwatchLogGroup{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchLogGroupSchema, name, r.Args)
+// NewCloudWatchLogGroup declares the resource aws_cloudwatch_log_group called name in scope.
+func NewCloudWatchLogGroup(scope tf.Scope, name string, args CloudWatchLogGroupArgs) *CloudWatchLogGroup {
+	r := &CloudWatchLogGroup{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchLogGroupSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *CloudwatchLogGroup) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *CloudWatchLogGroup) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // ID returns a reference to id.
-func (r *CloudwatchLogGroup) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchLogGroup) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // KMSKeyID returns a reference to kms_key_id.
-func (r *CloudwatchLogGroup) KMSKeyID() tf.String { return tf.Attr[tf.String](r, "kms_key_id") }
+func (r *CloudWatchLogGroup) KMSKeyID() tf.String { return tf.Attr[tf.String](r, "kms_key_id") }
 
 // LogGroupClass returns a reference to log_group_class.
-func (r *CloudwatchLogGroup) LogGroupClass() tf.String {
+func (r *CloudWatchLogGroup) LogGroupClass() tf.String {
 	return tf.Attr[tf.String](r, "log_group_class")
 }
 
 // Name returns a reference to name.
-func (r *CloudwatchLogGroup) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *CloudWatchLogGroup) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // NamePrefix returns a reference to name_prefix.
-func (r *CloudwatchLogGroup) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
+func (r *CloudWatchLogGroup) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
 
 // RetentionInDays returns a reference to retention_in_days.
-func (r *CloudwatchLogGroup) RetentionInDays() tf.Number {
+func (r *CloudWatchLogGroup) RetentionInDays() tf.Number {
 	return tf.Attr[tf.Number](r, "retention_in_days")
 }
 
 // SkipDestroy returns a reference to skip_destroy.
-func (r *CloudwatchLogGroup) SkipDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "skip_destroy") }
+func (r *CloudWatchLogGroup) SkipDestroy() tf.Bool { return tf.Attr[tf.Bool](r, "skip_destroy") }
 
 // Tags returns a reference to tags.
-func (r *CloudwatchLogGroup) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *CloudWatchLogGroup) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *CloudwatchLogGroup) TagsAll() tf.Map[tf.String] {
+func (r *CloudWatchLogGroup) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
-// CloudwatchLogGroupArgs holds the arguments of aws_cloudwatch_log_group.
-type CloudwatchLogGroupArgs struct {
+// CloudWatchLogGroupArgs holds the arguments of aws_cloudwatch_log_group.
+type CloudWatchLogGroupArgs struct {
 	// KMSKeyID is kms_key_id (optional).
 	KMSKeyID tf.String `tf:"kms_key_id"`
 
@@ -86,7 +86,7 @@ type CloudwatchLogGroupArgs struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchLogGroupArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchLogGroupArgs) EncodeTF(b *tf.Body) {
 	b.Attr("kms_key_id", a.KMSKeyID, false)
 	b.Attr("log_group_class", a.LogGroupClass, false)
 	b.Attr("name", a.Name, false)

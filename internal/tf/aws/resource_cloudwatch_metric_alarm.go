@@ -5,126 +5,126 @@ package aws
 
 import "paydr/internal/tf"
 
-// CloudwatchMetricAlarm is the aws_cloudwatch_metric_alarm resource.
-type CloudwatchMetricAlarm struct {
+// CloudWatchMetricAlarm is the aws_cloudwatch_metric_alarm resource.
+type CloudWatchMetricAlarm struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *CloudwatchMetricAlarmArgs
+	Args *CloudWatchMetricAlarmArgs
 }
 
-var cloudwatchMetricAlarmSchema = &tf.Schema{Type: "aws_cloudwatch_metric_alarm", Kind: tf.KindResource, Names: map[string]bool{"actions_enabled": true, "alarm_actions": true, "alarm_description": true, "alarm_name": true, "arn": true, "comparison_operator": true, "datapoints_to_alarm": true, "dimensions": true, "evaluate_low_sample_count_percentiles": true, "evaluation_periods": true, "extended_statistic": true, "id": true, "insufficient_data_actions": true, "metric_name": true, "metric_query": true, "namespace": true, "ok_actions": true, "period": true, "statistic": true, "tags": true, "tags_all": true, "threshold": true, "threshold_metric_id": true, "treat_missing_data": true, "unit": true}}
+var cloudWatchMetricAlarmSchema = &tf.Schema{Type: "aws_cloudwatch_metric_alarm", Kind: tf.KindResource, Names: map[string]bool{"actions_enabled": true, "alarm_actions": true, "alarm_description": true, "alarm_name": true, "arn": true, "comparison_operator": true, "datapoints_to_alarm": true, "dimensions": true, "evaluate_low_sample_count_percentiles": true, "evaluation_periods": true, "extended_statistic": true, "id": true, "insufficient_data_actions": true, "metric_name": true, "metric_query": true, "namespace": true, "ok_actions": true, "period": true, "statistic": true, "tags": true, "tags_all": true, "threshold": true, "threshold_metric_id": true, "treat_missing_data": true, "unit": true}}
 
-// NewCloudwatchMetricAlarm declares the resource aws_cloudwatch_metric_alarm called name in scope.
-func NewCloudwatchMetricAlarm(scope tf.Scope, name string, args CloudwatchMetricAlarmArgs) *CloudwatchMetricAlarm {
-	r := &CloudwatchMetricAlarm{Args: &args}
-	r.Resource = tf.Declare(scope, cloudwatchMetricAlarmSchema, name, r.Args)
+// NewCloudWatchMetricAlarm declares the resource aws_cloudwatch_metric_alarm called name in scope.
+func NewCloudWatchMetricAlarm(scope tf.Scope, name string, args CloudWatchMetricAlarmArgs) *CloudWatchMetricAlarm {
+	r := &CloudWatchMetricAlarm{Args: &args}
+	r.Resource = tf.Declare(scope, cloudWatchMetricAlarmSchema, name, r.Args)
 	return r
 }
 
 // ActionsEnabled returns a reference to actions_enabled.
-func (r *CloudwatchMetricAlarm) ActionsEnabled() tf.Bool {
+func (r *CloudWatchMetricAlarm) ActionsEnabled() tf.Bool {
 	return tf.Attr[tf.Bool](r, "actions_enabled")
 }
 
 // AlarmActions returns a reference to alarm_actions.
-func (r *CloudwatchMetricAlarm) AlarmActions() tf.Set[tf.String] {
+func (r *CloudWatchMetricAlarm) AlarmActions() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "alarm_actions")
 }
 
 // AlarmDescription returns a reference to alarm_description.
-func (r *CloudwatchMetricAlarm) AlarmDescription() tf.String {
+func (r *CloudWatchMetricAlarm) AlarmDescription() tf.String {
 	return tf.Attr[tf.String](r, "alarm_description")
 }
 
 // AlarmName returns a reference to alarm_name.
-func (r *CloudwatchMetricAlarm) AlarmName() tf.String { return tf.Attr[tf.String](r, "alarm_name") }
+func (r *CloudWatchMetricAlarm) AlarmName() tf.String { return tf.Attr[tf.String](r, "alarm_name") }
 
 // ARN returns a reference to arn.
-func (r *CloudwatchMetricAlarm) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *CloudWatchMetricAlarm) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // ComparisonOperator returns a reference to comparison_operator.
-func (r *CloudwatchMetricAlarm) ComparisonOperator() tf.String {
+func (r *CloudWatchMetricAlarm) ComparisonOperator() tf.String {
 	return tf.Attr[tf.String](r, "comparison_operator")
 }
 
 // DatapointsToAlarm returns a reference to datapoints_to_alarm.
-func (r *CloudwatchMetricAlarm) DatapointsToAlarm() tf.Number {
+func (r *CloudWatchMetricAlarm) DatapointsToAlarm() tf.Number {
 	return tf.Attr[tf.Number](r, "datapoints_to_alarm")
 }
 
 // Dimensions returns a reference to dimensions.
-func (r *CloudwatchMetricAlarm) Dimensions() tf.Map[tf.String] {
+func (r *CloudWatchMetricAlarm) Dimensions() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "dimensions")
 }
 
 // EvaluateLowSampleCountPercentiles returns a reference to evaluate_low_sample_count_percentiles.
-func (r *CloudwatchMetricAlarm) EvaluateLowSampleCountPercentiles() tf.String {
+func (r *CloudWatchMetricAlarm) EvaluateLowSampleCountPercentiles() tf.String {
 	return tf.Attr[tf.String](r, "evaluate_low_sample_count_percentiles")
 }
 
 // EvaluationPeriods returns a reference to evaluation_periods.
-func (r *CloudwatchMetricAlarm) EvaluationPeriods() tf.Number {
+func (r *CloudWatchMetricAlarm) EvaluationPeriods() tf.Number {
 	return tf.Attr[tf.Number](r, "evaluation_periods")
 }
 
 // ExtendedStatistic returns a reference to extended_statistic.
-func (r *CloudwatchMetricAlarm) ExtendedStatistic() tf.String {
+func (r *CloudWatchMetricAlarm) ExtendedStatistic() tf.String {
 	return tf.Attr[tf.String](r, "extended_statistic")
 }
 
 // ID returns a reference to id.
-func (r *CloudwatchMetricAlarm) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *CloudWatchMetricAlarm) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // InsufficientDataActions returns a reference to insufficient_data_actions.
-func (r *CloudwatchMetricAlarm) InsufficientDataActions() tf.Set[tf.String] {
+func (r *CloudWatchMetricAlarm) InsufficientDataActions() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "insufficient_data_actions")
 }
 
 // MetricName returns a reference to metric_name.
-func (r *CloudwatchMetricAlarm) MetricName() tf.String { return tf.Attr[tf.String](r, "metric_name") }
+func (r *CloudWatchMetricAlarm) MetricName() tf.String { return tf.Attr[tf.String](r, "metric_name") }
 
 // Namespace returns a reference to namespace.
-func (r *CloudwatchMetricAlarm) Namespace() tf.String { return tf.Attr[tf.String](r, "namespace") }
+func (r *CloudWatchMetricAlarm) Namespace() tf.String { return tf.Attr[tf.String](r, "namespace") }
 
 // OkActions returns a reference to ok_actions.
-func (r *CloudwatchMetricAlarm) OkActions() tf.Set[tf.String] {
+func (r *CloudWatchMetricAlarm) OkActions() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "ok_actions")
 }
 
 // Period returns a reference to period.
-func (r *CloudwatchMetricAlarm) Period() tf.Number { return tf.Attr[tf.Number](r, "period") }
+func (r *CloudWatchMetricAlarm) Period() tf.Number { return tf.Attr[tf.Number](r, "period") }
 
 // Statistic returns a reference to statistic.
-func (r *CloudwatchMetricAlarm) Statistic() tf.String { return tf.Attr[tf.String](r, "statistic") }
+func (r *CloudWatchMetricAlarm) Statistic() tf.String { return tf.Attr[tf.String](r, "statistic") }
 
 // Tags returns a reference to tags.
-func (r *CloudwatchMetricAlarm) Tags() tf.Map[tf.String] {
+func (r *CloudWatchMetricAlarm) Tags() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags")
 }
 
 // TagsAll returns a reference to tags_all.
-func (r *CloudwatchMetricAlarm) TagsAll() tf.Map[tf.String] {
+func (r *CloudWatchMetricAlarm) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
 // Threshold returns a reference to threshold.
-func (r *CloudwatchMetricAlarm) Threshold() tf.Number { return tf.Attr[tf.Number](r, "threshold") }
+func (r *CloudWatchMetricAlarm) Threshold() tf.Number { return tf.Attr[tf.Number](r, "threshold") }
 
 // ThresholdMetricID returns a reference to threshold_metric_id.
-func (r *CloudwatchMetricAlarm) ThresholdMetricID() tf.String {
+func (r *CloudWatchMetricAlarm) ThresholdMetricID() tf.String {
 	return tf.Attr[tf.String](r, "threshold_metric_id")
 }
 
 // TreatMissingData returns a reference to treat_missing_data.
-func (r *CloudwatchMetricAlarm) TreatMissingData() tf.String {
+func (r *CloudWatchMetricAlarm) TreatMissingData() tf.String {
 	return tf.Attr[tf.String](r, "treat_missing_data")
 }
 
 // Unit returns a reference to unit.
-func (r *CloudwatchMetricAlarm) Unit() tf.String { return tf.Attr[tf.String](r, "unit") }
+func (r *CloudWatchMetricAlarm) Unit() tf.String { return tf.Attr[tf.String](r, "unit") }
 
-// CloudwatchMetricAlarmArgs holds the arguments of aws_cloudwatch_metric_alarm.
-type CloudwatchMetricAlarmArgs struct {
+// CloudWatchMetricAlarmArgs holds the arguments of aws_cloudwatch_metric_alarm.
+type CloudWatchMetricAlarmArgs struct {
 	// ActionsEnabled is actions_enabled (optional).
 	ActionsEnabled tf.Bool `tf:"actions_enabled"`
 
@@ -192,12 +192,12 @@ type CloudwatchMetricAlarmArgs struct {
 	Unit tf.String `tf:"unit"`
 
 	// MetricQuery is metric_query (block).
-	MetricQuery []CloudwatchMetricAlarmMetricQuery `tf:"metric_query"`
+	MetricQuery []CloudWatchMetricAlarmMetricQuery `tf:"metric_query"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchMetricAlarmArgs) EncodeTF(b *tf.Body) {
+func (a *CloudWatchMetricAlarmArgs) EncodeTF(b *tf.Body) {
 	b.Attr("actions_enabled", a.ActionsEnabled, false)
 	b.Attr("alarm_actions", a.AlarmActions, false)
 	b.Attr("alarm_description", a.AlarmDescription, false)
@@ -225,8 +225,8 @@ func (a *CloudwatchMetricAlarmArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// CloudwatchMetricAlarmMetricQuery holds block metric_query.
-type CloudwatchMetricAlarmMetricQuery struct {
+// CloudWatchMetricAlarmMetricQuery holds block metric_query.
+type CloudWatchMetricAlarmMetricQuery struct {
 	// AccountID is account_id (optional).
 	AccountID tf.String `tf:"account_id"`
 
@@ -246,12 +246,12 @@ type CloudwatchMetricAlarmMetricQuery struct {
 	ReturnData tf.Bool `tf:"return_data"`
 
 	// Metric is metric (block, at most 1 items).
-	Metric *CloudwatchMetricAlarmMetricQueryMetric `tf:"metric"`
+	Metric *CloudWatchMetricAlarmMetricQueryMetric `tf:"metric"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchMetricAlarmMetricQuery) EncodeTF(b *tf.Body) {
+func (a *CloudWatchMetricAlarmMetricQuery) EncodeTF(b *tf.Body) {
 	b.Attr("account_id", a.AccountID, false)
 	b.Attr("expression", a.Expression, false)
 	b.Attr("id", a.ID, true)
@@ -263,8 +263,8 @@ func (a *CloudwatchMetricAlarmMetricQuery) EncodeTF(b *tf.Body) {
 	}
 }
 
-// CloudwatchMetricAlarmMetricQueryMetric holds block metric.
-type CloudwatchMetricAlarmMetricQueryMetric struct {
+// CloudWatchMetricAlarmMetricQueryMetric holds block metric.
+type CloudWatchMetricAlarmMetricQueryMetric struct {
 	// Dimensions is dimensions (optional).
 	Dimensions tf.Map[tf.String] `tf:"dimensions"`
 
@@ -286,7 +286,7 @@ type CloudwatchMetricAlarmMetricQueryMetric struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *CloudwatchMetricAlarmMetricQueryMetric) EncodeTF(b *tf.Body) {
+func (a *CloudWatchMetricAlarmMetricQueryMetric) EncodeTF(b *tf.Body) {
 	b.Attr("dimensions", a.Dimensions, false)
 	b.Attr("metric_name", a.MetricName, true)
 	b.Attr("namespace", a.Namespace, false)

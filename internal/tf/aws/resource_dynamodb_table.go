@@ -5,94 +5,94 @@ package aws
 
 import "paydr/internal/tf"
 
-// DynamodbTable is the aws_dynamodb_table resource.
-type DynamodbTable struct {
+// DynamoDBTable is the aws_dynamodb_table resource.
+type DynamoDBTable struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *DynamodbTableArgs
+	Args *DynamoDBTableArgs
 }
 
-var dynamodbTableSchema = &tf.Schema{Type: "aws_dynamodb_table", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "attribute": true, "billing_mode": true, "deletion_protection_enabled": true, "global_secondary_index": true, "hash_key": true, "id": true, "import_table": true, "local_secondary_index": true, "name": true, "on_demand_throughput": true, "point_in_time_recovery": true, "range_key": true, "read_capacity": true, "replica": true, "restore_date_time": true, "restore_source_name": true, "restore_source_table_arn": true, "restore_to_latest_time": true, "server_side_encryption": true, "stream_arn": true, "stream_enabled": true, "stream_label": true, "stream_view_type": true, "table_class": true, "tags": true, "tags_all": true, "timeouts": true, "ttl": true, "write_capacity": true}}
+var dynamoDBTableSchema = &tf.Schema{Type: "aws_dynamodb_table", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "attribute": true, "billing_mode": true, "deletion_protection_enabled": true, "global_secondary_index": true, "hash_key": true, "id": true, "import_table": true, "local_secondary_index": true, "name": true, "on_demand_throughput": true, "point_in_time_recovery": true, "range_key": true, "read_capacity": true, "replica": true, "restore_date_time": true, "restore_source_name": true, "restore_source_table_arn": true, "restore_to_latest_time": true, "server_side_encryption": true, "stream_arn": true, "stream_enabled": true, "stream_label": true, "stream_view_type": true, "table_class": true, "tags": true, "tags_all": true, "timeouts": true, "ttl": true, "write_capacity": true}}
 
-// NewDynamodbTable declares the resource aws_dynamodb_table called name in scope.
-func NewDynamodbTable(scope tf.Scope, name string, args DynamodbTableArgs) *DynamodbTable {
-	r := &DynamodbTable{Args: &args}
-	r.Resource = tf.Declare(scope, dynamodbTableSchema, name, r.Args)
+// NewDynamoDBTable declares the resource aws_dynamodb_table called name in scope.
+func NewDynamoDBTable(scope tf.Scope, name string, args DynamoDBTableArgs) *DynamoDBTable {
+	r := &DynamoDBTable{Args: &args}
+	r.Resource = tf.Declare(scope, dynamoDBTableSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *DynamodbTable) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *DynamoDBTable) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // BillingMode returns a reference to billing_mode.
-func (r *DynamodbTable) BillingMode() tf.String { return tf.Attr[tf.String](r, "billing_mode") }
+func (r *DynamoDBTable) BillingMode() tf.String { return tf.Attr[tf.String](r, "billing_mode") }
 
 // DeletionProtectionEnabled returns a reference to deletion_protection_enabled.
-func (r *DynamodbTable) DeletionProtectionEnabled() tf.Bool {
+func (r *DynamoDBTable) DeletionProtectionEnabled() tf.Bool {
 	return tf.Attr[tf.Bool](r, "deletion_protection_enabled")
 }
 
 // HashKey returns a reference to hash_key.
-func (r *DynamodbTable) HashKey() tf.String { return tf.Attr[tf.String](r, "hash_key") }
+func (r *DynamoDBTable) HashKey() tf.String { return tf.Attr[tf.String](r, "hash_key") }
 
 // ID returns a reference to id.
-func (r *DynamodbTable) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *DynamoDBTable) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // Name returns a reference to name.
-func (r *DynamodbTable) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *DynamoDBTable) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // RangeKey returns a reference to range_key.
-func (r *DynamodbTable) RangeKey() tf.String { return tf.Attr[tf.String](r, "range_key") }
+func (r *DynamoDBTable) RangeKey() tf.String { return tf.Attr[tf.String](r, "range_key") }
 
 // ReadCapacity returns a reference to read_capacity.
-func (r *DynamodbTable) ReadCapacity() tf.Number { return tf.Attr[tf.Number](r, "read_capacity") }
+func (r *DynamoDBTable) ReadCapacity() tf.Number { return tf.Attr[tf.Number](r, "read_capacity") }
 
 // RestoreDateTime returns a reference to restore_date_time.
-func (r *DynamodbTable) RestoreDateTime() tf.String {
+func (r *DynamoDBTable) RestoreDateTime() tf.String {
 	return tf.Attr[tf.String](r, "restore_date_time")
 }
 
 // RestoreSourceName returns a reference to restore_source_name.
-func (r *DynamodbTable) RestoreSourceName() tf.String {
+func (r *DynamoDBTable) RestoreSourceName() tf.String {
 	return tf.Attr[tf.String](r, "restore_source_name")
 }
 
 // RestoreSourceTableARN returns a reference to restore_source_table_arn.
-func (r *DynamodbTable) RestoreSourceTableARN() tf.String {
+func (r *DynamoDBTable) RestoreSourceTableARN() tf.String {
 	return tf.Attr[tf.String](r, "restore_source_table_arn")
 }
 
 // RestoreToLatestTime returns a reference to restore_to_latest_time.
-func (r *DynamodbTable) RestoreToLatestTime() tf.Bool {
+func (r *DynamoDBTable) RestoreToLatestTime() tf.Bool {
 	return tf.Attr[tf.Bool](r, "restore_to_latest_time")
 }
 
 // StreamARN returns a reference to stream_arn.
-func (r *DynamodbTable) StreamARN() tf.String { return tf.Attr[tf.String](r, "stream_arn") }
+func (r *DynamoDBTable) StreamARN() tf.String { return tf.Attr[tf.String](r, "stream_arn") }
 
 // StreamEnabled returns a reference to stream_enabled.
-func (r *DynamodbTable) StreamEnabled() tf.Bool { return tf.Attr[tf.Bool](r, "stream_enabled") }
+func (r *DynamoDBTable) StreamEnabled() tf.Bool { return tf.Attr[tf.Bool](r, "stream_enabled") }
 
 // StreamLabel returns a reference to stream_label.
-func (r *DynamodbTable) StreamLabel() tf.String { return tf.Attr[tf.String](r, "stream_label") }
+func (r *DynamoDBTable) StreamLabel() tf.String { return tf.Attr[tf.String](r, "stream_label") }
 
 // StreamViewType returns a reference to stream_view_type.
-func (r *DynamodbTable) StreamViewType() tf.String { return tf.Attr[tf.String](r, "stream_view_type") }
+func (r *DynamoDBTable) StreamViewType() tf.String { return tf.Attr[tf.String](r, "stream_view_type") }
 
 // TableClass returns a reference to table_class.
-func (r *DynamodbTable) TableClass() tf.String { return tf.Attr[tf.String](r, "table_class") }
+func (r *DynamoDBTable) TableClass() tf.String { return tf.Attr[tf.String](r, "table_class") }
 
 // Tags returns a reference to tags.
-func (r *DynamodbTable) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *DynamoDBTable) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *DynamodbTable) TagsAll() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags_all") }
+func (r *DynamoDBTable) TagsAll() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags_all") }
 
 // WriteCapacity returns a reference to write_capacity.
-func (r *DynamodbTable) WriteCapacity() tf.Number { return tf.Attr[tf.Number](r, "write_capacity") }
+func (r *DynamoDBTable) WriteCapacity() tf.Number { return tf.Attr[tf.Number](r, "write_capacity") }
 
-// DynamodbTableArgs holds the arguments of aws_dynamodb_table.
-type DynamodbTableArgs struct {
+// DynamoDBTableArgs holds the arguments of aws_dynamodb_table.
+type DynamoDBTableArgs struct {
 	// BillingMode is billing_mode (optional).
 	BillingMode tf.String `tf:"billing_mode"`
 
@@ -142,39 +142,39 @@ type DynamodbTableArgs struct {
 	WriteCapacity tf.Number `tf:"write_capacity"`
 
 	// Attribute is attribute (block).
-	Attribute []DynamodbTableAttribute `tf:"attribute"`
+	Attribute []DynamoDBTableAttribute `tf:"attribute"`
 
 	// GlobalSecondaryIndex is global_secondary_index (block).
-	GlobalSecondaryIndex []DynamodbTableGlobalSecondaryIndex `tf:"global_secondary_index"`
+	GlobalSecondaryIndex []DynamoDBTableGlobalSecondaryIndex `tf:"global_secondary_index"`
 
 	// ImportTable is import_table (block, at most 1 items).
-	ImportTable *DynamodbTableImportTable `tf:"import_table"`
+	ImportTable *DynamoDBTableImportTable `tf:"import_table"`
 
 	// LocalSecondaryIndex is local_secondary_index (block).
-	LocalSecondaryIndex []DynamodbTableLocalSecondaryIndex `tf:"local_secondary_index"`
+	LocalSecondaryIndex []DynamoDBTableLocalSecondaryIndex `tf:"local_secondary_index"`
 
 	// OnDemandThroughput is on_demand_throughput (block, at most 1 items).
-	OnDemandThroughput *DynamodbTableOnDemandThroughput `tf:"on_demand_throughput"`
+	OnDemandThroughput *DynamoDBTableOnDemandThroughput `tf:"on_demand_throughput"`
 
 	// PointInTimeRecovery is point_in_time_recovery (block, at most 1 items).
-	PointInTimeRecovery *DynamodbTablePointInTimeRecovery `tf:"point_in_time_recovery"`
+	PointInTimeRecovery *DynamoDBTablePointInTimeRecovery `tf:"point_in_time_recovery"`
 
 	// Replica is replica (block).
-	Replica []DynamodbTableReplica `tf:"replica"`
+	Replica []DynamoDBTableReplica `tf:"replica"`
 
 	// ServerSideEncryption is server_side_encryption (block, at most 1 items).
-	ServerSideEncryption *DynamodbTableServerSideEncryption `tf:"server_side_encryption"`
+	ServerSideEncryption *DynamoDBTableServerSideEncryption `tf:"server_side_encryption"`
 
 	// Timeouts is timeouts (block).
-	Timeouts *DynamodbTableTimeouts `tf:"timeouts"`
+	Timeouts *DynamoDBTableTimeouts `tf:"timeouts"`
 
 	// TTL is ttl (block, at most 1 items).
-	TTL *DynamodbTableTTL `tf:"ttl"`
+	TTL *DynamoDBTableTTL `tf:"ttl"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableArgs) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableArgs) EncodeTF(b *tf.Body) {
 	b.Attr("billing_mode", a.BillingMode, false)
 	b.Attr("deletion_protection_enabled", a.DeletionProtectionEnabled, false)
 	b.Attr("hash_key", a.HashKey, false)
@@ -223,8 +223,8 @@ func (a *DynamodbTableArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// DynamodbTableAttribute holds block attribute.
-type DynamodbTableAttribute struct {
+// DynamoDBTableAttribute holds block attribute.
+type DynamoDBTableAttribute struct {
 	// Name is name (required).
 	Name tf.String `tf:"name"`
 
@@ -234,13 +234,13 @@ type DynamodbTableAttribute struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableAttribute) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableAttribute) EncodeTF(b *tf.Body) {
 	b.Attr("name", a.Name, true)
 	b.Attr("type", a.Type, true)
 }
 
-// DynamodbTableGlobalSecondaryIndex holds block global_secondary_index.
-type DynamodbTableGlobalSecondaryIndex struct {
+// DynamoDBTableGlobalSecondaryIndex holds block global_secondary_index.
+type DynamoDBTableGlobalSecondaryIndex struct {
 	// HashKey is hash_key (required).
 	HashKey tf.String `tf:"hash_key"`
 
@@ -263,12 +263,12 @@ type DynamodbTableGlobalSecondaryIndex struct {
 	WriteCapacity tf.Number `tf:"write_capacity"`
 
 	// OnDemandThroughput is on_demand_throughput (block, at most 1 items).
-	OnDemandThroughput *DynamodbTableGlobalSecondaryIndexOnDemandThroughput `tf:"on_demand_throughput"`
+	OnDemandThroughput *DynamoDBTableGlobalSecondaryIndexOnDemandThroughput `tf:"on_demand_throughput"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableGlobalSecondaryIndex) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableGlobalSecondaryIndex) EncodeTF(b *tf.Body) {
 	b.Attr("hash_key", a.HashKey, true)
 	b.Attr("name", a.Name, true)
 	b.Attr("non_key_attributes", a.NonKeyAttributes, false)
@@ -281,8 +281,8 @@ func (a *DynamodbTableGlobalSecondaryIndex) EncodeTF(b *tf.Body) {
 	}
 }
 
-// DynamodbTableGlobalSecondaryIndexOnDemandThroughput holds block on_demand_throughput.
-type DynamodbTableGlobalSecondaryIndexOnDemandThroughput struct {
+// DynamoDBTableGlobalSecondaryIndexOnDemandThroughput holds block on_demand_throughput.
+type DynamoDBTableGlobalSecondaryIndexOnDemandThroughput struct {
 	// MaxReadRequestUnits is max_read_request_units (optional, computed when unset).
 	MaxReadRequestUnits tf.Number `tf:"max_read_request_units"`
 
@@ -292,13 +292,13 @@ type DynamodbTableGlobalSecondaryIndexOnDemandThroughput struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableGlobalSecondaryIndexOnDemandThroughput) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableGlobalSecondaryIndexOnDemandThroughput) EncodeTF(b *tf.Body) {
 	b.Attr("max_read_request_units", a.MaxReadRequestUnits, false)
 	b.Attr("max_write_request_units", a.MaxWriteRequestUnits, false)
 }
 
-// DynamodbTableImportTable holds block import_table.
-type DynamodbTableImportTable struct {
+// DynamoDBTableImportTable holds block import_table.
+type DynamoDBTableImportTable struct {
 	// InputCompressionType is input_compression_type (optional).
 	InputCompressionType tf.String `tf:"input_compression_type"`
 
@@ -306,15 +306,15 @@ type DynamodbTableImportTable struct {
 	InputFormat tf.String `tf:"input_format"`
 
 	// InputFormatOptions is input_format_options (block, at most 1 items).
-	InputFormatOptions *DynamodbTableImportTableInputFormatOptions `tf:"input_format_options"`
+	InputFormatOptions *DynamoDBTableImportTableInputFormatOptions `tf:"input_format_options"`
 
 	// S3BucketSource is s3_bucket_source (block, 1 to 1 items).
-	S3BucketSource *DynamodbTableImportTableS3BucketSource `tf:"s3_bucket_source"`
+	S3BucketSource *DynamoDBTableImportTableS3BucketSource `tf:"s3_bucket_source"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableImportTable) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableImportTable) EncodeTF(b *tf.Body) {
 	b.Attr("input_compression_type", a.InputCompressionType, false)
 	b.Attr("input_format", a.InputFormat, true)
 	if a.InputFormatOptions != nil {
@@ -327,22 +327,22 @@ func (a *DynamodbTableImportTable) EncodeTF(b *tf.Body) {
 	}
 }
 
-// DynamodbTableImportTableInputFormatOptions holds block input_format_options.
-type DynamodbTableImportTableInputFormatOptions struct {
+// DynamoDBTableImportTableInputFormatOptions holds block input_format_options.
+type DynamoDBTableImportTableInputFormatOptions struct {
 	// Csv is csv (block, at most 1 items).
-	Csv *DynamodbTableImportTableInputFormatOptionsCsv `tf:"csv"`
+	Csv *DynamoDBTableImportTableInputFormatOptionsCsv `tf:"csv"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableImportTableInputFormatOptions) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableImportTableInputFormatOptions) EncodeTF(b *tf.Body) {
 	if a.Csv != nil {
 		a.Csv.EncodeTF(b.Block("csv"))
 	}
 }
 
-// DynamodbTableImportTableInputFormatOptionsCsv holds block csv.
-type DynamodbTableImportTableInputFormatOptionsCsv struct {
+// DynamoDBTableImportTableInputFormatOptionsCsv holds block csv.
+type DynamoDBTableImportTableInputFormatOptionsCsv struct {
 	// Delimiter is delimiter (optional).
 	Delimiter tf.String `tf:"delimiter"`
 
@@ -352,13 +352,13 @@ type DynamodbTableImportTableInputFormatOptionsCsv struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableImportTableInputFormatOptionsCsv) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableImportTableInputFormatOptionsCsv) EncodeTF(b *tf.Body) {
 	b.Attr("delimiter", a.Delimiter, false)
 	b.Attr("header_list", a.HeaderList, false)
 }
 
-// DynamodbTableImportTableS3BucketSource holds block s3_bucket_source.
-type DynamodbTableImportTableS3BucketSource struct {
+// DynamoDBTableImportTableS3BucketSource holds block s3_bucket_source.
+type DynamoDBTableImportTableS3BucketSource struct {
 	// Bucket is bucket (required).
 	Bucket tf.String `tf:"bucket"`
 
@@ -371,14 +371,14 @@ type DynamodbTableImportTableS3BucketSource struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableImportTableS3BucketSource) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableImportTableS3BucketSource) EncodeTF(b *tf.Body) {
 	b.Attr("bucket", a.Bucket, true)
 	b.Attr("bucket_owner", a.BucketOwner, false)
 	b.Attr("key_prefix", a.KeyPrefix, false)
 }
 
-// DynamodbTableLocalSecondaryIndex holds block local_secondary_index.
-type DynamodbTableLocalSecondaryIndex struct {
+// DynamoDBTableLocalSecondaryIndex holds block local_secondary_index.
+type DynamoDBTableLocalSecondaryIndex struct {
 	// Name is name (required).
 	Name tf.String `tf:"name"`
 
@@ -394,15 +394,15 @@ type DynamodbTableLocalSecondaryIndex struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableLocalSecondaryIndex) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableLocalSecondaryIndex) EncodeTF(b *tf.Body) {
 	b.Attr("name", a.Name, true)
 	b.Attr("non_key_attributes", a.NonKeyAttributes, false)
 	b.Attr("projection_type", a.ProjectionType, true)
 	b.Attr("range_key", a.RangeKey, true)
 }
 
-// DynamodbTableOnDemandThroughput holds block on_demand_throughput.
-type DynamodbTableOnDemandThroughput struct {
+// DynamoDBTableOnDemandThroughput holds block on_demand_throughput.
+type DynamoDBTableOnDemandThroughput struct {
 	// MaxReadRequestUnits is max_read_request_units (optional, computed when unset).
 	MaxReadRequestUnits tf.Number `tf:"max_read_request_units"`
 
@@ -412,13 +412,13 @@ type DynamodbTableOnDemandThroughput struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableOnDemandThroughput) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableOnDemandThroughput) EncodeTF(b *tf.Body) {
 	b.Attr("max_read_request_units", a.MaxReadRequestUnits, false)
 	b.Attr("max_write_request_units", a.MaxWriteRequestUnits, false)
 }
 
-// DynamodbTablePointInTimeRecovery holds block point_in_time_recovery.
-type DynamodbTablePointInTimeRecovery struct {
+// DynamoDBTablePointInTimeRecovery holds block point_in_time_recovery.
+type DynamoDBTablePointInTimeRecovery struct {
 	// Enabled is enabled (required).
 	Enabled tf.Bool `tf:"enabled"`
 
@@ -428,13 +428,13 @@ type DynamodbTablePointInTimeRecovery struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTablePointInTimeRecovery) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTablePointInTimeRecovery) EncodeTF(b *tf.Body) {
 	b.Attr("enabled", a.Enabled, true)
 	b.Attr("recovery_period_in_days", a.RecoveryPeriodInDays, false)
 }
 
-// DynamodbTableReplica holds block replica.
-type DynamodbTableReplica struct {
+// DynamoDBTableReplica holds block replica.
+type DynamoDBTableReplica struct {
 	// KMSKeyARN is kms_key_arn (optional, computed when unset).
 	KMSKeyARN tf.String `tf:"kms_key_arn"`
 
@@ -450,15 +450,15 @@ type DynamodbTableReplica struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableReplica) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableReplica) EncodeTF(b *tf.Body) {
 	b.Attr("kms_key_arn", a.KMSKeyARN, false)
 	b.Attr("point_in_time_recovery", a.PointInTimeRecovery, false)
 	b.Attr("propagate_tags", a.PropagateTags, false)
 	b.Attr("region_name", a.RegionName, true)
 }
 
-// DynamodbTableServerSideEncryption holds block server_side_encryption.
-type DynamodbTableServerSideEncryption struct {
+// DynamoDBTableServerSideEncryption holds block server_side_encryption.
+type DynamoDBTableServerSideEncryption struct {
 	// Enabled is enabled (required).
 	Enabled tf.Bool `tf:"enabled"`
 
@@ -468,13 +468,13 @@ type DynamodbTableServerSideEncryption struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableServerSideEncryption) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableServerSideEncryption) EncodeTF(b *tf.Body) {
 	b.Attr("enabled", a.Enabled, true)
 	b.Attr("kms_key_arn", a.KMSKeyARN, false)
 }
 
-// DynamodbTableTimeouts holds block timeouts.
-type DynamodbTableTimeouts struct {
+// DynamoDBTableTimeouts holds block timeouts.
+type DynamoDBTableTimeouts struct {
 	// Create is create (optional).
 	Create tf.String `tf:"create"`
 
@@ -487,14 +487,14 @@ type DynamodbTableTimeouts struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableTimeouts) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableTimeouts) EncodeTF(b *tf.Body) {
 	b.Attr("create", a.Create, false)
 	b.Attr("delete", a.Delete, false)
 	b.Attr("update", a.Update, false)
 }
 
-// DynamodbTableTTL holds block ttl.
-type DynamodbTableTTL struct {
+// DynamoDBTableTTL holds block ttl.
+type DynamoDBTableTTL struct {
 	// AttributeName is attribute_name (optional).
 	AttributeName tf.String `tf:"attribute_name"`
 
@@ -504,7 +504,7 @@ type DynamodbTableTTL struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *DynamodbTableTTL) EncodeTF(b *tf.Body) {
+func (a *DynamoDBTableTTL) EncodeTF(b *tf.Body) {
 	b.Attr("attribute_name", a.AttributeName, false)
 	b.Attr("enabled", a.Enabled, false)
 }

@@ -148,8 +148,8 @@ func (r *RDSCluster) EnableLocalWriteForwarding() tf.Bool {
 	return tf.Attr[tf.Bool](r, "enable_local_write_forwarding")
 }
 
-// EnabledCloudwatchLogsExports returns a reference to enabled_cloudwatch_logs_exports.
-func (r *RDSCluster) EnabledCloudwatchLogsExports() tf.Set[tf.String] {
+// EnabledCloudWatchLogsExports returns a reference to enabled_cloudwatch_logs_exports.
+func (r *RDSCluster) EnabledCloudWatchLogsExports() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "enabled_cloudwatch_logs_exports")
 }
 
@@ -389,8 +389,8 @@ type RDSClusterArgs struct {
 	// EnableLocalWriteForwarding is enable_local_write_forwarding (optional).
 	EnableLocalWriteForwarding tf.Bool `tf:"enable_local_write_forwarding"`
 
-	// EnabledCloudwatchLogsExports is enabled_cloudwatch_logs_exports (optional).
-	EnabledCloudwatchLogsExports tf.Set[tf.String] `tf:"enabled_cloudwatch_logs_exports"`
+	// EnabledCloudWatchLogsExports is enabled_cloudwatch_logs_exports (optional).
+	EnabledCloudWatchLogsExports tf.Set[tf.String] `tf:"enabled_cloudwatch_logs_exports"`
 
 	// Engine is engine (required).
 	Engine tf.String `tf:"engine"`
@@ -503,8 +503,8 @@ type RDSClusterArgs struct {
 	// ScalingConfiguration is scaling_configuration (block, at most 1 items).
 	ScalingConfiguration *RDSClusterScalingConfiguration `tf:"scaling_configuration"`
 
-	// Serverlessv2ScalingConfiguration is serverlessv2_scaling_configuration (block, at most 1 items).
-	Serverlessv2ScalingConfiguration *RDSClusterServerlessv2ScalingConfiguration `tf:"serverlessv2_scaling_configuration"`
+	// ServerlessV2ScalingConfiguration is serverlessv2_scaling_configuration (block, at most 1 items).
+	ServerlessV2ScalingConfiguration *RDSClusterServerlessV2ScalingConfiguration `tf:"serverlessv2_scaling_configuration"`
 
 	// Timeouts is timeouts (block).
 	Timeouts *RDSClusterTimeouts `tf:"timeouts"`
@@ -539,7 +539,7 @@ func (a *RDSClusterArgs) EncodeTF(b *tf.Body) {
 	b.Attr("enable_global_write_forwarding", a.EnableGlobalWriteForwarding, false)
 	b.Attr("enable_http_endpoint", a.EnableHTTPEndpoint, false)
 	b.Attr("enable_local_write_forwarding", a.EnableLocalWriteForwarding, false)
-	b.Attr("enabled_cloudwatch_logs_exports", a.EnabledCloudwatchLogsExports, false)
+	b.Attr("enabled_cloudwatch_logs_exports", a.EnabledCloudWatchLogsExports, false)
 	b.Attr("engine", a.Engine, true)
 	b.Attr("engine_lifecycle_support", a.EngineLifecycleSupport, false)
 	b.Attr("engine_mode", a.EngineMode, false)
@@ -583,8 +583,8 @@ func (a *RDSClusterArgs) EncodeTF(b *tf.Body) {
 	if a.ScalingConfiguration != nil {
 		a.ScalingConfiguration.EncodeTF(b.Block("scaling_configuration"))
 	}
-	if a.Serverlessv2ScalingConfiguration != nil {
-		a.Serverlessv2ScalingConfiguration.EncodeTF(b.Block("serverlessv2_scaling_configuration"))
+	if a.ServerlessV2ScalingConfiguration != nil {
+		a.ServerlessV2ScalingConfiguration.EncodeTF(b.Block("serverlessv2_scaling_configuration"))
 	}
 	if a.Timeouts != nil {
 		a.Timeouts.EncodeTF(b.Block("timeouts"))
@@ -679,8 +679,8 @@ func (a *RDSClusterScalingConfiguration) EncodeTF(b *tf.Body) {
 	b.Attr("timeout_action", a.TimeoutAction, false)
 }
 
-// RDSClusterServerlessv2ScalingConfiguration holds block serverlessv2_scaling_configuration.
-type RDSClusterServerlessv2ScalingConfiguration struct {
+// RDSClusterServerlessV2ScalingConfiguration holds block serverlessv2_scaling_configuration.
+type RDSClusterServerlessV2ScalingConfiguration struct {
 	// MaxCapacity is max_capacity (required).
 	MaxCapacity tf.Number `tf:"max_capacity"`
 
@@ -693,7 +693,7 @@ type RDSClusterServerlessv2ScalingConfiguration struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *RDSClusterServerlessv2ScalingConfiguration) EncodeTF(b *tf.Body) {
+func (a *RDSClusterServerlessV2ScalingConfiguration) EncodeTF(b *tf.Body) {
 	b.Attr("max_capacity", a.MaxCapacity, true)
 	b.Attr("min_capacity", a.MinCapacity, true)
 	b.Attr("seconds_until_auto_pause", a.SecondsUntilAutoPause, false)

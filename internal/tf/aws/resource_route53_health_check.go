@@ -34,13 +34,13 @@ func (r *Route53HealthCheck) ChildHealthchecks() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "child_healthchecks")
 }
 
-// CloudwatchAlarmName returns a reference to cloudwatch_alarm_name.
-func (r *Route53HealthCheck) CloudwatchAlarmName() tf.String {
+// CloudWatchAlarmName returns a reference to cloudwatch_alarm_name.
+func (r *Route53HealthCheck) CloudWatchAlarmName() tf.String {
 	return tf.Attr[tf.String](r, "cloudwatch_alarm_name")
 }
 
-// CloudwatchAlarmRegion returns a reference to cloudwatch_alarm_region.
-func (r *Route53HealthCheck) CloudwatchAlarmRegion() tf.String {
+// CloudWatchAlarmRegion returns a reference to cloudwatch_alarm_region.
+func (r *Route53HealthCheck) CloudWatchAlarmRegion() tf.String {
 	return tf.Attr[tf.String](r, "cloudwatch_alarm_region")
 }
 
@@ -130,11 +130,11 @@ type Route53HealthCheckArgs struct {
 	// ChildHealthchecks is child_healthchecks (optional).
 	ChildHealthchecks tf.Set[tf.String] `tf:"child_healthchecks"`
 
-	// CloudwatchAlarmName is cloudwatch_alarm_name (optional).
-	CloudwatchAlarmName tf.String `tf:"cloudwatch_alarm_name"`
+	// CloudWatchAlarmName is cloudwatch_alarm_name (optional).
+	CloudWatchAlarmName tf.String `tf:"cloudwatch_alarm_name"`
 
-	// CloudwatchAlarmRegion is cloudwatch_alarm_region (optional).
-	CloudwatchAlarmRegion tf.String `tf:"cloudwatch_alarm_region"`
+	// CloudWatchAlarmRegion is cloudwatch_alarm_region (optional).
+	CloudWatchAlarmRegion tf.String `tf:"cloudwatch_alarm_region"`
 
 	// Disabled is disabled (optional).
 	Disabled tf.Bool `tf:"disabled"`
@@ -199,8 +199,8 @@ type Route53HealthCheckArgs struct {
 func (a *Route53HealthCheckArgs) EncodeTF(b *tf.Body) {
 	b.Attr("child_health_threshold", a.ChildHealthThreshold, false)
 	b.Attr("child_healthchecks", a.ChildHealthchecks, false)
-	b.Attr("cloudwatch_alarm_name", a.CloudwatchAlarmName, false)
-	b.Attr("cloudwatch_alarm_region", a.CloudwatchAlarmRegion, false)
+	b.Attr("cloudwatch_alarm_name", a.CloudWatchAlarmName, false)
+	b.Attr("cloudwatch_alarm_region", a.CloudWatchAlarmRegion, false)
 	b.Attr("disabled", a.Disabled, false)
 	b.Attr("enable_sni", a.EnableSni, false)
 	b.Attr("failure_threshold", a.FailureThreshold, false)

@@ -5,63 +5,63 @@ package aws
 
 import "paydr/internal/tf"
 
-// SecretsmanagerSecret is the aws_secretsmanager_secret resource.
-type SecretsmanagerSecret struct {
+// SecretsManagerSecret is the aws_secretsmanager_secret resource.
+type SecretsManagerSecret struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *SecretsmanagerSecretArgs
+	Args *SecretsManagerSecretArgs
 }
 
-var secretsmanagerSecretSchema = &tf.Schema{Type: "aws_secretsmanager_secret", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "description": true, "force_overwrite_replica_secret": true, "id": true, "kms_key_id": true, "name": true, "name_prefix": true, "policy": true, "recovery_window_in_days": true, "replica": true, "tags": true, "tags_all": true}}
+var secretsManagerSecretSchema = &tf.Schema{Type: "aws_secretsmanager_secret", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "description": true, "force_overwrite_replica_secret": true, "id": true, "kms_key_id": true, "name": true, "name_prefix": true, "policy": true, "recovery_window_in_days": true, "replica": true, "tags": true, "tags_all": true}}
 
-// NewSecretsmanagerSecret declares the resource aws_secretsmanager_secret called name in scope.
-func NewSecretsmanagerSecret(scope tf.Scope, name string, args SecretsmanagerSecretArgs) *SecretsmanagerSecret {
-	r := &SecretsmanagerSecret{Args: &args}
-	r.Resource = tf.Declare(scope, secretsmanagerSecretSchema, name, r.Args)
+// NewSecretsManagerSecret declares the resource aws_secretsmanager_secret called name in scope.
+func NewSecretsManagerSecret(scope tf.Scope, name string, args SecretsManagerSecretArgs) *SecretsManagerSecret {
+	r := &SecretsManagerSecret{Args: &args}
+	r.Resource = tf.Declare(scope, secretsManagerSecretSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *SecretsmanagerSecret) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *SecretsManagerSecret) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // Description returns a reference to description.
-func (r *SecretsmanagerSecret) Description() tf.String { return tf.Attr[tf.String](r, "description") }
+func (r *SecretsManagerSecret) Description() tf.String { return tf.Attr[tf.String](r, "description") }
 
 // ForceOverwriteReplicaSecret returns a reference to force_overwrite_replica_secret.
-func (r *SecretsmanagerSecret) ForceOverwriteReplicaSecret() tf.Bool {
+func (r *SecretsManagerSecret) ForceOverwriteReplicaSecret() tf.Bool {
 	return tf.Attr[tf.Bool](r, "force_overwrite_replica_secret")
 }
 
 // ID returns a reference to id.
-func (r *SecretsmanagerSecret) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *SecretsManagerSecret) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // KMSKeyID returns a reference to kms_key_id.
-func (r *SecretsmanagerSecret) KMSKeyID() tf.String { return tf.Attr[tf.String](r, "kms_key_id") }
+func (r *SecretsManagerSecret) KMSKeyID() tf.String { return tf.Attr[tf.String](r, "kms_key_id") }
 
 // Name returns a reference to name.
-func (r *SecretsmanagerSecret) Name() tf.String { return tf.Attr[tf.String](r, "name") }
+func (r *SecretsManagerSecret) Name() tf.String { return tf.Attr[tf.String](r, "name") }
 
 // NamePrefix returns a reference to name_prefix.
-func (r *SecretsmanagerSecret) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
+func (r *SecretsManagerSecret) NamePrefix() tf.String { return tf.Attr[tf.String](r, "name_prefix") }
 
 // Policy returns a reference to policy.
-func (r *SecretsmanagerSecret) Policy() tf.String { return tf.Attr[tf.String](r, "policy") }
+func (r *SecretsManagerSecret) Policy() tf.String { return tf.Attr[tf.String](r, "policy") }
 
 // RecoveryWindowInDays returns a reference to recovery_window_in_days.
-func (r *SecretsmanagerSecret) RecoveryWindowInDays() tf.Number {
+func (r *SecretsManagerSecret) RecoveryWindowInDays() tf.Number {
 	return tf.Attr[tf.Number](r, "recovery_window_in_days")
 }
 
 // Tags returns a reference to tags.
-func (r *SecretsmanagerSecret) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
+func (r *SecretsManagerSecret) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags") }
 
 // TagsAll returns a reference to tags_all.
-func (r *SecretsmanagerSecret) TagsAll() tf.Map[tf.String] {
+func (r *SecretsManagerSecret) TagsAll() tf.Map[tf.String] {
 	return tf.Attr[tf.Map[tf.String]](r, "tags_all")
 }
 
-// SecretsmanagerSecretArgs holds the arguments of aws_secretsmanager_secret.
-type SecretsmanagerSecretArgs struct {
+// SecretsManagerSecretArgs holds the arguments of aws_secretsmanager_secret.
+type SecretsManagerSecretArgs struct {
 	// Description is description (optional).
 	Description tf.String `tf:"description"`
 
@@ -90,12 +90,12 @@ type SecretsmanagerSecretArgs struct {
 	TagsAll tf.Map[tf.String] `tf:"tags_all"`
 
 	// Replica is replica (block).
-	Replica []SecretsmanagerSecretReplica `tf:"replica"`
+	Replica []SecretsManagerSecretReplica `tf:"replica"`
 }
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *SecretsmanagerSecretArgs) EncodeTF(b *tf.Body) {
+func (a *SecretsManagerSecretArgs) EncodeTF(b *tf.Body) {
 	b.Attr("description", a.Description, false)
 	b.Attr("force_overwrite_replica_secret", a.ForceOverwriteReplicaSecret, false)
 	b.Attr("kms_key_id", a.KMSKeyID, false)
@@ -110,8 +110,8 @@ func (a *SecretsmanagerSecretArgs) EncodeTF(b *tf.Body) {
 	}
 }
 
-// SecretsmanagerSecretReplica holds block replica.
-type SecretsmanagerSecretReplica struct {
+// SecretsManagerSecretReplica holds block replica.
+type SecretsManagerSecretReplica struct {
 	// KMSKeyID is kms_key_id (optional, computed when unset).
 	KMSKeyID tf.String `tf:"kms_key_id"`
 
@@ -121,7 +121,7 @@ type SecretsmanagerSecretReplica struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *SecretsmanagerSecretReplica) EncodeTF(b *tf.Body) {
+func (a *SecretsManagerSecretReplica) EncodeTF(b *tf.Body) {
 	b.Attr("kms_key_id", a.KMSKeyID, false)
 	b.Attr("region", a.Region, true)
 }

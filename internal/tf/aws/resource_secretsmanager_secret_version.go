@@ -5,68 +5,68 @@ package aws
 
 import "paydr/internal/tf"
 
-// SecretsmanagerSecretVersion is the aws_secretsmanager_secret_version resource.
-type SecretsmanagerSecretVersion struct {
+// SecretsManagerSecretVersion is the aws_secretsmanager_secret_version resource.
+type SecretsManagerSecretVersion struct {
 	*tf.Resource
 	// Args holds the arguments it was declared with.
-	Args *SecretsmanagerSecretVersionArgs
+	Args *SecretsManagerSecretVersionArgs
 }
 
-var secretsmanagerSecretVersionSchema = &tf.Schema{Type: "aws_secretsmanager_secret_version", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "has_secret_string_wo": true, "id": true, "secret_binary": true, "secret_id": true, "secret_string": true, "secret_string_wo": true, "secret_string_wo_version": true, "version_id": true, "version_stages": true}}
+var secretsManagerSecretVersionSchema = &tf.Schema{Type: "aws_secretsmanager_secret_version", Kind: tf.KindResource, Names: map[string]bool{"arn": true, "has_secret_string_wo": true, "id": true, "secret_binary": true, "secret_id": true, "secret_string": true, "secret_string_wo": true, "secret_string_wo_version": true, "version_id": true, "version_stages": true}}
 
-// NewSecretsmanagerSecretVersion declares the resource aws_secretsmanager_secret_version called name in scope.
-func NewSecretsmanagerSecretVersion(scope tf.Scope, name string, args SecretsmanagerSecretVersionArgs) *SecretsmanagerSecretVersion {
-	r := &SecretsmanagerSecretVersion{Args: &args}
-	r.Resource = tf.Declare(scope, secretsmanagerSecretVersionSchema, name, r.Args)
+// NewSecretsManagerSecretVersion declares the resource aws_secretsmanager_secret_version called name in scope.
+func NewSecretsManagerSecretVersion(scope tf.Scope, name string, args SecretsManagerSecretVersionArgs) *SecretsManagerSecretVersion {
+	r := &SecretsManagerSecretVersion{Args: &args}
+	r.Resource = tf.Declare(scope, secretsManagerSecretVersionSchema, name, r.Args)
 	return r
 }
 
 // ARN returns a reference to arn.
-func (r *SecretsmanagerSecretVersion) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
+func (r *SecretsManagerSecretVersion) ARN() tf.String { return tf.Attr[tf.String](r, "arn") }
 
 // HasSecretStringWo returns a reference to has_secret_string_wo.
-func (r *SecretsmanagerSecretVersion) HasSecretStringWo() tf.Bool {
+func (r *SecretsManagerSecretVersion) HasSecretStringWo() tf.Bool {
 	return tf.Attr[tf.Bool](r, "has_secret_string_wo")
 }
 
 // ID returns a reference to id.
-func (r *SecretsmanagerSecretVersion) ID() tf.String { return tf.Attr[tf.String](r, "id") }
+func (r *SecretsManagerSecretVersion) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // SecretBinary returns a reference to secret_binary.
-func (r *SecretsmanagerSecretVersion) SecretBinary() tf.String {
+func (r *SecretsManagerSecretVersion) SecretBinary() tf.String {
 	return tf.Attr[tf.String](r, "secret_binary")
 }
 
 // SecretID returns a reference to secret_id.
-func (r *SecretsmanagerSecretVersion) SecretID() tf.String { return tf.Attr[tf.String](r, "secret_id") }
+func (r *SecretsManagerSecretVersion) SecretID() tf.String { return tf.Attr[tf.String](r, "secret_id") }
 
 // SecretString returns a reference to secret_string.
-func (r *SecretsmanagerSecretVersion) SecretString() tf.String {
+func (r *SecretsManagerSecretVersion) SecretString() tf.String {
 	return tf.Attr[tf.String](r, "secret_string")
 }
 
 // SecretStringWo returns a reference to secret_string_wo.
-func (r *SecretsmanagerSecretVersion) SecretStringWo() tf.String {
+func (r *SecretsManagerSecretVersion) SecretStringWo() tf.String {
 	return tf.Attr[tf.String](r, "secret_string_wo")
 }
 
 // SecretStringWoVersion returns a reference to secret_string_wo_version.
-func (r *SecretsmanagerSecretVersion) SecretStringWoVersion() tf.Number {
+func (r *SecretsManagerSecretVersion) SecretStringWoVersion() tf.Number {
 	return tf.Attr[tf.Number](r, "secret_string_wo_version")
 }
 
 // VersionID returns a reference to version_id.
-func (r *SecretsmanagerSecretVersion) VersionID() tf.String {
+func (r *SecretsManagerSecretVersion) VersionID() tf.String {
 	return tf.Attr[tf.String](r, "version_id")
 }
 
 // VersionStages returns a reference to version_stages.
-func (r *SecretsmanagerSecretVersion) VersionStages() tf.Set[tf.String] {
+func (r *SecretsManagerSecretVersion) VersionStages() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "version_stages")
 }
 
-// SecretsmanagerSecretVersionArgs holds the arguments of aws_secretsmanager_secret_version.
-type SecretsmanagerSecretVersionArgs struct {
+// SecretsManagerSecretVersionArgs holds the arguments of aws_secretsmanager_secret_version.
+type SecretsManagerSecretVersionArgs struct {
 	// SecretBinary is secret_binary (optional, sensitive).
 	SecretBinary tf.String `tf:"secret_binary"`
 
@@ -88,7 +88,7 @@ type SecretsmanagerSecretVersionArgs struct {
 
 // EncodeTF writes the arguments into b and reports missing required
 // arguments and blocks outside their item bounds.
-func (a *SecretsmanagerSecretVersionArgs) EncodeTF(b *tf.Body) {
+func (a *SecretsManagerSecretVersionArgs) EncodeTF(b *tf.Body) {
 	b.Attr("secret_binary", a.SecretBinary, false)
 	b.Attr("secret_id", a.SecretID, true)
 	b.Attr("secret_string", a.SecretString, false)
