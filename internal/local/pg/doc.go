@@ -6,8 +6,9 @@
 // pg_last_wal_replay_lsn/pg_last_xact_replay_timestamp (Server.StandbyStatus)
 // on a standby.
 //
-// Every server listens on 127.0.0.1 only (and a Unix socket in its data
-// directory), with trust authentication for the superuser "postgres"; it logs
+// Every server listens on 127.0.0.1 only (and a Unix socket in DataDir +
+// ".run"; not in the data directory, where pg_rewind would trip over it), with
+// trust authentication for the superuser "postgres"; it logs
 // to DataDir + ".log". A server outlives the process that started it: Open
 // adopts a server from its data directory (postmaster.pid), so paydr up can
 // run twice and paydr down can stop what an earlier process started.

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // LSN is a PostgreSQL write-ahead log position.
@@ -211,19 +210,23 @@ func (s *Server) Promote(ctx context.Context) error {
 	}
 }
 
-// waitStreaming waits until the standby's WAL receiver is streaming.
-func (s *Server) waitStreaming(ctx context.Context) error {
+// waitStreaming waits until the standby's WAL receiver is streaming, and,
+// when tli is not 0, has received WAL of timeline tli (a standby stuck on an
+// older timeline reconnects and streams briefly, again and again).
+func (s *Server) waitStreaming(ctx context.Context, tli int) error {
 	var last string
 	for {
 		var status string
-		err := s.queryRow(ctx, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')", &status)
-		if err == nil && status == "streaming" {
+		var got int
+		err := s.queryRow(ctx, `SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), ''),
+       coalesce((SELECT received_tli FROM pg_stat_wal_receiver), 0)`, &status, &got)
+		if err == nil && status == "streaming" && (tli == 0 || got == tli) {
 			return nil
 		}
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = "wal receiver status " + strconv.Quote(status)
+			last = fmt.Sprintf("wal receiver status %q on timeline %d", status, got)
 		}
 		select {
 		case <-ctx.Done():
@@ -231,6 +234,23 @@ func (s *Server) waitStreaming(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// checkpointTimeline runs CHECKPOINT on a primary, so that its control file
+// (which pg_rewind reads) records the timeline a recent promotion started,
+// and returns that timeline.
+func (s *Server) checkpointTimeline(ctx context.Context) (int, error) {
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return 0, err
+	}
+	var tli int
+	err = conn.QueryRow(ctx, "SELECT timeline_id FROM pg_control_checkpoint()").Scan(&tli)
+	return tli, err
 }
 
 // ensureSlot creates a physical replication slot on s, reserving WAL now, if
@@ -393,6 +413,7 @@ func (s *Server) RebuildAsStandby(ctx context.Context, newPrimary *Server) (Rebu
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("pg: rebuild %s as standby: %w", s.name, rewindErr)
 	}
+	s.logNote("pg_rewind did not produce a streaming standby, falling back to a fresh base backup: %v", rewindErr)
 	if err := s.Stop(ctx); err != nil {
 		return "", fmt.Errorf("pg: rebuild %s as standby: after rewind failed (%v): %w", s.name, rewindErr, err)
 	}
@@ -407,11 +428,30 @@ func (s *Server) rewind(ctx context.Context, newPrimary *Server, port int) error
 	if err != nil {
 		return err
 	}
+	// pg_rewind reads the source's timeline from its control file, which a
+	// promotion updates only at its next checkpoint.
+	tli, err := newPrimary.checkpointTimeline(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoint new primary: %w", err)
+	}
 	src := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres", newPrimary.Port(), Superuser)
 	// pg_rewind copies the source's configuration files; keep ours.
 	conf, err := readConf(s.dataDir)
 	if err != nil {
 		return err
+	}
+	// A killed server must finish crash recovery before pg_rewind accepts
+	// it. pg_rewind can do that itself, but hides the server's output when
+	// it fails; do it here, in single-user mode, so no client can connect.
+	if _, err := os.Stat(filepath.Join(s.dataDir, "postmaster.pid")); err == nil {
+		pgBin, err := binary(s.binDir, "postgres")
+		if err != nil {
+			return err
+		}
+		_ = os.Remove(filepath.Join(s.dataDir, "postmaster.pid"))
+		if err := s.run(ctx, pgBin, "--single", "-F", "-D", s.dataDir, "template1"); err != nil {
+			return fmt.Errorf("crash recovery in single-user mode: %w", err)
+		}
 	}
 	if err := s.run(ctx, bin, "--target-pgdata="+s.dataDir, "--source-server="+src, "--no-sync"); err != nil {
 		return err
@@ -427,7 +467,7 @@ func (s *Server) rewind(ctx context.Context, newPrimary *Server, port int) error
 	}
 	streamCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	return s.waitStreaming(streamCtx)
+	return s.waitStreaming(streamCtx, tli)
 }
 
 func (s *Server) rebaseFrom(ctx context.Context, newPrimary *Server, port int) error {
@@ -455,8 +495,22 @@ func (s *Server) rebaseFrom(ctx context.Context, newPrimary *Server, port int) e
 	if err := s.start(ctx, port); err != nil {
 		return err
 	}
-	if err := s.waitStreaming(ctx); err != nil {
+	tli, err := newPrimary.checkpointTimeline(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.waitStreaming(ctx, tli); err != nil {
 		return err
 	}
 	return os.RemoveAll(old)
+}
+
+// logNote appends a line from paydr to the server's log.
+func (s *Server) logNote(format string, args ...any) {
+	f, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s paydr: %s\n", time.Now().UTC().Format("2006-01-02 15:04:05.000 MST"), fmt.Sprintf(format, args...))
 }

@@ -141,6 +141,10 @@ func (s *Server) DataDir() string { return s.dataDir }
 // LogPath returns the file the server's log is written to.
 func (s *Server) LogPath() string { return s.dataDir + ".log" }
 
+// SocketDir returns the directory of the server's Unix socket, next to its
+// data directory (psql -h SocketDir -p Port).
+func (s *Server) SocketDir() string { return s.dataDir + ".run" }
+
 // Name returns the server's name: its application_name and replication slot
 // name when it is a standby.
 func (s *Server) Name() string { return s.name }

@@ -24,8 +24,8 @@ const maxSocketPath = 107
 // is adopted and returned as is, so calling StartPrimary twice is safe.
 //
 // The cluster is created with trust authentication for the superuser
-// "postgres", reachable only on 127.0.0.1 and the Unix socket in its data
-// directory: it is a local stand-in holding test data, and trust keeps every
+// "postgres", reachable only on 127.0.0.1 and the Unix socket in
+// Server.SocketDir: it is a local stand-in holding test data, and trust keeps every
 // client (psql, pgx, pg_basebackup, pg_rewind) free of password plumbing.
 // Data checksums and wal_log_hints are on, so pg_rewind can turn a former
 // primary into a standby. fsync is off: paydr's faults kill processes, which
@@ -38,6 +38,11 @@ func StartPrimary(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if s.Running() {
 		return s, nil
+	}
+	if opts.Port != 0 {
+		if err := checkPortFree(opts.Port); err != nil {
+			return nil, fmt.Errorf("pg: start primary: %w", err)
+		}
 	}
 	if !initialized(s.dataDir) {
 		if err := s.initdb(ctx); err != nil {
@@ -74,7 +79,7 @@ func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, 
 	if err := s.start(ctx, opts.Port); err != nil {
 		return nil, fmt.Errorf("pg: start standby: %w", err)
 	}
-	if err := s.waitStreaming(ctx); err != nil {
+	if err := s.waitStreaming(ctx, 0); err != nil {
 		return nil, fmt.Errorf("pg: start standby: %w", err)
 	}
 	return s, nil
@@ -229,10 +234,19 @@ func (s *Server) start(ctx context.Context, port int) error {
 		return err
 	}
 	conf["port"] = strconv.Itoa(port)
-	// Sockets live in the data directory unless the path would be too long
-	// for a Unix socket; then the server is reachable over TCP only.
-	if len(filepath.Join(s.dataDir, ".s.PGSQL."+strconv.Itoa(port)+".lock")) <= maxSocketPath {
-		conf["unix_socket_directories"] = quote(s.dataDir)
+	// The Unix socket lives next to the data directory, not in it: pg_rewind
+	// copies the source's data directory file by file and fails on a socket.
+	// If the path would be too long for a socket, the server is reachable
+	// over TCP only.
+	sockDir := s.SocketDir()
+	if len(filepath.Join(sockDir, ".s.PGSQL."+strconv.Itoa(port)+".lock")) <= maxSocketPath {
+		if err := os.MkdirAll(sockDir, 0o700); err != nil {
+			return err
+		}
+		if err := s.as.chown(sockDir); err != nil {
+			return err
+		}
+		conf["unix_socket_directories"] = quote(sockDir)
 	} else {
 		conf["unix_socket_directories"] = quote("")
 	}
