@@ -1,0 +1,277 @@
+// Package ledger is the PostgreSQL (Aurora PostgreSQL in AWS) system of
+// record for payments, implementing payment.Ledger over a pgx/v5 pool.
+//
+// The payments table's primary key on payment_id is the idempotency
+// arbiter: Insert runs INSERT ... ON CONFLICT (payment_id) DO NOTHING
+// RETURNING and, on conflict, reads the existing row, so concurrent
+// duplicates produce one row and every caller sees the same stored record.
+// A concurrent duplicate waits for the first insert's transaction to end
+// (PostgreSQL's unique-index wait), so it never sees a half-made payment.
+// Rows keep the request's fingerprint and the exact response bytes, so a
+// retry is answered byte for byte in either region (the table replicates
+// with the Aurora global database).
+//
+// Amounts are bigint minor units with a currency code; created_at is a real
+// UTC timestamptz chosen by the processor (microsecond precision).
+//
+// The schema is code: versioned SQL files embedded from migrations/,
+// applied in order by Migrate (and lazily before the first write), recorded
+// in schema_migrations, serialized by an advisory lock.
+//
+// Opening a Ledger does not touch the network; the pool connects on first
+// use, so a Lambda's init stays cheap.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"paydr/internal/payment"
+)
+
+// Credentials returns the user and password to connect with; it is called
+// before each new connection, so rotated secrets are picked up.
+type Credentials func(ctx context.Context) (user, password string, err error)
+
+// Options configure a Ledger.
+type Options struct {
+	// DSN is a PostgreSQL connection string (URL or key=value).
+	DSN string
+	// Credentials, when set, override the DSN's user and password.
+	Credentials Credentials
+	// Region is this processor's region, the key of its health_probe row.
+	Region string
+	// MaxConns bounds the pool (default 4).
+	MaxConns int32
+}
+
+// Ledger is a payment.Ledger on PostgreSQL. It is safe for concurrent use.
+type Ledger struct {
+	pool     *pgxpool.Pool
+	region   string
+	migrated atomic.Bool
+	migrate  sync.Mutex
+}
+
+var _ payment.Ledger = (*Ledger)(nil)
+
+// Open returns a Ledger for opts without connecting.
+func Open(opts Options) (*Ledger, error) {
+	cfg, err := pgxpool.ParseConfig(opts.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: parse dsn: %w", err)
+	}
+	cfg.MaxConns = 4
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if creds := opts.Credentials; creds != nil {
+		cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			user, pass, err := creds(ctx)
+			if err != nil {
+				return fmt.Errorf("ledger: credentials: %w", err)
+			}
+			cc.User, cc.Password = user, pass
+			return nil
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open pool: %w", err)
+	}
+	return &Ledger{pool: pool, region: opts.Region}, nil
+}
+
+// Close closes the pool.
+func (l *Ledger) Close() { l.pool.Close() }
+
+// ensureSchema applies migrations once per process before the first write.
+func (l *Ledger) ensureSchema(ctx context.Context) error {
+	if l.migrated.Load() {
+		return nil
+	}
+	l.migrate.Lock()
+	defer l.migrate.Unlock()
+	if l.migrated.Load() {
+		return nil
+	}
+	_, err := l.Migrate(ctx)
+	return err
+}
+
+const columns = `payment_id, amount_minor, currency, coalesce(session_id, ''), region, created_at, request_sha256, response_body`
+
+// Insert stores rec unless its payment_id exists and returns the stored
+// record; see payment.Ledger. Errors meaning the database cannot take writes
+// (read-only, in recovery, unreachable) wrap payment.ErrUnavailable.
+func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record, bool, error) {
+	if err := l.ensureSchema(ctx); err != nil {
+		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: %w", rec.PaymentID, err)
+	}
+	var session *string
+	if rec.SessionID != "" {
+		session = &rec.SessionID
+	}
+	var createdAt time.Time
+	err := l.pool.QueryRow(ctx, `INSERT INTO payments (payment_id, amount_minor, currency, session_id, region, created_at, request_sha256, response_body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (payment_id) DO NOTHING
+		RETURNING created_at`,
+		rec.PaymentID, rec.AmountMinor, rec.Currency, session, rec.Region, rec.CreatedAt.UTC(), rec.Fingerprint[:], rec.Response,
+	).Scan(&createdAt)
+	switch {
+	case err == nil:
+		rec.CreatedAt = createdAt.UTC()
+		return rec, true, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return payment.Record{}, false, mapErr("insert "+rec.PaymentID, err)
+	}
+	stored, found, err := l.Get(ctx, rec.PaymentID)
+	if err != nil {
+		return payment.Record{}, false, err
+	}
+	if !found {
+		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: conflicting row vanished", rec.PaymentID)
+	}
+	return stored, false, nil
+}
+
+// Get returns the record stored for paymentID.
+func (l *Ledger) Get(ctx context.Context, paymentID string) (payment.Record, bool, error) {
+	row := l.pool.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE payment_id = $1`, paymentID)
+	rec, err := scanRecord(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return payment.Record{}, false, nil
+	}
+	if err != nil {
+		return payment.Record{}, false, mapErr("get "+paymentID, err)
+	}
+	return rec, true, nil
+}
+
+func scanRecord(row pgx.Row) (payment.Record, error) {
+	var rec payment.Record
+	var fp []byte
+	if err := row.Scan(&rec.PaymentID, &rec.AmountMinor, &rec.Currency, &rec.SessionID, &rec.Region, &rec.CreatedAt, &fp, &rec.Response); err != nil {
+		return payment.Record{}, err
+	}
+	if len(fp) != len(rec.Fingerprint) {
+		return payment.Record{}, fmt.Errorf("fingerprint of %s has %d bytes", rec.PaymentID, len(fp))
+	}
+	copy(rec.Fingerprint[:], fp)
+	rec.CreatedAt = rec.CreatedAt.UTC()
+	if rec.Response == nil {
+		rec.Response = []byte{}
+	}
+	return rec, nil
+}
+
+// Payments returns every payment in the ledger ordered by payment_id, for
+// drills and tests that reconcile what was acknowledged with what is stored.
+func (l *Ledger) Payments(ctx context.Context) ([]payment.Payment, error) {
+	rows, err := l.pool.Query(ctx, `SELECT `+columns+` FROM payments ORDER BY payment_id`)
+	if err != nil {
+		return nil, mapErr("list payments", err)
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Payment, error) {
+		rec, err := scanRecord(r)
+		return rec.Payment, err
+	})
+	if err != nil {
+		return nil, mapErr("list payments", err)
+	}
+	return recs, nil
+}
+
+// Totals returns the number of payments and the sum of their amounts in
+// minor units, per currency: the conservation check of a drill.
+func (l *Ledger) Totals(ctx context.Context) (map[string]Total, error) {
+	// numeric sum, checked into int64 in SQL: an overflow is an error, not a wrap.
+	rows, err := l.pool.Query(ctx, `SELECT currency, count(*), sum(amount_minor)::numeric::bigint FROM payments GROUP BY currency ORDER BY currency`)
+	if err != nil {
+		return nil, mapErr("totals", err)
+	}
+	out := map[string]Total{}
+	var cur string
+	var t Total
+	_, err = pgx.ForEachRow(rows, []any{&cur, &t.Count, &t.AmountMinor}, func() error {
+		out[cur] = t
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("totals", err)
+	}
+	return out, nil
+}
+
+// Total is the count and sum of the payments in one currency.
+type Total struct {
+	Count       int64
+	AmountMinor int64
+}
+
+// Writable reports whether this database accepts writes, by committing an
+// upsert of this region's health_probe row. It deliberately does not ask
+// pg_is_in_recovery() or default_transaction_read_only: a real write also
+// catches a fenced database (read-only by setting, revoked privileges), a
+// replica, or a commit that cannot complete. A database that answers but
+// refuses the write gives false and a nil error; one that cannot be reached
+// gives false and the error.
+func (l *Ledger) Writable(ctx context.Context) (bool, error) {
+	const probe = `INSERT INTO health_probe (region, probed_at) VALUES ($1, now())
+		ON CONFLICT (region) DO UPDATE SET probed_at = excluded.probed_at`
+	_, err := l.pool.Exec(ctx, probe, l.region)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: fresh database
+		if err = l.ensureSchema(ctx); err == nil {
+			_, err = l.pool.Exec(ctx, probe, l.region)
+		}
+	}
+	if err == nil {
+		return true, nil
+	}
+	if errors.As(err, &pgErr) {
+		return false, nil
+	}
+	return false, mapErr("probe writes", err)
+}
+
+// mapErr prefixes err with the operation and marks errors that mean "cannot
+// take writes now" with payment.ErrUnavailable.
+func mapErr(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("ledger: %s: %w: %w", op, payment.ErrUnavailable, err)
+	}
+	return fmt.Errorf("ledger: %s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "25006", // read_only_sql_transaction
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, cannot connect now
+			len(pgErr.Code) == 5 && pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code == "53300":                          // too_many_connections
+			return true
+		}
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err)
+}
