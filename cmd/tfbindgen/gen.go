@@ -526,7 +526,7 @@ var initialisms = map[string]string{
 	"cidr": "CIDR", "cpu": "CPU", "db": "DB", "dms": "DMS", "dns": "DNS", "ebs": "EBS", "ec2": "EC2",
 	"eip": "EIP", "fqdn": "FQDN", "http": "HTTP", "https": "HTTPS", "iam": "IAM", "id": "ID", "ids": "IDs",
 	"iops": "IOPS", "ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "json": "JSON", "kms": "KMS", "nat": "NAT",
-	"rds": "RDS", "s3": "S3", "sns": "SNS", "sqs": "SQS", "ssl": "SSL", "ssm": "SSM", "sso": "SSO",
+	"rds": "RDS", "s3": "S3", "sns": "SNS", "sqs": "SQS", "ssl": "SSL", "ssm": "SSM", "sso": "SSO", "sts": "STS",
 	"apigatewayv2": "APIGatewayV2", "cloudwatch": "CloudWatch", "dynamodb": "DynamoDB", "secretsmanager": "SecretsManager",
 	"serverlessv2": "ServerlessV2",
 	"tls": "TLS", "ttl": "TTL", "uri": "URI", "url": "URL", "uuid": "UUID", "vpc": "VPC", "vpn": "VPN", "xml": "XML",

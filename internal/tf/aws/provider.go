@@ -165,11 +165,11 @@ type ProviderArgs struct {
 	// not have IAM/STS API and/or metadata API.
 	SkipRequestingAccountID tf.Bool `tf:"skip_requesting_account_id"`
 
-	// StsRegion is sts_region (optional).
+	// STSRegion is sts_region (optional).
 	//
 	// The region where AWS STS operations will take place. Examples are
 	// us-east-1 and us-west-2.
-	StsRegion tf.String `tf:"sts_region"`
+	STSRegion tf.String `tf:"sts_region"`
 
 	// Token is token (optional).
 	//
@@ -240,7 +240,7 @@ func (a *ProviderArgs) EncodeTF(b *tf.Body) {
 	b.Attr("skip_metadata_api_check", a.SkipMetadataAPICheck, false)
 	b.Attr("skip_region_validation", a.SkipRegionValidation, false)
 	b.Attr("skip_requesting_account_id", a.SkipRequestingAccountID, false)
-	b.Attr("sts_region", a.StsRegion, false)
+	b.Attr("sts_region", a.STSRegion, false)
 	b.Attr("token", a.Token, false)
 	b.Attr("token_bucket_rate_limiter_capacity", a.TokenBucketRateLimiterCapacity, false)
 	b.Attr("use_dualstack_endpoint", a.UseDualstackEndpoint, false)
@@ -1811,10 +1811,10 @@ type ProviderEndpoints struct {
 	// Use this to override the default service endpoint URL
 	Storagegateway tf.String `tf:"storagegateway"`
 
-	// Sts is sts (optional).
+	// STS is sts (optional).
 	//
 	// Use this to override the default service endpoint URL
-	Sts tf.String `tf:"sts"`
+	STS tf.String `tf:"sts"`
 
 	// Swf is swf (optional).
 	//
@@ -2198,7 +2198,7 @@ func (a *ProviderEndpoints) EncodeTF(b *tf.Body) {
 	b.Attr("ssoadmin", a.Ssoadmin, false)
 	b.Attr("stepfunctions", a.Stepfunctions, false)
 	b.Attr("storagegateway", a.Storagegateway, false)
-	b.Attr("sts", a.Sts, false)
+	b.Attr("sts", a.STS, false)
 	b.Attr("swf", a.Swf, false)
 	b.Attr("synthetics", a.Synthetics, false)
 	b.Attr("taxsettings", a.Taxsettings, false)

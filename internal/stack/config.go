@@ -1,0 +1,223 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Target says where a stack will be deployed.
+type Target string
+
+// The deployment targets.
+const (
+	// TargetAWS deploys to real AWS: every resource, state in S3.
+	TargetAWS Target = "aws"
+	// TargetLocal deploys to the local AWS API emulator (moto): provider
+	// endpoints point at it, state is a local file, and the resources the
+	// emulator cannot create are left out (see [LocalGaps]).
+	TargetLocal Target = "local"
+)
+
+// Config is everything a stack is built from. [FromEnv] fills it from the
+// earlier pipeline's environment variables; flags override; [Config.Validate]
+// checks it.
+type Config struct {
+	// EnvironmentSuffix ends every resource name, so environments never collide.
+	EnvironmentSuffix string
+	// StateBucket and StateBucketRegion locate the S3 state backend.
+	StateBucket       string
+	StateBucketRegion string
+	// StateLockTable is the DynamoDB lock table of older setups.
+	StateLockTable string
+	// AWSRegion is the region the pipeline ran in (recorded, not used for placement).
+	AWSRegion string
+	// PrimaryRegion holds the writer; SecondaryRegion the standby.
+	PrimaryRegion   string
+	SecondaryRegion string
+	// Tags for provider default_tags.
+	Repository   string
+	CommitAuthor string
+	PRNumber     string
+	Team         string
+	// CreatedAt is tagged only when given, so two syntheses of one commit agree.
+	CreatedAt string
+	// Route53Domain is the hosted zone; default migration-<suffix>.internal.
+	Route53Domain string
+	// DBInstanceClass sizes the Aurora instances.
+	DBInstanceClass string
+	// DBEngineVersion is the Aurora PostgreSQL version of the global cluster.
+	DBEngineVersion string
+	// DBPasswordVersion is bumped to rotate the master password (write-only
+	// arguments are sent only when their version changes).
+	DBPasswordVersion int
+	// EnableDMS adds the DMS replication subnet group and instance.
+	EnableDMS bool
+	// DMSCreateVPCRole creates the account-wide dms-vpc-role that DMS needs.
+	// Only one environment per account may create it.
+	DMSCreateVPCRole bool
+	// Target is where the stack deploys: aws or local.
+	Target Target
+	// Endpoint is the emulator's URL, for the local target.
+	Endpoint string
+	// LocalStatePath is the state file of the local target.
+	LocalStatePath string
+	// ProcessorZip is the processor's deployment package, relative to the
+	// synthesized stack directory.
+	ProcessorZip string
+	// HealthCheckInterval and HealthCheckFailureThreshold configure the Route
+	// 53 health checks (seconds: 10 or 30; failures: 1 to 10).
+	HealthCheckInterval         int
+	HealthCheckFailureThreshold int
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		EnvironmentSuffix:           "dev",
+		StateBucket:                 "iac-rlhf-tf-states",
+		StateBucketRegion:           "us-east-1",
+		StateLockTable:              "iac-rlhf-tf-state-locks",
+		AWSRegion:                   "us-east-1",
+		PrimaryRegion:               "us-east-1",
+		SecondaryRegion:             "us-west-2",
+		Repository:                  "unknown",
+		CommitAuthor:                "unknown",
+		PRNumber:                    "unknown",
+		Team:                        "unknown",
+		DBInstanceClass:             "db.r5.large",
+		DBEngineVersion:             "15.8",
+		DBPasswordVersion:           1,
+		EnableDMS:                   true,
+		DMSCreateVPCRole:            true,
+		Target:                      TargetAWS,
+		ProcessorZip:                "processor.zip",
+		HealthCheckInterval:         10,
+		HealthCheckFailureThreshold: 3,
+	}
+}
+
+// EnvVars maps the earlier pipeline's environment variables to what they set.
+var EnvVars = []struct {
+	Name  string
+	Field string
+}{
+	{"ENVIRONMENT_SUFFIX", "EnvironmentSuffix"},
+	{"TERRAFORM_STATE_BUCKET", "StateBucket"},
+	{"TERRAFORM_STATE_BUCKET_REGION", "StateBucketRegion"},
+	{"AWS_REGION", "AWSRegion"},
+	{"REPOSITORY", "Repository"},
+	{"COMMIT_AUTHOR", "CommitAuthor"},
+	{"PR_NUMBER", "PRNumber"},
+	{"TEAM", "Team"},
+	{"ROUTE53_DOMAIN", "Route53Domain"},
+	{"CREATED_AT", "CreatedAt"},
+}
+
+// FromEnv returns [Defaults] overridden by the environment variables in
+// [EnvVars], as read by getenv (os.Getenv when nil).
+func FromEnv(getenv func(string) string) Config {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Defaults()
+	fields := map[string]*string{
+		"EnvironmentSuffix": &c.EnvironmentSuffix, "StateBucket": &c.StateBucket,
+		"StateBucketRegion": &c.StateBucketRegion, "AWSRegion": &c.AWSRegion,
+		"Repository": &c.Repository, "CommitAuthor": &c.CommitAuthor, "PRNumber": &c.PRNumber,
+		"Team": &c.Team, "Route53Domain": &c.Route53Domain, "CreatedAt": &c.CreatedAt,
+	}
+	for _, ev := range EnvVars {
+		if v := getenv(ev.Name); v != "" {
+			*fields[ev.Field] = v
+		}
+	}
+	return c
+}
+
+// StackName is the stack's name: TapStack<suffix>.
+func (c Config) StackName() string { return "TapStack" + c.EnvironmentSuffix }
+
+// Domain returns the hosted zone's name.
+func (c Config) Domain() string {
+	if c.Route53Domain != "" {
+		return strings.TrimSuffix(strings.ToLower(c.Route53Domain), ".")
+	}
+	return "migration-" + c.EnvironmentSuffix + ".internal"
+}
+
+// Production reports whether the environment is anything but a development
+// one; production environments get deletion protection and final snapshots.
+func (c Config) Production() bool {
+	switch c.EnvironmentSuffix {
+	case "dev", "test", "local", "ci":
+		return false
+	}
+	return !strings.HasPrefix(c.EnvironmentSuffix, "pr") && !strings.HasPrefix(c.EnvironmentSuffix, "dev")
+}
+
+var (
+	suffixPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$`)
+	regionPattern = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
+	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$`)
+	classPattern  = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
+)
+
+// Validate checks the configuration and returns every problem, each naming
+// its field and the environment variable or flag that sets it.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !suffixPattern.MatchString(c.EnvironmentSuffix) {
+		bad("ENVIRONMENT_SUFFIX (--suffix)", "%q must be 1-16 lower-case letters, digits or dashes, starting and ending with a letter or digit (it ends resource names such as payment-sessions-<suffix>)", c.EnvironmentSuffix)
+	}
+	if !bucketPattern.MatchString(c.StateBucket) {
+		bad("TERRAFORM_STATE_BUCKET (--state-bucket)", "%q is not a valid S3 bucket name", c.StateBucket)
+	}
+	for _, r := range []struct{ name, v string }{
+		{"TERRAFORM_STATE_BUCKET_REGION (--state-bucket-region)", c.StateBucketRegion},
+		{"--primary-region", c.PrimaryRegion},
+		{"--secondary-region", c.SecondaryRegion},
+	} {
+		if !regionPattern.MatchString(r.v) {
+			bad(r.name, "%q is not an AWS region name such as us-east-1", r.v)
+		}
+	}
+	if c.PrimaryRegion == c.SecondaryRegion {
+		bad("--secondary-region", "%q is also the primary region: a DR stack needs two regions", c.SecondaryRegion)
+	}
+	if d := c.Domain(); !domainPattern.MatchString(d) || len(d) > 253 {
+		bad("ROUTE53_DOMAIN (--domain)", "%q is not a valid domain name", d)
+	}
+	if !classPattern.MatchString(c.DBInstanceClass) {
+		bad("--db-instance-class", "%q is not an RDS instance class such as db.r5.large", c.DBInstanceClass)
+	}
+	if c.DBPasswordVersion < 1 {
+		bad("--db-password-version", "must be 1 or more, got %d", c.DBPasswordVersion)
+	}
+	if c.HealthCheckInterval != 10 && c.HealthCheckInterval != 30 {
+		bad("--health-check-interval", "Route 53 allows 10 or 30 seconds, got %d", c.HealthCheckInterval)
+	}
+	if c.HealthCheckFailureThreshold < 1 || c.HealthCheckFailureThreshold > 10 {
+		bad("--health-check-failure-threshold", "Route 53 allows 1 to 10, got %d", c.HealthCheckFailureThreshold)
+	}
+	switch c.Target {
+	case TargetAWS:
+	case TargetLocal:
+		if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("--endpoint", "the local target needs the emulator's URL, such as http://127.0.0.1:5000; got %q", c.Endpoint)
+		}
+	default:
+		bad("--target", "%q is not a target: use aws or local", c.Target)
+	}
+	if c.ProcessorZip == "" || strings.HasPrefix(c.ProcessorZip, "/") || strings.Contains(c.ProcessorZip, "..") {
+		bad("ProcessorZip", "%q must be a path inside the stack directory", c.ProcessorZip)
+	}
+	return errors.Join(errs...)
+}

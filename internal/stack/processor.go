@@ -1,0 +1,171 @@
+package stack
+
+import (
+	"paydr/internal/tf"
+	"paydr/internal/tf/aws"
+)
+
+// Processor sizing, fixed by the platform's design.
+const (
+	processorMemoryMB   = 1024
+	processorTimeoutSec = 30
+	processorRuntime    = "provided.al2023"
+	processorArch       = "arm64"
+	logRetentionDays    = 30
+)
+
+// processor declares the payment processor in each region: a Go Lambda
+// (provided.al2023, arm64, 1024 MB) in the private subnets with X-Ray
+// tracing and its log group, a role with least-privilege access to exactly
+// its table, parameters, secret and event bus, and an API Gateway HTTP API
+// with POST /payments and GET /health.
+//
+// The package is the zip built from this repository's processor
+// (paydr/internal/bundle), beside the synthesized configuration;
+// source_code_hash follows the file, so a new build deploys and an unchanged
+// one does not.
+func (b *builder) processor() {
+	zip := tf.ModulePath(b.cfg.ProcessorZip)
+	for _, r := range b.regions() {
+		sc := r.scope
+		id := string(r.role)
+		r.functionName = b.name("payment-processor")
+		logGroupName := "/aws/lambda/" + r.functionName
+		r.functionLogGroup = aws.NewCloudWatchLogGroup(sc, id+"_processor", aws.CloudWatchLogGroupArgs{
+			Name:            tf.S(logGroupName),
+			RetentionInDays: tf.N(logRetentionDays),
+			Tags:            b.tags(logGroupName),
+		})
+		r.processorRoleName = b.name("payment-processor-" + r.name)
+		role := aws.NewIAMRole(sc, id+"_processor", aws.IAMRoleArgs{
+			Name:             tf.S(r.processorRoleName),
+			AssumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com"),
+			Tags:             b.tags(r.processorRoleName),
+		})
+		// ENIs in the VPC; the managed policy is the documented minimum.
+		aws.NewIAMRolePolicyAttachment(sc, id+"_processor_vpc", aws.IAMRolePolicyAttachmentArgs{
+			Role:      role.Name(),
+			PolicyARN: tf.Sprintf("arn:%s:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole", b.partition.Partition()),
+		})
+		secretARN := b.regionalSecretARN(r)
+		aws.NewIAMRolePolicy(sc, id+"_processor", aws.IAMRolePolicyArgs{
+			Name: tf.S("payment-processor"),
+			Role: role.ID(),
+			Policy: policy(
+				stmt{sid: "Sessions", actions: []string{
+					"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable",
+				}, resources: []tf.String{r.tableARN}},
+				stmt{sid: "Parameters", actions: []string{"ssm:GetParameter", "ssm:GetParameters"},
+					resources: []tf.String{b.arn("ssm", r.name, "parameter"+b.paramPrefix()+"/*")}},
+				stmt{sid: "Secret", actions: []string{"secretsmanager:GetSecretValue"}, resources: []tf.String{secretARN}},
+				stmt{sid: "Events", actions: []string{"events:PutEvents"}, resources: []tf.String{r.bus.ARN()}},
+				stmt{sid: "Decrypt", actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, resources: []tf.String{r.kmsKeyARN}},
+				stmt{sid: "Logs", actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+					resources: []tf.String{tf.Join(r.functionLogGroup.ARN(), tf.S(":*"))}},
+				// X-Ray has no resource-level permissions.
+				stmt{sid: "Tracing", actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, resources: []tf.String{tf.S("*")}},
+			),
+		})
+		r.function = aws.NewLambdaFunction(sc, id+"_processor", aws.LambdaFunctionArgs{
+			FunctionName:   tf.S(r.functionName),
+			Description:    tf.S("paydr payment processor (" + id + " region)"),
+			Role:           role.ARN(),
+			Runtime:        tf.S(processorRuntime),
+			Architectures:  tf.Strings(processorArch),
+			Handler:        tf.S("bootstrap"),
+			MemorySize:     tf.N(processorMemoryMB),
+			Timeout:        tf.N(processorTimeoutSec),
+			Filename:       zip,
+			SourceCodeHash: tf.FileBase64SHA256(zip),
+			VPCConfig: &aws.LambdaFunctionVPCConfig{
+				SubnetIDs:        subnetIDs(r.private),
+				SecurityGroupIDs: tf.SetOf(r.sgProcessor.ID()),
+			},
+			TracingConfig: &aws.LambdaFunctionTracingConfig{Mode: tf.S("Active")},
+			LoggingConfig: &aws.LambdaFunctionLoggingConfig{LogFormat: tf.S("JSON"), LogGroup: r.functionLogGroup.Name()},
+			Environment: &aws.LambdaFunctionEnvironment{Variables: tf.M(map[string]tf.String{
+				"PAYDR_REGION":         tf.S(r.name),
+				"PAYDR_SESSIONS_TABLE": b.table.Name(),
+				"PAYDR_EVENT_BUS":      r.bus.Name(),
+				"PAYDR_DB_HOST":        b.global.Endpoint(),
+				"PAYDR_DB_HEALTH_HOST": r.cluster.Endpoint(),
+				"PAYDR_DB_PORT":        tf.S("5432"),
+				"PAYDR_DB_NAME":        tf.S(dbName),
+				"PAYDR_DB_SECRET_ARN":  secretARN,
+			})},
+			Tags: b.tags(r.functionName),
+		})
+		r.function.DependsOn(r.functionLogGroup)
+
+		b.httpAPI(r, role)
+	}
+}
+
+// regionalSecretARN is the database secret's ARN in r: the secret itself in
+// the primary region, its replica (same name, other region) in the secondary,
+// so the standby reads credentials without the primary region.
+func (b *builder) regionalSecretARN(r *region) tf.String {
+	if r.role == primary {
+		return b.dbSecret.ARN()
+	}
+	return tf.Call[tf.String]("replace", b.dbSecret.ARN(), tf.S(":"+b.primary.name+":"), tf.S(":"+r.name+":"))
+}
+
+// httpAPI exposes the processor over HTTPS with an API Gateway HTTP API:
+// stage throttling protects the ledger from retry storms during a failover,
+// access logs record every request, and a custom domain can be added where
+// the zone is public.
+func (b *builder) httpAPI(r *region, _ *aws.IAMRole) {
+	sc := r.scope
+	id := string(r.role)
+	name := b.name("payment-api")
+	r.api = aws.NewAPIGatewayV2API(sc, id, aws.APIGatewayV2APIArgs{
+		Name:         tf.S(name),
+		ProtocolType: tf.S("HTTP"),
+		Description:  tf.S("paydr payments API (" + id + " region)"),
+		Tags:         b.tags(name),
+	})
+	integration := aws.NewAPIGatewayV2Integration(sc, id, aws.APIGatewayV2IntegrationArgs{
+		APIID:                r.api.ID(),
+		IntegrationType:      tf.S("AWS_PROXY"),
+		IntegrationURI:       r.function.InvokeARN(),
+		PayloadFormatVersion: tf.S("2.0"),
+		TimeoutMilliseconds:  tf.N(29000),
+	})
+	for _, route := range []struct{ id, key string }{{"payments", "POST /payments"}, {"health", "GET /health"}} {
+		aws.NewAPIGatewayV2Route(sc, id+"_"+route.id, aws.APIGatewayV2RouteArgs{
+			APIID:    r.api.ID(),
+			RouteKey: tf.S(route.key),
+			Target:   tf.Join(tf.S("integrations/"), integration.ID()),
+		})
+	}
+	accessLogs := aws.NewCloudWatchLogGroup(sc, id+"_api_access", aws.CloudWatchLogGroupArgs{
+		Name:            tf.S("/paydr/" + b.cfg.EnvironmentSuffix + "/api-access/" + id),
+		RetentionInDays: tf.N(logRetentionDays),
+	})
+	aws.NewAPIGatewayV2Stage(sc, id, aws.APIGatewayV2StageArgs{
+		APIID:      r.api.ID(),
+		Name:       tf.S("$default"),
+		AutoDeploy: tf.B(true),
+		DefaultRouteSettings: &aws.APIGatewayV2StageDefaultRouteSettings{
+			ThrottlingBurstLimit: tf.N(500),
+			ThrottlingRateLimit:  tf.N(1000),
+		},
+		AccessLogSettings: &aws.APIGatewayV2StageAccessLogSettings{
+			DestinationARN: accessLogs.ARN(),
+			Format: tf.JSONEncode(tf.Raw(tf.Obj{
+				"requestId": "$context.requestId", "routeKey": "$context.routeKey", "status": "$context.status",
+				"latency": "$context.integrationLatency", "ip": "$context.identity.sourceIp",
+			})),
+		},
+		Tags: b.tags(name),
+	})
+	aws.NewLambdaPermission(sc, id+"_api", aws.LambdaPermissionArgs{
+		StatementID:  tf.S("AllowHTTPAPI"),
+		Action:       tf.S("lambda:InvokeFunction"),
+		FunctionName: r.function.FunctionName(),
+		Principal:    tf.S("apigateway.amazonaws.com"),
+		SourceARN:    tf.Join(r.api.ExecutionARN(), tf.S("/*/*")),
+	})
+	r.apiHost = tf.Call[tf.String]("replace", r.api.APIEndpoint(), tf.S("https://"), tf.S(""))
+}
