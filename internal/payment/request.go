@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Limits on identifiers. Both use the charset [A-Za-z0-9_-] so they are safe
@@ -173,6 +174,9 @@ func validate(raw map[string]any) (Request, error) {
 	}
 	slices.Sort(unknown)
 	for _, k := range unknown {
+		if len(k) > 64 {
+			k = strings.ToValidUTF8(k[:64], "") + "..."
+		}
 		add(k, "is not a known field")
 	}
 	if len(errs) > 0 {

@@ -1,0 +1,144 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"paydr/internal/events"
+	"paydr/internal/ledger"
+	"paydr/internal/payment"
+	"paydr/internal/sessions"
+)
+
+// App is a processor wired to its real stores.
+type App struct {
+	Handler *Handler
+	Ledger  *ledger.Ledger // the ledger payments are written to
+	health  *ledger.Ledger // this region's own cluster, when it differs
+}
+
+// AppOptions tune New.
+type AppOptions struct {
+	Logger   *slog.Logger // nil: slog.Default()
+	MaxConns int32        // database pool size (Lambda: 2; server: more)
+}
+
+// New wires the processor for cfg: the PostgreSQL ledger (credentials from
+// Secrets Manager when PAYDR_DB_SECRET_ARN is set), the DynamoDB sessions
+// store, the EventBridge publisher and the HTTP/Lambda handler. It does no
+// network I/O: connections, the secret and migrations are fetched or applied
+// on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
+// is set and AWS_ACCESS_KEY_ID is not, static emulator credentials
+// ("test"/"test") are used.
+func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}
+	if cfg.AWSEndpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("processor: load aws config: %w", err)
+	}
+	var endpoint *string
+	if cfg.AWSEndpoint != "" {
+		endpoint = aws.String(cfg.AWSEndpoint)
+	}
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = endpoint })
+	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) { o.BaseEndpoint = endpoint })
+
+	var creds ledger.Credentials
+	if cfg.DBSecretARN != "" {
+		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = endpoint })
+		creds = (&secretCredentials{api: sm, arn: cfg.DBSecretARN, ttl: 10 * time.Minute}).get
+	}
+	main, err := ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHost), Credentials: creds, Region: cfg.Region, MaxConns: opts.MaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("processor: %w", err)
+	}
+	app := &App{Ledger: main}
+	probe := main
+	if cfg.DBHealthHost != "" && cfg.DBHealthHost != cfg.DBHost {
+		app.health, err = ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHealthHost), Host: cfg.DBHealthHost, Credentials: creds, Region: cfg.Region, MaxConns: 1})
+		if err != nil {
+			main.Close()
+			return nil, fmt.Errorf("processor: %w", err)
+		}
+		probe = app.health
+	}
+	store := sessions.New(ddb, cfg.SessionsTable, sessions.Options{})
+	svc := payment.NewService(payment.Deps{
+		Ledger:   main,
+		Sessions: store,
+		Events:   events.New(eb, cfg.EventBus),
+		Region:   cfg.Region,
+		Logger:   log,
+	})
+	app.Handler = NewHandler(Options{Service: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log})
+	return app, nil
+}
+
+// Close releases the database pools.
+func (a *App) Close() {
+	a.Ledger.Close()
+	if a.health != nil {
+		a.health.Close()
+	}
+}
+
+// SecretsAPI is the part of the Secrets Manager client used for database
+// credentials.
+type SecretsAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// secretCredentials reads {"username","password"} from a secret and caches
+// it for ttl, so a rotated password is picked up by new connections.
+type secretCredentials struct {
+	api  SecretsAPI
+	arn  string
+	ttl  time.Duration
+	mu   sync.Mutex
+	user string
+	pass string
+	at   time.Time
+}
+
+func (s *secretCredentials) get(ctx context.Context) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.at.IsZero() && time.Since(s.at) < s.ttl {
+		return s.user, s.pass, nil
+	}
+	out, err := s.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.arn})
+	if err != nil {
+		return "", "", fmt.Errorf("get secret %s: %w", s.arn, err)
+	}
+	var v struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &v) != nil || v.Username == "" {
+		return "", "", fmt.Errorf("get secret %s: want JSON {\"username\",\"password\"}", s.arn)
+	}
+	s.user, s.pass, s.at = v.Username, v.Password, time.Now()
+	return s.user, s.pass, nil
+}

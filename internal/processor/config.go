@@ -1,0 +1,150 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+)
+
+// Environment variable names of the processor's configuration.
+const (
+	EnvRegion        = "PAYDR_REGION"
+	EnvSessionsTable = "PAYDR_SESSIONS_TABLE"
+	EnvEventBus      = "PAYDR_EVENT_BUS"
+	EnvDBHost        = "PAYDR_DB_HOST"
+	EnvDBPort        = "PAYDR_DB_PORT"
+	EnvDBName        = "PAYDR_DB_NAME"
+	EnvDBHealthHost  = "PAYDR_DB_HEALTH_HOST"
+	EnvDBSecretARN   = "PAYDR_DB_SECRET_ARN"
+	EnvDBUser        = "PAYDR_DB_USER"
+	EnvDBPassword    = "PAYDR_DB_PASSWORD"
+	EnvDBDSN         = "PAYDR_DB_DSN"
+	EnvAWSEndpoint   = "PAYDR_AWS_ENDPOINT"
+	EnvListen        = "PAYDR_LISTEN"
+)
+
+// Defaults of optional settings.
+const (
+	DefaultDBPort = 5432
+	DefaultDBName = "payments"
+	DefaultListen = "127.0.0.1:8080"
+)
+
+// Config is the processor's configuration. In AWS the stack sets it on the
+// Lambda function; locally the local environment sets it for the server.
+type Config struct {
+	Region        string // PAYDR_REGION, e.g. us-east-1 (required)
+	SessionsTable string // PAYDR_SESSIONS_TABLE (required)
+	EventBus      string // PAYDR_EVENT_BUS, name or ARN (required)
+
+	DBHost       string // PAYDR_DB_HOST: the writer endpoint payments go to
+	DBPort       int    // PAYDR_DB_PORT (default 5432)
+	DBName       string // PAYDR_DB_NAME (default payments)
+	DBHealthHost string // PAYDR_DB_HEALTH_HOST: this region's own cluster endpoint (default DBHost)
+	DBSecretARN  string // PAYDR_DB_SECRET_ARN: Secrets Manager JSON {"username","password"} (AWS)
+	DBUser       string // PAYDR_DB_USER (local)
+	DBPassword   string // PAYDR_DB_PASSWORD (local)
+	DBDSN        string // PAYDR_DB_DSN: full connection string, overrides host/port/name/user
+
+	AWSEndpoint string // PAYDR_AWS_ENDPOINT: endpoint for DynamoDB, EventBridge, Secrets Manager (emulator)
+	Listen      string // PAYDR_LISTEN: address of the local HTTP server (default 127.0.0.1:8080)
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv in
+// production), applies defaults and validates it.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Region:        getenv(EnvRegion),
+		SessionsTable: getenv(EnvSessionsTable),
+		EventBus:      getenv(EnvEventBus),
+		DBHost:        getenv(EnvDBHost),
+		DBName:        getenv(EnvDBName),
+		DBHealthHost:  getenv(EnvDBHealthHost),
+		DBSecretARN:   getenv(EnvDBSecretARN),
+		DBUser:        getenv(EnvDBUser),
+		DBPassword:    getenv(EnvDBPassword),
+		DBDSN:         getenv(EnvDBDSN),
+		AWSEndpoint:   getenv(EnvAWSEndpoint),
+		Listen:        getenv(EnvListen),
+	}
+	var errs []error
+	if p := getenv(EnvDBPort); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %s=%q is not a port number", EnvDBPort, p))
+		}
+		c.DBPort = port
+	}
+	if c.DBPort == 0 && len(errs) == 0 {
+		c.DBPort = DefaultDBPort
+	}
+	if c.DBName == "" {
+		c.DBName = DefaultDBName
+	}
+	if c.DBHealthHost == "" {
+		c.DBHealthHost = c.DBHost
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate reports every problem of c, each naming its environment variable
+// and what to set.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("config: "+format, args...)) }
+	if c.Region == "" {
+		add("%s is required (this processor's AWS region, e.g. us-east-1)", EnvRegion)
+	}
+	if c.SessionsTable == "" {
+		add("%s is required (the DynamoDB sessions table name)", EnvSessionsTable)
+	}
+	if c.EventBus == "" {
+		add("%s is required (the region's EventBridge bus name or ARN)", EnvEventBus)
+	}
+	if c.DBDSN == "" {
+		if c.DBHost == "" {
+			add("%s is required unless %s is set", EnvDBHost, EnvDBDSN)
+		}
+		if c.DBSecretARN == "" && c.DBUser == "" {
+			add("%s (in AWS) or %s (locally) is required unless %s is set", EnvDBSecretARN, EnvDBUser, EnvDBDSN)
+		}
+	}
+	if c.DBPort < 1 || c.DBPort > 65535 {
+		add("%s=%d is out of range 1..65535", EnvDBPort, c.DBPort)
+	}
+	if c.AWSEndpoint != "" {
+		if u, err := url.Parse(c.AWSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("%s=%q must be an http(s) URL such as http://127.0.0.1:5000", EnvAWSEndpoint, c.AWSEndpoint)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("%s=%q must be host:port", EnvListen, c.Listen)
+	}
+	return errors.Join(errs...)
+}
+
+// ledgerDSN returns the connection string for host (user and password are
+// left out when they come from Secrets Manager). With PAYDR_DB_DSN set it is
+// that DSN; the host is then overridden by the caller.
+func (c Config) ledgerDSN(host string) string {
+	if c.DBDSN != "" {
+		return c.DBDSN
+	}
+	u := url.URL{
+		Scheme: "postgres",
+		Host:   net.JoinHostPort(host, strconv.Itoa(c.DBPort)),
+		Path:   "/" + c.DBName,
+	}
+	if c.DBSecretARN == "" && c.DBUser != "" {
+		u.User = url.UserPassword(c.DBUser, c.DBPassword)
+	}
+	return u.String()
+}

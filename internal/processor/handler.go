@@ -1,0 +1,266 @@
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"paydr/internal/payment"
+)
+
+// Routes served by the Handler.
+const (
+	PathPayments = "/payments"
+	PathHealth   = "/health"
+)
+
+// Response headers.
+const (
+	HeaderRequestID = "X-Request-Id"
+	// HeaderReplayed is "true" on a response replayed from an earlier
+	// request with the same payment_id.
+	HeaderReplayed = "Idempotent-Replayed"
+)
+
+// healthTimeout bounds each health probe.
+const healthTimeout = 2 * time.Second
+
+// DatabaseProbe tells whether this region's database accepts writes
+// (ledger.Ledger.Writable).
+type DatabaseProbe interface {
+	Writable(ctx context.Context) (bool, error)
+}
+
+// Pinger tells whether a dependency is reachable (sessions.Store.Ping).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Processor is the payment service behind the HTTP routes.
+type Processor interface {
+	Process(ctx context.Context, req payment.Request) (payment.Result, error)
+}
+
+// Options are the dependencies of a Handler.
+type Options struct {
+	Service  Processor
+	Database DatabaseProbe // this region's own cluster
+	Sessions Pinger        // the DynamoDB table
+	Region   string
+	Logger   *slog.Logger // nil: slog.Default()
+}
+
+// Handler serves the processor's HTTP API:
+//
+//	POST /payments  body {"payment_id","amount","currency","session_id"?}
+//	    201 + payment JSON, first time and on replay (replays carry
+//	    Idempotent-Replayed: true and the stored bytes); 400 malformed body;
+//	    422 invalid fields; 409 payment_id reused with different content;
+//	    503 this region cannot take writes; 500 otherwise. Error bodies are
+//	    payment.ErrorBody and never carry internal error text.
+//	GET /health
+//	    {"region","database_writable","dynamodb_reachable"}: 200 when both
+//	    are true, else 503, so DNS failover sends traffic to the writer.
+//
+// Every response carries X-Request-Id (the caller's, when it sent a valid
+// one). Each request is logged once with slog, with request_id and
+// payment_id.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// NewHandler returns a Handler over opts.
+func NewHandler(opts Options) *Handler {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{opts: opts, log: log}
+}
+
+// ServeHTTP routes the request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, requestID(r))
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
+	start := time.Now()
+	info := &requestInfo{requestID: reqID}
+	ctx := withRequestInfo(r.Context(), info)
+	r = r.WithContext(ctx)
+	w.Header().Set(HeaderRequestID, reqID)
+	rec := &statusRecorder{ResponseWriter: w}
+	var replayed bool
+	var failure error
+	switch r.URL.Path {
+	case PathPayments:
+		if r.Method != http.MethodPost {
+			rec.Header().Set("Allow", http.MethodPost)
+			writeError(rec, http.StatusMethodNotAllowed, payment.ErrorBody{Error: payment.CodeMethod, Message: "use POST " + PathPayments})
+			break
+		}
+		replayed, failure = h.payments(rec, r, info)
+	case PathHealth:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			rec.Header().Set("Allow", http.MethodGet)
+			writeError(rec, http.StatusMethodNotAllowed, payment.ErrorBody{Error: payment.CodeMethod, Message: "use GET " + PathHealth})
+			break
+		}
+		h.health(rec, r)
+	default:
+		writeError(rec, http.StatusNotFound, payment.ErrorBody{Error: payment.CodeNotFound, Message: "no route " + r.URL.Path + "; use POST /payments or GET /health"})
+	}
+	attrs := []any{
+		"method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+	}
+	if r.URL.Path == PathPayments {
+		attrs = append(attrs, "replayed", replayed)
+	}
+	switch {
+	case rec.status >= 500:
+		h.log.ErrorContext(ctx, "request failed", append(attrs, "err", failure)...)
+	case failure != nil:
+		h.log.InfoContext(ctx, "request refused", append(attrs, "reason", failure.Error())...)
+	case r.URL.Path != PathHealth:
+		h.log.InfoContext(ctx, "request", attrs...)
+	}
+}
+
+// payments handles POST /payments; it returns whether the answer was a
+// replay and the error behind an error answer.
+func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *requestInfo) (bool, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, payment.MaxBodyBytes+1))
+	if err != nil {
+		err = &payment.RequestError{Status: http.StatusBadRequest, Code: payment.CodeMalformed, Message: "malformed request: body could not be read"}
+		h.writeFailure(w, err)
+		return false, err
+	}
+	req, err := payment.DecodeRequest(body)
+	if err != nil {
+		h.writeFailure(w, err)
+		return false, err
+	}
+	info.paymentID = req.PaymentID
+	res, err := h.opts.Service.Process(r.Context(), req)
+	if err != nil {
+		h.writeFailure(w, err)
+		return false, err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if res.Replayed {
+		w.Header().Set(HeaderReplayed, "true")
+	}
+	w.WriteHeader(res.Status)
+	_, _ = w.Write(res.Body)
+	return res.Replayed, nil
+}
+
+func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
+	status, body := payment.ErrorResponse(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, status, body)
+}
+
+func writeError(w http.ResponseWriter, status int, body payment.ErrorBody) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		b = []byte(`{"error":"internal_error","message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// HealthBody is the JSON body of GET /health.
+type HealthBody struct {
+	Region            string `json:"region"`
+	DatabaseWritable  bool   `json:"database_writable"`
+	DynamoDBReachable bool   `json:"dynamodb_reachable"`
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	body := HealthBody{Region: h.opts.Region}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ok, err := h.opts.Database.Writable(ctx)
+		if err != nil {
+			h.log.WarnContext(ctx, "health: database probe failed", "err", err)
+		}
+		body.DatabaseWritable = ok && err == nil
+	})
+	wg.Go(func() {
+		err := h.opts.Sessions.Ping(ctx)
+		if err != nil {
+			h.log.WarnContext(ctx, "health: dynamodb ping failed", "err", err)
+		}
+		body.DynamoDBReachable = err == nil
+	})
+	wg.Wait()
+	status := http.StatusOK
+	if !body.DatabaseWritable || !body.DynamoDBReachable {
+		status = http.StatusServiceUnavailable
+	}
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// requestID returns the caller's X-Request-Id when it is a sane token, or a
+// new random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(HeaderRequestID); id != "" && len(id) <= 128 && validToken(id) {
+		return id
+	}
+	return newRequestID()
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+

@@ -1,0 +1,261 @@
+package processor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/payment"
+	"paydr/internal/payment/memory"
+	"paydr/internal/processor"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
+
+// fakeDB is a processor.DatabaseProbe with a fixed answer.
+type fakeDB struct {
+	writable bool
+	err      error
+}
+
+func (f fakeDB) Writable(context.Context) (bool, error) { return f.writable, f.err }
+
+type env struct {
+	h        *processor.Handler
+	ledger   *memory.Ledger
+	sessions *memory.Sessions
+	events   *memory.Events
+	logs     *bytes.Buffer
+}
+
+func newEnv(t testing.TB, db fakeDB) *env {
+	t.Helper()
+	e := &env{ledger: memory.NewLedger(), sessions: memory.NewSessions(), events: &memory.Events{}, logs: &bytes.Buffer{}}
+	log := slog.New(processor.NewLogHandler(slog.NewJSONHandler(e.logs, nil)))
+	svc := payment.NewService(payment.Deps{
+		Ledger: e.ledger, Sessions: e.sessions, Events: e.events, Region: "us-east-1",
+		Clock: memory.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.UTC), time.Millisecond), Logger: log,
+	})
+	e.h = processor.NewHandler(processor.Options{Service: svc, Database: db, Sessions: e.sessions, Region: "us-east-1", Logger: log})
+	return e
+}
+
+// golden is the recorded shape of a response.
+type golden struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"`
+	Body    json.RawMessage   `json:"body"`
+}
+
+// keptHeaders are compared; X-Request-Id is random unless sent.
+var keptHeaders = []string{"Content-Type", "Idempotent-Replayed", "Allow", "Retry-After", "X-Request-Id"}
+
+func checkGolden(t *testing.T, name string, status int, header http.Header, body []byte) {
+	t.Helper()
+	g := golden{Status: status, Headers: map[string]string{}, Body: json.RawMessage(body)}
+	for _, k := range keptHeaders {
+		if v := header.Get(k); v != "" {
+			g.Headers[k] = v
+		}
+	}
+	if !json.Valid(body) {
+		t.Fatalf("%s: body is not JSON: %q", name, body)
+	}
+	got, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("updated %s", path)
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run go test -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+func do(t testing.TB, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Header.Set(processor.HeaderRequestID, "req-test-1")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func TestPayments(t *testing.T) {
+	const valid = `{"payment_id":"pay_1","amount":"12.5","currency":"USD","session_id":"s-1"}`
+	tests := []struct {
+		name   string
+		setup  func(e *env)
+		before []string // bodies posted first
+		method string
+		path   string
+		body   string
+		status int
+	}{
+		{name: "created", body: valid, status: 201},
+		{name: "replayed", before: []string{valid}, body: `{"payment_id":"pay_1","amount":12.50,"currency":"USD","session_id":"s-1"}`, status: 201},
+		{name: "conflict", before: []string{valid}, body: `{"payment_id":"pay_1","amount":"13","currency":"USD","session_id":"s-1"}`, status: 409},
+		{name: "malformed", body: `{"payment_id":`, status: 400},
+		{name: "invalid-fields", body: `{"payment_id":"a b","amount":"0","currency":"usd","extra":true}`, status: 422},
+		{name: "too-precise-jpy", body: `{"payment_id":"p","amount":"1.5","currency":"JPY"}`, status: 422},
+		{name: "ledger-read-only", setup: func(e *env) { e.ledger.Err = payment.ErrUnavailable }, body: valid, status: 503},
+		{name: "internal-error-hidden", setup: func(e *env) { e.ledger.Err = errors.New("FATAL: password authentication failed for user \"admin\"") }, body: valid, status: 500},
+		{name: "wrong-method", method: http.MethodGet, status: 405},
+		{name: "not-found", path: "/payment", body: valid, status: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, fakeDB{writable: true})
+			for _, b := range tt.before {
+				if w := do(t, e.h, http.MethodPost, processor.PathPayments, b); w.Code != 201 {
+					t.Fatalf("setup POST %s = %d %s", b, w.Code, w.Body)
+				}
+			}
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			method, path := or(tt.method, http.MethodPost), or(tt.path, processor.PathPayments)
+			w := do(t, e.h, method, path, tt.body)
+			if w.Code != tt.status {
+				t.Errorf("%s %s = %d, want %d; body %s", method, path, w.Code, tt.status, w.Body)
+			}
+			checkGolden(t, "http-"+tt.name, w.Code, w.Header(), w.Body.Bytes())
+			if w.Code >= 500 && strings.Contains(w.Body.String(), "password") {
+				t.Errorf("5xx body leaks internal error text: %s", w.Body)
+			}
+		})
+	}
+}
+
+func TestReplayIsByteIdentical(t *testing.T) {
+	e := newEnv(t, fakeDB{writable: true})
+	first := do(t, e.h, http.MethodPost, "/payments", `{"payment_id":"p9","amount":"1","currency":"KWD"}`)
+	again := do(t, e.h, http.MethodPost, "/payments", `{"currency":"KWD","amount":"1.000","payment_id":"p9"}`)
+	if first.Code != 201 || again.Code != 201 {
+		t.Fatalf("statuses = %d, %d; want 201, 201", first.Code, again.Code)
+	}
+	if !bytes.Equal(first.Body.Bytes(), again.Body.Bytes()) {
+		t.Errorf("replay body = %s, want %s", again.Body, first.Body)
+	}
+	if first.Header().Get(processor.HeaderReplayed) != "" || again.Header().Get(processor.HeaderReplayed) != "true" {
+		t.Errorf("Idempotent-Replayed = %q, %q; want \"\", \"true\"", first.Header().Get(processor.HeaderReplayed), again.Header().Get(processor.HeaderReplayed))
+	}
+}
+
+func TestHealth(t *testing.T) {
+	tests := []struct {
+		name      string
+		db        fakeDB
+		dynamoErr error
+		status    int
+	}{
+		{"ok", fakeDB{writable: true}, nil, 200},
+		{"database-read-only", fakeDB{writable: false}, nil, 503},
+		{"database-unreachable", fakeDB{err: errors.New("dial tcp: refused")}, nil, 503},
+		{"dynamodb-unreachable", fakeDB{writable: true}, errors.New("no route"), 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.db)
+			e.sessions.Err = tt.dynamoErr
+			w := do(t, e.h, http.MethodGet, processor.PathHealth, "")
+			if w.Code != tt.status {
+				t.Errorf("GET /health = %d, want %d", w.Code, tt.status)
+			}
+			checkGolden(t, "health-"+tt.name, w.Code, w.Header(), w.Body.Bytes())
+		})
+	}
+}
+
+func TestLogsCarryRequestAndPaymentID(t *testing.T) {
+	e := newEnv(t, fakeDB{writable: true})
+	e.ledger.Err = errors.New("secret internal detail")
+	do(t, e.h, http.MethodPost, "/payments", `{"payment_id":"pay_log","amount":"1","currency":"USD"}`)
+	var line map[string]any
+	lines := strings.Split(strings.TrimSpace(e.logs.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &line); err != nil {
+		t.Fatalf("log line %q: %v", lines[len(lines)-1], err)
+	}
+	want := map[string]any{"request_id": "req-test-1", "payment_id": "pay_log", "status": float64(500), "level": "ERROR"}
+	got := map[string]any{}
+	for k := range want {
+		got[k] = line[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log line mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(e.logs.String(), "secret internal detail") {
+		t.Errorf("the internal error should be logged; logs: %s", e.logs)
+	}
+}
+
+func TestConcurrentDuplicatesOverHTTP(t *testing.T) {
+	e := newEnv(t, fakeDB{writable: true})
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	const n = 20
+	type answer struct {
+		status int
+		body   string
+	}
+	answers := make(chan answer, n)
+	for range n {
+		go func() {
+			resp, err := http.Post(srv.URL+"/payments", "application/json", strings.NewReader(`{"payment_id":"dup","amount":"5","currency":"USD"}`))
+			if err != nil {
+				answers <- answer{status: -1, body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers <- answer{resp.StatusCode, string(b)}
+		}()
+	}
+	var bodies []string
+	for range n {
+		a := <-answers
+		if a.status != 201 {
+			t.Fatalf("POST = %d %s, want 201", a.status, a.body)
+		}
+		bodies = append(bodies, a.body)
+	}
+	sort.Strings(bodies)
+	if bodies[0] != bodies[n-1] {
+		t.Errorf("answers differ: %s vs %s", bodies[0], bodies[n-1])
+	}
+	if all, _ := e.ledger.Payments(context.Background()); len(all) != 1 {
+		t.Errorf("ledger rows = %d, want 1", len(all))
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+// Invoke is the Lambda handler (pass it to lambda.Start). It accepts two
+// kinds of payload:
+//
+//   - an API Gateway HTTP API (payload format 2.0) event, recognised by
+//     "version": "2.0" and a "requestContext"; it is served like the HTTP
+//     request it describes (POST /payments, GET /health; a stage prefix
+//     other than $default is stripped from rawPath);
+//   - a direct invocation in the earlier format, the payment itself:
+//     {"payment_id": "...", "session_id": "...", "amount": "12.50", "currency": "USD"},
+//     served as POST /payments with that body.
+//
+// Both are answered with the API Gateway 2.0 response shape, so callers of
+// the earlier handler that read statusCode and parse body keep working:
+//
+//	{"statusCode": 201,
+//	 "headers": {"Content-Type": "application/json", "X-Request-Id": "...",
+//	             "Idempotent-Replayed": "true" (replays only)},
+//	 "body": "{\"payment_id\":\"...\",\"status\":\"succeeded\",...}"}
+//
+// Errors are answered the same way with their status (400, 409, 422, 503,
+// 500) and a payment.ErrorBody; the function itself does not fail, so the
+// Lambda service does not retry an invocation whose outcome is known. The
+// request id is API Gateway's for HTTP events and the Lambda request id for
+// direct invocations.
+func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.APIGatewayV2HTTPResponse, error) {
+	var probe struct {
+		Version        string          `json:"version"`
+		RequestContext json.RawMessage `json:"requestContext"`
+	}
+	_ = json.Unmarshal(payload, &probe) // a non-object payload is a direct invocation
+	if probe.Version == "2.0" && len(probe.RequestContext) > 0 {
+		var ev events.APIGatewayV2HTTPRequest
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: decode api gateway event: %w", err)
+		}
+		return h.serveAPIGateway(ctx, ev)
+	}
+	reqID := newRequestID()
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		reqID = lc.AwsRequestID
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, PathPayments, bytes.NewReader(payload))
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: build direct request: %w", err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	return h.record(r, reqID), nil
+}
+
+func (h *Handler) serveAPIGateway(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: map[string]string{"Content-Type": "application/json"},
+				Body: `{"error":"malformed_request","message":"malformed request: body is not valid base64"}`}, nil
+		}
+	}
+	path := ev.RawPath
+	if path == "" {
+		path = ev.RequestContext.HTTP.Path
+	}
+	if st := ev.RequestContext.Stage; st != "" && st != "$default" {
+		if rest, ok := strings.CutPrefix(path, "/"+st); ok && (rest == "" || rest[0] == '/') {
+			path = rest
+		}
+	}
+	u := &url.URL{Path: path, RawQuery: ev.RawQueryString}
+	method := ev.RequestContext.HTTP.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: build request from api gateway event: %w", err)
+	}
+	for k, v := range ev.Headers {
+		r.Header.Set(k, v)
+	}
+	reqID := ev.RequestContext.RequestID
+	if reqID == "" {
+		reqID = requestID(r)
+	}
+	return h.record(r, reqID), nil
+}
+
+// record serves r in memory and returns the response in API Gateway shape.
+func (h *Handler) record(r *http.Request, reqID string) events.APIGatewayV2HTTPResponse {
+	w := &memoryWriter{header: http.Header{}}
+	h.serve(w, r, reqID)
+	headers := make(map[string]string, len(w.header))
+	for k, v := range w.header {
+		headers[k] = strings.Join(v, ", ")
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: w.status, Headers: headers, Body: w.body.String()}
+}
+
+// memoryWriter is an http.ResponseWriter that keeps the response.
+type memoryWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (m *memoryWriter) Header() http.Header { return m.header }
+
+func (m *memoryWriter) WriteHeader(code int) {
+	if m.status == 0 {
+		m.status = code
+	}
+}
+
+func (m *memoryWriter) Write(b []byte) (int, error) {
+	if m.status == 0 {
+		m.status = http.StatusOK
+	}
+	return m.body.Write(b)
+}
