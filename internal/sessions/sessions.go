@@ -105,7 +105,9 @@ func New(api API, table string, opts Options) *Store {
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func n(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 
 // Items returns the items Save writes for rec with the given expiry: the
 // response item and, when rec has a session, the session link.
