@@ -36,7 +36,8 @@ func (e *MissingBinaryError) Error() string {
 func (e *MissingBinaryError) Unwrap() error { return ErrNotInstalled }
 
 // FindBinDir returns the directory holding the PostgreSQL server binaries.
-// It looks, in order, in explicit (if not empty), $PAYDR_PG_BIN, the directory
+// If explicit is set it looks only there, else if $PAYDR_PG_BIN is set only
+// there; otherwise it looks, in order, in the directory
 // that initdb on PATH really lives in (symlinks resolved, so a
 // /usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb link finds the
 // siblings pg_basebackup and pg_rewind), /usr/lib/postgresql/15/bin, any other
@@ -44,12 +45,13 @@ func (e *MissingBinaryError) Unwrap() error { return ErrNotInstalled }
 // directory holding both initdb and postgres wins.
 func FindBinDir(explicit string) (string, error) {
 	var candidates []string
-	if explicit != "" {
+	switch env := os.Getenv(EnvBinDir); {
+	case explicit != "":
 		candidates = append(candidates, explicit)
-	} else {
-		if env := os.Getenv(EnvBinDir); env != "" {
-			candidates = append(candidates, env)
-		}
+	case env != "":
+		// An explicit choice is not second-guessed with another version.
+		candidates = append(candidates, env)
+	default:
 		if p, err := exec.LookPath("initdb"); err == nil {
 			if real, err := filepath.EvalSymlinks(p); err == nil {
 				candidates = append(candidates, filepath.Dir(real))

@@ -393,3 +393,25 @@ func TestParseLSN(t *testing.T) {
 		}
 	}
 }
+
+func TestLongDataDirFallsBackToTCPOnly(t *testing.T) {
+	if _, err := pg.FindBinDir(""); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	ctx := testContext(t)
+	// Too long for a Unix socket path (107 bytes on Linux).
+	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(dir, strings.Repeat("d", 110))})
+	if err != nil {
+		t.Fatalf("StartPrimary(long path) error = %v", err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+	if err := srv.CreateDatabase(ctx, "ledger"); err != nil {
+		t.Fatalf("CreateDatabase() over TCP error = %v", err)
+	}
+	if entries, _ := os.ReadDir(srv.SocketDir()); len(entries) != 0 {
+		t.Errorf("SocketDir() holds %d entries, want none (TCP only)", len(entries))
+	}
+}
