@@ -150,16 +150,18 @@ func (c Config) Domain() string {
 }
 
 // Production reports whether the environment is anything but a development
-// one; production environments get deletion protection and final snapshots.
+// one (dev*, test, local, ci, or a pull request's pr<number>); production
+// environments get deletion protection and final snapshots.
 func (c Config) Production() bool {
 	switch c.EnvironmentSuffix {
 	case "dev", "test", "local", "ci":
 		return false
 	}
-	return !strings.HasPrefix(c.EnvironmentSuffix, "pr") && !strings.HasPrefix(c.EnvironmentSuffix, "dev")
+	return !prPattern.MatchString(c.EnvironmentSuffix) && !strings.HasPrefix(c.EnvironmentSuffix, "dev")
 }
 
 var (
+	prPattern     = regexp.MustCompile(`^pr[0-9]+$`)
 	suffixPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$`)
 	regionPattern = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
 	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)

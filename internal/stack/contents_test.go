@@ -1,0 +1,454 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// The tests below assert each part of the stack on the synthesized JSON, one
+// test per bullet of the design.
+
+func TestStateBackend(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	s3 := d["terraform"].(map[string]any)["backend"].(map[string]any)["s3"].(map[string]any)
+	eq(t, "s3 backend", s3, map[string]any{
+		"bucket": "iac-rlhf-tf-states", "key": "tap/dev/terraform.tfstate", "region": "us-east-1",
+		"encrypt": true, "use_lockfile": true, "dynamodb_table": "iac-rlhf-tf-state-locks",
+	})
+	rp := d["terraform"].(map[string]any)["required_providers"].(map[string]any)["aws"]
+	eq(t, "aws provider pin", rp, map[string]any{"source": "hashicorp/aws", "version": "5.100.0"})
+
+	all := parse(t, synth(t, allVars()))
+	s3 = all["terraform"].(map[string]any)["backend"].(map[string]any)["s3"].(map[string]any)
+	eq(t, "bucket from env", s3["bucket"], "acme-tf-states")
+	eq(t, "key from env", s3["key"], "tap/prod/terraform.tfstate")
+	eq(t, "region from env", s3["region"], "eu-west-1")
+}
+
+func TestProviderDefaultTags(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    Config
+		want map[string]any
+	}{
+		{"defaults", Defaults(), map[string]any{"Environment": "dev", "Repository": "unknown", "Author": "unknown", "PRNumber": "unknown", "Team": "unknown"}},
+		{"all vars", allVars(), map[string]any{"Environment": "prod", "Repository": "acme/payments", "Author": "sre-bot", "PRNumber": "1234", "Team": "payments-sre", "CreatedAt": "2026-11-25T00:00:00Z"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := parse(t, synth(t, tt.c))
+			provs := d["provider"].(map[string]any)["aws"].([]any)
+			if len(provs) != 2 {
+				t.Fatalf("%d aws provider configurations, want 2", len(provs))
+			}
+			regions := []any{}
+			for _, p := range provs {
+				pm := p.(map[string]any)
+				regions = append(regions, pm["region"])
+				eq(t, "default tags", block(t, pm, "default_tags")["tags"], tt.want)
+			}
+			eq(t, "provider regions", regions, []any{tt.c.PrimaryRegion, tt.c.SecondaryRegion})
+		})
+	}
+}
+
+func TestNamesCarryTheSuffix(t *testing.T) {
+	d := parse(t, synth(t, allVars()))
+	eq(t, "table", d.res(t, "aws_dynamodb_table", "sessions")["name"], "payment-sessions-prod")
+	eq(t, "primary cluster", d.res(t, "aws_rds_cluster", "primary")["cluster_identifier"], "payment-cluster-primary-prod")
+	eq(t, "secondary cluster", d.res(t, "aws_rds_cluster", "secondary")["cluster_identifier"], "payment-cluster-secondary-prod")
+	eq(t, "function", d.res(t, "aws_lambda_function", "primary_processor")["function_name"], "payment-processor-prod")
+	eq(t, "zone", d.res(t, "aws_route53_zone", "main")["name"], "payments.acme-corp.io")
+	// Every literal "name" or "*_name"/"*identifier" argument ends in the suffix.
+	for typ, rs := range d["resource"].(map[string]any) {
+		for name, body := range rs.(map[string]any) {
+			for k, v := range body.(map[string]any) {
+				s, ok := v.(string)
+				if !ok || strings.Contains(s, "${") || (k != "name" && k != "function_name" && k != "cluster_identifier" && k != "identifier" && k != "alarm_name" && k != "dashboard_name" && k != "global_cluster_identifier") {
+					continue
+				}
+				if typ == "aws_iam_role" && s == "dms-vpc-role" || typ == "aws_route53_zone" || typ == "aws_apigatewayv2_stage" || typ == "aws_iam_role_policy" || typ == "aws_route53_record" {
+					continue
+				}
+				if !strings.Contains(s, "prod") {
+					t.Errorf("%s.%s %s = %q lacks the environment suffix", typ, name, k, s)
+				}
+			}
+		}
+	}
+}
+
+func TestNetwork(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	var cidrs []netip.Prefix
+	for _, id := range []string{"primary", "secondary"} {
+		vpc := d.res(t, "aws_vpc", id)
+		p := netip.MustParsePrefix(vpc["cidr_block"].(string))
+		for _, o := range cidrs {
+			if o.Overlaps(p) {
+				t.Errorf("VPC CIDRs %s and %s overlap", o, p)
+			}
+		}
+		cidrs = append(cidrs, p)
+		for i := range 3 {
+			for _, kind := range []string{"public", "private"} {
+				sn := d.res(t, "aws_subnet", fmt.Sprintf("%s_%s_%d", id, kind, i))
+				eq(t, "subnet az", sn["availability_zone"], fmt.Sprintf("${data.aws_availability_zones.%s.names[%d]}", id, i))
+				if !p.Contains(netip.MustParsePrefix(sn["cidr_block"].(string)).Addr()) {
+					t.Errorf("subnet %s_%s_%d outside its VPC", id, kind, i)
+				}
+			}
+			d.res(t, "aws_route_table_association", fmt.Sprintf("%s_public_%d", id, i))
+			d.res(t, "aws_route_table_association", fmt.Sprintf("%s_private_%d", id, i))
+		}
+		d.res(t, "aws_internet_gateway", id)
+		eq(t, "nat eip", d.res(t, "aws_eip", id+"_nat")["domain"], "vpc")
+		eq(t, "nat subnet", d.res(t, "aws_nat_gateway", id)["subnet_id"], "${aws_subnet."+id+"_public_0.id}")
+		eq(t, "public route", d.res(t, "aws_route", id+"_public_internet")["destination_cidr_block"], "0.0.0.0/0")
+		eq(t, "private route via nat", d.res(t, "aws_route", id+"_private_nat")["nat_gateway_id"], "${aws_nat_gateway."+id+".id}")
+		for _, svc := range []string{"dynamodb", "s3"} {
+			ep := d.res(t, "aws_vpc_endpoint", id+"_"+svc)
+			eq(t, svc+" endpoint type", ep["vpc_endpoint_type"], "Gateway")
+		}
+		fl := d.res(t, "aws_flow_log", id)
+		eq(t, "flow log traffic", fl["traffic_type"], "ALL")
+	}
+	if n := len(d.all("aws_nat_gateway")); n != 2 {
+		t.Errorf("%d NAT gateways, want one per region", n)
+	}
+	for name, r := range d.all("aws_route") {
+		rm := r.(map[string]any)
+		if rm["destination_cidr_block"] == nil && rm["destination_ipv6_cidr_block"] == nil && rm["destination_prefix_list_id"] == nil {
+			t.Errorf("route %s has no destination", name)
+		}
+	}
+}
+
+func TestSecurityGroups(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	seen := map[string]string{}
+	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+		for name, r := range d.all(typ) {
+			rm := r.(map[string]any)
+			if rm["description"] == nil || rm["description"] == "" {
+				t.Errorf("%s.%s has no description", typ, name)
+			}
+			key := fmt.Sprint(typ, rm["security_group_id"], rm["ip_protocol"], rm["from_port"], rm["to_port"], rm["cidr_ipv4"], rm["referenced_security_group_id"])
+			if prev, dup := seen[key]; dup {
+				t.Errorf("%s.%s duplicates %s", typ, name, prev)
+			}
+			seen[key] = name
+		}
+	}
+	for _, id := range []string{"primary", "secondary"} {
+		ingress := map[string]bool{}
+		for _, r := range d.all("aws_vpc_security_group_ingress_rule") {
+			rm := r.(map[string]any)
+			if rm["security_group_id"] == "${aws_security_group."+id+"_aurora.id}" {
+				eq(t, "aurora port", rm["from_port"], float64(5432))
+				if rm["cidr_ipv4"] != nil {
+					t.Errorf("Aurora open to a CIDR: %v", rm["cidr_ipv4"])
+				}
+				ingress[rm["referenced_security_group_id"].(string)] = true
+			}
+		}
+		eq(t, "aurora ingress sources", ingress, map[string]bool{
+			"${aws_security_group." + id + "_processor.id}": true,
+			"${aws_security_group." + id + "_dms.id}":       true,
+		})
+	}
+}
+
+func TestAurora(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	g := d.res(t, "aws_rds_global_cluster", "payment")
+	eq(t, "engine", g["engine"], "aurora-postgresql")
+	eq(t, "global storage encrypted", g["storage_encrypted"], true)
+	eq(t, "dev deletion protection", g["deletion_protection"], false)
+
+	p := d.res(t, "aws_rds_cluster", "primary")
+	s := d.res(t, "aws_rds_cluster", "secondary")
+	for name, c := range map[string]map[string]any{"primary": p, "secondary": s} {
+		eq(t, name+" global member", c["global_cluster_identifier"], "${aws_rds_global_cluster.payment.id}")
+		eq(t, name+" backups", c["backup_retention_period"], float64(7))
+		eq(t, name+" encrypted", c["storage_encrypted"], true)
+		if c["backtrack_window"] != nil {
+			t.Errorf("%s sets backtrack_window", name)
+		}
+		if c["manage_master_user_password"] != nil || c["master_password"] != nil {
+			t.Errorf("%s sets a managed or plain master password", name)
+		}
+		eq(t, name+" ignore_changes", c["lifecycle"].(map[string]any)["ignore_changes"], []any{"global_cluster_identifier", "replication_source_identifier"})
+	}
+	eq(t, "primary key", p["kms_key_id"], "${aws_kms_key.primary.arn}")
+	eq(t, "secondary key", s["kms_key_id"], "${aws_kms_replica_key.secondary.arn}")
+	eq(t, "primary password is write-only", p["master_password_wo"], "${ephemeral.aws_secretsmanager_random_password.db_master.random_password}")
+	if s["master_password_wo"] != nil || s["master_username"] != nil {
+		t.Error("secondary cluster takes credentials; it would be rejected")
+	}
+	eq(t, "secondary waits for the primary instances", s["depends_on"], []any{"aws_rds_cluster_instance.primary_1", "aws_rds_cluster_instance.primary_2"})
+	eq(t, "writer", d.res(t, "aws_rds_cluster_instance", "primary_1")["instance_class"], "db.r5.large")
+	eq(t, "reader", d.res(t, "aws_rds_cluster_instance", "primary_2")["cluster_identifier"], "${aws_rds_cluster.primary.id}")
+	eq(t, "secondary instance", d.res(t, "aws_rds_cluster_instance", "secondary_1")["cluster_identifier"], "${aws_rds_cluster.secondary.id}")
+	if len(d.all("aws_rds_cluster_instance")) != 3 {
+		t.Errorf("%d instances, want 2 primary + 1 secondary", len(d.all("aws_rds_cluster_instance")))
+	}
+	eq(t, "multi-region key", d.res(t, "aws_kms_key", "primary")["multi_region"], true)
+	eq(t, "replica of it", d.res(t, "aws_kms_replica_key", "secondary")["primary_key_arn"], "${aws_kms_key.primary.arn}")
+
+	all := parse(t, synth(t, allVars()))
+	eq(t, "configurable class", all.res(t, "aws_rds_cluster_instance", "primary_1")["instance_class"], "db.r6g.xlarge")
+	eq(t, "deletion protection outside dev", all.res(t, "aws_rds_cluster", "primary")["deletion_protection"], true)
+	eq(t, "final snapshot outside dev", all.res(t, "aws_rds_cluster", "primary")["final_snapshot_identifier"], "payment-cluster-primary-prod-final")
+}
+
+func TestNoSecretsInConfiguration(t *testing.T) {
+	b := string(synth(t, Defaults()))
+	for _, bad := range []string{`"master_password":`, `"secret_string":`, `"value": "`} {
+		if strings.Contains(b, bad) && bad != `"value": "` {
+			t.Errorf("configuration contains %s", bad)
+		}
+	}
+	d := parse(t, []byte(b))
+	v := d.res(t, "aws_secretsmanager_secret_version", "db")
+	if v["secret_string"] != nil {
+		t.Error("secret version stores its value in state")
+	}
+	if !strings.Contains(v["secret_string_wo"].(string), "ephemeral.aws_secretsmanager_random_password.db_master") {
+		t.Errorf("secret_string_wo = %v, want the ephemeral password", v["secret_string_wo"])
+	}
+	eq(t, "secret replicated to the standby", block(t, d.res(t, "aws_secretsmanager_secret", "db"), "replica")["region"], "us-west-2")
+	for name, p := range d.all("aws_ssm_parameter") {
+		pm := p.(map[string]any)
+		if pm["type"] == "SecureString" {
+			if pm["value"] != nil {
+				t.Errorf("SecureString %s has a value in state", name)
+			}
+			if pm["value_wo"] == nil {
+				t.Errorf("SecureString %s has no value_wo", name)
+			}
+		}
+	}
+}
+
+func TestSessionTable(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	tb := d.res(t, "aws_dynamodb_table", "sessions")
+	eq(t, "on demand", tb["billing_mode"], "PAY_PER_REQUEST")
+	eq(t, "keys", []any{tb["hash_key"], tb["range_key"]}, []any{"pk", "sk"})
+	eq(t, "pitr", block(t, tb, "point_in_time_recovery")["enabled"], true)
+	eq(t, "sse", block(t, tb, "server_side_encryption"), map[string]any{"enabled": true, "kms_key_arn": "${aws_kms_key.primary.arn}"})
+	eq(t, "streams", []any{tb["stream_enabled"], tb["stream_view_type"]}, []any{true, "NEW_AND_OLD_IMAGES"})
+	eq(t, "ttl", block(t, tb, "ttl"), map[string]any{"attribute_name": "expires_at", "enabled": true})
+	eq(t, "replica", block(t, tb, "replica"), map[string]any{
+		"region_name": "us-west-2", "kms_key_arn": "${aws_kms_replica_key.secondary.arn}",
+		"point_in_time_recovery": true, "propagate_tags": true,
+	})
+	all := parse(t, synth(t, allVars()))
+	eq(t, "deletion protection outside dev", all.res(t, "aws_dynamodb_table", "sessions")["deletion_protection_enabled"], true)
+
+	local := parse(t, synth(t, localConfig()))
+	if local.res(t, "aws_dynamodb_table", "sessions")["replica"] != nil {
+		t.Error("local target declares a replica, which hangs on moto")
+	}
+	eq(t, "local secondary table", local.res(t, "aws_dynamodb_table", "sessions_secondary")["provider"], "aws.secondary")
+}
+
+func TestProcessor(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	for _, id := range []string{"primary", "secondary"} {
+		f := d.res(t, "aws_lambda_function", id+"_processor")
+		eq(t, "runtime", f["runtime"], "provided.al2023")
+		eq(t, "arch", f["architectures"], []any{"arm64"})
+		eq(t, "memory", f["memory_size"], float64(1024))
+		eq(t, "tracing", block(t, f, "tracing_config")["mode"], "Active")
+		eq(t, "package", f["filename"], "${path.module}/processor.zip")
+		eq(t, "hash follows the package", f["source_code_hash"], `${filebase64sha256("${path.module}/processor.zip")}`)
+		vpc := block(t, f, "vpc_config")
+		eq(t, "private subnets", vpc["subnet_ids"], []any{
+			"${aws_subnet." + id + "_private_0.id}", "${aws_subnet." + id + "_private_1.id}", "${aws_subnet." + id + "_private_2.id}",
+		})
+		eq(t, "log group retention", d.res(t, "aws_cloudwatch_log_group", id+"_processor")["retention_in_days"], float64(30))
+		env := block(t, f, "environment")["variables"].(map[string]any)
+		for _, k := range []string{"PAYDR_REGION", "PAYDR_SESSIONS_TABLE", "PAYDR_EVENT_BUS", "PAYDR_DB_HOST", "PAYDR_DB_SECRET_ARN"} {
+			if env[k] == nil {
+				t.Errorf("%s processor lacks %s", id, k)
+			}
+		}
+		eq(t, "writes through the global writer endpoint", env["PAYDR_DB_HOST"], "${aws_rds_global_cluster.payment.endpoint}")
+		pol := jsonString(t, d.res(t, "aws_iam_role_policy", id+"_processor")["policy"])
+		if pol != nil {
+			t.Fatalf("%s processor policy is literal; it must reference its resources", id)
+		}
+		// Least privilege: no wildcard resource except for X-Ray.
+		src := d.res(t, "aws_iam_role_policy", id+"_processor")["policy"].(string)
+		if strings.Count(src, `"Resource" = ["*"]`) != 1 {
+			t.Errorf("%s processor policy has %d wildcard resources, want only X-Ray's:\n%s", id, strings.Count(src, `"Resource" = ["*"]`), src)
+		}
+		for _, want := range []string{"dynamodb:PutItem", "secretsmanager:GetSecretValue", "events:PutEvents", "ssm:GetParameter"} {
+			if !strings.Contains(src, want) {
+				t.Errorf("%s processor policy lacks %s", id, want)
+			}
+		}
+		routes := map[string]bool{}
+		for name, r := range d.all("aws_apigatewayv2_route") {
+			if strings.HasPrefix(name, id+"_") {
+				routes[r.(map[string]any)["route_key"].(string)] = true
+			}
+		}
+		eq(t, "routes", routes, map[string]bool{"POST /payments": true, "GET /health": true})
+		eq(t, "api permission", d.res(t, "aws_lambda_permission", id+"_api")["principal"], "apigateway.amazonaws.com")
+	}
+	sec := d.res(t, "aws_iam_role_policy", "secondary_processor")["policy"].(string)
+	if !strings.Contains(sec, `replace(aws_secretsmanager_secret.db.arn, ":us-east-1:", ":us-west-2:")`) {
+		t.Errorf("secondary processor does not read the secret's replica in its own region:\n%s", sec)
+	}
+}
+
+func TestRoute53(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	eq(t, "zone", d.res(t, "aws_route53_zone", "main")["name"], "migration-dev.internal")
+	roles := map[string]bool{}
+	for _, id := range []string{"primary", "secondary"} {
+		hc := d.res(t, "aws_route53_health_check", id)
+		eq(t, "health path", hc["resource_path"], "/health")
+		eq(t, "health type", hc["type"], "HTTPS")
+		rec := d.res(t, "aws_route53_record", "api_"+id)
+		eq(t, "one name", rec["name"], "api.migration-dev.internal")
+		eq(t, "ttl", rec["ttl"], float64(60))
+		eq(t, "health check", rec["health_check_id"], "${aws_route53_health_check."+id+".id}")
+		roles[block(t, rec, "failover_routing_policy")["type"].(string)] = true
+		al := d.res(t, "aws_cloudwatch_metric_alarm", "primary_health_"+id)
+		eq(t, "health alarm metric", al["metric_name"], "HealthCheckStatus")
+	}
+	eq(t, "failover roles", roles, map[string]bool{"PRIMARY": true, "SECONDARY": true})
+}
+
+func TestEventBridge(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	for _, pair := range [][3]string{{"primary", "secondary", "us-east-1"}, {"secondary", "primary", "us-west-2"}} {
+		from, to, region := pair[0], pair[1], pair[2]
+		d.res(t, "aws_cloudwatch_event_bus", from)
+		rule := d.res(t, "aws_cloudwatch_event_rule", "forward_"+from)
+		pattern := jsonString(t, rule["event_pattern"])
+		eq(t, "pattern matches only events that originated here", pattern["detail"], map[string]any{"origin_region": []any{region}})
+		target := d.res(t, "aws_cloudwatch_event_target", "forward_"+from)
+		eq(t, "target is the other bus", target["arn"], "${aws_cloudwatch_event_bus."+to+".arn}")
+		eq(t, "through a role", target["role_arn"], "${aws_iam_role.events_forward_"+from+".arn}")
+	}
+}
+
+func TestBackup(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	for _, id := range []string{"primary", "secondary"} {
+		v := d.res(t, "aws_backup_vault", id)
+		if v["kms_key_arn"] == nil {
+			t.Errorf("%s vault not KMS-encrypted", id)
+		}
+	}
+	rule := block(t, d.res(t, "aws_backup_plan", "daily"), "rule")
+	eq(t, "schedule", rule["schedule"], "cron(0 5 * * ? *)")
+	eq(t, "retention", block(t, rule, "lifecycle")["delete_after"], float64(7))
+	ca := block(t, rule, "copy_action")
+	eq(t, "copy to secondary", ca["destination_vault_arn"], "${aws_backup_vault.secondary.arn}")
+	eq(t, "copy retention", block(t, ca, "lifecycle")["delete_after"], float64(7))
+	sel := d.res(t, "aws_backup_selection", "ledger")
+	eq(t, "selection", sel["resources"], []any{"${aws_rds_cluster.primary.arn}", "${aws_dynamodb_table.sessions.arn}"})
+	if _, ok := parse(t, synth(t, localConfig())).all("aws_backup_selection")["ledger"]; ok {
+		t.Error("local target declares a backup selection, which moto cannot create")
+	}
+}
+
+func TestMonitoring(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	for _, id := range []string{"primary", "secondary"} {
+		lag := d.res(t, "aws_cloudwatch_metric_alarm", id+"_replication_lag")
+		eq(t, "lag metric", lag["metric_name"], "AuroraGlobalDBReplicationLag")
+		eq(t, "lag threshold 60 s in ms", lag["threshold"], float64(60000))
+		eq(t, "rpo metric", d.res(t, "aws_cloudwatch_metric_alarm", id+"_rpo_lag")["metric_name"], "AuroraGlobalDBRPOLag")
+		eq(t, "processor errors", d.res(t, "aws_cloudwatch_metric_alarm", id+"_processor_errors")["metric_name"], "Errors")
+		eq(t, "table replication", d.res(t, "aws_cloudwatch_metric_alarm", id+"_table_replication")["metric_name"], "ReplicationLatency")
+		eq(t, "alarm action", lag["alarm_actions"], []any{"${aws_sns_topic." + id + "_alarms.arn}"})
+		dash := d.res(t, "aws_cloudwatch_dashboard", id)
+		body := dash["dashboard_body"].(string)
+		for _, want := range []string{"AuroraGlobalDBReplicationLag", "Invocations", "Errors", "Duration", "ReplicationLatency", "ThrottledRequests", "HealthCheckStatus"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s dashboard lacks %s", id, want)
+			}
+		}
+	}
+}
+
+func TestDRRoleAndParameters(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	pol := d.res(t, "aws_iam_role_policy", "dr_automation")["policy"].(string)
+	for _, want := range []string{"rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster", "lambda:PutFunctionConcurrency", "route53:GetHealthCheckStatus", "aws_rds_global_cluster.payment.arn"} {
+		if !strings.Contains(pol, want) {
+			t.Errorf("DR policy lacks %s", want)
+		}
+	}
+	if strings.Count(pol, `"Resource" = ["*"]`) != 1 {
+		t.Errorf("DR policy has wildcard resources beyond CloudWatch's:\n%s", pol)
+	}
+	for _, id := range []string{"primary", "secondary"} {
+		for _, key := range []string{"db_writer_endpoint", "db_reader_endpoint", "sessions_table_name", "events_bus_name", "api_key", "dr_topology"} {
+			p := d.res(t, "aws_ssm_parameter", id+"_"+key)
+			if id == "secondary" {
+				eq(t, key+" in the secondary region", p["provider"], "aws.secondary")
+			}
+		}
+		eq(t, "api key type", d.res(t, "aws_ssm_parameter", id+"_api_key")["type"], "SecureString")
+	}
+}
+
+func TestDMS(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	inst := d.res(t, "aws_dms_replication_instance", "main")
+	eq(t, "not public", inst["publicly_accessible"], false)
+	eq(t, "minor upgrades", inst["auto_minor_version_upgrade"], true)
+	if inst["engine_version"] != nil {
+		t.Errorf("engine_version pinned to %v; let AWS choose", inst["engine_version"])
+	}
+	eq(t, "private subnets", d.res(t, "aws_dms_replication_subnet_group", "main")["subnet_ids"], []any{
+		"${aws_subnet.primary_private_0.id}", "${aws_subnet.primary_private_1.id}", "${aws_subnet.primary_private_2.id}",
+	})
+	off := parse(t, synth(t, allVars()))
+	if len(off.all("aws_dms_replication_instance")) != 0 || len(off.all("aws_dms_replication_subnet_group")) != 0 {
+		t.Error("DMS declared with EnableDMS false")
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	outs := d["output"].(map[string]any)
+	for _, want := range []string{
+		"primary_vpc_id", "secondary_vpc_id", "global_cluster_id", "primary_cluster_endpoint", "secondary_cluster_reader_endpoint",
+		"sessions_table_name", "sessions_table_arn", "primary_function_name", "secondary_function_arn", "primary_api_url",
+		"hosted_zone_id", "hosted_zone_name_servers", "failover_name", "primary_health_check_id", "secondary_dashboard_name",
+		"primary_backup_vault_arn", "secondary_parameter_names", "dr_role_arn",
+	} {
+		if outs[want] == nil {
+			t.Errorf("no output %s", want)
+		}
+	}
+}
+
+func TestLocalTarget(t *testing.T) {
+	st, err := Build(localConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Notes) < 3 {
+		t.Errorf("local notes = %q, want one per emulator gap", st.Notes)
+	}
+	d := parse(t, synth(t, localConfig()))
+	if _, ok := d["terraform"].(map[string]any)["backend"].(map[string]any)["local"]; !ok {
+		t.Error("local target does not use a local backend")
+	}
+	p := d["provider"].(map[string]any)["aws"].([]any)[0].(map[string]any)
+	eq(t, "emulator endpoint", block(t, p, "endpoints")["rds"], "http://127.0.0.1:5000")
+	if len(d.all("aws_dms_replication_instance")) != 0 {
+		t.Error("local target declares a DMS instance")
+	}
+}
