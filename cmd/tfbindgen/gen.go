@@ -529,7 +529,7 @@ var initialisms = map[string]string{
 	"rds": "RDS", "s3": "S3", "sns": "SNS", "sqs": "SQS", "ssl": "SSL", "ssm": "SSM", "sso": "SSO", "sts": "STS",
 	"apigatewayv2": "APIGatewayV2", "cloudwatch": "CloudWatch", "dynamodb": "DynamoDB", "secretsmanager": "SecretsManager",
 	"serverlessv2": "ServerlessV2",
-	"tls": "TLS", "ttl": "TTL", "uri": "URI", "url": "URL", "uuid": "UUID", "vpc": "VPC", "vpn": "VPN", "xml": "XML",
+	"tls":          "TLS", "ttl": "TTL", "uri": "URI", "url": "URL", "uuid": "UUID", "vpc": "VPC", "vpn": "VPN", "xml": "XML",
 }
 
 // goName converts a snake_case Terraform name to an exported Go name.
