@@ -72,14 +72,14 @@ func clone(r payment.Record) payment.Record {
 type Sessions struct {
 	mu        sync.Mutex
 	responses map[string]payment.Record
-	bySession map[string][]string
+	bySession map[string]map[string]struct{}
 	// Err, when set, is returned by Save and Lookup.
 	Err error
 }
 
 // NewSessions returns an empty Sessions.
 func NewSessions() *Sessions {
-	return &Sessions{responses: map[string]payment.Record{}, bySession: map[string][]string{}}
+	return &Sessions{responses: map[string]payment.Record{}, bySession: map[string]map[string]struct{}{}}
 }
 
 // Save caches rec and links it to its session; see payment.Sessions.
@@ -90,9 +90,11 @@ func (s *Sessions) Save(_ context.Context, rec payment.Record) error {
 		return fmt.Errorf("memory sessions: save %s: %w", rec.PaymentID, s.Err)
 	}
 	s.responses[rec.PaymentID] = clone(rec)
-	if rec.SessionID != "" && !slices.Contains(s.bySession[rec.SessionID], rec.PaymentID) {
-		s.bySession[rec.SessionID] = append(s.bySession[rec.SessionID], rec.PaymentID)
-		slices.Sort(s.bySession[rec.SessionID])
+	if rec.SessionID != "" {
+		if s.bySession[rec.SessionID] == nil {
+			s.bySession[rec.SessionID] = map[string]struct{}{}
+		}
+		s.bySession[rec.SessionID][rec.PaymentID] = struct{}{}
 	}
 	return nil
 }
@@ -112,7 +114,12 @@ func (s *Sessions) Lookup(_ context.Context, paymentID string) (payment.Record, 
 func (s *Sessions) SessionPayments(_ context.Context, sessionID string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.bySession[sessionID]), nil
+	ids := make([]string, 0, len(s.bySession[sessionID]))
+	for id := range s.bySession[sessionID] {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Ping reports whether the store is reachable (always, unless Err is set).

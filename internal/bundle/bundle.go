@@ -1,0 +1,179 @@
+// Package bundle builds the processor's Lambda artifact: the bootstrap
+// binary for linux/arm64 (provided.al2023) and a deterministic zip of it, so
+// the zip's hash changes only when the code (or the Go toolchain) does. The
+// stack passes Artifact.ZipPath as the function's filename and
+// Artifact.SHA256Base64 as its source_code_hash.
+//
+// The binary is built with
+//
+//	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 GOARM64=v8.0 GOFLAGS= \
+//	  go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o bootstrap paydr/cmd/processor
+//
+// and zipped as a single entry "bootstrap", mode 0755, modified
+// 1980-01-01T00:00:00Z, deflated at a fixed level.
+package bundle
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultPackage = "paydr/cmd/processor"
+	DefaultZipName = "processor.zip"
+	BinaryName     = "bootstrap"
+)
+
+// ZipTime is the modification time of every zip entry.
+var ZipTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Options configure Build.
+type Options struct {
+	OutDir    string // required: where bootstrap and the zip are written
+	ZipName   string // default processor.zip
+	Package   string // default paydr/cmd/processor
+	GOOS      string // default linux
+	GOARCH    string // default arm64 (the host arch is useful for local runs)
+	ModuleDir string // directory to build in (default: the current directory)
+	Go        string // go command (default "go")
+}
+
+// Artifact is the result of Build.
+type Artifact struct {
+	BinaryPath   string
+	ZipPath      string
+	SHA256Base64 string // base64 of the zip's SHA-256 (Terraform source_code_hash)
+	Size         int64  // zip size in bytes
+}
+
+// Build compiles the processor and writes its deterministic zip.
+func Build(ctx context.Context, opts Options) (Artifact, error) {
+	if opts.OutDir == "" {
+		return Artifact{}, fmt.Errorf("bundle: build: OutDir is required")
+	}
+	goos, goarch := or(opts.GOOS, "linux"), or(opts.GOARCH, "arm64")
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return Artifact{}, fmt.Errorf("bundle: build: %w", err)
+	}
+	outDir, err := filepath.Abs(opts.OutDir)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("bundle: build: %w", err)
+	}
+	bin := filepath.Join(outDir, BinaryName)
+	cmd := exec.CommandContext(ctx, or(opts.Go, "go"), BuildArgs(bin, or(opts.Package, DefaultPackage))...)
+	cmd.Dir = opts.ModuleDir
+	cmd.Env = append(os.Environ(), BuildEnv(goos, goarch)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return Artifact{}, fmt.Errorf("bundle: go build %s/%s: %w: %s", goos, goarch, err, strings.TrimSpace(stderr.String()))
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("bundle: read %s: %w", bin, err)
+	}
+	var buf bytes.Buffer
+	if err := WriteZip(&buf, map[string][]byte{BinaryName: data}); err != nil {
+		return Artifact{}, err
+	}
+	zipPath := filepath.Join(outDir, or(opts.ZipName, DefaultZipName))
+	if err := writeFileAtomic(zipPath, buf.Bytes()); err != nil {
+		return Artifact{}, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return Artifact{
+		BinaryPath:   bin,
+		ZipPath:      zipPath,
+		SHA256Base64: base64.StdEncoding.EncodeToString(sum[:]),
+		Size:         int64(buf.Len()),
+	}, nil
+}
+
+// BuildArgs returns the go command's arguments to build pkg into out.
+func BuildArgs(out, pkg string) []string {
+	return []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg}
+}
+
+// BuildEnv returns the environment overrides of the build.
+func BuildEnv(goos, goarch string) []string {
+	env := []string{"CGO_ENABLED=0", "GOOS=" + goos, "GOARCH=" + goarch, "GOFLAGS="}
+	switch goarch {
+	case "arm64":
+		env = append(env, "GOARM64=v8.0")
+	case "amd64":
+		env = append(env, "GOAMD64=v1")
+	}
+	return env
+}
+
+// WriteZip writes a deterministic zip of files (name -> content) to w:
+// entries sorted by name, each executable (0755), modified at ZipTime,
+// deflated at the best compression level.
+func WriteZip(w io.Writer, files map[string][]byte) error {
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(out, flate.BestCompression)
+	})
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		hdr := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: ZipTime}
+		hdr.SetMode(0o755)
+		f, err := zw.CreateHeader(hdr)
+		if err != nil {
+			return fmt.Errorf("bundle: zip %s: %w", name, err)
+		}
+		if _, err := f.Write(files[name]); err != nil {
+			return fmt.Errorf("bundle: zip %s: %w", name, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("bundle: zip: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bundle-*")
+	if err != nil {
+		return fmt.Errorf("bundle: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("bundle: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("bundle: write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("bundle: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("bundle: write %s: %w", path, err)
+	}
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,81 @@
+package processor_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"paydr/internal/processor"
+	"paydr/internal/processor/processortest"
+)
+
+func startRealServer(t testing.TB, log *slog.Logger) (*processor.App, *httptest.Server) {
+	t.Helper()
+	env := processortest.Env(t)
+	for k, v := range env {
+		if strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, v)
+		}
+	}
+	cfg, err := processor.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := processor.New(context.Background(), cfg, processor.AppOptions{Logger: log, MaxConns: 16})
+	if err != nil {
+		t.Fatalf("New error = %v", err)
+	}
+	t.Cleanup(app.Close)
+	srv := httptest.NewServer(app.Handler)
+	t.Cleanup(srv.Close)
+	return app, srv
+}
+
+func post(t testing.TB, c *http.Client, url, body string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := c.Post(url+"/payments", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestEndToEnd runs the wired processor against real PostgreSQL and moto.
+func TestEndToEnd(t *testing.T) {
+	app, srv := startRealServer(t, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	resp, err := http.Get(srv.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"region":"us-east-1","database_writable":true,"dynamodb_reachable":true}`; resp.StatusCode != 200 || string(health) != want {
+		t.Errorf("GET /health = %d %s, want 200 %s", resp.StatusCode, health, want)
+	}
+	body := `{"payment_id":"e2e-1","amount":"10.01","currency":"USD","session_id":"s-e2e"}`
+	status, _, first := post(t, http.DefaultClient, srv.URL, body)
+	if status != 201 {
+		t.Fatalf("POST = %d %s, want 201", status, first)
+	}
+	status, hdr, again := post(t, http.DefaultClient, srv.URL, body)
+	if status != 201 || again != first || hdr.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay = %d %s (replayed %q), want 201 %s replayed", status, again, hdr.Get("Idempotent-Replayed"), first)
+	}
+	if status, _, b := post(t, http.DefaultClient, srv.URL, strings.Replace(body, "10.01", "10.02", 1)); status != 409 {
+		t.Errorf("conflicting retry = %d %s, want 409", status, b)
+	}
+	totals, err := app.Ledger.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := totals["USD"]; got.Count != 1 || got.AmountMinor != 1001 {
+		t.Errorf("ledger USD totals = %+v, want 1 payment of 1001", got)
+	}
+}

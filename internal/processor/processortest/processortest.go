@@ -1,0 +1,61 @@
+// Package processortest starts the processor's real dependencies for tests
+// and benchmarks: a throwaway PostgreSQL server and moto, with the sessions
+// table and event bus created as the stack creates them.
+package processortest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"paydr/internal/local/moto/mototest"
+	"paydr/internal/local/pg/pgtest"
+	"paydr/internal/processor"
+)
+
+// Env starts PostgreSQL and moto, creates the sessions table and the
+// event bus as the stack would, and returns the processor's environment
+// variables (PAYDR_* and static AWS credentials for moto). Both servers stop
+// when the test ends; a missing server skips the test (fails under CI).
+func Env(t testing.TB) map[string]string {
+	t.Helper()
+	pgSrv := pgtest.Start(t)
+	moto := mototest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pgSrv.CreateDatabase(ctx, "payments"); err != nil {
+		t.Fatalf("CreateDatabase error = %v", err)
+	}
+	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	_, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: aws.String("paydr-sessions"),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
+		},
+		BillingMode: types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatalf("CreateTable error = %v", err)
+	}
+	eb := eventbridge.New(eventbridge.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("paydr")}); err != nil {
+		t.Fatalf("CreateEventBus error = %v", err)
+	}
+	return map[string]string{
+		processor.EnvRegion: "us-east-1", processor.EnvSessionsTable: "paydr-sessions", processor.EnvEventBus: "paydr",
+		processor.EnvDBDSN: pgSrv.DSN("payments"), processor.EnvAWSEndpoint: moto.Endpoint(),
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+	}
+}
