@@ -11,14 +11,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -55,39 +51,5 @@ func run(log *slog.Logger) error {
 		lambda.StartWithOptions(app.Handler.Invoke, lambda.WithContext(ctx))
 		return nil
 	}
-	return serve(ctx, cfg, app, log)
-}
-
-func serve(ctx context.Context, cfg processor.Config, app *processor.App, log *slog.Logger) error {
-	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	applied, err := app.Ledger.Migrate(mctx)
-	cancel()
-	if err != nil {
-		// A standby region's database refuses writes; serve anyway and let
-		// /health say so.
-		log.Warn("schema migrations not applied", "err", err)
-	} else if len(applied) > 0 {
-		log.Info("schema migrations applied", "versions", applied)
-	}
-	srv := &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           app.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("serving", "addr", cfg.Listen, "region", cfg.Region)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
-	case <-ctx.Done():
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	return nil
+	return app.Serve(ctx, cfg.Listen, log.With("region", cfg.Region))
 }

@@ -1,0 +1,68 @@
+// Package cli is the paydr command line: one file per subcommand, each a
+// thin layer over the packages that do the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs the paydr command with os.Args and returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run runs the paydr command with args, writing to stdout and stderr, and
+// returns the exit code: 0 on success, 1 on failure, 2 on bad usage.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "paydr:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks errors in how paydr was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "paydr",
+		Short: "Multi-region disaster recovery for a payment platform on AWS",
+		Long: `paydr defines a two-region payment platform (Aurora PostgreSQL Global Database,
+a DynamoDB global table, a Go payment processor on Lambda, Route 53 failover)
+as Go, synthesizes it as Terraform JSON, proves it locally, and runs its DR
+operations.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w (see paydr %s --help)", c.Name(), err, c.Name())}
+	})
+	root.AddCommand(
+		newSynthCmd(),
+		newValidateCmd(),
+		newBuildCmd(),
+		newServeCmd(),
+	)
+	return root
+}

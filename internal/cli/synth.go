@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"paydr/internal/bundle"
+	"paydr/internal/stack"
+	"paydr/internal/tf"
+)
+
+// stackFlags binds the stack configuration to flags whose defaults come from
+// the earlier pipeline's environment variables.
+type stackFlags struct {
+	cfg          stack.Config
+	out          string
+	processorZip string
+	noDMS        bool
+	target       string
+}
+
+func (f *stackFlags) register(fs *pflag.FlagSet) {
+	f.cfg = stack.FromEnv(nil)
+	c := &f.cfg
+	fs.StringVar(&f.out, "out", "cdktf.out", "root of the synthesized output: <out>/stacks/<StackName>/cdk.tf.json")
+	fs.StringVar(&c.EnvironmentSuffix, "suffix", c.EnvironmentSuffix, "environment suffix ending every resource name (env ENVIRONMENT_SUFFIX)")
+	fs.StringVar(&c.StateBucket, "state-bucket", c.StateBucket, "S3 bucket of the Terraform state (env TERRAFORM_STATE_BUCKET)")
+	fs.StringVar(&c.StateBucketRegion, "state-bucket-region", c.StateBucketRegion, "region of the state bucket (env TERRAFORM_STATE_BUCKET_REGION)")
+	fs.StringVar(&c.PrimaryRegion, "primary-region", c.PrimaryRegion, "region of the writer")
+	fs.StringVar(&c.SecondaryRegion, "secondary-region", c.SecondaryRegion, "region of the standby")
+	fs.StringVar(&c.Route53Domain, "domain", c.Route53Domain, "hosted zone (env ROUTE53_DOMAIN; default migration-<suffix>.internal)")
+	fs.StringVar(&c.Repository, "repository", c.Repository, "Repository tag (env REPOSITORY)")
+	fs.StringVar(&c.CommitAuthor, "author", c.CommitAuthor, "Author tag (env COMMIT_AUTHOR)")
+	fs.StringVar(&c.PRNumber, "pr-number", c.PRNumber, "PRNumber tag (env PR_NUMBER)")
+	fs.StringVar(&c.Team, "team", c.Team, "Team tag (env TEAM)")
+	fs.StringVar(&c.CreatedAt, "created-at", c.CreatedAt, "CreatedAt tag, only when given (env CREATED_AT)")
+	fs.StringVar(&c.DBInstanceClass, "db-instance-class", c.DBInstanceClass, "Aurora instance class")
+	fs.StringVar(&c.DBEngineVersion, "db-engine-version", c.DBEngineVersion, "Aurora PostgreSQL engine version")
+	fs.IntVar(&c.DBPasswordVersion, "db-password-version", c.DBPasswordVersion, "bump to rotate the Aurora master password")
+	fs.BoolVar(&f.noDMS, "no-dms", false, "leave DMS out")
+	fs.BoolVar(&c.DMSCreateVPCRole, "dms-create-vpc-role", c.DMSCreateVPCRole, "create the account-wide dms-vpc-role (one environment per account)")
+	fs.IntVar(&c.HealthCheckInterval, "health-check-interval", c.HealthCheckInterval, "Route 53 health check interval in seconds (10 or 30)")
+	fs.IntVar(&c.HealthCheckFailureThreshold, "health-check-failure-threshold", c.HealthCheckFailureThreshold, "failed checks before a region is unhealthy")
+	fs.StringVar(&f.target, "target", string(c.Target), "aws, or local (the emulator)")
+	fs.StringVar(&c.Endpoint, "endpoint", "", "emulator URL, for --target local")
+	fs.StringVar(&f.processorZip, "processor-zip", "", "use this processor zip instead of building one")
+}
+
+// config returns the validated configuration.
+func (f *stackFlags) config() stack.Config {
+	c := f.cfg
+	c.EnableDMS = !f.noDMS
+	c.Target = stack.Target(f.target)
+	return c
+}
+
+// synthResult is what synthesis wrote.
+type synthResult struct {
+	Dir       string
+	File      string
+	Resources int
+	Notes     []string
+	Elapsed   time.Duration
+}
+
+// synthesize builds the stack, writes cdk.tf.json and the processor zip into
+// <out>/stacks/<StackName>/, and returns where.
+func synthesize(ctx context.Context, f *stackFlags, log io.Writer) (*synthResult, error) {
+	cfg := f.config()
+	start := time.Now()
+	st, err := stack.Build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	js, err := st.Synth()
+	if err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	dir := filepath.Join(f.out, "stacks", cfg.StackName())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	file := filepath.Join(dir, "cdk.tf.json")
+	if err := writeIfChanged(file, js); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	zipDst := filepath.Join(dir, cfg.ProcessorZip)
+	if f.processorZip != "" {
+		b, err := os.ReadFile(f.processorZip)
+		if err != nil {
+			return nil, fmt.Errorf("synth: --processor-zip: %w", err)
+		}
+		if err := writeIfChanged(zipDst, b); err != nil {
+			return nil, fmt.Errorf("synth: %w", err)
+		}
+	} else {
+		fmt.Fprintf(log, "building the processor (linux/arm64) ...\n")
+		art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build")})
+		if err != nil {
+			return nil, fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
+		}
+		if filepath.Clean(art.ZipPath) != filepath.Clean(zipDst) {
+			b, err := os.ReadFile(art.ZipPath)
+			if err != nil {
+				return nil, fmt.Errorf("synth: %w", err)
+			}
+			if err := writeIfChanged(zipDst, b); err != nil {
+				return nil, fmt.Errorf("synth: %w", err)
+			}
+		}
+	}
+	return &synthResult{Dir: dir, File: file, Resources: countResources(st), Notes: st.Notes, Elapsed: elapsed}, nil
+}
+
+func countResources(st *stack.Stack) int {
+	n := 0
+	for _, o := range st.TF.Objects() {
+		if o.Kind() == tf.KindResource {
+			n++
+		}
+	}
+	return n
+}
+
+// writeIfChanged writes b to path unless the file already holds exactly b,
+// so an unchanged synthesis leaves file times alone.
+func writeIfChanged(path string, b []byte) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
+		return nil
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func newSynthCmd() *cobra.Command {
+	var f stackFlags
+	cmd := &cobra.Command{
+		Use:   "synth",
+		Short: "Synthesize the DR stack as Terraform JSON (cdktf.out/stacks/<StackName>/cdk.tf.json)",
+		Long: `Synthesize the two-region DR stack as Terraform JSON, after checking it against
+the preflight rules (mistakes AWS would refuse at apply time). The processor's
+Lambda zip is built beside it. Flags default to the earlier pipeline's
+environment variables: ENVIRONMENT_SUFFIX, TERRAFORM_STATE_BUCKET,
+TERRAFORM_STATE_BUCKET_REGION, REPOSITORY, COMMIT_AUTHOR, PR_NUMBER, TEAM,
+ROUTE53_DOMAIN, CREATED_AT.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := synthesize(cmd.Context(), &f, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			printSynth(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func printSynth(w io.Writer, res *synthResult) {
+	fmt.Fprintf(w, "synthesized %d resources in %s -> %s\n", res.Resources, res.Elapsed.Round(time.Microsecond), res.File)
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
