@@ -1,0 +1,18 @@
+// Package local runs the whole paydr system on one machine: the DR stack
+// applied by Terraform to the AWS API emulator (moto), a PostgreSQL primary
+// and streaming standby standing in for the Aurora global database, the
+// payment processor of each region, and a failover router standing in for
+// Route 53. It is what paydr up, paydr down and paydr status do.
+//
+// Everything lives in a state directory (default .paydr/local, or
+// $PAYDR_STATE_DIR): data directories, logs, pid files, the Terraform
+// working directory, and env.json, the Manifest, which records what runs
+// where. Regions are kept by slot ("primary", "secondary"): the processor of
+// a slot always talks to the database of that slot, while which slot holds
+// the writer is data (Database.Role) that DR operations change.
+//
+// Long-lived processes are started detached (their own session, logs and
+// pid files in the state directory) and outlive paydr up, like
+// docker compose up -d; paydr down stops every one of them from the pid
+// files and the manifest.
+package local
