@@ -46,6 +46,9 @@ type Credentials func(ctx context.Context) (user, password string, err error)
 type Options struct {
 	// DSN is a PostgreSQL connection string (URL or key=value).
 	DSN string
+	// Host, when set, replaces the DSN's host (the health check's own
+	// cluster endpoint with a shared DSN).
+	Host string
 	// Credentials, when set, override the DSN's user and password.
 	Credentials Credentials
 	// Region is this processor's region, the key of its health_probe row.
@@ -69,6 +72,10 @@ func Open(opts Options) (*Ledger, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: parse dsn: %w", err)
+	}
+	if opts.Host != "" {
+		cfg.ConnConfig.Host = opts.Host
+		cfg.ConnConfig.Fallbacks = nil
 	}
 	cfg.MaxConns = 4
 	if opts.MaxConns > 0 {
