@@ -115,7 +115,7 @@ type Runner struct {
 func LookPath() (string, error) {
 	if p := os.Getenv("PAYDR_TERRAFORM"); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("PAYDR_TERRAFORM=%s: %w", p, err)
+			return "", fmt.Errorf("PAYDR_TERRAFORM=%s does not exist: %w", p, ErrNoTerraform)
 		}
 		return p, nil
 	}

@@ -1,0 +1,71 @@
+package terraform
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindMirror(t *testing.T) {
+	empty := t.TempDir()
+	unpacked := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(unpacked, "registry.terraform.io/hashicorp/aws/5.100.0/linux_arm64"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	packed := t.TempDir()
+	dir := filepath.Join(packed, "registry.terraform.io/hashicorp/aws")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "terraform-provider-aws_5.100.0_linux_arm64.zip"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		candidates []string
+		want       string
+	}{
+		{"unpacked wins in order", []string{empty, unpacked, packed}, unpacked},
+		{"packed zip", []string{empty, packed}, packed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := findMirror(tt.candidates, "linux_arm64")
+			if err != nil || got != tt.want {
+				t.Errorf("findMirror() = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	_, err := findMirror([]string{empty}, "linux_arm64")
+	if !errors.Is(err, ErrNoMirror) || !strings.Contains(err.Error(), empty) || !strings.Contains(err.Error(), "PAYDR_PROVIDER_MIRROR") {
+		t.Errorf("findMirror(empty) = %v, want ErrNoMirror naming where it looked and PAYDR_PROVIDER_MIRROR", err)
+	}
+}
+
+func TestCLIConfigHasNoNetworkInstaller(t *testing.T) {
+	c := CLIConfig("/mirror")
+	if !strings.Contains(c, `path    = "/mirror"`) {
+		t.Errorf("CLIConfig lacks the mirror path:\n%s", c)
+	}
+	if strings.Contains(c, "direct") || strings.Contains(c, "network_mirror") {
+		t.Errorf("CLIConfig allows a network install:\n%s", c)
+	}
+}
+
+func TestNewWritesItsOwnCLIConfig(t *testing.T) {
+	if _, err := LookPath(); err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("TF_CLI_CONFIG_FILE", "/nonexistent/.terraformrc")
+	dir := t.TempDir()
+	r, err := New(dir, Options{Mirror: "/some/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(r.Dir(), ".terraform", "paydr.tfrc"))
+	if err != nil || !strings.Contains(string(b), "/some/mirror") {
+		t.Errorf("paydr.tfrc = %q, %v", b, err)
+	}
+}
