@@ -175,6 +175,9 @@ func (g *generator) typeFile(t typeRef, s *tfjson.Schema) ([]byte, error) {
 	seen := map[string]string{}
 	for _, n := range sortedKeys(blk.Attributes) {
 		a := blk.Attributes[n]
+		if a.WriteOnly {
+			continue // never readable: write-only values are not kept
+		}
 		m := goName(n)
 		if reserved[m] {
 			m += "Attr"
@@ -185,6 +188,9 @@ func (g *generator) typeFile(t typeRef, s *tfjson.Schema) ([]byte, error) {
 		seen[m] = n
 		typ := refType(attrType(a))
 		g.p("// %s returns a reference to %s.\n", m, n)
+		if a.Deprecated {
+			g.p("//\n// Deprecated: the provider marks %s deprecated.\n", n)
+		}
 		g.p("func (r *%s) %s() %s { return tf.Attr[%s](r, %q) }\n\n", base, m, typ, typ, n)
 	}
 

@@ -42,6 +42,8 @@ func (r *CloudWatchEventRule) ForceDestroy() tf.Bool { return tf.Attr[tf.Bool](r
 func (r *CloudWatchEventRule) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // IsEnabled returns a reference to is_enabled.
+//
+// Deprecated: the provider marks is_enabled deprecated.
 func (r *CloudWatchEventRule) IsEnabled() tf.Bool { return tf.Attr[tf.Bool](r, "is_enabled") }
 
 // Name returns a reference to name.

@@ -92,6 +92,8 @@ func (r *EIP) Tags() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "t
 func (r *EIP) TagsAll() tf.Map[tf.String] { return tf.Attr[tf.Map[tf.String]](r, "tags_all") }
 
 // VPC returns a reference to vpc.
+//
+// Deprecated: the provider marks vpc deprecated.
 func (r *EIP) VPC() tf.Bool { return tf.Attr[tf.Bool](r, "vpc") }
 
 // EIPArgs holds the arguments of aws_eip.

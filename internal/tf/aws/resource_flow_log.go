@@ -50,6 +50,8 @@ func (r *FlowLog) LogDestinationType() tf.String {
 func (r *FlowLog) LogFormat() tf.String { return tf.Attr[tf.String](r, "log_format") }
 
 // LogGroupName returns a reference to log_group_name.
+//
+// Deprecated: the provider marks log_group_name deprecated.
 func (r *FlowLog) LogGroupName() tf.String { return tf.Attr[tf.String](r, "log_group_name") }
 
 // MaxAggregationInterval returns a reference to max_aggregation_interval.

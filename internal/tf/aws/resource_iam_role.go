@@ -40,6 +40,8 @@ func (r *IAMRole) ForceDetachPolicies() tf.Bool { return tf.Attr[tf.Bool](r, "fo
 func (r *IAMRole) ID() tf.String { return tf.Attr[tf.String](r, "id") }
 
 // ManagedPolicyARNs returns a reference to managed_policy_arns.
+//
+// Deprecated: the provider marks managed_policy_arns deprecated.
 func (r *IAMRole) ManagedPolicyARNs() tf.Set[tf.String] {
 	return tf.Attr[tf.Set[tf.String]](r, "managed_policy_arns")
 }

@@ -213,9 +213,6 @@ func (r *RDSCluster) ManageMasterUserPassword() tf.Bool {
 // MasterPassword returns a reference to master_password.
 func (r *RDSCluster) MasterPassword() tf.String { return tf.Attr[tf.String](r, "master_password") }
 
-// MasterPasswordWo returns a reference to master_password_wo.
-func (r *RDSCluster) MasterPasswordWo() tf.String { return tf.Attr[tf.String](r, "master_password_wo") }
-
 // MasterPasswordWoVersion returns a reference to master_password_wo_version.
 func (r *RDSCluster) MasterPasswordWoVersion() tf.Number {
 	return tf.Attr[tf.Number](r, "master_password_wo_version")

@@ -45,11 +45,6 @@ func (r *SecretsManagerSecretVersion) SecretString() tf.String {
 	return tf.Attr[tf.String](r, "secret_string")
 }
 
-// SecretStringWo returns a reference to secret_string_wo.
-func (r *SecretsManagerSecretVersion) SecretStringWo() tf.String {
-	return tf.Attr[tf.String](r, "secret_string_wo")
-}
-
 // SecretStringWoVersion returns a reference to secret_string_wo_version.
 func (r *SecretsManagerSecretVersion) SecretStringWoVersion() tf.Number {
 	return tf.Attr[tf.Number](r, "secret_string_wo_version")

@@ -66,9 +66,6 @@ func (r *SSMParameter) Type() tf.String { return tf.Attr[tf.String](r, "type") }
 // Value returns a reference to value.
 func (r *SSMParameter) Value() tf.String { return tf.Attr[tf.String](r, "value") }
 
-// ValueWo returns a reference to value_wo.
-func (r *SSMParameter) ValueWo() tf.String { return tf.Attr[tf.String](r, "value_wo") }
-
 // ValueWoVersion returns a reference to value_wo_version.
 func (r *SSMParameter) ValueWoVersion() tf.Number { return tf.Attr[tf.Number](r, "value_wo_version") }
 
