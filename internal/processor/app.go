@@ -50,13 +50,9 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}
-	if cfg.AWSEndpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-		loadOpts = append(loadOpts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	awsCfg, err := awsConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("processor: load aws config: %w", err)
+		return nil, err
 	}
 	var endpoint *string
 	if cfg.AWSEndpoint != "" {
@@ -102,6 +98,28 @@ func (a *App) Close() {
 	if a.health != nil {
 		a.health.Close()
 	}
+}
+
+// awsConfig returns the SDK configuration. When the environment carries
+// credentials (always in Lambda), it is built directly from them: the full
+// default chain (config.LoadDefaultConfig) costs several milliseconds of
+// Lambda init for files and providers that are not used there.
+func awsConfig(ctx context.Context, cfg Config) (aws.Config, error) {
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if id == "" && cfg.AWSEndpoint != "" {
+		id, secret = "test", "test"
+	}
+	if id != "" && secret != "" {
+		return aws.Config{
+			Region:      cfg.Region,
+			Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")),
+		}, nil
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("processor: load aws config: %w", err)
+	}
+	return awsCfg, nil
 }
 
 // SecretsAPI is the part of the Secrets Manager client used for database
