@@ -188,4 +188,3 @@ func BenchmarkLambdaInit(b *testing.B) {
 	b.ReportMetric(total/float64(n), "init-ms")
 	b.ReportMetric(worst, "max-init-ms")
 }
-
