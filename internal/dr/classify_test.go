@@ -1,0 +1,118 @@
+package dr
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestClassify(t *testing.T) {
+	att := func(id string, amount int64, ans Answer) Attempt {
+		return Attempt{PaymentID: id, AmountMinor: amount, Answer: ans}
+	}
+	row := func(id string, amount int64) LedgerRow { return LedgerRow{PaymentID: id, AmountMinor: amount} }
+	tests := []struct {
+		name     string
+		attempts []Attempt
+		ledger   []LedgerRow
+		want     Classification
+	}{
+		{
+			name:     "all acknowledged and present",
+			attempts: []Attempt{att("a", 100, Acked), att("b", 250, Acked)},
+			ledger:   []LedgerRow{row("a", 100), row("b", 250)},
+			want:     Classification{Counts: map[Class]int{ClassOK: 2}, AckedTotal: 350, LedgerTotal: 350, Conserved: true, Exact: true},
+		},
+		{
+			name:     "acknowledged and lost",
+			attempts: []Attempt{att("a", 100, Acked), att("b", 250, Acked)},
+			ledger:   []LedgerRow{row("a", 100)},
+			want: Classification{Counts: map[Class]int{ClassOK: 1, ClassLost: 1}, Lost: []string{"b"},
+				AckedTotal: 350, LedgerTotal: 100, LostTotal: 250, Conserved: true},
+		},
+		{
+			name:     "timed out and applied is indeterminate; refused and absent is failed",
+			attempts: []Attempt{att("a", 100, Indeterminate), att("b", 7, Rejected), att("c", 9, Indeterminate)},
+			ledger:   []LedgerRow{row("a", 100)},
+			want: Classification{Counts: map[Class]int{ClassIndeterminate: 1, ClassFailed: 2},
+				LedgerTotal: 100, IndeterminateTotal: 100, Conserved: true},
+		},
+		{
+			name:     "refused but applied is unexpected",
+			attempts: []Attempt{att("a", 100, Rejected)},
+			ledger:   []LedgerRow{row("a", 100)},
+			want:     Classification{Counts: map[Class]int{ClassUnexpected: 1}, Unexpected: []string{"a"}, LedgerTotal: 100},
+		},
+		{
+			name:     "duplicated, wrong amount, never sent",
+			attempts: []Attempt{att("a", 100, Acked), att("b", 5, Acked)},
+			ledger:   []LedgerRow{row("a", 100), row("a", 100), row("b", 6), row("zz", 1)},
+			want: Classification{Counts: map[Class]int{ClassDuplicated: 1, ClassUnexpected: 2}, Duplicated: []string{"a"}, Unexpected: []string{"b", "zz"},
+				AckedTotal: 105, LedgerTotal: 207},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Classify(tt.attempts, tt.ledger)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Classify() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDrillReportFigures(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := &DrillReport{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
+		FaultAt: at(5000), DetectedAt: at(8000), PromoteStarted: at(8100), PromotedAt: at(8600), RPOLagAtFault: 40 * time.Millisecond,
+		Attempts: []Attempt{
+			{PaymentID: "p1", AmountMinor: 100, Sent: at(4900), Done: at(4950), Status: 201, Answer: Acked},
+			{PaymentID: "p2", AmountMinor: 100, Sent: at(4960), Done: at(4990), Status: 201, Answer: Acked}, // lost: acked 10ms before the fault
+			{PaymentID: "p3", AmountMinor: 100, Sent: at(5100), Done: at(5200), Status: 502, Answer: Indeterminate},
+			{PaymentID: "p4", AmountMinor: 100, Sent: at(6000), Done: at(6001), Status: 503, Answer: Rejected},
+			{PaymentID: "p5", AmountMinor: 100, Sent: at(9000), Done: at(9020), Status: 201, Answer: Acked},
+		}}
+	r.finish([]LedgerRow{{"p1", 100}, {"p5", 100}})
+	got := struct {
+		Detection, Promotion, Promote, RTO, LostWindow time.Duration
+		Lost                                           int
+		Errors                                         map[string]int
+		Passed                                         bool
+	}{r.Detection, r.Promotion, r.Promote, r.RTO, r.LostWindow, r.LostCount, r.ClientErrors, r.Passed()}
+	want := struct {
+		Detection, Promotion, Promote, RTO, LostWindow time.Duration
+		Lost                                           int
+		Errors                                         map[string]int
+		Passed                                         bool
+	}{3 * time.Second, 3600 * time.Millisecond, 500 * time.Millisecond, 4020 * time.Millisecond, 10 * time.Millisecond, 1,
+		map[string]int{"http 502": 1, "http 503": 1}, true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("drill figures (-want +got):\n%s", diff)
+	}
+	// A loss older than the rpo lag at the fault fails the check.
+	r.RPOLagAtFault = 5 * time.Millisecond
+	r.Checks = r.checks()
+	if r.Passed() {
+		t.Errorf("Passed() = true with a loss window of 10ms over an rpo lag of 5ms")
+	}
+	var text, svg strings.Builder
+	if err := r.Render(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"detection:   3s", "rto:         4.02s", "rpo:         1 acknowledged payments lost, window 10ms", "FAIL rpo within the replication lag at the fault"} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("Render() lacks %q:\n%s", s, text.String())
+		}
+	}
+	if err := r.WriteTimeline(&svg); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"<svg ", "fault us-east-1", "promoted", "recovered us-west-2", "</svg>"} {
+		if !strings.Contains(svg.String(), s) {
+			t.Errorf("WriteTimeline() lacks %q", s)
+		}
+	}
+}

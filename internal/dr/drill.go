@@ -1,0 +1,369 @@
+package dr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Fault kinds a drill injects.
+const (
+	// FaultKillDB SIGKILLs the writer's database.
+	FaultKillDB = "kill-db"
+	// FaultKillProcessor SIGKILLs the writer region's processor.
+	FaultKillProcessor = "kill-processor"
+	// FaultCutRegion makes the writer region unreachable and pauses
+	// replication (AWS FIS "Cross-Region: Connectivity").
+	FaultCutRegion = "cut-region"
+	// FaultSwitchover is no fault: a planned switchover under traffic.
+	FaultSwitchover = "switchover"
+)
+
+// Faults lists the drill kinds.
+var Faults = []string{FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultSwitchover}
+
+// Event is a timestamped happening on a drill's timeline.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Kind is "fault", "unhealthy", "healthy", "route", "promoted",
+	// "recovered", "lifted".
+	Kind   string `json:"kind"`
+	Region string `json:"region,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// DrillEnv is what a drill needs from an environment besides a Backend.
+type DrillEnv interface {
+	// FailoverURL is where clients send payments (the failover name).
+	FailoverURL() string
+	// InjectFault injects fault kind into region (the writer) and returns
+	// how to lift it.
+	InjectFault(ctx context.Context, kind, region string) (lift func(context.Context) error, err error)
+	// HealthEvents returns health and routing changes so far ("unhealthy",
+	// "healthy", "route"), oldest first.
+	HealthEvents(ctx context.Context) ([]Event, error)
+	// LedgerRows returns the payments whose id starts with prefix in the
+	// current writer's ledger.
+	LedgerRows(ctx context.Context, prefix string) ([]LedgerRow, error)
+}
+
+// DrillOptions configure a drill.
+type DrillOptions struct {
+	Fault string
+	// Rate is payments per second (default 20), Duration the length of
+	// traffic (default 30 s), FaultAfter when the fault is injected
+	// (default 5 s).
+	Rate       float64
+	Duration   time.Duration
+	FaultAfter time.Duration
+	// RequestTimeout bounds each payment request (default 3 s).
+	RequestTimeout time.Duration
+	// DetectTimeout bounds the wait for the health checks to notice
+	// (default 60 s).
+	DetectTimeout time.Duration
+	// MaxRTO is the RTO target checked (default 30 s).
+	MaxRTO time.Duration
+	// Prefix starts every payment id (default "drill-<time>").
+	Prefix string
+	// Log receives progress lines; nil discards.
+	Log io.Writer
+}
+
+func (o DrillOptions) withDefaults(now time.Time) DrillOptions {
+	if o.Rate <= 0 {
+		o.Rate = 20
+	}
+	if o.Duration <= 0 {
+		o.Duration = 30 * time.Second
+	}
+	if o.FaultAfter <= 0 {
+		o.FaultAfter = 5 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 3 * time.Second
+	}
+	if o.DetectTimeout <= 0 {
+		o.DetectTimeout = 60 * time.Second
+	}
+	if o.MaxRTO <= 0 {
+		o.MaxRTO = 30 * time.Second
+	}
+	if o.Prefix == "" {
+		o.Prefix = "drill-" + now.UTC().Format("20060102T150405")
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o
+}
+
+// Validate reports the first invalid option.
+func (o DrillOptions) Validate() error {
+	switch o.Fault {
+	case FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultSwitchover:
+	default:
+		return fmt.Errorf("drill: fault %q is not one of %v", o.Fault, Faults)
+	}
+	if o.Rate > 500 {
+		return fmt.Errorf("drill: rate %.0f/s is above 500/s; a drill measures recovery, not capacity", o.Rate)
+	}
+	if o.Duration > 10*time.Minute {
+		return fmt.Errorf("drill: duration %s is above 10m", o.Duration)
+	}
+	if o.FaultAfter >= o.Duration {
+		return fmt.Errorf("drill: fault-after %s must be shorter than duration %s", o.FaultAfter, o.Duration)
+	}
+	return nil
+}
+
+// checkLoopback refuses a failover URL that is not on loopback: drills send
+// traffic only to this machine.
+func checkLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("drill: failover url %q: %w", raw, err)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("drill: failover url %q is not on loopback; drills send traffic only to this machine", raw)
+	}
+	return nil
+}
+
+// Drill runs a game day against b and env: steady payments through the
+// failover name, a fault in the writer region, detection by the health
+// checks, a failover through Operate (or, for FaultSwitchover, a planned
+// switchover), then the classification of every payment against the new
+// writer's ledger. The fault is lifted before it returns; the writer stays
+// where the drill moved it (paydr dr failback returns it).
+func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journal, opts DrillOptions) (*DrillReport, error) {
+	start := time.Now()
+	opts = opts.withDefaults(start)
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkLoopback(env.FailoverURL()); err != nil {
+		return nil, err
+	}
+	st, err := b.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	ws := st.Writers()
+	if len(ws) != 1 || !st.Replication.Streaming {
+		return nil, &Refusal{Op: "drill", Reason: "the pair is not healthy: a drill needs one writer and a streaming standby",
+			Remedy: "run paydr dr status, then paydr dr failback (or switchover) to restore the pair"}
+	}
+	writer := ws[0]
+	standby, _ := st.Other(writer.Name)
+	rep := &DrillReport{Backend: st.Backend, Fault: opts.Fault, From: writer.Name, To: standby.Name,
+		Rate: opts.Rate, Duration: opts.Duration, Prefix: opts.Prefix, Start: start, MaxRTO: opts.MaxRTO}
+	fmt.Fprintf(opts.Log, "drill %s: %s writer %s, standby %s; %.0f payments/s for %s through %s\n",
+		opts.Prefix, opts.Fault, writer.Name, standby.Name, opts.Rate, opts.Duration, env.FailoverURL())
+
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	gen := &generator{url: env.FailoverURL(), prefix: opts.Prefix, timeout: opts.RequestTimeout}
+	trafficDone := make(chan struct{})
+	go func() { gen.run(trafficCtx, opts.Rate, opts.Duration); close(trafficDone) }()
+
+	select {
+	case <-time.After(opts.FaultAfter):
+	case <-ctx.Done():
+		return nil, fmt.Errorf("drill: %w", ctx.Err())
+	}
+	if pre, err := b.Status(ctx); err == nil {
+		rep.LagAtFault = pre.Replication
+	}
+	var lift func(context.Context) error
+	rep.FaultAt = time.Now()
+	var opErr error
+	var out Outcome
+	if opts.Fault == FaultSwitchover {
+		fmt.Fprintf(opts.Log, "switchover from %s to %s under traffic\n", writer.Name, standby.Name)
+		out, opErr = Operate(ctx, b, locker, j, Request{Op: Switchover, Owner: "drill " + opts.Prefix}, opts.Log)
+	} else {
+		fmt.Fprintf(opts.Log, "injecting %s in %s\n", opts.Fault, writer.Name)
+		lift, err = env.InjectFault(ctx, opts.Fault, writer.Name)
+		if err != nil {
+			return nil, fmt.Errorf("drill: inject %s: %w", opts.Fault, err)
+		}
+		detected, derr := waitDetection(ctx, env, writer.Name, rep.FaultAt, opts.DetectTimeout)
+		if derr != nil {
+			opErr = derr
+		} else {
+			rep.DetectedAt = detected
+			fmt.Fprintf(opts.Log, "detected after %s; failing over to %s\n", detected.Sub(rep.FaultAt).Round(time.Millisecond), standby.Name)
+			if pre, err := b.Status(ctx); err == nil && !pre.Replication.LastReplayed.IsZero() {
+				rep.RPOLagAtFault = max(0, rep.FaultAt.Sub(pre.Replication.LastReplayed))
+				rep.LastReplayed = pre.Replication.LastReplayed
+			}
+			out, opErr = Operate(ctx, b, locker, j, Request{Op: Failover, Options: Options{AllowDataLoss: true}, Owner: "drill " + opts.Prefix}, opts.Log)
+		}
+	}
+	rep.OpID = out.OpID
+	if s, ok := out.Step(ActionPromote, ""); ok && !s.End.IsZero() {
+		rep.PromotedAt, rep.PromoteStarted = s.End, s.Start
+	}
+	if s, ok := out.Step(ActionPreserve, ""); ok {
+		rep.Preserved = s.Result
+	}
+	if opErr != nil {
+		rep.OperationError = opErr.Error()
+		fmt.Fprintf(opts.Log, "operation failed: %v\n", opErr)
+	}
+	select {
+	case <-trafficDone:
+	case <-ctx.Done():
+	}
+	stopTraffic()
+	<-trafficDone
+	rep.End = time.Now()
+	if lift != nil {
+		if err := lift(context.WithoutCancel(ctx)); err != nil {
+			rep.Notes = append(rep.Notes, "lifting the fault: "+err.Error())
+		} else {
+			rep.Events = append(rep.Events, Event{Time: time.Now(), Kind: "lifted", Region: writer.Name, Detail: opts.Fault})
+		}
+	}
+	if evs, err := env.HealthEvents(ctx); err == nil {
+		for _, e := range evs {
+			if !e.Time.Before(start) {
+				rep.Events = append(rep.Events, e)
+			}
+		}
+	}
+	rows, err := env.LedgerRows(ctx, opts.Prefix)
+	if err != nil {
+		return rep, fmt.Errorf("drill: read the new writer's ledger: %w", err)
+	}
+	rep.Attempts = gen.attempts()
+	rep.finish(rows)
+	if opErr != nil {
+		return rep, fmt.Errorf("drill: %w", opErr)
+	}
+	return rep, nil
+}
+
+// waitDetection polls the health events until region is reported unhealthy
+// after since.
+func waitDetection(ctx context.Context, env DrillEnv, region string, since time.Time, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		evs, err := env.HealthEvents(ctx)
+		if err == nil {
+			for _, e := range evs {
+				if e.Kind == "unhealthy" && e.Region == region && !e.Time.Before(since) {
+					return e.Time, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return time.Time{}, fmt.Errorf("health checks did not report %s unhealthy within %s", region, timeout)
+}
+
+// generator sends payments at a steady rate and records every attempt.
+type generator struct {
+	url     string
+	prefix  string
+	timeout time.Duration
+
+	mu   sync.Mutex
+	list []Attempt
+}
+
+// maxInFlight bounds concurrent requests; beyond it a payment is not sent
+// and recorded as rejected by the client.
+const maxInFlight = 256
+
+func (g *generator) run(ctx context.Context, rate float64, d time.Duration) {
+	client := &http.Client{Timeout: g.timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int(rate * d.Seconds())
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := 0; i < total; i++ {
+		at := begin.Add(time.Duration(i) * interval)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-time.After(time.Until(at)):
+		}
+		a := Attempt{PaymentID: fmt.Sprintf("%s-%06d", g.prefix, i), AmountMinor: 100 + int64(i%900)}
+		select {
+		case sem <- struct{}{}:
+		default:
+			a.Sent, a.Done, a.Answer, a.Error = time.Now(), time.Now(), Rejected, "not sent: too many requests in flight"
+			g.record(a)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			g.record(g.send(client, a))
+		}()
+	}
+	wg.Wait()
+}
+
+func (g *generator) send(client *http.Client, a Attempt) Attempt {
+	body := fmt.Sprintf(`{"payment_id":%q,"amount":"%d.%02d","currency":"USD"}`, a.PaymentID, a.AmountMinor/100, a.AmountMinor%100)
+	a.Sent = time.Now()
+	// The request is not tied to the drill's context: once sent it runs
+	// to its answer or its timeout, so no request ends unclassified.
+	resp, err := client.Post(g.url+"/payments", "application/json", bytes.NewBufferString(body))
+	a.Done = time.Now()
+	if err != nil {
+		a.Answer, a.Error = Indeterminate, err.Error()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			a.Error = "timeout"
+		}
+		return a
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	a.Done = time.Now()
+	a.Status = resp.StatusCode
+	a.Target = resp.Header.Get("X-Paydr-Target")
+	switch {
+	case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
+		a.Answer = Acked
+	case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout || resp.StatusCode == http.StatusInternalServerError:
+		a.Answer = Indeterminate
+	default:
+		a.Answer = Rejected
+	}
+	return a
+}
+
+func (g *generator) record(a Attempt) {
+	g.mu.Lock()
+	g.list = append(g.list, a)
+	g.mu.Unlock()
+}
+
+func (g *generator) attempts() []Attempt {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Attempt(nil), g.list...)
+}

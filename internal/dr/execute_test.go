@@ -1,0 +1,212 @@
+package dr
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeBackend records the steps it does; it fails (or crashes) at a chosen
+// step.
+type fakeBackend struct {
+	st     Status
+	did    []string
+	failAt string // step name that fails
+	crash  string // step name at which the "process" dies (ctx canceled mid-step)
+	cancel context.CancelFunc
+}
+
+func (f *fakeBackend) Status(context.Context) (Status, error) { return f.st, nil }
+func (f *fakeBackend) Calls(s Step) []string                  { return []string{"fake " + s.Name()} }
+func (f *fakeBackend) Do(ctx context.Context, opID string, s Step) (string, error) {
+	if s.Name() == f.crash {
+		f.crash = ""
+		f.cancel()
+		return "", ctx.Err()
+	}
+	if s.Name() == f.failAt {
+		return "", errors.New("boom")
+	}
+	f.did = append(f.did, s.Name())
+	return "did " + s.Name(), nil
+}
+
+func TestExecuteResumesAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanSwitchover(healthy(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fb := &fakeBackend{st: healthy(), crash: "promote us-west-2", cancel: cancel}
+	ex := &Executor{Runner: fb, Journal: j}
+	if _, err := ex.Execute(ctx, "op1", plan, nil); err == nil {
+		t.Fatal("Execute() with a crash at promote = nil error")
+	}
+	if diff := cmp.Diff([]string{"fence us-east-1", "wait-caught-up us-west-2"}, fb.did); diff != "" {
+		t.Errorf("steps before the crash (-want +got):\n%s", diff)
+	}
+	u, err := j.Unfinished()
+	if err != nil || u == nil {
+		t.Fatalf("Unfinished() = %v, %v, want op1", u, err)
+	}
+	if u.ID != "op1" || !cmp.Equal(u.Done, []bool{true, true, false, false, false, false, false}) {
+		t.Fatalf("Unfinished() = %s %v, want op1 with the first two steps done", u.ID, u.Done)
+	}
+	// A new process resumes from the journal: the promote step runs again
+	// (it is idempotent), the finished steps do not.
+	fb2 := &fakeBackend{st: healthy()}
+	out, err := (&Executor{Runner: fb2, Journal: j}).Execute(context.Background(), u.ID, u.Plan, u)
+	if err != nil {
+		t.Fatalf("Execute(resume) = %v", err)
+	}
+	want := []string{"promote us-west-2", "rebuild-standby us-east-1", "unfence us-west-2", "wait-traffic us-west-2", "verify us-west-2"}
+	if diff := cmp.Diff(want, fb2.did); diff != "" {
+		t.Errorf("steps after resume (-want +got):\n%s", diff)
+	}
+	if !out.Steps[0].Resumed || out.Steps[0].Result != "did fence us-east-1" {
+		t.Errorf("resumed step 1 = %+v, want resumed with its journaled result", out.Steps[0])
+	}
+	if u, err := j.Unfinished(); err != nil || u != nil {
+		t.Errorf("Unfinished() after completion = %v, %v, want nil", u, err)
+	}
+	entries, err := j.Read("op1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range entries {
+		events = append(events, e.Event)
+	}
+	wantEvents := "plan start end start end start end start end start end start end start end start end done"
+	if got := strings.Join(events, " "); got != wantEvents {
+		t.Errorf("journal events = %s\nwant %s", got, wantEvents)
+	}
+}
+
+func TestExecuteBestEffortAndFailure(t *testing.T) {
+	j, _ := OpenJournal(t.TempDir())
+	lost := with(healthy(), func(s *Status) {
+		s.Regions[0] = region("us-east-1", "primary", RoleUnknown, false, false)
+		s.Replication = Replication{LagBytes: -1}
+	})
+	plan, err := PlanFailover(lost, Options{AllowDataLoss: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBackend{failAt: "fence us-east-1"}
+	out, err := (&Executor{Runner: fb, Journal: j}).Execute(context.Background(), "op", plan, nil)
+	if err != nil {
+		t.Fatalf("Execute() = %v, want a best-effort fence failure to be skipped", err)
+	}
+	if !out.Steps[0].Skipped || out.Steps[0].Error != "boom" {
+		t.Errorf("step 1 = %+v, want skipped with error boom", out.Steps[0])
+	}
+	fb = &fakeBackend{failAt: "promote us-west-2"}
+	_, err = (&Executor{Runner: fb, Journal: j}).Execute(context.Background(), "op2", plan, nil)
+	if err == nil || !strings.Contains(err.Error(), "step 3 (promote us-west-2): boom") || !strings.Contains(err.Error(), "run the same command again to resume") {
+		t.Errorf("Execute() = %v, want step 3 failure with how to resume", err)
+	}
+}
+
+func TestJournalIgnoresTornLine(t *testing.T) {
+	j, _ := OpenJournal(t.TempDir())
+	plan := Plan{Op: Switchover, Steps: []Step{{Action: ActionFence, Region: "a"}}}
+	if err := j.Append(Entry{OpID: "x", Event: EventPlan, Plan: &plan}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(j.Path("x"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"op_id":"x","event":"end","st`)
+	f.Close()
+	u, err := j.Unfinished()
+	if err != nil || u == nil || u.Done[0] {
+		t.Fatalf("Unfinished() = %+v, %v, want x with nothing done", u, err)
+	}
+}
+
+func TestOperateRefusesOtherUnfinished(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := OpenJournal(filepath.Join(dir, "journal"))
+	plan := Plan{Op: Failover, From: "a", To: "b", Steps: []Step{{Action: ActionPromote, Region: "b"}}}
+	j.Append(Entry{OpID: "old", Event: EventPlan, Plan: &plan})
+	_, err := Operate(context.Background(), &fakeBackend{st: healthy()}, FileLock{Path: filepath.Join(dir, "lock")}, j,
+		Request{Op: Switchover}, &strings.Builder{})
+	if !errors.Is(err, ErrUnfinishedOther) || !strings.Contains(err.Error(), "run paydr dr failover to resume it first") {
+		t.Errorf("Operate() = %v, want ErrUnfinishedOther naming failover", err)
+	}
+	// The same operation resumes the recorded plan.
+	fb := &fakeBackend{st: healthy()}
+	out, err := Operate(context.Background(), fb, FileLock{Path: filepath.Join(dir, "lock")}, j, Request{Op: Failover}, &strings.Builder{})
+	if err != nil || out.OpID != "old" || !cmp.Equal(fb.did, []string{"promote b"}) {
+		t.Errorf("Operate(failover) = %v, %v, did %v; want op old resumed", out.OpID, err, fb.did)
+	}
+}
+
+func TestOperateDryRunChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := OpenJournal(filepath.Join(dir, "journal"))
+	fb := &fakeBackend{st: healthy()}
+	var b strings.Builder
+	if _, err := Operate(context.Background(), fb, FileLock{Path: filepath.Join(dir, "lock")}, j, Request{Op: Switchover, DryRun: true}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(fb.did) != 0 {
+		t.Errorf("dry run did %v", fb.did)
+	}
+	if ids, _ := j.IDs(); len(ids) != 0 {
+		t.Errorf("dry run journaled %v", ids)
+	}
+	if !strings.Contains(b.String(), "      fake promote us-west-2\n") {
+		t.Errorf("dry run output lacks the calls:\n%s", b.String())
+	}
+}
+
+func TestFileLockContention(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	l := FileLock{Path: path}
+	host, _ := os.Hostname()
+	me := LockInfo{Owner: "alice", Host: host, PID: os.Getpid(), Op: "switchover", Time: time.Now()}
+	unlock, err := l.Lock(context.Background(), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Lock(context.Background(), LockInfo{Owner: "bob", Host: host, PID: os.Getpid(), Op: "failover"})
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder.Owner != "alice" || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock() = %v, want *LockedError held by alice", err)
+	}
+	if err := unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err = l.Lock(context.Background(), LockInfo{Owner: "bob", Host: host, PID: os.Getpid()})
+	if err != nil {
+		t.Fatalf("Lock() after unlock = %v", err)
+	}
+	unlock(context.Background())
+}
+
+func TestFileLockTakesOverDeadHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	host, _ := os.Hostname()
+	// pid 2^22+1 is above Linux's pid_max default: never alive.
+	os.WriteFile(path, []byte(`{"owner":"ghost","host":"`+host+`","pid":4194305}`), 0o644)
+	unlock, err := FileLock{Path: path}.Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()})
+	if err != nil {
+		t.Fatalf("Lock() over a dead holder = %v", err)
+	}
+	unlock(context.Background())
+	os.WriteFile(path, []byte(`{"owner":"remote","host":"elsewhere","pid":4194305}`), 0o644)
+	if _, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()}); !errors.Is(err, ErrLocked) {
+		t.Errorf("Lock() over another host's lock = %v, want ErrLocked", err)
+	}
+}

@@ -1,0 +1,250 @@
+package dr
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DrillReport is what a drill measured.
+type DrillReport struct {
+	Backend  string        `json:"backend"`
+	Fault    string        `json:"fault"`
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+	Rate     float64       `json:"rate_per_s"`
+	Duration time.Duration `json:"duration_ns"`
+	Prefix   string        `json:"prefix"`
+	OpID     string        `json:"op_id,omitempty"`
+	MaxRTO   time.Duration `json:"max_rto_ns"`
+
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	FaultAt time.Time `json:"fault_at"`
+	// DetectedAt is when the health checks reported the writer region
+	// unhealthy (zero for a switchover).
+	DetectedAt time.Time `json:"detected_at,omitzero"`
+	// PromoteStarted and PromotedAt bound the promotion step.
+	PromoteStarted time.Time `json:"promote_started,omitzero"`
+	PromotedAt     time.Time `json:"promoted_at,omitzero"`
+	// FirstErrorAt is the first failed request sent after the fault;
+	// RecoveredAt is when the first payment sent after it succeeded.
+	FirstErrorAt time.Time `json:"first_error_at,omitzero"`
+	RecoveredAt  time.Time `json:"recovered_at,omitzero"`
+
+	// Detection, Promotion and RTO are measured from the fault; Promotion
+	// is when the new writer took writes. Promote is how long the
+	// promotion step itself took.
+	Detection time.Duration `json:"detection_ns"`
+	Promotion time.Duration `json:"promotion_ns"`
+	Promote   time.Duration `json:"promote_ns"`
+	RTO       time.Duration `json:"rto_ns"`
+	// Recovered is false when no payment succeeded after the fault before
+	// the drill ended.
+	Recovered bool `json:"recovered"`
+
+	// LagAtFault is the replication observed just before the fault;
+	// RPOLagAtFault is the fault time minus the commit time of the last
+	// transaction the standby replayed: the most recent history a
+	// failover at the fault could lose.
+	LagAtFault    Replication   `json:"lag_at_fault"`
+	RPOLagAtFault time.Duration `json:"rpo_lag_at_fault_ns"`
+	LastReplayed  time.Time     `json:"last_replayed,omitzero"`
+
+	// LostCount and LostWindow are the RPO: acknowledged payments missing
+	// from the new writer, and how far before the fault the earliest of
+	// them was acknowledged.
+	LostCount  int           `json:"rpo_lost_payments"`
+	LostWindow time.Duration `json:"rpo_window_ns"`
+
+	Sent         int            `json:"sent"`
+	Acked        int            `json:"acked"`
+	ClientErrors map[string]int `json:"client_errors"`
+
+	Classification Classification `json:"classification"`
+	Checks         []Check        `json:"checks"`
+	Events         []Event        `json:"events"`
+	// Preserved says where the old writer's final state was kept.
+	Preserved      string    `json:"preserved,omitempty"`
+	OperationError string    `json:"operation_error,omitempty"`
+	Notes          []string  `json:"notes,omitempty"`
+	Attempts       []Attempt `json:"attempts"`
+}
+
+// Check is one target a drill asserts.
+type Check struct {
+	Name   string `json:"name"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail"`
+}
+
+// Passed reports whether every check passed.
+func (r *DrillReport) Passed() bool {
+	for _, c := range r.Checks {
+		if !c.Pass {
+			return false
+		}
+	}
+	return len(r.Checks) > 0
+}
+
+// finish classifies the attempts against rows and derives the figures and
+// checks.
+func (r *DrillReport) finish(rows []LedgerRow) {
+	sort.Slice(r.Attempts, func(i, j int) bool { return r.Attempts[i].Sent.Before(r.Attempts[j].Sent) })
+	r.Classification = Classify(r.Attempts, rows)
+	r.ClientErrors = map[string]int{}
+	r.Sent = len(r.Attempts)
+	for _, a := range r.Attempts {
+		if a.Answer == Acked {
+			r.Acked++
+			continue
+		}
+		r.ClientErrors[errorKind(a)]++
+	}
+	for _, a := range r.Attempts {
+		if a.Sent.Before(r.FaultAt) {
+			continue
+		}
+		if r.FirstErrorAt.IsZero() && a.Answer != Acked {
+			r.FirstErrorAt = a.Sent
+			continue
+		}
+		if !r.FirstErrorAt.IsZero() && a.Answer == Acked && a.Sent.After(r.FirstErrorAt) {
+			if r.RecoveredAt.IsZero() || a.Done.Before(r.RecoveredAt) {
+				r.RecoveredAt = a.Done
+			}
+		}
+	}
+	switch {
+	case r.FirstErrorAt.IsZero():
+		r.Recovered = true // clients never noticed
+	case !r.RecoveredAt.IsZero():
+		r.Recovered = true
+		r.RTO = r.RecoveredAt.Sub(r.FaultAt)
+		r.Events = append(r.Events, Event{Time: r.RecoveredAt, Kind: "recovered", Region: r.To, Detail: "first successful payment after the fault"})
+	}
+	r.Events = append(r.Events, Event{Time: r.FaultAt, Kind: "fault", Region: r.From, Detail: r.Fault})
+	if !r.DetectedAt.IsZero() {
+		r.Detection = r.DetectedAt.Sub(r.FaultAt)
+		r.Events = append(r.Events, Event{Time: r.DetectedAt, Kind: "detected", Region: r.From, Detail: "health check failed"})
+	}
+	if !r.PromotedAt.IsZero() {
+		r.Promotion = r.PromotedAt.Sub(r.FaultAt)
+		r.Promote = r.PromotedAt.Sub(r.PromoteStarted)
+		r.Events = append(r.Events, Event{Time: r.PromotedAt, Kind: "promoted", Region: r.To})
+	}
+	lost := map[string]bool{}
+	for _, id := range r.Classification.Lost {
+		lost[id] = true
+	}
+	var earliest time.Time
+	for _, a := range r.Attempts {
+		if lost[a.PaymentID] && (earliest.IsZero() || a.Done.Before(earliest)) {
+			earliest = a.Done
+		}
+	}
+	r.LostCount = len(r.Classification.Lost)
+	if !earliest.IsZero() {
+		r.LostWindow = max(0, r.FaultAt.Sub(earliest))
+	}
+	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Time.Before(r.Events[j].Time) })
+	r.Checks = r.checks()
+}
+
+func errorKind(a Attempt) string {
+	switch {
+	case a.Status != 0:
+		return fmt.Sprintf("http %d", a.Status)
+	case a.Error == "timeout":
+		return "timeout"
+	case strings.HasPrefix(a.Error, "not sent"):
+		return "not sent"
+	default:
+		return "connection error"
+	}
+}
+
+func (r *DrillReport) checks() []Check {
+	c := r.Classification
+	out := []Check{
+		{Name: "no duplicates", Pass: c.Counts[ClassDuplicated] == 0, Detail: fmt.Sprintf("%d duplicated", c.Counts[ClassDuplicated])},
+		{Name: "no unexpected payments", Pass: c.Counts[ClassUnexpected] == 0, Detail: fmt.Sprintf("%d unexpected %v", c.Counts[ClassUnexpected], c.Unexpected)},
+		{Name: "conservation", Pass: c.Conserved, Detail: fmt.Sprintf("ledger %d = acknowledged %d - lost %d + indeterminate %d", c.LedgerTotal, c.AckedTotal, c.LostTotal, c.IndeterminateTotal)},
+		{Name: "operation completed", Pass: r.OperationError == "", Detail: orNone(r.OperationError)},
+		{Name: "recovered", Pass: r.Recovered, Detail: fmt.Sprintf("rto %s", r.RTO.Round(time.Millisecond))},
+	}
+	if r.Fault == FaultSwitchover {
+		out = append(out, Check{Name: "switchover rpo is 0 payments", Pass: r.LostCount == 0, Detail: fmt.Sprintf("%d lost", r.LostCount)})
+	} else {
+		out = append(out,
+			Check{Name: "rto under target", Pass: r.Recovered && r.RTO < r.MaxRTO, Detail: fmt.Sprintf("%s < %s", r.RTO.Round(time.Millisecond), r.MaxRTO)},
+			Check{Name: "rpo within the replication lag at the fault", Pass: r.LostWindow <= r.RPOLagAtFault,
+				Detail: fmt.Sprintf("%d lost, window %s <= rpo lag at fault %s", r.LostCount, r.LostWindow.Round(time.Microsecond), r.RPOLagAtFault.Round(time.Microsecond))},
+		)
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// Render writes the report as text.
+func (r *DrillReport) Render(w io.Writer) error {
+	var b strings.Builder
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	fmt.Fprintf(&b, "drill %s: %s on %s (writer %s -> %s), %s backend\n", r.Prefix, r.Fault, r.From, r.From, r.To, r.Backend)
+	fmt.Fprintf(&b, "traffic:     %d payments sent at %.0f/s over %s, %d acknowledged\n", r.Sent, r.Rate, ms(r.End.Sub(r.Start)), r.Acked)
+	fmt.Fprintf(&b, "fault at:    %s (+%s)\n", r.FaultAt.UTC().Format("15:04:05.000"), ms(r.FaultAt.Sub(r.Start)))
+	if !r.DetectedAt.IsZero() {
+		fmt.Fprintf(&b, "detection:   %s\n", ms(r.Detection))
+	}
+	if !r.PromotedAt.IsZero() {
+		fmt.Fprintf(&b, "promotion:   %s after the fault (the promote step took %s)\n", ms(r.Promotion), ms(r.Promote))
+	}
+	if r.Recovered {
+		fmt.Fprintf(&b, "rto:         %s (fault to first successful payment after)\n", ms(r.RTO))
+	} else {
+		b.WriteString("rto:         not recovered before the drill ended\n")
+	}
+	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s\n", r.LostCount, r.LostWindow.Round(time.Microsecond))
+	fmt.Fprintf(&b, "lag:         at the fault replay lag %s, %d bytes behind; rpo lag %s\n",
+		r.LagAtFault.ReplayLag.Round(time.Microsecond), r.LagAtFault.LagBytes, r.RPOLagAtFault.Round(time.Microsecond))
+	kinds := make([]string, 0, len(r.ClientErrors))
+	for k := range r.ClientErrors {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	errs := make([]string, 0, len(kinds))
+	total := 0
+	for _, k := range kinds {
+		errs = append(errs, fmt.Sprintf("%s: %d", k, r.ClientErrors[k]))
+		total += r.ClientErrors[k]
+	}
+	fmt.Fprintf(&b, "errors:      %d seen by clients (%s)\n", total, strings.Join(errs, ", "))
+	c := r.Classification
+	fmt.Fprintf(&b, "payments:    ok %d, lost %d, duplicated %d, indeterminate %d, unexpected %d, failed %d\n",
+		c.Counts[ClassOK], c.Counts[ClassLost], c.Counts[ClassDuplicated], c.Counts[ClassIndeterminate], c.Counts[ClassUnexpected], c.Counts[ClassFailed])
+	if r.Preserved != "" {
+		fmt.Fprintf(&b, "preserved:   %s\n", r.Preserved)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note:        %s\n", n)
+	}
+	b.WriteString("checks:\n")
+	for _, ch := range r.Checks {
+		mark := "PASS"
+		if !ch.Pass {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(&b, "  %s %s: %s\n", mark, ch.Name, ch.Detail)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
