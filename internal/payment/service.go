@@ -154,7 +154,7 @@ func NewService(d Deps) *Service {
 	}
 	return &Service{
 		ledger: d.Ledger, sessions: d.Sessions, events: d.Events, clock: d.Clock,
-		region: d.Region, log: d.Logger, sideEffectTimeout: 5 * time.Second,
+		region: d.Region, log: d.Logger, sideEffectTimeout: 2 * time.Second,
 	}
 }
 

@@ -67,7 +67,7 @@ func SessionKey(sessionID string) string { return "SESSION#" + sessionID }
 type API interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 }
@@ -143,7 +143,10 @@ func Items(rec payment.Record, expiresAt time.Time) []map[string]types.Attribute
 	return []map[string]types.AttributeValue{resp, link}
 }
 
-// Save writes rec's response item and session link in one transaction.
+// Save writes rec's response item and session link in one BatchWriteItem
+// call. The two writes are not atomic and need not be: a link without its
+// response (or the reverse) only means less is cached. A transaction would
+// double the write cost and, on a global table, still be regional.
 func (st *Store) Save(ctx context.Context, rec payment.Record) error {
 	items := Items(rec, st.now().Add(st.ttl))
 	if len(items) == 1 {
@@ -152,14 +155,29 @@ func (st *Store) Save(ctx context.Context, rec payment.Record) error {
 		}
 		return nil
 	}
-	tx := make([]types.TransactWriteItem, len(items))
+	reqs := make([]types.WriteRequest, len(items))
 	for i, it := range items {
-		tx[i] = types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: it}}
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: it}}
 	}
-	if _, err := st.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx}); err != nil {
-		return fmt.Errorf("sessions: save %s: %w", rec.PaymentID, err)
+	pending := map[string][]types.WriteRequest{st.table: reqs}
+	for attempt := 0; ; attempt++ {
+		out, err := st.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return fmt.Errorf("sessions: save %s: %w", rec.PaymentID, err)
+		}
+		if len(out.UnprocessedItems[st.table]) == 0 {
+			return nil
+		}
+		if attempt == 3 {
+			return fmt.Errorf("sessions: save %s: %d items unprocessed after %d attempts", rec.PaymentID, len(out.UnprocessedItems[st.table]), attempt+1)
+		}
+		pending = out.UnprocessedItems
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sessions: save %s: %w", rec.PaymentID, ctx.Err())
+		case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // Lookup returns the cached record of paymentID; expired items are absent.
