@@ -17,8 +17,23 @@ import (
 	"paydr/internal/payment/paymenttest"
 )
 
-// startServer starts one PostgreSQL server shared by the subtests of t.
+// startDB starts a PostgreSQL server with database name and returns its DSN.
 func startDB(t *testing.T, name string) string {
+	t.Helper()
+	return startDBNamed(t, name)
+}
+
+func startDBTB(tb testing.TB) string { return startDBNamed(tb, "payments") }
+
+func openLedgerTB(tb testing.TB, dsn string) (*ledger.Ledger, error) {
+	l, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1", MaxConns: 16})
+	if err == nil {
+		tb.Cleanup(l.Close)
+	}
+	return l, err
+}
+
+func startDBNamed(t testing.TB, name string) string {
 	t.Helper()
 	srv := pgtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
