@@ -63,6 +63,7 @@ operations.`,
 		newValidateCmd(),
 		newBuildCmd(),
 		newServeCmd(),
+		newDRCmd(),
 	)
 	return root
 }

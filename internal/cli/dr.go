@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"paydr/internal/dr"
+	"paydr/internal/dr/awsdr"
+	"paydr/internal/dr/localdr"
+	"paydr/internal/local"
+)
+
+// drFlags are the flags every paydr dr subcommand shares.
+type drFlags struct {
+	backend  string
+	stateDir string
+	region   string
+	env      string
+	endpoint string
+	yes      bool
+	dryRun   bool
+	jsonOut  bool
+}
+
+// drTarget is a backend with its journal and lock.
+type drTarget struct {
+	backend dr.Backend
+	journal *dr.Journal
+	locker  dr.Locker
+	local   *localdr.Backend // nil on AWS
+	dryRun  bool
+}
+
+func (f *drFlags) open(ctx context.Context) (*drTarget, error) {
+	switch f.backend {
+	case "local":
+		b, err := localdr.Open(f.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		j, err := b.Journal()
+		if err != nil {
+			return nil, err
+		}
+		return &drTarget{backend: b, journal: j, locker: b.Locker(), local: b, dryRun: f.dryRun}, nil
+	case "aws":
+		b, lock, err := awsdr.Connect(ctx, awsdr.Options{Suffix: f.env, Region: f.region, Endpoint: f.endpoint})
+		if err != nil {
+			return nil, err
+		}
+		// The journal of AWS operations is kept on the operator's machine,
+		// next to the local state directory; the lock is in DynamoDB.
+		j, err := dr.OpenJournal(filepath.Join(filepath.Dir(filepath.Clean(f.stateDir)), "aws-"+f.env, "dr", "journal"))
+		if err != nil {
+			return nil, err
+		}
+		return &drTarget{backend: b, journal: j, locker: lock, dryRun: !f.yes || f.dryRun}, nil
+	}
+	return nil, usageError{fmt.Errorf("dr: --backend %q is not local or aws", f.backend)}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newDRCmd() *cobra.Command {
+	f := &drFlags{}
+	cmd := &cobra.Command{
+		Use:   "dr",
+		Short: "Disaster recovery: status, switchover, failover, failback, drills",
+		Long: `Disaster-recovery operations on the local environment (paydr up) or on AWS.
+
+Each operation first plans its steps from the observed state (printed), then
+runs them under a lock, journaling every step in the state directory: an
+interrupted operation resumes when the same command runs again. On AWS the
+default is a dry run printing the exact API calls; --yes acts. Failover reads
+everything from the surviving region (--region): never Terraform state.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.backend, "backend", envOr("PAYDR_DR_BACKEND", "local"), "local (the environment of paydr up) or aws")
+	pf.StringVar(&f.stateDir, "state-dir", local.StateDirFromEnv(), "state directory of the local environment, and of the DR journal ($PAYDR_STATE_DIR)")
+	pf.StringVar(&f.region, "region", envOr("AWS_REGION", ""), "aws: the region to act from; for a failover, the surviving region")
+	pf.StringVar(&f.env, "env", envOr("PAYDR_ENV", "dev"), "aws: the stack's environment suffix ($PAYDR_ENV)")
+	pf.StringVar(&f.endpoint, "endpoint", envOr("PAYDR_AWS_ENDPOINT", ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")
+	pf.BoolVar(&f.yes, "yes", false, "aws: act; without it an AWS operation is a dry run")
+	pf.BoolVar(&f.dryRun, "dry-run", false, "print the plan and its calls without acting")
+	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRDrillCmd(f))
+	return cmd
+}
+
+func newDRStatusCmd(f *drFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show which region writes, replication lag, health and where traffic goes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := t.backend.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.jsonOut {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			if err := st.Render(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if u, err := t.journal.Unfinished(); err == nil && u != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "unfinished:   %s (%s from %s to %s); run paydr dr %s to resume it\n", u.ID, u.Plan.Op, u.Plan.From, u.Plan.To, u.Plan.Op)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print JSON")
+	return cmd
+}
+
+func newDROpCmd(f *drFlags, op dr.Operation) *cobra.Command {
+	var opts dr.Options
+	short := map[dr.Operation]string{
+		dr.Switchover: "Planned switchover of the writer to the other region (no data loss)",
+		dr.Failover:   "Unplanned failover to the standby region (the writer's region is lost)",
+		dr.Failback:   "Rebuild the old writer as a standby, then switch back to it",
+	}[op]
+	cmd := &cobra.Command{
+		Use:   string(op),
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := dr.Operate(cmd.Context(), t.backend, t.locker, t.journal,
+				dr.Request{Op: op, Options: opts, DryRun: t.dryRun, Owner: owner()}, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			if f.jsonOut {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			if !t.dryRun {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s done in %s: writer is %s (journal %s)\n", op, out.End.Sub(out.Start).Round(time.Millisecond), out.Plan.To, t.journal.Path(out.OpID))
+			}
+			return nil
+		},
+	}
+	if op == dr.Failover {
+		cmd.Flags().BoolVar(&opts.AllowDataLoss, "allow-data-loss", false, "accept losing the writes inside the replication lag")
+	}
+	cmd.Flags().DurationVar(&opts.MaxSwitchoverLag, "max-lag", dr.DefaultMaxSwitchoverLag, "largest replication lag a switchover accepts")
+	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the outcome as JSON")
+	return cmd
+}
+
+func newDRDrillCmd(f *drFlags) *cobra.Command {
+	var o dr.DrillOptions
+	var timeline string
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Game day: payments under a fault, failover, and measured RTO/RPO",
+		Long: `Run a game day against the local environment: steady payments through the
+router, a fault in the writer region (--fault kill-db, kill-processor,
+cut-region, or switchover for a planned switchover under traffic), detection
+by the health checks, failover, then every payment classified against the new
+writer's ledger. It reports detection, promotion, RTO, RPO, client errors and
+duplicates; --timeline writes an SVG picture. The writer stays where the drill
+moved it: paydr dr failback returns it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.backend != "local" {
+				return usageError{errors.New("dr drill: only --backend local is supported; drills inject real faults")}
+			}
+			t, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !f.jsonOut {
+				o.Log = cmd.ErrOrStderr()
+			}
+			rep, err := dr.Drill(cmd.Context(), t.backend, t.local.DrillEnv(), t.locker, t.journal, o)
+			if rep != nil {
+				if timeline != "" {
+					if werr := writeTimeline(timeline, rep); werr != nil {
+						return werr
+					}
+				}
+				if f.jsonOut {
+					if werr := writeJSON(cmd.OutOrStdout(), rep); werr != nil {
+						return werr
+					}
+				} else if werr := rep.Render(cmd.OutOrStdout()); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if !rep.Passed() {
+				var failed []string
+				for _, c := range rep.Checks {
+					if !c.Pass {
+						failed = append(failed, c.Name)
+					}
+				}
+				return fmt.Errorf("dr drill: checks failed: %s", strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Fault, "fault", dr.FaultKillDB, "kill-db, kill-processor, cut-region or switchover")
+	fl.Float64Var(&o.Rate, "rate", 20, "payments per second")
+	fl.DurationVar(&o.Duration, "duration", 30*time.Second, "how long traffic runs")
+	fl.DurationVar(&o.FaultAfter, "fault-after", 5*time.Second, "when the fault is injected")
+	fl.DurationVar(&o.MaxRTO, "max-rto", 30*time.Second, "RTO target checked")
+	fl.StringVar(&timeline, "timeline", "", "write an SVG timeline to this file")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func writeTimeline(path string, rep *dr.DrillReport) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("dr drill: timeline: %w", err)
+	}
+	if err := rep.WriteTimeline(fh); err != nil {
+		fh.Close()
+		return fmt.Errorf("dr drill: timeline: %w", err)
+	}
+	return fh.Close()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func owner() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}

@@ -1,0 +1,182 @@
+package localdr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"paydr/internal/dr"
+	"paydr/internal/ledger"
+	"paydr/internal/local/pg"
+	"paydr/internal/local/router"
+)
+
+// DrillEnv is the local environment as a drill sees it: the router as the
+// failover name, faults done to local processes, health events from the
+// router, and the writer's ledger.
+type DrillEnv struct {
+	b *Backend
+}
+
+// DrillEnv returns the backend's environment for drills.
+func (b *Backend) DrillEnv() *DrillEnv { return &DrillEnv{b: b} }
+
+// FailoverURL implements dr.DrillEnv: the router.
+func (e *DrillEnv) FailoverURL() string {
+	m, err := e.b.manifest()
+	if err != nil {
+		return ""
+	}
+	return m.Router.URL
+}
+
+// InjectFault implements dr.DrillEnv:
+//   - kill-db: SIGKILL to the region's postmaster and its process group;
+//   - kill-processor: SIGKILL to the region's processor (lifted by starting
+//     it again from the manifest);
+//   - cut-region: SIGSTOP to the region's database and processor process
+//     groups: clients and health checks time out, replication pauses, and
+//     nothing in the region can act (lifted by SIGCONT). It models AWS FIS
+//     "Cross-Region: Connectivity" honestly enough for timing and loss;
+//     unlike a network partition the region cannot act on its own
+//     meanwhile.
+func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(context.Context) error, error) {
+	m, err := e.b.manifest()
+	if err != nil {
+		return nil, err
+	}
+	slot, r, err := slotOf(m, region)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
+	}
+	switch kind {
+	case dr.FaultKillDB:
+		if err := srv.Kill(); err != nil {
+			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
+		}
+		return func(context.Context) error { return nil }, nil
+	case dr.FaultKillProcessor:
+		pid := r.Processor.PID
+		if !processAlive(pid) {
+			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
+		}
+		if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
+		}
+		return func(ctx context.Context) error {
+			m, err := e.b.manifest()
+			if err != nil {
+				return err
+			}
+			_, err = e.b.ensureProcessor(ctx, m, slot)
+			return err
+		}, nil
+	case dr.FaultCutRegion:
+		dbPID, procPID := srv.PID(), r.Processor.PID
+		for _, pid := range []int{dbPID, procPID} {
+			if err := signalGroup(pid, syscall.SIGSTOP); err != nil {
+				return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
+			}
+		}
+		return func(context.Context) error {
+			var errs []error
+			for _, pid := range []int{dbPID, procPID} {
+				if err := signalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		}, nil
+	}
+	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
+}
+
+// signalGroup signals pid's process group when pid leads one, else pid.
+func signalGroup(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return fmt.Errorf("signal %s: no pid", sig)
+	}
+	target := pid
+	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
+		target = -pid
+	}
+	if err := syscall.Kill(target, sig); err != nil {
+		return fmt.Errorf("signal %s to %d: %w", sig, target, err)
+	}
+	return nil
+}
+
+// HealthEvents implements dr.DrillEnv from the router's events.
+func (e *DrillEnv) HealthEvents(ctx context.Context) ([]dr.Event, error) {
+	m, err := e.b.manifest()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Router.URL+"/_router/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := e.b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("localdr: router events: %w", err)
+	}
+	defer resp.Body.Close()
+	var evs []router.Event
+	if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
+		return nil, fmt.Errorf("localdr: router events: %w", err)
+	}
+	out := make([]dr.Event, 0, len(evs))
+	for _, ev := range evs {
+		kind := "route"
+		if ev.Kind == router.HealthChange {
+			kind = "unhealthy"
+			if ev.Healthy {
+				kind = "healthy"
+			}
+		}
+		out = append(out, dr.Event{Time: ev.Time, Kind: kind, Region: ev.Target, Detail: ev.Reason})
+	}
+	return out, nil
+}
+
+// LedgerRows implements dr.DrillEnv: the payments with the prefix in the
+// current writer's ledger.
+func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRow, error) {
+	m, err := e.b.manifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range m.Regions {
+		_, role, _, _ := dbState(ctx, r)
+		if role != dr.RoleWriter {
+			continue
+		}
+		l, err := ledger.Open(ledger.Options{DSN: r.Database.DSN, Region: r.Name, MaxConns: 1})
+		if err != nil {
+			return nil, fmt.Errorf("localdr: ledger of %s: %w", r.Name, err)
+		}
+		defer l.Close()
+		ps, err := l.Payments(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("localdr: ledger of %s: %w", r.Name, err)
+		}
+		var rows []dr.LedgerRow
+		for _, p := range ps {
+			if strings.HasPrefix(p.PaymentID, prefix) {
+				rows = append(rows, dr.LedgerRow{PaymentID: p.PaymentID, AmountMinor: p.AmountMinor})
+			}
+		}
+		return rows, nil
+	}
+	return nil, errors.New("localdr: no running writer to read the ledger from; run paydr dr status")
+}
+
+var _ dr.DrillEnv = (*DrillEnv)(nil)

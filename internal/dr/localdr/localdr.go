@@ -1,0 +1,615 @@
+// Package localdr is the DR backend on the local environment of paydr up:
+// the PostgreSQL primary and streaming standby standing in for the Aurora
+// global database, the processor of each region, and the failover router
+// standing in for Route 53. It reads what runs where from the manifest
+// (env.json) and records role changes there.
+//
+// How each step is done locally:
+//   - fence: the region's database is stopped (a fast shutdown, which
+//     first streams every WAL record to the connected standby; SIGKILL after
+//     5 s for a database that does not answer). The processor then answers
+//     503 to payments and fails its health check: it cannot write.
+//   - wait-caught-up: the standby's replay position passes the old writer's
+//     shutdown checkpoint (read with pg_controldata).
+//   - promote: pg_promote on the standby, refused while the other database
+//     is a running writer.
+//   - preserve: the stopped old writer's data directory is copied to
+//     <state>/dr/preserved/<op-id>-<name>, writes that never replicated
+//     included, before anything rebuilds it.
+//   - rebuild-standby: pg_rewind (or a base backup) onto the new writer.
+//   - unfence: the region's processor is restarted from the manifest if it
+//     is not running.
+//   - wait-traffic: the router sends traffic to the region.
+//   - verify: a real payment through the router, found in the new
+//     writer's ledger.
+package localdr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"paydr/internal/dr"
+	"paydr/internal/ledger"
+	"paydr/internal/local"
+	"paydr/internal/local/pg"
+	"paydr/internal/local/router"
+)
+
+// Backend is the local DR backend: a dr.Backend over the environment in a
+// state directory.
+type Backend struct {
+	stateDir string
+	client   *http.Client
+	// Wait bounds each waiting step (default 60 s).
+	Wait time.Duration
+}
+
+// Open returns the backend of the environment in stateDir; it fails when no
+// environment was brought up there.
+func Open(stateDir string) (*Backend, error) {
+	if _, err := local.LoadManifest(stateDir); err != nil {
+		return nil, fmt.Errorf("localdr: %w", err)
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("localdr: %w", err)
+	}
+	return &Backend{stateDir: abs, Wait: 60 * time.Second,
+		client: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}, nil
+}
+
+// DRDir is where the journal, the lock and preserved data live.
+func (b *Backend) DRDir() string { return filepath.Join(b.stateDir, "dr") }
+
+// Journal opens the backend's journal.
+func (b *Backend) Journal() (*dr.Journal, error) {
+	return dr.OpenJournal(filepath.Join(b.DRDir(), "journal"))
+}
+
+// Locker returns the backend's lock: an O_EXCL file in the state directory.
+func (b *Backend) Locker() dr.Locker { return dr.FileLock{Path: filepath.Join(b.DRDir(), "lock")} }
+
+func (b *Backend) manifest() (*local.Manifest, error) {
+	m, err := local.LoadManifest(b.stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("localdr: %w", err)
+	}
+	return m, nil
+}
+
+// slotOf returns the slot of region name.
+func slotOf(m *local.Manifest, name string) (local.Slot, *local.Region, error) {
+	for _, s := range local.Slots {
+		if r := m.Regions[s]; r != nil && r.Name == name {
+			return s, r, nil
+		}
+	}
+	return "", nil, fmt.Errorf("localdr: region %s is in neither slot of the manifest", name)
+}
+
+// dbState observes one database: its role and whether it answered.
+func dbState(ctx context.Context, r *local.Region) (*pg.Server, dr.Role, bool, error) {
+	srv, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		return nil, dr.RoleUnknown, false, err
+	}
+	if !srv.Running() {
+		return srv, dr.RoleDown, true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	in, err := srv.InRecovery(ctx)
+	if err != nil {
+		return srv, dr.RoleUnknown, false, err
+	}
+	if in {
+		return srv, dr.RoleStandby, true, nil
+	}
+	return srv, dr.RoleWriter, true, nil
+}
+
+// Status implements dr.Observer.
+func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
+	m, err := b.manifest()
+	if err != nil {
+		return dr.Status{}, err
+	}
+	st := dr.Status{Backend: "local", Observed: time.Now().UTC(), Global: m.StateDir,
+		Sessions: "one table per region (moto ignores global-table replicas)", Replication: dr.Replication{LagBytes: -1}}
+	servers := map[local.Slot]*pg.Server{}
+	for _, s := range local.Slots {
+		r := m.Regions[s]
+		reg := dr.Region{Name: r.Name, Slot: string(s), Database: r.Database.DataDir, Function: r.Processor.URL}
+		srv, role, reachable, err := dbState(ctx, r)
+		reg.Role, reg.Reachable, reg.Fenced = role, reachable, role == dr.RoleDown
+		if err != nil {
+			st.Notes = append(st.Notes, fmt.Sprintf("%s database: %v", r.Name, err))
+		}
+		servers[s] = srv
+		reg.Healthy, reg.Health = b.health(ctx, r.Processor.URL)
+		st.Regions = append(st.Regions, reg)
+	}
+	// Replication, from the writer's side when it answers, else from the
+	// standby's.
+	var writer, standby local.Slot
+	for i, s := range local.Slots {
+		switch st.Regions[i].Role {
+		case dr.RoleWriter:
+			writer = s
+		case dr.RoleStandby:
+			standby = s
+		}
+	}
+	if standby != "" {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ss, err := servers[standby].StandbyStatus(sctx)
+		cancel()
+		if err == nil {
+			st.Replication.LastReplayed = ss.LastReplayTime
+			st.Replication.State = ss.ReceiverStatus
+			st.Replication.Streaming = ss.ReceiverStatus == "streaming"
+		}
+	}
+	if writer != "" && standby != "" {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		reps, err := servers[writer].ReplicationStatus(sctx)
+		cancel()
+		if err == nil {
+			for _, rp := range reps {
+				if rp.ApplicationName == m.Regions[standby].Database.Name {
+					st.Replication.Known = true
+					st.Replication.State = rp.State
+					st.Replication.Streaming = rp.State == "streaming"
+					st.Replication.LagBytes = rp.LagBytes
+					st.Replication.ReplayLag = rp.ReplayLag
+				}
+			}
+		}
+	}
+	if !st.Replication.LastReplayed.IsZero() && st.Replication.LagBytes != 0 {
+		st.Replication.RPOLag = max(0, st.Observed.Sub(st.Replication.LastReplayed))
+	}
+	if rs, err := routerStatus(ctx, b.client, m.Router.URL); err == nil {
+		st.Traffic = rs.ActiveTarget
+		if rs.AllUnhealthy {
+			st.Notes = append(st.Notes, "router: both regions unhealthy; like Route 53 it answers with the primary")
+		}
+	} else {
+		st.Notes = append(st.Notes, err.Error())
+	}
+	return st, nil
+}
+
+func (b *Backend) health(ctx context.Context, base string) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return false, "processor: " + shortErr(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return resp.StatusCode == http.StatusOK, fmt.Sprintf("/health %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "dial tcp") {
+		return s[i+2:]
+	}
+	return s
+}
+
+func routerStatus(ctx context.Context, c *http.Client, base string) (router.Status, error) {
+	var st router.Status
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_router/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("router status: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("router status: %w", err)
+	}
+	return st, nil
+}
+
+// Calls implements dr.Runner: what each step does here, for a dry run.
+func (b *Backend) Calls(s dr.Step) []string {
+	m, err := b.manifest()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	_, r, err := slotOf(m, s.Region)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var peer *local.Region
+	if s.Peer != "" {
+		_, peer, _ = slotOf(m, s.Peer)
+	}
+	db := r.Database
+	switch s.Action {
+	case dr.ActionFence:
+		return []string{fmt.Sprintf("stop postgres -D %s (fast shutdown, SIGKILL after 5s); processor %s then answers 503", db.DataDir, r.Processor.URL)}
+	case dr.ActionPreserve:
+		return []string{fmt.Sprintf("cp -a %s %s", db.DataDir, filepath.Join(b.DRDir(), "preserved", "<op-id>-"+db.Name))}
+	case dr.ActionWaitCaughtUp:
+		if peer == nil {
+			return nil
+		}
+		return []string{fmt.Sprintf("pg_controldata %s (shutdown checkpoint)", peer.Database.DataDir), fmt.Sprintf("poll pg_last_wal_replay_lsn() on 127.0.0.1:%d until past it", db.Port)}
+	case dr.ActionPromote:
+		return []string{fmt.Sprintf("SELECT pg_promote() on 127.0.0.1:%d", db.Port), "record roles in " + local.ManifestPath(b.stateDir)}
+	case dr.ActionRebuildStandby:
+		if peer == nil {
+			return nil
+		}
+		return []string{fmt.Sprintf("pg_rewind --target-pgdata=%s --source-server=port=%d (base backup if it fails); start streaming", db.DataDir, peer.Database.Port)}
+	case dr.ActionUnfence:
+		return []string{fmt.Sprintf("start processor %s if it is not running: %s", r.Processor.URL, strings.Join(r.Processor.Command, " "))}
+	case dr.ActionWaitTraffic:
+		return []string{fmt.Sprintf("poll %s/_router/status until active_target is %s", m.Router.URL, s.Region)}
+	case dr.ActionVerify:
+		return []string{fmt.Sprintf("POST %s/payments {payment_id: dr-verify-<op-id>, 0.01 USD}", m.Router.URL), fmt.Sprintf("SELECT from payments on 127.0.0.1:%d", db.Port)}
+	}
+	return nil
+}
+
+// Do implements dr.Runner.
+func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error) {
+	m, err := b.manifest()
+	if err != nil {
+		return "", err
+	}
+	slot, r, err := slotOf(m, s.Region)
+	if err != nil {
+		return "", err
+	}
+	srv, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("localdr: %s: %w", s.Name(), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.Wait)
+	defer cancel()
+	switch s.Action {
+	case dr.ActionFence:
+		return fence(ctx, srv)
+	case dr.ActionPreserve:
+		return b.preserve(opID, srv)
+	case dr.ActionWaitCaughtUp:
+		_, peer, err := slotOf(m, s.Peer)
+		if err != nil {
+			return "", err
+		}
+		return waitCaughtUp(ctx, srv, peer.Database.DataDir)
+	case dr.ActionPromote:
+		_, peer, err := slotOf(m, s.Peer)
+		if err != nil {
+			return "", err
+		}
+		if _, role, _, _ := dbState(ctx, peer); role == dr.RoleWriter {
+			return "", fmt.Errorf("localdr: promote %s: %s is still a running writer; two writable regions are never allowed: fence it first", s.Region, s.Peer)
+		}
+		start := time.Now()
+		if err := srv.Promote(ctx); err != nil {
+			return "", fmt.Errorf("localdr: promote %s: %w", s.Region, err)
+		}
+		if err := setRoles(m, slot); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s promoted in %s (%s)", r.Database.Name, time.Since(start).Round(time.Millisecond), s.Mode), nil
+	case dr.ActionRebuildStandby:
+		_, peer, err := slotOf(m, s.Peer)
+		if err != nil {
+			return "", err
+		}
+		return rebuild(ctx, srv, peer.Database.DataDir)
+	case dr.ActionUnfence:
+		return b.ensureProcessor(ctx, m, slot)
+	case dr.ActionWaitTraffic:
+		return b.waitTraffic(ctx, m.Router.URL, s.Region)
+	case dr.ActionVerify:
+		return b.verify(ctx, m.Router.URL, r, opID)
+	}
+	return "", fmt.Errorf("localdr: unknown action %q", s.Action)
+}
+
+// fence stops a database: a fast shutdown streams its last WAL to the
+// standby; one that does not finish in 5 s (a frozen region) is killed.
+func fence(ctx context.Context, srv *pg.Server) (string, error) {
+	if !srv.Running() {
+		return fmt.Sprintf("database %s already stopped", srv.Name()), nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Stop(sctx); err != nil {
+		return "", fmt.Errorf("localdr: fence %s: %w", srv.Name(), err)
+	}
+	how := "fast shutdown"
+	if time.Since(start) >= 5*time.Second {
+		how = "killed after 5s without shutting down"
+	}
+	return fmt.Sprintf("database %s stopped (%s) in %s", srv.Name(), how, time.Since(start).Round(time.Millisecond)), nil
+}
+
+// preserve copies a stopped database's data directory.
+func (b *Backend) preserve(opID string, srv *pg.Server) (string, error) {
+	if srv.Running() {
+		return "", fmt.Errorf("localdr: preserve %s: the database is running; fence it first", srv.Name())
+	}
+	dst := filepath.Join(b.DRDir(), "preserved", opID+"-"+srv.Name())
+	if _, err := os.Stat(dst); err == nil {
+		return "final state kept in " + dst + " (already)", nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("localdr: preserve %s: %w", srv.Name(), err)
+	}
+	tmp := dst + ".partial"
+	os.RemoveAll(tmp)
+	if out, err := exec.Command("cp", "-a", srv.DataDir(), tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("localdr: preserve %s: cp -a: %w: %s", srv.Name(), err, bytes.TrimSpace(out))
+	}
+	os.Remove(filepath.Join(tmp, "postmaster.pid"))
+	os.Remove(filepath.Join(tmp, "standby.signal"))
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", fmt.Errorf("localdr: preserve %s: %w", srv.Name(), err)
+	}
+	return fmt.Sprintf("final state of %s (writes that never replicated included) kept in %s; inspect it with postgres -D %s -p <free port>", srv.Name(), dst, dst), nil
+}
+
+var ckptRE = regexp.MustCompile(`(?m)^Latest checkpoint location:\s+([0-9A-F]+/[0-9A-F]+)`)
+var stateRE = regexp.MustCompile(`(?m)^Database cluster state:\s+(.+)$`)
+
+// finalLSN reads a stopped server's shutdown checkpoint with pg_controldata.
+func finalLSN(ctx context.Context, dataDir string) (pg.LSN, string, error) {
+	binDir, err := pg.FindBinDir("")
+	if err != nil {
+		return 0, "", err
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "pg_controldata"), "-D", dataDir).CombinedOutput()
+	if err != nil {
+		return 0, "", fmt.Errorf("pg_controldata %s: %w: %s", dataDir, err, bytes.TrimSpace(out))
+	}
+	state := ""
+	if mm := stateRE.FindSubmatch(out); mm != nil {
+		state = strings.TrimSpace(string(mm[1]))
+	}
+	mm := ckptRE.FindSubmatch(out)
+	if mm == nil {
+		return 0, state, fmt.Errorf("pg_controldata %s: no checkpoint location", dataDir)
+	}
+	lsn, err := pg.ParseLSN(string(mm[1]))
+	return lsn, state, err
+}
+
+// waitCaughtUp waits until srv (the standby) has replayed past the old
+// writer's shutdown checkpoint.
+func waitCaughtUp(ctx context.Context, srv *pg.Server, oldWriterDir string) (string, error) {
+	old, err := pg.Open(oldWriterDir)
+	if err != nil {
+		return "", fmt.Errorf("localdr: wait caught up: %w", err)
+	}
+	if old.Running() {
+		return "", fmt.Errorf("localdr: wait caught up: the old writer %s is running; fence it first", old.Name())
+	}
+	ckpt, state, err := finalLSN(ctx, oldWriterDir)
+	if err != nil {
+		return "", fmt.Errorf("localdr: wait caught up: %w", err)
+	}
+	if state != "shut down" && state != "shut down in recovery" {
+		return "", fmt.Errorf("localdr: wait caught up: the old writer %s did not shut down cleanly (%q), so what it committed last is unknown; start it again and retry, or fail over with --allow-data-loss", old.Name(), state)
+	}
+	for {
+		lsn, err := srv.CurrentLSN(ctx)
+		if err == nil && lsn > ckpt {
+			return fmt.Sprintf("%s replayed %s, past the old writer's shutdown checkpoint %s", srv.Name(), lsn, ckpt), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("localdr: wait caught up: %s replayed %s, not past %s: %w; check replication, then run the command again (nothing is lost: the old writer is stopped intact)", srv.Name(), lsn, ckpt, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// rebuild turns srv into a standby of the database in peerDir, unless it
+// already streams from it.
+func rebuild(ctx context.Context, srv *pg.Server, peerDir string) (string, error) {
+	peer, err := pg.Open(peerDir)
+	if err != nil {
+		return "", fmt.Errorf("localdr: rebuild standby: %w", err)
+	}
+	if srv.Running() {
+		if ss, err := srv.StandbyStatus(ctx); err == nil && ss.SenderPort == peer.Port() && ss.ReceiverStatus == "streaming" {
+			return fmt.Sprintf("%s already streams from %s", srv.Name(), peer.Name()), nil
+		}
+	}
+	start := time.Now()
+	method, err := srv.RebuildAsStandby(ctx, peer)
+	if err != nil {
+		return "", fmt.Errorf("localdr: rebuild standby: %w", err)
+	}
+	return fmt.Sprintf("%s rebuilt as a standby of %s with %s in %s", srv.Name(), peer.Name(), method, time.Since(start).Round(time.Millisecond)), nil
+}
+
+// setRoles records writer as the writer slot in the manifest.
+func setRoles(m *local.Manifest, writer local.Slot) error {
+	m.Regions[writer].Database.Role = local.RoleWriter
+	m.Regions[writer.Other()].Database.Role = local.RoleStandby
+	if err := m.Save(); err != nil {
+		return fmt.Errorf("localdr: record roles: %w", err)
+	}
+	return nil
+}
+
+// processAlive reports whether pid runs (and is not a zombie).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// ensureProcessor starts the slot's processor from the manifest when it is
+// not running, and waits until it answers /health (with any status).
+func (b *Backend) ensureProcessor(ctx context.Context, m *local.Manifest, slot local.Slot) (string, error) {
+	p := m.Regions[slot].Processor
+	if processAlive(p.PID) {
+		return fmt.Sprintf("processor %s runs (pid %d)", p.URL, p.PID), nil
+	}
+	pid, err := StartProcessor(p)
+	if err != nil {
+		return "", fmt.Errorf("localdr: unfence %s: %w", m.Regions[slot].Name, err)
+	}
+	m.Regions[slot].Processor.PID = pid
+	if err := m.Save(); err != nil {
+		return "", fmt.Errorf("localdr: unfence: %w", err)
+	}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health", nil)
+		if resp, err := b.client.Do(req); err == nil {
+			resp.Body.Close()
+			return fmt.Sprintf("processor %s restarted (pid %d)", p.URL, pid), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("localdr: unfence: processor %s restarted (pid %d) but does not answer: %w; see %s", p.URL, pid, ctx.Err(), p.LogPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// StartProcessor starts a processor again from its manifest record (its
+// command and PAYDR_* environment, emulator credentials), detached in its
+// own session, logging to its log, and records its pid file.
+func StartProcessor(p local.Processor) (int, error) {
+	if len(p.Command) == 0 {
+		return 0, errors.New("start processor: the manifest records no command")
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PAYDR_") || strings.HasPrefix(k, "AWS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
+	for k, v := range p.Env {
+		env = append(env, k+"="+v)
+	}
+	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("start processor: %w", err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- %s paydr dr restarts the processor: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(p.Command, " "))
+	cmd := exec.Command(p.Command[0], p.Command[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start processor: %w", err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	if p.PIDFile != "" {
+		_ = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	}
+	return pid, nil
+}
+
+func (b *Backend) waitTraffic(ctx context.Context, routerURL, region string) (string, error) {
+	start := time.Now()
+	var last router.Status
+	for {
+		rs, err := routerStatus(ctx, b.client, routerURL)
+		if err == nil {
+			last = rs
+			if rs.ActiveTarget == region && !rs.AllUnhealthy {
+				return fmt.Sprintf("router sends traffic to %s (after %s)", region, time.Since(start).Round(time.Millisecond)), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("localdr: wait traffic: router still sends traffic to %q: %w; check the processors' /health (paydr dr status)", last.ActiveTarget, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// verify sends a real payment through the router, retrying the same
+// payment id (idempotent) until it is acknowledged, and finds it in the
+// region's ledger.
+func (b *Backend) verify(ctx context.Context, routerURL string, r *local.Region, opID string) (string, error) {
+	id := "dr-verify-" + regexp.MustCompile(`[^A-Za-z0-9_-]+`).ReplaceAllString(opID, "-")
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	body := fmt.Sprintf(`{"payment_id":%q,"amount":"0.01","currency":"USD"}`, id)
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, routerURL+"/payments", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := b.client.Do(req)
+		if err == nil {
+			target := resp.Header.Get(router.TargetHeader)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				l, err := ledger.Open(ledger.Options{DSN: r.Database.DSN, Region: r.Name, MaxConns: 1})
+				if err != nil {
+					return "", fmt.Errorf("localdr: verify: %w", err)
+				}
+				defer l.Close()
+				_, found, err := l.Get(ctx, id)
+				if err != nil {
+					return "", fmt.Errorf("localdr: verify: %w", err)
+				}
+				if !found {
+					return "", fmt.Errorf("localdr: verify: payment %s was acknowledged by %s but is not in %s's ledger; run paydr dr status", id, target, r.Name)
+				}
+				return fmt.Sprintf("payment %s acknowledged by %s and found in %s's ledger", id, target, r.Name), nil
+			}
+			last = fmt.Sprintf("HTTP %d from %s", resp.StatusCode, target)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("localdr: verify: payment %s not acknowledged (last: %s): %w", id, last, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var _ dr.Backend = (*Backend)(nil)
