@@ -64,6 +64,7 @@ operations.`,
 		newBuildCmd(),
 		newServeCmd(),
 		newDRCmd(),
+		newUpCmd(), newDownCmd(), newStatusCmd(), newRouterCmd(),
 	)
 	return root
 }

@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"paydr/internal/local"
+)
+
+func newUpCmd() *cobra.Command {
+	var o local.UpOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole system locally: the stack on moto, PostgreSQL writer and standby, both processors, a failover router",
+		Long: `Bring up the local environment, both regions on one machine, and return once
+payments flow (like docker compose up -d):
+
+  - moto_server on loopback, one endpoint for every AWS service of both regions;
+  - the DR stack synthesized for the local target and applied with Terraform
+    (offline provider mirror; progress and the slowest resources are shown,
+    the full log is in <state-dir>/logs/terraform.log);
+  - a PostgreSQL primary and a streaming standby standing in for the Aurora
+    writer and secondary regions;
+  - the payment processor of each region (paydr serve), each on its own
+    slot's database;
+  - a failover router doing what the Route 53 failover records do.
+
+Everything started keeps running after paydr up exits; its pid files, logs and
+env.json (what runs where, for scripts) are in the state directory. paydr up
+again adopts what runs and re-applies only when the stack changed or the
+emulator was restarted. Ctrl-C stops what the interrupted run started.
+What the emulator cannot do is listed as "gap:" lines. Stop with paydr down.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out = cmd.OutOrStdout()
+			_, err := local.Up(cmd.Context(), o)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.StateDir, "state-dir", local.StateDirFromEnv(), "state directory (env "+local.EnvStateDir+")")
+	f.StringVar(&o.Suffix, "suffix", local.DefaultSuffix, "environment suffix of the local stack")
+	f.IntVar(&o.RouterPort, "router-port", 0, "router port on 127.0.0.1 (0: the last one, else a free one)")
+	f.DurationVar(&o.HealthInterval, "health-interval", local.DefaultHealthInterval, "router health-check interval (Route 53 request_interval, shortened locally)")
+	f.IntVar(&o.FailureThreshold, "failure-threshold", local.DefaultFailureThreshold, "consecutive failed checks before a region is unhealthy (1-10)")
+	f.DurationVar(&o.ApplyTimeout, "apply-timeout", local.DefaultApplyTimeout, "deadline of terraform apply")
+	f.IntVar(&o.Parallelism, "parallelism", local.DefaultParallelism, "terraform apply -parallelism")
+	f.StringVar(&o.ProcessorZip, "processor-zip", "", "use this processor Lambda zip instead of building one")
+	return cmd
+}

@@ -1,0 +1,207 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a detached long-lived process recorded by a pid file.
+type process struct {
+	Name    string
+	Argv    []string
+	Env     []string // full environment
+	LogPath string
+	PIDFile string
+}
+
+// startDetached starts p in its own session (so it outlives paydr up and a
+// Ctrl-C in the terminal does not reach it), appending its output to
+// p.LogPath, and writes its pid to p.PIDFile. It returns the pid and a
+// channel closed when the process exits (while this process lives).
+func startDetached(p process) (int, <-chan struct{}, error) {
+	if err := os.MkdirAll(filepath.Dir(p.LogPath), 0o755); err != nil {
+		return 0, nil, fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, nil, fmt.Errorf("start %s: open log: %w", p.Name, err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, nil, fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	defer devnull.Close()
+	fmt.Fprintf(logf, "--- %s paydr starts %s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Name, strings.Join(p.Argv, " "))
+	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
+	cmd.Env = p.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("start %s: run %s: %w", p.Name, p.Argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	if err := os.MkdirAll(filepath.Dir(p.PIDFile), 0o755); err == nil {
+		err = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	}
+	if err != nil {
+		_ = killGroup(pid, syscall.SIGKILL)
+		return 0, nil, fmt.Errorf("start %s: write pid file: %w", p.Name, err)
+	}
+	return pid, exited, nil
+}
+
+// readPIDFile returns the pid recorded in path, or 0.
+func readPIDFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// alive reports whether pid is a live process (not a zombie) whose command
+// line contains want (when want is not empty), so a recycled pid is not
+// mistaken for ours.
+func alive(pid int, want string) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return false
+		}
+	}
+	if want == "" {
+		return true
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return true // no /proc: trust the signal
+	}
+	return bytes.Contains(cmdline, []byte(want))
+}
+
+// killGroup signals the process group led by pid, or pid alone when it
+// leads none.
+func killGroup(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(-pid, sig); err == nil {
+		return nil
+	}
+	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// stopProcess stops a process we started (SIGTERM to its group, SIGKILL
+// after grace) and waits until it is gone, at most until ctx ends.
+func stopProcess(ctx context.Context, pid int, want string, grace time.Duration) error {
+	if !alive(pid, want) {
+		return nil
+	}
+	_ = killGroup(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for alive(pid, want) {
+		if time.Now().After(deadline) {
+			_ = killGroup(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			_ = killGroup(pid, syscall.SIGKILL)
+			return fmt.Errorf("stop pid %d: %w", pid, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// freePort returns a free TCP port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portFree reports whether port on 127.0.0.1 can be listened on.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// listening reports whether something accepts TCP connections on port of
+// 127.0.0.1.
+func listening(port int) bool {
+	if port <= 0 {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// httpStatus GETs url with a short timeout and returns the status code, or
+// 0 and the error.
+func httpStatus(ctx context.Context, url string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes(), nil
+}
+
+// logTail returns the last n lines of the file at path.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}

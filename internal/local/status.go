@@ -1,0 +1,228 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"paydr/internal/local/moto"
+	"paydr/internal/local/pg"
+	"paydr/internal/tf"
+
+	tfjson "github.com/hashicorp/terraform-json"
+
+	"paydr/internal/stack"
+)
+
+// Component is the observed state of one running piece.
+type Component struct {
+	// Name is such as "moto", "router", "database primary", "processor secondary".
+	Name string `json:"name"`
+	// Running is whether its process is alive.
+	Running bool `json:"running"`
+	// PID is its process, when alive.
+	PID int `json:"pid,omitempty"`
+	// Address is its URL or host:port.
+	Address string `json:"address"`
+	// State is what a probe found: "writer", "standby (lag 0 B)", "/health 200", ...
+	State string `json:"state,omitempty"`
+	// Log is its log file.
+	Log string `json:"log,omitempty"`
+}
+
+// Status is what paydr status reports.
+type Status struct {
+	StateDir string `json:"state_dir"`
+	// Up is true when every component runs and traffic reaches a healthy writer.
+	Up bool `json:"up"`
+	// Writer is the slot recorded as holding the writer.
+	Writer Slot `json:"writer,omitempty"`
+	// Routing is where the router sends traffic, such as "primary (us-east-1)".
+	Routing    string      `json:"routing,omitempty"`
+	Components []Component `json:"components"`
+	// Manifest is env.json, when there is one.
+	Manifest *Manifest `json:"manifest,omitempty"`
+}
+
+// GetStatus probes every component recorded in stateDir's manifest. Without
+// a manifest it returns an error matching ErrNoManifest.
+func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
+	if stateDir == "" {
+		stateDir = DefaultStateDir
+	}
+	m, err := LoadManifest(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st := &Status{StateDir: m.StateDir, Manifest: m, Up: true}
+	add := func(c Component) {
+		if !c.Running {
+			st.Up = false
+		}
+		st.Components = append(st.Components, c)
+	}
+
+	c := Component{Name: "moto", Address: m.Moto.Endpoint, Log: m.Moto.LogPath}
+	if ms, err := moto.Open(m.Moto.StateDir); err == nil && ms.Running() {
+		c.Running, c.PID = true, ms.PID()
+		c.State = fmt.Sprintf("%d resources applied (stack %s)", m.Stack.Resources, m.Stack.Name)
+	}
+	add(c)
+
+	for _, s := range Slots {
+		r := m.Regions[s]
+		db := Component{Name: "database " + string(s), Address: fmt.Sprintf("127.0.0.1:%d", r.Database.Port), Log: r.Database.LogPath}
+		if srv, err := pg.Open(r.Database.DataDir); err == nil && srv.Running() {
+			db.Running, db.PID = true, srv.PID()
+			db.State = dbState(ctx, srv, r)
+		}
+		add(db)
+	}
+	for _, s := range Slots {
+		r := m.Regions[s]
+		p := Component{Name: "processor " + string(s), Address: r.Processor.URL, Log: r.Processor.LogPath}
+		if pid := readPIDFile(r.Processor.PIDFile); alive(pid, "serve") {
+			p.Running, p.PID = true, pid
+			code, body, err := httpStatus(ctx, r.Processor.URL+"/health")
+			if err != nil {
+				p.State = "/health: " + err.Error()
+			} else {
+				p.State = fmt.Sprintf("%s /health %d %s", r.Name, code, strings.TrimSpace(string(body)))
+			}
+		}
+		add(p)
+	}
+	rc := Component{Name: "router", Address: m.Router.URL, Log: m.Router.LogPath}
+	if pid := readPIDFile(m.Router.PIDFile); alive(pid, "router") {
+		rc.Running, rc.PID = true, pid
+		if rs, err := RouterStatus(ctx, m.Router.URL); err != nil {
+			rc.State = err.Error()
+			st.Up = false
+		} else {
+			slot := m.Router.Primary
+			if string(rs.Active) == string(SlotSecondary) {
+				slot = m.Router.Secondary
+			}
+			st.Routing = fmt.Sprintf("%s (%s)", slot, rs.ActiveTarget)
+			var hs []string
+			for _, t := range rs.Targets {
+				hs = append(hs, fmt.Sprintf("%s healthy=%v", t.Role, t.Healthy))
+				if t.Role == rs.Active && !t.Healthy {
+					st.Up = false
+				}
+			}
+			rc.State = fmt.Sprintf("traffic -> %s; %s; every %dms, threshold %d", st.Routing, strings.Join(hs, ", "), rs.IntervalMillis, rs.FailureThreshold)
+			if rs.AllUnhealthy {
+				st.Up = false
+			}
+		}
+	}
+	add(rc)
+	if w, ok := m.Writer(); ok {
+		st.Writer = w
+	}
+	return st, nil
+}
+
+// dbState describes a running database: its actual role and replication.
+func dbState(ctx context.Context, srv *pg.Server, r *Region) string {
+	in, err := srv.InRecovery(ctx)
+	if err != nil {
+		return "unreachable: " + err.Error()
+	}
+	if !in {
+		s := "writer"
+		if reps, err := srv.ReplicationStatus(ctx); err == nil {
+			for _, rp := range reps {
+				s += fmt.Sprintf("; replica %s %s, lag %d B %s", rp.ApplicationName, rp.State, rp.LagBytes, rp.ReplayLag)
+			}
+		}
+		if r.Database.Role != RoleWriter {
+			s += " (manifest says " + string(r.Database.Role) + ")"
+		}
+		return s
+	}
+	s := "standby"
+	if ss, err := srv.StandbyStatus(ctx); err == nil {
+		s += fmt.Sprintf(" (wal receiver %q from port %d)", ss.ReceiverStatus, ss.SenderPort)
+	}
+	if r.Database.Role != RoleStandby {
+		s += " (manifest says " + string(r.Database.Role) + ")"
+	}
+	return s
+}
+
+// PrintStatus writes st as a table.
+func PrintStatus(w io.Writer, st *Status) {
+	state := "UP"
+	if !st.Up {
+		state = "DEGRADED"
+	}
+	fmt.Fprintf(w, "paydr local environment in %s: %s", st.StateDir, state)
+	if st.Writer != "" {
+		fmt.Fprintf(w, "; writer in the %s slot", st.Writer)
+	}
+	if st.Routing != "" {
+		fmt.Fprintf(w, "; traffic -> %s", st.Routing)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tRUNNING\tPID\tADDRESS\tSTATE")
+	for _, c := range st.Components {
+		pid := "-"
+		if c.PID != 0 {
+			pid = fmt.Sprint(c.PID)
+		}
+		run := "no"
+		if c.Running {
+			run = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, run, pid, c.Address, c.State)
+	}
+	tw.Flush()
+}
+
+// PrintManifest writes what runs where, for people.
+func PrintManifest(w io.Writer, m *Manifest) {
+	fmt.Fprintf(w, "what runs where (%s):\n", ManifestPath(m.StateDir))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  payments API (router)\t%s\tPOST /payments; status %s/_router/status\n", m.Router.URL, m.Router.URL)
+	for _, s := range Slots {
+		r := m.Regions[s]
+		fmt.Fprintf(tw, "  processor %s (%s)\t%s\tpid %d, log %s\n", s, r.Name, r.Processor.URL, r.Processor.PID, r.Processor.LogPath)
+	}
+	for _, s := range Slots {
+		r := m.Regions[s]
+		fmt.Fprintf(tw, "  database %s (%s)\t%s\t%s, pid %d, log %s\n", s, r.Name, r.Database.DSN, r.Database.Role, r.Database.PID, r.Database.LogPath)
+	}
+	fmt.Fprintf(tw, "  AWS emulator (moto)\t%s\tpid %d, both regions, log %s\n", m.Moto.Endpoint, m.Moto.PID, m.Moto.LogPath)
+	fmt.Fprintf(tw, "  terraform\t%s\t%d resources, log %s\n", m.Stack.Dir, m.Stack.Resources, m.Stack.LogPath)
+	tw.Flush()
+}
+
+// countResources counts the resources of a synthesized stack.
+func countResources(st *stack.Stack) int {
+	n := 0
+	for _, o := range st.TF.Objects() {
+		if o.Kind() == tf.KindResource {
+			n++
+		}
+	}
+	return n
+}
+
+// countManaged counts managed resources in a state's root module.
+func countManaged(rs []*tfjson.StateResource) int {
+	n := 0
+	for _, r := range rs {
+		if r.Mode == tfjson.ManagedResourceMode {
+			n++
+		}
+	}
+	return n
+}
