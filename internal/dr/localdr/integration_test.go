@@ -1,0 +1,299 @@
+package localdr
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"paydr/internal/dr"
+)
+
+// The integration tests run against one local environment per test binary
+// (paydr up takes about 2.5 minutes): $PAYDR_DR_TEST_STATE_DIR names an
+// environment that already runs, else TestMain builds paydr and brings one
+// up in a temporary state directory, and takes it down at the end. Without
+// terraform, moto_server or PostgreSQL they skip, unless $CI is set.
+
+var (
+	envDir    string
+	envSkip   string
+	envFailed error
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		envSkip = "-short"
+		os.Exit(m.Run())
+	}
+	code := func() int {
+		if dir := os.Getenv("PAYDR_DR_TEST_STATE_DIR"); dir != "" {
+			envDir = dir
+			return m.Run()
+		}
+		for _, tool := range []string{"terraform", "moto_server"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				envSkip = tool + " is not installed (see paydr up's prerequisites)"
+				return m.Run()
+			}
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			envFailed = err
+			return m.Run()
+		}
+		tmp, err := os.MkdirTemp("", "paydr-dr-")
+		if err != nil {
+			envFailed = err
+			return m.Run()
+		}
+		defer os.RemoveAll(tmp)
+		exe := filepath.Join(tmp, "paydr")
+		if out, err := exec.Command("go", "build", "-o", exe, "./cmd/paydr").CombinedOutput(); err != nil {
+			envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)
+			return m.Run()
+		}
+		if out, _ := exec.Command(exe, "up", "--help").CombinedOutput(); !strings.Contains(string(out), "Bring up the local environment") {
+			envSkip = "this paydr has no up command yet"
+			return m.Run()
+		}
+		envDir = filepath.Join(tmp, "state")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		up := exec.CommandContext(ctx, exe, "up", "--state-dir", envDir)
+		up.Dir = root
+		if out, err := up.CombinedOutput(); err != nil {
+			envFailed = fmt.Errorf("paydr up: %v\n%s", err, out)
+		}
+		defer exec.Command(exe, "down", "--state-dir", envDir).Run()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// environment returns the shared environment's backend, or skips.
+func environment(t *testing.T) *Backend {
+	t.Helper()
+	if envFailed != nil {
+		t.Fatalf("local environment: %v", envFailed)
+	}
+	if envSkip != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("local environment unavailable in CI: %s", envSkip)
+		}
+		t.Skipf("skipping: no local environment: %s", envSkip)
+	}
+	b, err := Open(envDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func operate(t *testing.T, b *Backend, req dr.Request) dr.Outcome {
+	t.Helper()
+	j, err := b.Journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	out, err := dr.Operate(context.Background(), b, b.Locker(), j, req, &log)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", req.Op, err, log.String())
+	}
+	t.Logf("%s:\n%s", req.Op, log.String())
+	return out
+}
+
+func status(t *testing.T, b *Backend) dr.Status {
+	t.Helper()
+	st, err := b.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func writer(t *testing.T, st dr.Status) string {
+	t.Helper()
+	ws := st.Writers()
+	if len(ws) != 1 {
+		t.Fatalf("writers = %v, want exactly one", ws)
+	}
+	return ws[0].Name
+}
+
+// restore returns the writer to the primary slot with a failback, when it
+// is elsewhere.
+func restore(t *testing.T, b *Backend) {
+	t.Helper()
+	st := status(t, b)
+	home, _ := st.Slot("primary")
+	if home.Role == dr.RoleWriter {
+		return
+	}
+	operate(t, b, dr.Request{Op: dr.Failback, Owner: "test"})
+	st = status(t, b)
+	if got := writer(t, st); got != home.Name || !st.Replication.Streaming || st.Traffic != home.Name {
+		t.Fatalf("after failback: writer %s, streaming %v, traffic %s; want %s, true, %s", got, st.Replication.Streaming, st.Traffic, home.Name, home.Name)
+	}
+}
+
+// drill runs one drill and checks its report's targets.
+func drill(t *testing.T, b *Backend, fault string) *dr.DrillReport {
+	t.Helper()
+	j, _ := b.Journal()
+	var log strings.Builder
+	rep, err := dr.Drill(context.Background(), b, b.DrillEnv(), b.Locker(), j, dr.DrillOptions{
+		Fault: fault, Rate: 20, Duration: 30 * time.Second, FaultAfter: 5 * time.Second, Log: &log})
+	if rep != nil {
+		var text strings.Builder
+		rep.Render(&text)
+		t.Logf("drill %s:\n%s\n%s", fault, log.String(), text.String())
+		if dir := os.Getenv("PAYDR_DR_TEST_OUT"); dir != "" {
+			f, _ := os.Create(filepath.Join(dir, "drill-"+fault+".svg"))
+			rep.WriteTimeline(f)
+			f.Close()
+			g, _ := os.Create(filepath.Join(dir, "drill-"+fault+".txt"))
+			g.WriteString(text.String())
+			g.Close()
+		}
+	}
+	if err != nil {
+		t.Fatalf("drill %s: %v", fault, err)
+	}
+	for _, c := range rep.Checks {
+		if !c.Pass {
+			t.Errorf("drill %s: check %q failed: %s", fault, c.Name, c.Detail)
+		}
+	}
+	if n := rep.Classification.Counts[dr.ClassDuplicated]; n != 0 {
+		t.Errorf("drill %s: %d duplicated payments, want 0", fault, n)
+	}
+	if rep.Acked == 0 || rep.Sent < 500 {
+		t.Errorf("drill %s: %d sent, %d acknowledged; the traffic did not flow", fault, rep.Sent, rep.Acked)
+	}
+	return rep
+}
+
+func TestLocalDR(t *testing.T) {
+	b := environment(t)
+	restore(t, b)
+	st := status(t, b)
+	home, _ := st.Slot("primary")
+	away, _ := st.Slot("secondary")
+	if writer(t, st) != home.Name || !st.Replication.Streaming || st.Traffic != home.Name {
+		t.Fatalf("initial status: %+v; want %s writing, streaming, traffic there", st, home.Name)
+	}
+
+	t.Run("failover refuses while the writer is healthy", func(t *testing.T) {
+		j, _ := b.Journal()
+		_, err := dr.Operate(context.Background(), b, b.Locker(), j, dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}}, &strings.Builder{})
+		var r *dr.Refusal
+		if !errors.As(err, &r) || !strings.Contains(err.Error(), "use paydr dr switchover") {
+			t.Errorf("failover on a healthy pair = %v, want a refusal pointing to switchover", err)
+		}
+	})
+
+	t.Run("lock contention", func(t *testing.T) {
+		unlock, err := b.Locker().Lock(context.Background(), dr.LockInfo{Owner: "other operator", PID: os.Getpid(), Host: "elsewhere", Op: "failover"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock(context.Background())
+		j, _ := b.Journal()
+		_, err = dr.Operate(context.Background(), b, b.Locker(), j, dr.Request{Op: dr.Switchover}, &strings.Builder{})
+		if !errors.Is(err, dr.ErrLocked) {
+			t.Errorf("switchover while locked = %v, want ErrLocked", err)
+		}
+		if got := writer(t, status(t, b)); got != home.Name {
+			t.Errorf("writer after a refused switchover = %s, want %s", got, home.Name)
+		}
+	})
+
+	t.Run("switchover drill", func(t *testing.T) {
+		rep := drill(t, b, dr.FaultSwitchover)
+		if rep.LostCount != 0 {
+			t.Errorf("switchover lost %d acknowledged payments, want exactly 0", rep.LostCount)
+		}
+		st := status(t, b)
+		if writer(t, st) != away.Name || !st.Replication.Streaming {
+			t.Errorf("after switchover: writer %s, streaming %v; want %s streaming to the old writer", writer(t, st), st.Replication.Streaming, away.Name)
+		}
+		restore(t, b)
+	})
+
+	t.Run("switchover resumes after a crash", func(t *testing.T) {
+		j, _ := b.Journal()
+		ctx, cancel := context.WithCancel(context.Background())
+		crash := &crashAt{Backend: b, at: dr.ActionPromote, cancel: cancel}
+		_, err := dr.Operate(ctx, crash, b.Locker(), j, dr.Request{Op: dr.Switchover, Owner: "test"}, &strings.Builder{})
+		if err == nil {
+			t.Fatal("switchover with a crash before promote succeeded")
+		}
+		u, err := j.Unfinished()
+		if err != nil || u == nil || u.Plan.Op != dr.Switchover || !u.Done[0] || !u.Done[1] || u.Done[2] {
+			t.Fatalf("journal after the crash = %+v, %v; want an unfinished switchover with fence and wait done", u, err)
+		}
+		// The old writer is fenced (stopped), the standby not promoted:
+		// nobody writes. Running the operation again resumes it.
+		out := operate(t, b, dr.Request{Op: dr.Switchover, Owner: "test"})
+		if out.OpID != u.ID || !out.Steps[0].Resumed {
+			t.Errorf("resumed operation %s (step 1 resumed %v), want %s resumed", out.OpID, out.Steps[0].Resumed, u.ID)
+		}
+		if got := writer(t, status(t, b)); got != away.Name {
+			t.Errorf("writer after resume = %s, want %s", got, away.Name)
+		}
+		restore(t, b)
+	})
+
+	for _, fault := range []string{dr.FaultKillDB, dr.FaultKillProcessor, dr.FaultCutRegion} {
+		t.Run("drill "+fault, func(t *testing.T) {
+			rep := drill(t, b, fault)
+			if rep.RTO >= 30*time.Second {
+				t.Errorf("RTO = %s, want under 30s", rep.RTO)
+			}
+			if rep.LostWindow > rep.RPOLagAtFault {
+				t.Errorf("RPO window %s exceeds the replication (rpo) lag at the fault %s", rep.LostWindow, rep.RPOLagAtFault)
+			}
+			if rep.Preserved == "" {
+				t.Errorf("no preserved copy of the old writer reported")
+			}
+			if got := writer(t, status(t, b)); got != away.Name {
+				t.Errorf("writer after the drill = %s, want %s", got, away.Name)
+			}
+			restore(t, b)
+		})
+	}
+}
+
+// crashAt cancels the operation's context when it reaches action, as if
+// the process died there.
+type crashAt struct {
+	*Backend
+	at     dr.Action
+	cancel context.CancelFunc
+}
+
+func (c *crashAt) Do(ctx context.Context, opID string, s dr.Step) (string, error) {
+	if s.Action == c.at {
+		c.cancel()
+		return "", ctx.Err()
+	}
+	return c.Backend.Do(ctx, opID, s)
+}
