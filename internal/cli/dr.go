@@ -225,7 +225,7 @@ moved it: paydr dr failback returns it.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.Fault, "fault", dr.FaultKillDB, "kill-db, kill-processor, cut-region or switchover")
-	fl.Float64Var(&o.Rate, "rate", 20, "payments per second")
+	fl.Float64Var(&o.Rate, "rate", 5, "payments per second (the local emulator saturates near 20/s)")
 	fl.DurationVar(&o.Duration, "duration", 30*time.Second, "how long traffic runs")
 	fl.DurationVar(&o.FaultAfter, "fault-after", 5*time.Second, "when the fault is injected")
 	fl.DurationVar(&o.MaxRTO, "max-rto", 30*time.Second, "RTO target checked")

@@ -57,9 +57,11 @@ type DrillEnv interface {
 // DrillOptions configure a drill.
 type DrillOptions struct {
 	Fault string
-	// Rate is payments per second (default 20), Duration the length of
-	// traffic (default 30 s), FaultAfter when the fault is injected
-	// (default 5 s).
+	// Rate is payments per second (default 5: every local payment also
+	// writes to the emulator, which saturates near 20/s and then fails the
+	// health checks by itself), Duration the length of traffic (default
+	// 30 s; extended to 5 s past the end of the operation, at most by a
+	// minute), FaultAfter when the fault is injected (default 5 s).
 	Rate       float64
 	Duration   time.Duration
 	FaultAfter time.Duration
@@ -78,7 +80,7 @@ type DrillOptions struct {
 
 func (o DrillOptions) withDefaults(now time.Time) DrillOptions {
 	if o.Rate <= 0 {
-		o.Rate = 20
+		o.Rate = 5
 	}
 	if o.Duration <= 0 {
 		o.Duration = 30 * time.Second
@@ -176,7 +178,8 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 	defer stopTraffic()
 	gen := &generator{url: env.FailoverURL(), prefix: opts.Prefix, timeout: opts.RequestTimeout}
 	trafficDone := make(chan struct{})
-	go func() { gen.run(trafficCtx, opts.Rate, opts.Duration); close(trafficDone) }()
+	stopAt := make(chan time.Time, 1)
+	go func() { gen.run(trafficCtx, opts.Rate, stopAt); close(trafficDone) }()
 
 	select {
 	case <-time.After(opts.FaultAfter):
@@ -223,6 +226,16 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 		rep.OperationError = opErr.Error()
 		fmt.Fprintf(opts.Log, "operation failed: %v\n", opErr)
 	}
+	// Traffic runs for Duration, and at least 5 s past the end of the
+	// operation so recovery is seen, but never more than a minute longer.
+	end := start.Add(opts.Duration)
+	if t := time.Now().Add(5 * time.Second); t.After(end) {
+		end = t
+	}
+	if limit := start.Add(opts.Duration + time.Minute); end.After(limit) {
+		end = limit
+	}
+	stopAt <- end
 	select {
 	case <-trafficDone:
 	case <-ctx.Done():
@@ -292,15 +305,27 @@ type generator struct {
 // and recorded as rejected by the client.
 const maxInFlight = 256
 
-func (g *generator) run(ctx context.Context, rate float64, d time.Duration) {
+// maxPayments bounds the payments one drill sends.
+const maxPayments = 500 * 11 * 60
+
+// run sends a payment every 1/rate until the time sent on stopAt (or ctx
+// ends), bounded by maxPayments.
+func (g *generator) run(ctx context.Context, rate float64, stopAt <-chan time.Time) {
 	client := &http.Client{Timeout: g.timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
 	interval := time.Duration(float64(time.Second) / rate)
-	total := int(rate * d.Seconds())
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	begin := time.Now()
-	for i := 0; i < total; i++ {
+	var stop time.Time
+	for i := 0; i < maxPayments; i++ {
 		at := begin.Add(time.Duration(i) * interval)
+		select {
+		case stop = <-stopAt:
+		default:
+		}
+		if !stop.IsZero() && at.After(stop) {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()

@@ -192,7 +192,7 @@ func (s Status) Render(w io.Writer) error {
 		if !r.Reachable {
 			reach = ", unreachable"
 		}
-		fmt.Fprintf(&b, "%-9s     %s: %s%s%s, %s\n", r.Slot+":", r.Name, r.Role, reach, fenced, health)
+		fmt.Fprintf(&b, "%-14s%s: %s%s%s, %s\n", r.Slot+":", r.Name, r.Role, reach, fenced, health)
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "note:         %s\n", n)

@@ -38,6 +38,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -130,17 +131,33 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	st := dr.Status{Backend: "local", Observed: time.Now().UTC(), Global: m.StateDir,
 		Sessions: "one table per region (moto ignores global-table replicas)", Replication: dr.Replication{LagBytes: -1}}
 	servers := map[local.Slot]*pg.Server{}
-	for _, s := range local.Slots {
+	regions := make([]dr.Region, len(local.Slots))
+	notes := make([]string, len(local.Slots))
+	srvs := make([]*pg.Server, len(local.Slots))
+	var wg sync.WaitGroup
+	for i, s := range local.Slots {
 		r := m.Regions[s]
-		reg := dr.Region{Name: r.Name, Slot: string(s), Database: r.Database.DataDir, Function: r.Processor.URL}
-		srv, role, reachable, err := dbState(ctx, r)
-		reg.Role, reg.Reachable, reg.Fenced = role, reachable, role == dr.RoleDown
-		if err != nil {
-			st.Notes = append(st.Notes, fmt.Sprintf("%s database: %v", r.Name, err))
+		wg.Go(func() {
+			// Both regions are probed at once: a frozen region costs one
+			// timeout, not two.
+			reg := dr.Region{Name: r.Name, Slot: string(s), Database: r.Database.DataDir, Function: r.Processor.URL}
+			srv, role, reachable, err := dbState(ctx, r)
+			reg.Role, reg.Reachable, reg.Fenced = role, reachable, role == dr.RoleDown
+			if err != nil {
+				notes[i] = fmt.Sprintf("%s database: %v", r.Name, err)
+			}
+			srvs[i] = srv
+			reg.Healthy, reg.Health = b.health(ctx, r.Processor.URL)
+			regions[i] = reg
+		})
+	}
+	wg.Wait()
+	for i, s := range local.Slots {
+		servers[s] = srvs[i]
+		st.Regions = append(st.Regions, regions[i])
+		if notes[i] != "" {
+			st.Notes = append(st.Notes, notes[i])
 		}
-		servers[s] = srv
-		reg.Healthy, reg.Health = b.health(ctx, r.Processor.URL)
-		st.Regions = append(st.Regions, reg)
 	}
 	// Replication, from the writer's side when it answers, else from the
 	// standby's.
@@ -249,7 +266,7 @@ func (b *Backend) Calls(s dr.Step) []string {
 	db := r.Database
 	switch s.Action {
 	case dr.ActionFence:
-		return []string{fmt.Sprintf("stop postgres -D %s (fast shutdown, SIGKILL after 5s); processor %s then answers 503", db.DataDir, r.Processor.URL)}
+		return []string{fmt.Sprintf("stop postgres -D %s (fast shutdown; SIGKILL after 5s, 2s when best effort); processor %s then answers 503", db.DataDir, r.Processor.URL)}
 	case dr.ActionPreserve:
 		return []string{fmt.Sprintf("cp -a %s %s", db.DataDir, filepath.Join(b.DRDir(), "preserved", "<op-id>-"+db.Name))}
 	case dr.ActionWaitCaughtUp:
@@ -292,7 +309,13 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 	defer cancel()
 	switch s.Action {
 	case dr.ActionFence:
-		return fence(ctx, srv)
+		// A planned fence waits for a clean shutdown (it ships the last
+		// WAL); a failover's fence of a lost region kills sooner.
+		wait := 5 * time.Second
+		if s.BestEffort {
+			wait = 2 * time.Second
+		}
+		return fence(ctx, srv, wait)
 	case dr.ActionPreserve:
 		return b.preserve(opID, srv)
 	case dr.ActionWaitCaughtUp:
@@ -335,19 +358,19 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 
 // fence stops a database: a fast shutdown streams its last WAL to the
 // standby; one that does not finish in 5 s (a frozen region) is killed.
-func fence(ctx context.Context, srv *pg.Server) (string, error) {
+func fence(ctx context.Context, srv *pg.Server, wait time.Duration) (string, error) {
 	if !srv.Running() {
 		return fmt.Sprintf("database %s already stopped", srv.Name()), nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	start := time.Now()
 	if err := srv.Stop(sctx); err != nil {
 		return "", fmt.Errorf("localdr: fence %s: %w", srv.Name(), err)
 	}
 	how := "fast shutdown"
-	if time.Since(start) >= 5*time.Second {
-		how = "killed after 5s without shutting down"
+	if time.Since(start) >= wait {
+		how = fmt.Sprintf("killed after %s without shutting down", wait)
 	}
 	return fmt.Sprintf("database %s stopped (%s) in %s", srv.Name(), how, time.Since(start).Round(time.Millisecond)), nil
 }
