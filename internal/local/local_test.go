@@ -3,10 +3,14 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,9 +21,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/backup"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -122,7 +126,14 @@ func TestLocalEnvironment(t *testing.T) {
 		HealthInterval: 500 * time.Millisecond,
 		Out:            out,
 	}
+	// Stop short of go test's own timeout, so a slow bring-up fails cleanly
+	// and stops what it started instead of leaving detached processes behind.
 	ctx := context.Background()
+	if dl, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-30*time.Second))
+		defer cancel()
+	}
 	downDone := false
 	t.Cleanup(func() {
 		if !downDone {
@@ -329,9 +340,12 @@ func checkAWS(t *testing.T, m *local.Manifest) {
 		})
 		t.Run(string(r.slot)+"/dashboard", func(t *testing.T) {
 			name := output(t, m, pre+"dashboard_name")
-			out, err := cloudwatch.NewFromConfig(cfg).GetDashboard(ctx, &cloudwatch.GetDashboardInput{DashboardName: &name})
-			if err != nil || aws.ToString(out.DashboardBody) == "" {
-				t.Errorf("GetDashboard(%s) in %s = %v; want a body", name, r.region, err)
+			var out struct {
+				Body string `xml:"GetDashboardResult>DashboardBody"`
+			}
+			cloudWatchQuery(t, m, r.region, url.Values{"Action": {"GetDashboard"}, "DashboardName": {name}}, &out)
+			if !strings.Contains(out.Body, "widgets") {
+				t.Errorf("GetDashboard(%s) in %s body = %q, want widgets", name, r.region, out.Body)
 			}
 		})
 		t.Run(string(r.slot)+"/ssm parameters", func(t *testing.T) {
@@ -425,15 +439,19 @@ func checkAWS(t *testing.T, m *local.Manifest) {
 	t.Run("replication lag alarm at 60s", func(t *testing.T) {
 		found := false
 		for _, r := range regions {
-			out, err := cloudwatch.NewFromConfig(awsConfig(m, r.region)).DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{})
-			if err != nil {
-				t.Fatalf("DescribeAlarms in %s: %v", r.region, err)
+			var out struct {
+				Alarms []struct {
+					Name      string  `xml:"AlarmName"`
+					Metric    string  `xml:"MetricName"`
+					Threshold float64 `xml:"Threshold"`
+				} `xml:"DescribeAlarmsResult>MetricAlarms>member"`
 			}
-			for _, a := range out.MetricAlarms {
-				if aws.ToString(a.MetricName) == "AuroraGlobalDBReplicationLag" {
+			cloudWatchQuery(t, m, r.region, url.Values{"Action": {"DescribeAlarms"}, "MaxRecords": {"100"}}, &out)
+			for _, a := range out.Alarms {
+				if a.Metric == "AuroraGlobalDBReplicationLag" {
 					found = true
-					if got := aws.ToFloat64(a.Threshold); got != 60000 {
-						t.Errorf("alarm %s threshold = %v ms, want 60000 (60 s)", aws.ToString(a.AlarmName), got)
+					if a.Threshold != 60000 {
+						t.Errorf("alarm %s in %s threshold = %v ms, want 60000 (60 s)", a.Name, r.region, a.Threshold)
 					}
 				}
 			}
@@ -450,6 +468,38 @@ func checkAWS(t *testing.T, m *local.Manifest) {
 			t.Errorf("GetRole(%s): %v", name, err)
 		}
 	})
+}
+
+// cloudWatchQuery calls a CloudWatch action with the Query protocol and
+// decodes its XML answer into out. The SDK's CloudWatch client speaks the
+// Smithy RPC v2 CBOR protocol, which moto 5.2 does not; the Terraform
+// provider, like this helper, uses the Query protocol.
+func cloudWatchQuery(t *testing.T, m *local.Manifest, region string, params url.Values, out any) {
+	t.Helper()
+	params.Set("Version", "2010-08-01")
+	body := params.Encode()
+	req, err := http.NewRequest(http.MethodPost, m.Moto.Endpoint+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	sum := sha256.Sum256([]byte(body))
+	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "monitoring", region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("cloudwatch %s in %s: %v", params.Get("Action"), region, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cloudwatch %s in %s = HTTP %d %s", params.Get("Action"), region, resp.StatusCode, b)
+	}
+	if err := xml.Unmarshal(b, out); err != nil {
+		t.Fatalf("cloudwatch %s in %s: decode %s: %v", params.Get("Action"), region, b, err)
+	}
 }
 
 func post(t *testing.T, url, body string) (int, http.Header, []byte) {

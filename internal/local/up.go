@@ -490,6 +490,9 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 		r.Done += first.Done
 		r.Planned = max(r.Planned, first.Planned)
 	}
+	if err != nil && ctx.Err() != nil {
+		return &r, "", fmt.Errorf("up: terraform apply: interrupted after %d/%d changes (log %s): %w", r.Done, r.Planned, u.l.terraformLog(), ctx.Err())
+	}
 	if err != nil {
 		if len(r.Errors) > 0 {
 			return &r, "", fmt.Errorf("up: terraform apply: %d errors:\n  %s\nsee %s: %w", len(r.Errors), strings.Join(r.Errors, "\n  "), u.l.terraformLog(), err)

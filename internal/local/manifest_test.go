@@ -1,0 +1,96 @@
+package local
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func testManifest(dir string) *Manifest {
+	return &Manifest{
+		StateDir: dir,
+		Suffix:   "local",
+		Moto:     Moto{Endpoint: "http://127.0.0.1:5000", Port: 5000, PID: 10},
+		Regions: map[Slot]*Region{
+			SlotPrimary: {Slot: SlotPrimary, Name: "us-east-1",
+				Database:  Database{Name: "primary", Port: 5433, DSN: "postgres://postgres@127.0.0.1:5433/payments", Role: RoleWriter},
+				Processor: Processor{URL: "http://127.0.0.1:8081", Port: 8081, Env: map[string]string{"PAYDR_REGION": "us-east-1"}}},
+			SlotSecondary: {Slot: SlotSecondary, Name: "us-west-2",
+				Database: Database{Name: "secondary", Port: 5434, Role: RoleStandby}},
+		},
+		Router:  Router{URL: "http://127.0.0.1:8080", HealthInterval: Duration(1500 * time.Millisecond), FailureThreshold: 3, Primary: SlotPrimary, Secondary: SlotSecondary},
+		Outputs: nil,
+		Gaps:    []string{"a gap"},
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	m := testManifest(dir)
+	m.Outputs = nil
+	if err := m.Save(); err != nil {
+		t.Fatalf("Save error = %v", err)
+	}
+	got, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatalf("LoadManifest error = %v", err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+	}
+	if w, ok := got.Writer(); !ok || w != SlotPrimary {
+		t.Errorf("Writer() = %q, %v, want primary, true", w, ok)
+	}
+}
+
+func TestManifestWriterMoves(t *testing.T) {
+	dir := t.TempDir()
+	m := testManifest(dir)
+	m.Outputs = nil
+	m.Regions[SlotPrimary].Database.Role = RoleStandby
+	m.Regions[SlotSecondary].Database.Role = RoleWriter
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatalf("LoadManifest error = %v", err)
+	}
+	if w, _ := got.Writer(); w != SlotSecondary {
+		t.Errorf("Writer() = %q after promotion, want secondary", w)
+	}
+	if got.Regions[SlotPrimary].Processor.Env["PAYDR_REGION"] != "us-east-1" {
+		t.Errorf("the primary slot's processor moved with the writer")
+	}
+}
+
+func TestLoadManifestErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadManifest(dir); !errors.Is(err, ErrNoManifest) {
+		t.Errorf("LoadManifest(empty dir) = %v, want ErrNoManifest", err)
+	}
+	m := testManifest(dir)
+	m.Outputs = nil
+	m.Regions[SlotSecondary].Database.Role = RoleWriter
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadManifest(dir); err == nil || !strings.Contains(err.Error(), "2 slots hold the writer") {
+		t.Errorf("LoadManifest(two writers) = %v, want an error naming 2 writers", err)
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	var d Duration
+	for in, want := range map[string]time.Duration{`"1.5s"`: 1500 * time.Millisecond, `2000000000`: 2 * time.Second} {
+		if err := d.UnmarshalJSON([]byte(in)); err != nil || time.Duration(d) != want {
+			t.Errorf("UnmarshalJSON(%s) = %v, %v; want %v", in, time.Duration(d), err, want)
+		}
+	}
+	if b, _ := Duration(time.Second).MarshalJSON(); string(b) != `"1s"` {
+		t.Errorf("MarshalJSON(1s) = %s, want \"1s\"", b)
+	}
+}
