@@ -205,7 +205,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 			return nil, fmt.Errorf("up: %w", err)
 		}
 	}
-	m := &Manifest{Version: ManifestVersion, StateDir: o.StateDir, Suffix: o.Suffix, Regions: map[Slot]*Region{}, Gaps: append(stack.LocalGaps(), MotoWorkarounds()...)}
+	m := &Manifest{Version: ManifestVersion, StateDir: o.StateDir, Suffix: o.Suffix, Regions: map[Slot]*Region{}, Gaps: stack.LocalGaps()}
 	if prev != nil {
 		m.CreatedAt = prev.CreatedAt
 	}
@@ -303,9 +303,6 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		}
 		js, err := st.Synth()
 		if err != nil {
-			return "", fmt.Errorf("up: synthesize: %w", err)
-		}
-		if js, err = motoWorkarounds(js); err != nil {
 			return "", fmt.Errorf("up: synthesize: %w", err)
 		}
 		file := filepath.Join(stackDir, "cdk.tf.json")

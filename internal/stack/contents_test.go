@@ -451,4 +451,9 @@ func TestLocalTarget(t *testing.T) {
 	if len(d.all("aws_dms_replication_instance")) != 0 {
 		t.Error("local target declares a DMS instance")
 	}
+	if len(d.all("aws_kms_replica_key")) != 0 {
+		t.Error("local target declares a KMS replica key, which moto copies shallowly")
+	}
+	eq(t, "local secondary key", d.res(t, "aws_kms_key", "secondary")["provider"], "aws.secondary")
+	eq(t, "local secondary table key", block(t, d.res(t, "aws_dynamodb_table", "sessions_secondary"), "server_side_encryption")["kms_key_arn"], "${aws_kms_key.secondary.arn}")
 }

@@ -27,6 +27,24 @@ func (b *builder) encryption() {
 		Policy:               b.keyPolicy(),
 		Tags:                 b.tags(b.name("paydr-key")),
 	})
+	aws.NewKMSAlias(p.scope, "primary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: key.KeyID()})
+	p.kmsKeyARN = key.ARN()
+	if b.local() {
+		// moto's ReplicateKey copies the key shallowly (shared aliases and
+		// multi-Region configuration, tags dropped): locally the secondary
+		// region gets a key of its own.
+		own := aws.NewKMSKey(s.scope, "secondary", aws.KMSKeyArgs{
+			Description:          tf.S("paydr " + b.cfg.EnvironmentSuffix + ": secondary region key (local target)"),
+			EnableKeyRotation:    tf.B(true),
+			DeletionWindowInDays: tf.N(30),
+			Policy:               b.keyPolicy(),
+			Tags:                 b.tags(b.name("paydr-key")),
+		})
+		aws.NewKMSAlias(s.scope, "secondary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: own.KeyID()})
+		s.kmsKeyARN = own.ARN()
+		b.note("local: the secondary region gets its own aws_kms_key, not an aws_kms_replica_key (moto copies replica keys shallowly)")
+		return
+	}
 	replica := aws.NewKMSReplicaKey(s.scope, "secondary", aws.KMSReplicaKeyArgs{
 		Description:          tf.S("paydr " + b.cfg.EnvironmentSuffix + ": replica of the primary key"),
 		PrimaryKeyARN:        key.ARN(),
@@ -34,12 +52,9 @@ func (b *builder) encryption() {
 		Policy:               b.keyPolicy(),
 		Tags:                 b.tags(b.name("paydr-key")),
 	})
-	aws.NewKMSAlias(p.scope, "primary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: key.KeyID()})
 	aws.NewKMSAlias(s.scope, "secondary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: replica.KeyID()})
-	p.kmsKeyARN = key.ARN()
 	s.kmsKeyARN = replica.ARN()
 }
-
 // keyPolicy lets the account administer the key and the services paydr uses
 // encrypt with it through their grants.
 func (b *builder) keyPolicy() tf.String {

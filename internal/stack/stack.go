@@ -239,6 +239,7 @@ func LocalGaps() []string {
 		"dynamodb replica: moto ignores UpdateTable ReplicaUpdates and the provider would wait forever; locally each region gets its own payment-sessions table, not replicated",
 		"backup selection: moto does not implement CreateBackupSelection (HTTP 500, retried without end); locally the vaults and the plan with its copy action are created, the selection is left out",
 		"dms replication instance: moto returns a timestamp the SDK cannot parse; locally the DMS subnet group is created, the instance is left out",
+		"kms replica key: moto 5.2's ReplicateKey copies the primary key shallowly (shared aliases and multi-Region configuration, tags dropped); locally the secondary region gets its own aws_kms_key instead of a replica",
 		"aurora switchover/failover: moto does not implement SwitchoverGlobalCluster or FailoverGlobalCluster; locally the PostgreSQL primary and standby stand in for the clusters and DR operations act on them",
 	}
 	sort.Strings(gaps)
