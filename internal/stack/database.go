@@ -55,6 +55,7 @@ func (b *builder) encryption() {
 	aws.NewKMSAlias(s.scope, "secondary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: replica.KeyID()})
 	s.kmsKeyARN = replica.ARN()
 }
+
 // keyPolicy lets the account administer the key and the services paydr uses
 // encrypt with it through their grants.
 func (b *builder) keyPolicy() tf.String {
