@@ -91,8 +91,10 @@ func (b *builder) drAutomation() {
 					p.cluster.ARN(), s.cluster.ARN(),
 					b.arn("rds", p.name, "db:"+p.clusterIdentifier+"-*"),
 					b.arn("rds", s.name, "db:"+s.clusterIdentifier+"-*"),
-					b.arn("rds", p.name, "cluster-snapshot:"+b.name("paydr-dr")+"-*"),
-					b.arn("rds", s.name, "cluster-snapshot:"+b.name("paydr-dr")+"-*"),
+					// The final snapshot paydr dr failover keeps of the old writer
+					// (paydr/internal/dr/awsdr.SnapshotID).
+					b.arn("rds", p.name, "cluster-snapshot:paydr-final-"+p.clusterIdentifier+"-*"),
+					b.arn("rds", s.name, "cluster-snapshot:paydr-final-"+s.clusterIdentifier+"-*"),
 				}},
 			stmt{sid: "Fence", actions: []string{"lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency", "lambda:GetFunction"},
 				resources: []tf.String{p.function.ARN(), s.function.ARN()}},
@@ -103,7 +105,9 @@ func (b *builder) drAutomation() {
 				}},
 			stmt{sid: "Records", actions: []string{"route53:ListResourceRecordSets", "route53:GetHostedZone"},
 				resources: []tf.String{b.zone.ARN()}},
-			stmt{sid: "Sessions", actions: []string{"dynamodb:DescribeTable"},
+			// DescribeTable for replica state; the item calls are the DR lock,
+			// a conditional write in the acting region (paydr/internal/dr/awsdr).
+			stmt{sid: "SessionsAndLock", actions: []string{"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
 				resources: []tf.String{p.tableARN, s.tableARN}},
 			stmt{sid: "Parameters", actions: []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"},
 				resources: paramARNs},
