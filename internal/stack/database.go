@@ -89,10 +89,15 @@ func (b *builder) database() {
 		GlobalClusterIdentifier: tf.S(b.name("payment-global")),
 		Engine:                  tf.S("aurora-postgresql"),
 		EngineVersion:           tf.S(c.DBEngineVersion),
-		DatabaseName:            tf.S(dbName),
 		StorageEncrypted:        tf.B(true),
 		DeletionProtection:      tf.B(prod),
+		// The database is named by the primary cluster: database_name here
+		// forces replacement whenever a describe does not echo it back, and
+		// replacing the global cluster would tear the DR topology down.
 	})
+	if prod {
+		b.global.Lifecycle(tf.Lifecycle{PreventDestroy: true})
+	}
 
 	password := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, "db_master", aws.EphemeralSecretsManagerRandomPasswordArgs{
 		PasswordLength:     tf.N(40),
@@ -161,7 +166,8 @@ func (b *builder) database() {
 		r.cluster.Lifecycle(tf.Lifecycle{
 			// These follow the writer role, which moves with switchover and
 			// failover; the stack never moves it back.
-			IgnoreChanges: []string{"global_cluster_identifier", "replication_source_identifier"},
+			IgnoreChanges:  []string{"global_cluster_identifier", "replication_source_identifier"},
+			PreventDestroy: prod,
 		})
 		if r.role == secondary {
 			// The secondary can join only once the primary has an instance.
