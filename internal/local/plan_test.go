@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
 
 	"paydr/internal/local"
 	"paydr/internal/terraform"
