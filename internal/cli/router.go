@@ -51,6 +51,6 @@ func newRouterCmd() *cobra.Command {
 	f.StringVar(&cfg.Secondary.Name, "secondary-name", "secondary", "name of the secondary target (its region)")
 	f.DurationVar(&cfg.Interval, "interval", router.DefaultInterval, "health-check interval (Route 53 request_interval)")
 	f.IntVar(&cfg.FailureThreshold, "failure-threshold", router.DefaultFailureThreshold, "consecutive failed checks before a target is unhealthy")
-	f.DurationVar(&cfg.Timeout, "timeout", router.DefaultTimeout, "timeout of one health check")
+	f.DurationVar(&cfg.Timeout, "timeout", 0, "timeout of one health check (default the interval, at most 2s)")
 	return cmd
 }

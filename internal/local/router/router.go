@@ -86,7 +86,8 @@ type Config struct {
 	// healthy), as Route 53's failure_threshold. Default
 	// DefaultFailureThreshold.
 	FailureThreshold int
-	// Timeout bounds one health-check request. Default DefaultTimeout.
+	// Timeout bounds one health-check request. Default DefaultTimeout, or
+	// Interval when that is shorter.
 	Timeout time.Duration
 	// HealthPath is the path checked on each target. Default
 	// DefaultHealthPath.
@@ -136,7 +137,9 @@ func (c Config) withDefaults() Config {
 		c.FailureThreshold = DefaultFailureThreshold
 	}
 	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
+		// A check that outlives the interval would delay the next one: a
+		// hung target then counts one failure per timeout, not per interval.
+		c.Timeout = min(DefaultTimeout, c.Interval)
 	}
 	if c.HealthPath == "" {
 		c.HealthPath = DefaultHealthPath
@@ -265,7 +268,7 @@ func New(cfg Config) (*Router, error) {
 }
 
 // CheckNow runs one round of health checks, both targets concurrently, and
-// applies the results. Run calls it every Interval; tests call it directly.
+// applies the results together. Tests call it to step the router.
 func (r *Router) CheckNow(ctx context.Context) {
 	results := make([]error, len(r.targets))
 	var wg sync.WaitGroup
@@ -302,11 +305,22 @@ func (r *Router) check(ctx context.Context, t *target) error {
 // apply records one round's results (nil = passed) and the changes they
 // cause.
 func (r *Router) apply(results []error) {
+	idx := make([]int, len(results))
+	for i := range idx {
+		idx[i] = i
+	}
+	r.record(idx, results)
+}
+
+// record records the results of checks of the targets at idx (nil =
+// passed), and the health and route changes they cause.
+func (r *Router) record(idx []int, results []error) {
 	r.mu.Lock()
 	now := r.cfg.Now()
 	var fresh []Event
-	for i, t := range r.targets {
-		err := results[i]
+	for k, i := range idx {
+		t := r.targets[i]
+		err := results[k]
 		st := &t.st
 		st.Checks++
 		st.LastCheck = now
@@ -368,19 +382,33 @@ func (r *Router) target(role Role) *target {
 	return r.targets[1]
 }
 
-// Run checks the targets at once and then every Interval until ctx ends; it
-// returns ctx.Err().
+// Run checks each target at once and then every Interval, independently,
+// until ctx ends; it returns ctx.Err().
 func (r *Router) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.cfg.Interval)
-	defer tick.Stop()
-	for {
-		r.CheckNow(ctx)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
+	// Each target is checked on its own schedule, as Route 53's health
+	// checkers do: a target that hangs until the timeout does not delay the
+	// checks, and so the recovery, of the other.
+	var wg sync.WaitGroup
+	for i, t := range r.targets {
+		wg.Go(func() {
+			tick := time.NewTicker(r.cfg.Interval)
+			defer tick.Stop()
+			for {
+				err := r.check(ctx, t)
+				if ctx.Err() != nil {
+					return // a canceled check says nothing about the target
+				}
+				r.record([]int{i}, []error{err})
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
 	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 // Status returns a snapshot of the router's state.

@@ -341,3 +341,48 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRunChecksTargetsIndependently shows that a target whose checks hang
+// until the timeout does not hold back the checks of the other, as with
+// Route 53's independent health checkers: the healthy target is checked
+// several times before the hanging one's first check even ends.
+func TestRunChecksTargetsIndependently(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	s := newBackend(t, "west")
+	r, err := router.New(router.Config{
+		Primary:          router.Target{Name: "us-east-1", URL: hang.URL},
+		Secondary:        router.Target{Name: "us-west-2", URL: s.srv.URL},
+		Interval:         10 * time.Millisecond,
+		FailureThreshold: 3,
+		Timeout:          5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		st := r.Status()
+		if st.Targets[0].Checks != 0 {
+			t.Fatalf("the hanging primary's check ended before the secondary was checked 3 times (secondary checks %d)", st.Targets[1].Checks)
+		}
+		if st.Targets[1].Checks >= 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("secondary checked %d times in 4s while the primary hangs; want independent checks every 10ms", st.Targets[1].Checks)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
