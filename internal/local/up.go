@@ -171,7 +171,8 @@ func (u *upRun) step(name string, fn func() (string, error)) error {
 // unchanged since the last successful apply and the emulator process that
 // holds those resources is still the one running; when the emulator was
 // restarted its state is gone, so the stale Terraform state is discarded
-// and everything is applied afresh.
+// and everything is applied afresh. A changed stack is applied afresh on a
+// reset emulator too, never updated in place (see apply).
 func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -450,6 +451,19 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 			m.Stack.Resources = rec.Resources
 			return nil, fmt.Sprintf("skipped: stack unchanged since the last apply and moto (pid %d) still holds its %d resources", ms.PID(), rec.Resources), nil
 		}
+	} else if stateErr == nil {
+		// The stack changed. Updating in place on the emulator trips over
+		// what it does not keep (tags, blocks it never returns): a DMS
+		// subnet group's tag update, for one, waits minutes for tags that
+		// never appear. The emulator's state is disposable, so start from
+		// an empty one and apply afresh.
+		fmt.Fprintf(u.o.Out, "      the stack changed since the last apply: resetting the emulator and applying afresh\n")
+		if err := ms.Reset(ctx); err != nil {
+			return nil, "", fmt.Errorf("up: reset the emulator: %w", err)
+		}
+		_ = os.Remove(m.Stack.StatePath)
+		_ = os.Remove(m.Stack.StatePath + ".backup")
+		_ = os.Remove(recPath)
 	}
 	logf, err := openLog(u.l.terraformLog())
 	if err != nil {

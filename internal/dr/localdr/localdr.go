@@ -69,7 +69,7 @@ func Open(stateDir string) (*Backend, error) {
 		return nil, fmt.Errorf("localdr: %w", err)
 	}
 	return &Backend{stateDir: abs, Wait: 60 * time.Second,
-		client: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}, nil
+		client: &http.Client{Timeout: probeTimeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}, nil
 }
 
 // DRDir is where the journal, the lock and preserved data live.
@@ -101,6 +101,11 @@ func slotOf(m *local.Manifest, name string) (local.Slot, *local.Region, error) {
 	return "", nil, fmt.Errorf("localdr: region %s is in neither slot of the manifest", name)
 }
 
+// probeTimeout bounds each probe of a local database or processor: on
+// loopback a live one answers in milliseconds, and a frozen region must not
+// hold a failover back.
+const probeTimeout = time.Second
+
 // dbState observes one database: its role and whether it answered.
 func dbState(ctx context.Context, r *local.Region) (*pg.Server, dr.Role, bool, error) {
 	srv, err := pg.Open(r.Database.DataDir)
@@ -110,7 +115,7 @@ func dbState(ctx context.Context, r *local.Region) (*pg.Server, dr.Role, bool, e
 	if !srv.Running() {
 		return srv, dr.RoleDown, true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	in, err := srv.InRecovery(ctx)
 	if err != nil {
@@ -140,14 +145,18 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 		wg.Go(func() {
 			// Both regions are probed at once: a frozen region costs one
 			// timeout, not two.
+			// So are a region's database and processor: a frozen region
+			// costs one probe timeout in all.
 			reg := dr.Region{Name: r.Name, Slot: string(s), Database: r.Database.DataDir, Function: r.Processor.URL}
+			var hw sync.WaitGroup
+			hw.Go(func() { reg.Healthy, reg.Health = b.health(ctx, r.Processor.URL) })
 			srv, role, reachable, err := dbState(ctx, r)
+			hw.Wait()
 			reg.Role, reg.Reachable, reg.Fenced = role, reachable, role == dr.RoleDown
 			if err != nil {
 				notes[i] = fmt.Sprintf("%s database: %v", r.Name, err)
 			}
 			srvs[i] = srv
-			reg.Healthy, reg.Health = b.health(ctx, r.Processor.URL)
 			regions[i] = reg
 		})
 	}
@@ -171,7 +180,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 		}
 	}
 	if standby != "" {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		ss, err := servers[standby].StandbyStatus(sctx)
 		cancel()
 		if err == nil {
@@ -181,7 +190,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 		}
 	}
 	if writer != "" && standby != "" {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		reps, err := servers[writer].ReplicationStatus(sctx)
 		cancel()
 		if err == nil {
