@@ -1,16 +1,15 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
+	"paydr/internal/golden"
+)
 
 // TestGenerateGolden generates bindings for a fixture schema that holds each
 // kind of argument and block, and compares them with the golden files.
@@ -46,20 +45,7 @@ func TestGenerateGolden(t *testing.T) {
 		}
 		// The header records the command line, which holds the temp dir.
 		got = []byte(strings.ReplaceAll(string(got), out, "OUT"))
-		golden := filepath.Join("testdata", "golden", name+".txt")
-		if *update {
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test -update)", err)
-		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", name, diff)
-		}
+		golden.Check(t, filepath.Join("testdata", "golden", name+".txt"), got)
 	}
 }
 

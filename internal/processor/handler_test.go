@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,12 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"paydr/internal/golden"
 	"paydr/internal/payment"
 	"paydr/internal/payment/memory"
 	"paydr/internal/processor"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
 
 // fakeDB is a processor.DatabaseProbe with a fixed answer.
 type fakeDB struct {
@@ -54,8 +52,8 @@ func newEnv(t testing.TB, db fakeDB) *env {
 	return e
 }
 
-// golden is the recorded shape of a response.
-type golden struct {
+// recorded is the recorded shape of a response.
+type recorded struct {
 	Status  int               `json:"status"`
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
@@ -66,7 +64,7 @@ var keptHeaders = []string{"Content-Type", "Idempotent-Replayed", "Allow", "Retr
 
 func checkGolden(t *testing.T, name string, status int, header http.Header, body []byte) {
 	t.Helper()
-	g := golden{Status: status, Headers: map[string]string{}, Body: json.RawMessage(body)}
+	g := recorded{Status: status, Headers: map[string]string{}, Body: json.RawMessage(body)}
 	for _, k := range keptHeaders {
 		if v := header.Get(k); v != "" {
 			g.Headers[k] = v
@@ -80,21 +78,7 @@ func checkGolden(t *testing.T, name string, status int, header http.Header, body
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("updated %s", path)
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name+".json"), got)
 }
 
 func do(t testing.TB, h http.Handler, method, path, body string) *httptest.ResponseRecorder {

@@ -2,16 +2,14 @@ package stack
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+	"paydr/internal/golden"
+)
 
 // allVars sets every configuration variable to a non-default value.
 func allVars() Config {
@@ -61,32 +59,11 @@ func TestGolden(t *testing.T) {
 	for name, c := range map[string]Config{"defaults": Defaults(), "all-vars": allVars(), "local": localConfig()} {
 		t.Run(name, func(t *testing.T) {
 			got := synth(t, c)
-			golden(t, filepath.Join("testdata", name+".tf.json"), got)
+			golden.Check(t, filepath.Join("testdata", name+".tf.json"), got)
 			if again := synth(t, c); string(again) != string(got) {
 				t.Error("two syntheses of the same config differ")
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("updated %s", path)
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got); run go test -update if intended:\n%s", path, diff)
 	}
 }
 

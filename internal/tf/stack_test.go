@@ -3,21 +3,17 @@ package tf_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"paydr/internal/golden"
 	"paydr/internal/terraform"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
 // sample declares one of each thing a stack can hold.
 func sample() *tf.Stack {
@@ -82,7 +78,7 @@ func TestSynthGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Synth() error: %v", err)
 	}
-	golden(t, filepath.Join("testdata", "sample", "main.tf.json"), got)
+	golden.Check(t, filepath.Join("testdata", "sample", "main.tf.json"), got)
 	again, err := sample().Synth()
 	if err != nil {
 		t.Fatal(err)
@@ -237,27 +233,6 @@ func TestSynthReportsAllProblems(t *testing.T) {
 	var diags tf.Diagnostics
 	if !errors.As(err, &diags) || len(diags) != 3 {
 		t.Fatalf("Synth() error = %v, want 3 diagnostics", err)
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("updated %s", path)
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got); run go test -update if the change is intended:\n%s", path, diff)
 	}
 }
 
