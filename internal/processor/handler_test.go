@@ -23,7 +23,6 @@ import (
 	"paydr/internal/processor"
 )
 
-
 // fakeDB is a processor.DatabaseProbe with a fixed answer.
 type fakeDB struct {
 	writable bool
