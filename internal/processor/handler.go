@@ -65,8 +65,9 @@ type Options struct {
 //	    503 this region cannot take writes; 500 otherwise. Error bodies are
 //	    payment.ErrorBody and never carry internal error text.
 //	GET /health
-//	    {"region","database_writable","dynamodb_reachable"}: 200 when both
-//	    are true, else 503, so DNS failover sends traffic to the writer.
+//	    {"region","database_writable","dynamodb_reachable"}: 200 when the
+//	    database is writable, else 503, so DNS failover sends traffic to the
+//	    writer. DynamoDB is reported, not gating: it is a cache.
 //
 // Every response carries X-Request-Id (the caller's, when it sent a valid
 // one). Each request is logged once with slog, with request_id and
@@ -181,7 +182,8 @@ func writeError(w http.ResponseWriter, status int, body payment.ErrorBody) {
 	_, _ = w.Write(b)
 }
 
-// HealthBody is the JSON body of GET /health.
+// HealthBody is the JSON body of GET /health. The status is 200 when
+// DatabaseWritable, else 503; DynamoDBReachable is reported, not gating.
 type HealthBody struct {
 	Region            string `json:"region"`
 	DatabaseWritable  bool   `json:"database_writable"`
@@ -208,8 +210,12 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		body.DynamoDBReachable = err == nil
 	})
 	wg.Wait()
+	// Only the ledger decides whether this region can take payments: the
+	// session table is a cache written after the commit, so a slow or
+	// unreachable DynamoDB degrades the region (reported, logged) but must
+	// not fail it over to a region whose database cannot write.
 	status := http.StatusOK
-	if !body.DatabaseWritable || !body.DynamoDBReachable {
+	if !body.DatabaseWritable {
 		status = http.StatusServiceUnavailable
 	}
 	b, _ := json.Marshal(body)
