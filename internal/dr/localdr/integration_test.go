@@ -56,7 +56,9 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(tmp)
 		exe := filepath.Join(tmp, "paydr")
-		if out, err := exec.Command("go", "build", "-o", exe, "./cmd/paydr").CombinedOutput(); err != nil {
+		build := exec.Command("go", "build", "-o", exe, "./cmd/paydr")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
 			envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)
 			return m.Run()
 		}
