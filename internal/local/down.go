@@ -12,6 +12,7 @@ import (
 
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 )
 
 // DownReport is what Down stopped.
@@ -73,7 +74,7 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 	for _, p := range procs {
 		pid := readPIDFile(p.pidFile)
-		if pid != 0 && alive(pid, p.want) {
+		if pid != 0 && process.Alive(pid, p.want) {
 			if err := stopProcess(ctx, pid, p.want, 5*time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("down: stop %s: %w", p.name, err))
 			} else {

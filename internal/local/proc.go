@@ -3,7 +3,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,10 +13,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"paydr/internal/local/process"
 )
 
-// process is a detached long-lived process recorded by a pid file.
-type process struct {
+// detached is a long-lived process recorded by a pid file.
+type detached struct {
 	Name    string
 	Argv    []string
 	Env     []string // full environment
@@ -29,7 +30,7 @@ type process struct {
 // Ctrl-C in the terminal does not reach it), appending its output to
 // p.LogPath, and writes its pid to p.PIDFile. It returns the pid and a
 // channel closed when the process exits (while this process lives).
-func startDetached(p process) (int, <-chan struct{}, error) {
+func startDetached(p detached) (int, <-chan struct{}, error) {
 	if err := os.MkdirAll(filepath.Dir(p.LogPath), 0o755); err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", p.Name, err)
 	}
@@ -58,7 +59,7 @@ func startDetached(p process) (int, <-chan struct{}, error) {
 		err = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 	}
 	if err != nil {
-		_ = killGroup(pid, syscall.SIGKILL)
+		_ = process.SignalGroup(pid, syscall.SIGKILL)
 		return 0, nil, fmt.Errorf("start %s: write pid file: %w", p.Name, err)
 	}
 	return pid, exited, nil
@@ -77,77 +78,27 @@ func readPIDFile(path string) int {
 	return pid
 }
 
-// alive reports whether pid is a live process (not a zombie) whose command
-// line contains want (when want is not empty), so a recycled pid is not
-// mistaken for ours.
-func alive(pid int, want string) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return false
-		}
-	}
-	if want == "" {
-		return true
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return true // no /proc: trust the signal
-	}
-	return bytes.Contains(cmdline, []byte(want))
-}
-
-// killGroup signals the process group led by pid, or pid alone when it
-// leads none.
-func killGroup(pid int, sig syscall.Signal) error {
-	if pid <= 0 {
-		return nil
-	}
-	if err := syscall.Kill(-pid, sig); err == nil {
-		return nil
-	}
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
-	}
-	return nil
-}
-
 // stopProcess stops a process we started (SIGTERM to its group, SIGKILL
 // after grace) and waits until it is gone, at most until ctx ends.
 func stopProcess(ctx context.Context, pid int, want string, grace time.Duration) error {
-	if !alive(pid, want) {
+	if !process.Alive(pid, want) {
 		return nil
 	}
-	_ = killGroup(pid, syscall.SIGTERM)
+	_ = process.SignalGroup(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
-	for alive(pid, want) {
+	for process.Alive(pid, want) {
 		if time.Now().After(deadline) {
-			_ = killGroup(pid, syscall.SIGKILL)
+			_ = process.SignalGroup(pid, syscall.SIGKILL)
 			deadline = time.Now().Add(time.Hour)
 		}
 		select {
 		case <-ctx.Done():
-			_ = killGroup(pid, syscall.SIGKILL)
+			_ = process.SignalGroup(pid, syscall.SIGKILL)
 			return fmt.Errorf("stop pid %d: %w", pid, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return nil
-}
-
-// freePort returns a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // portFree reports whether port on 127.0.0.1 can be listened on.

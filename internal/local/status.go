@@ -8,13 +8,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"paydr/internal/local/moto"
-	"paydr/internal/local/pg"
-	"paydr/internal/tf"
-
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"paydr/internal/local/moto"
+	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 	"paydr/internal/stack"
+	"paydr/internal/tf"
 )
 
 // Component is the observed state of one running piece.
@@ -86,7 +86,7 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 	for _, s := range Slots {
 		r := m.Regions[s]
 		p := Component{Name: "processor " + string(s), Address: r.Processor.URL, Log: r.Processor.LogPath}
-		if pid := readPIDFile(r.Processor.PIDFile); alive(pid, "serve") {
+		if pid := readPIDFile(r.Processor.PIDFile); process.Alive(pid, "serve") {
 			p.Running, p.PID = true, pid
 			code, body, err := httpStatus(ctx, r.Processor.URL+"/health")
 			if err != nil {
@@ -98,7 +98,7 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		add(p)
 	}
 	rc := Component{Name: "router", Address: m.Router.URL, Log: m.Router.LogPath}
-	if pid := readPIDFile(m.Router.PIDFile); alive(pid, "router") {
+	if pid := readPIDFile(m.Router.PIDFile); process.Alive(pid, "router") {
 		rc.Running, rc.PID = true, pid
 		if rs, err := RouterStatus(ctx, m.Router.URL); err != nil {
 			rc.State = err.Error()

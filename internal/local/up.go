@@ -20,6 +20,7 @@ import (
 	"paydr/internal/bundle"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 	"paydr/internal/stack"
 	"paydr/internal/terraform"
@@ -214,7 +215,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	// 1. Prerequisites.
 	routerPort := o.RouterPort
 	ports := map[string]int{}
-	if routerPort != 0 && !(prev != nil && prev.Router.Port == routerPort && alive(prev.Router.PID, "router")) {
+	if routerPort != 0 && !(prev != nil && prev.Router.Port == routerPort && process.Alive(prev.Router.PID, "router")) {
 		ports["router"] = routerPort
 	}
 	if err := u.step("check prerequisites", func() (string, error) {
@@ -626,7 +627,7 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 		"PAYDR_AWS_ENDPOINT":   m.Moto.Endpoint,
 	}
 	// Adopt a running processor whose settings are unchanged.
-	if pid := readPIDFile(pidFile); alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
+	if pid := readPIDFile(pidFile); process.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
 		old := prev.Regions[s].Processor
 		same := true
 		for k, v := range env {
@@ -645,14 +646,14 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 	}
 	if port == 0 || !portFree(port) {
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = process.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start processor %s: %w", s, err)
 		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env["PAYDR_LISTEN"] = addr
 	argv := []string{u.o.Exe, "serve", "--listen", addr}
-	pid, exited, err := startDetached(process{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(env), LogPath: u.l.processorLog(s), PIDFile: pidFile})
+	pid, exited, err := startDetached(detached{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(env), LogPath: u.l.processorLog(s), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
@@ -704,7 +705,7 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 			"--failure-threshold", strconv.Itoa(u.o.FailureThreshold),
 		}
 	}
-	if pid := readPIDFile(pidFile); alive(pid, "router") && prev != nil && port != 0 {
+	if pid := readPIDFile(pidFile); process.Alive(pid, "router") && prev != nil && port != 0 {
 		want := args("127.0.0.1:" + strconv.Itoa(port))
 		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && listening(port) {
 			m.Router = prev.Router
@@ -720,13 +721,13 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 			return "", fmt.Errorf("up: router: 127.0.0.1:%d is in use; stop what listens there or choose another --router-port", port)
 		}
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = process.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start router: %w", err)
 		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := args(addr)
-	pid, exited, err := startDetached(process{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.routerLog(), PIDFile: pidFile})
+	pid, exited, err := startDetached(detached{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.routerLog(), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 )
 
@@ -65,10 +66,10 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		return func(context.Context) error { return nil }, nil
 	case dr.FaultKillProcessor:
 		pid := r.Processor.PID
-		if !processAlive(pid) {
+		if !process.Alive(pid, "") {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
 		}
-		if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+		if err := process.SignalGroup(pid, syscall.SIGKILL); err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
 		return func(ctx context.Context) error {
@@ -82,14 +83,14 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 	case dr.FaultCutRegion:
 		dbPID, procPID := srv.PID(), r.Processor.PID
 		for _, pid := range []int{dbPID, procPID} {
-			if err := signalGroup(pid, syscall.SIGSTOP); err != nil {
+			if err := process.SignalGroup(pid, syscall.SIGSTOP); err != nil {
 				return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 			}
 		}
 		return func(context.Context) error {
 			var errs []error
 			for _, pid := range []int{dbPID, procPID} {
-				if err := signalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+				if err := process.SignalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
 					errs = append(errs, err)
 				}
 			}
@@ -97,21 +98,6 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		}, nil
 	}
 	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
-}
-
-// signalGroup signals pid's process group when pid leads one, else pid.
-func signalGroup(pid int, sig syscall.Signal) error {
-	if pid <= 0 {
-		return fmt.Errorf("signal %s: no pid", sig)
-	}
-	target := pid
-	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
-		target = -pid
-	}
-	if err := syscall.Kill(target, sig); err != nil {
-		return fmt.Errorf("signal %s to %d: %w", sig, target, err)
-	}
-	return nil
 }
 
 // HealthEvents implements dr.DrillEnv from the router's events.

@@ -46,6 +46,7 @@ import (
 	"paydr/internal/ledger"
 	"paydr/internal/local"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 )
 
@@ -494,30 +495,11 @@ func setRoles(m *local.Manifest, writer local.Slot) error {
 	return nil
 }
 
-// processAlive reports whether pid runs (and is not a zombie).
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
 // ensureProcessor starts the slot's processor from the manifest when it is
 // not running, and waits until it answers /health (with any status).
 func (b *Backend) ensureProcessor(ctx context.Context, m *local.Manifest, slot local.Slot) (string, error) {
 	p := m.Regions[slot].Processor
-	if processAlive(p.PID) {
+	if process.Alive(p.PID, "") {
 		return fmt.Sprintf("processor %s runs (pid %d)", p.URL, p.PID), nil
 	}
 	pid, err := StartProcessor(p)

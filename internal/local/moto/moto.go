@@ -25,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"paydr/internal/local/process"
 )
 
 // EnvBin names the environment variable that overrides the moto_server
@@ -97,7 +99,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	port := opts.Port
 	if port == 0 {
-		if port, err = freePort(); err != nil {
+		if port, err = process.FreePort(); err != nil {
 			return nil, fmt.Errorf("moto: start: %w", err)
 		}
 	}
@@ -189,7 +191,7 @@ func (s *Server) Running() bool {
 			return true
 		}
 	}
-	return processAlive(pid, "moto")
+	return process.Alive(pid, "moto")
 }
 
 // Reset discards all emulated AWS state (POST /moto-api/reset).
@@ -219,12 +221,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	pid := s.pid
 	s.mu.Unlock()
 	if s.Running() {
-		_ = signalGroup(pid, syscall.SIGTERM)
+		_ = process.SignalGroup(pid, syscall.SIGTERM)
 		deadline := time.Now().Add(5 * time.Second)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		if !waitGone(deadline, func() bool { return s.Running() || groupAlive(pid) }) {
+		if !process.WaitGone(deadline, func() bool { return s.Running() || process.GroupAlive(pid) }) {
 			if err := s.kill(); err != nil {
 				return fmt.Errorf("moto: stop: %w", err)
 			}
@@ -242,8 +244,8 @@ func (s *Server) kill() error {
 	s.mu.Lock()
 	pid := s.pid
 	s.mu.Unlock()
-	_ = signalGroup(pid, syscall.SIGKILL)
-	if !waitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || groupAlive(pid) }) {
+	_ = process.SignalGroup(pid, syscall.SIGKILL)
+	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || process.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil
@@ -292,82 +294,6 @@ func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFu
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, DefaultWait)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// signalGroup signals the process group led by pid, or pid alone if it
-// leads none.
-func signalGroup(pid int, sig syscall.Signal) error {
-	if pid <= 1 {
-		return nil
-	}
-	target := pid
-	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
-		target = -pid
-	}
-	return syscall.Kill(target, sig)
-}
-
-// processAlive reports whether pid is a live, non-zombie process whose
-// command line contains want.
-func processAlive(pid int, want string) bool {
-	if pid <= 1 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return false
-		}
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	return want == "" || strings.Contains(string(cmdline), want)
-}
-
-// groupAlive reports whether a non-zombie process is left in group pgid.
-func groupAlive(pgid int) bool {
-	if pgid <= 1 || syscall.Kill(-pgid, 0) != nil {
-		return false
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if g, err := syscall.Getpgid(pid); err == nil && g == pgid && processAlive(pid, "") {
-			return true
-		}
-	}
-	return false
-}
-
-func waitGone(deadline time.Time, cond func() bool) bool {
-	for {
-		if !cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func logTail(path string, offset int64) string {

@@ -1,7 +1,6 @@
 package pg
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // runAs is the unprivileged identity the PostgreSQL binaries run as when
@@ -119,75 +117,3 @@ func (r *runAs) checkTraversable(dir string) error {
 		}
 	}
 }
-
-// processAlive reports whether pid names a live (non-zombie) process whose
-// command line contains want.
-func processAlive(pid int, want string) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err == nil {
-		// The state follows the parenthesised command name.
-		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return false
-		}
-	}
-	if want == "" {
-		return true
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	return strings.Contains(string(cmdline), want)
-}
-
-// groupAlive reports whether any process is left in process group pgid.
-func groupAlive(pgid int) bool {
-	if pgid <= 1 {
-		return false
-	}
-	err := syscall.Kill(-pgid, 0)
-	if err != nil {
-		return false
-	}
-	// Zombies still count for kill(2); look for a non-zombie member.
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		g, err := syscall.Getpgid(pid)
-		if err != nil || g != pgid {
-			continue
-		}
-		if processAlive(pid, "") {
-			return true
-		}
-	}
-	return false
-}
-
-// waitGone polls until cond reports false or the deadline passes.
-func waitGone(deadline time.Time, cond func() bool) bool {
-	for {
-		if !cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syscallKillGroup sends SIGKILL to the process group led by pid.
-func syscallKillGroup(pid int) error { return syscall.Kill(-pid, syscall.SIGKILL) }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"paydr/internal/local/process"
 )
 
 // Superuser is the database superuser every server is initialised with.
@@ -109,7 +111,7 @@ func Open(dataDir string) (*Server, error) {
 			s.as = &runAs{name: strconv.Itoa(int(st.Uid)), uid: st.Uid, gid: st.Gid}
 		}
 	}
-	if pid, err := readPostmasterPID(abs); err == nil && processAlive(pid, "postgres") {
+	if pid, err := readPostmasterPID(abs); err == nil && process.Alive(pid, "postgres") {
 		s.pid = pid
 	}
 	return s, nil
@@ -167,11 +169,11 @@ func (s *Server) livePID() int {
 			return pid
 		}
 	}
-	if pid != 0 && processAlive(pid, "postgres") {
+	if pid != 0 && process.Alive(pid, "postgres") {
 		return pid
 	}
 	// Someone else may have started it since we looked.
-	if p, err := readPostmasterPID(s.dataDir); err == nil && processAlive(p, "postgres") {
+	if p, err := readPostmasterPID(s.dataDir); err == nil && process.Alive(p, "postgres") {
 		s.mu.Lock()
 		s.pid = p
 		s.mu.Unlock()
@@ -196,7 +198,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("pg: stop %s: signal postmaster %d: %w", s.name, pid, err)
 	}
 	deadline, _ := ctx.Deadline()
-	if waitGone(deadline, func() bool { return s.livePID() != 0 || groupAlive(pid) }) {
+	if process.WaitGone(deadline, func() bool { return s.livePID() != 0 || process.GroupAlive(pid) }) {
 		return nil
 	}
 	if err := s.killGroup(pid); err != nil {
@@ -228,7 +230,7 @@ func (s *Server) killGroup(pid int) error {
 	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("sigkill %d: %w", target, err)
 	}
-	if !waitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || groupAlive(pid) }) {
+	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || process.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil

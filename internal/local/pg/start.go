@@ -11,7 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"paydr/internal/local/process"
 )
 
 // maxSocketPath is the longest Unix-domain socket path Linux accepts
@@ -255,7 +258,7 @@ func (s *Server) start(ctx context.Context, port int) error {
 	}
 	// A stale postmaster.pid whose pid now belongs to another process would
 	// make postgres refuse to start.
-	if pid, err := readPostmasterPID(s.dataDir); err == nil && !processAlive(pid, "postgres") {
+	if pid, err := readPostmasterPID(s.dataDir); err == nil && !process.Alive(pid, "postgres") {
 		_ = os.Remove(filepath.Join(s.dataDir, "postmaster.pid"))
 	}
 	logf, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -329,7 +332,7 @@ func (s *Server) run(ctx context.Context, bin string, args ...string) error {
 		}
 		return nil
 	case <-ctx.Done():
-		_ = syscallKillGroup(cmd.Process.Pid)
+		_ = process.SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		return fmt.Errorf("%s: %w: %s", filepath.Base(bin), ctx.Err(), strings.TrimSpace(out.String()))
 	}
@@ -337,12 +340,11 @@ func (s *Server) run(ctx context.Context, bin string, args ...string) error {
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := process.FreePort()
 	if err != nil {
-		return 0, fmt.Errorf("pg: free port: %w", err)
+		return 0, fmt.Errorf("pg: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }
 
 func checkPortFree(port int) error {
