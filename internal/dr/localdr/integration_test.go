@@ -55,6 +55,12 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		defer os.RemoveAll(tmp)
+		// PostgreSQL runs as an unprivileged user when the tests run as root:
+		// it must be able to reach its data directory.
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			envFailed = err
+			return m.Run()
+		}
 		exe := filepath.Join(tmp, "paydr")
 		build := exec.Command("go", "build", "-o", exe, "./cmd/paydr")
 		build.Dir = root
