@@ -103,7 +103,7 @@ func (g *generator) finish(name string) ([]byte, error) {
 
 func (g *generator) claim(goName, by string) error {
 	if prev, ok := g.names[goName]; ok {
-		return fmt.Errorf("Go name %s for %s collides with %s", goName, by, prev)
+		return fmt.Errorf("the Go name %s for %s collides with %s", goName, by, prev)
 	}
 	g.names[goName] = by
 	return nil

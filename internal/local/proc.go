@@ -55,7 +55,8 @@ func startDetached(p detached) (int, <-chan struct{}, error) {
 	pid := cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := os.MkdirAll(filepath.Dir(p.PIDFile), 0o755); err == nil {
+	err = os.MkdirAll(filepath.Dir(p.PIDFile), 0o755)
+	if err == nil {
 		err = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 	}
 	if err != nil {

@@ -446,7 +446,6 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 		_ = os.Remove(m.Stack.StatePath)
 		_ = os.Remove(m.Stack.StatePath + ".backup")
 		_ = os.Remove(recPath)
-		stateErr = os.ErrNotExist
 	} else if rec.Hash == m.Stack.Hash && stateErr == nil && len(rec.Outputs) > 0 {
 		if err := json.Unmarshal(rec.Outputs, &m.Outputs); err == nil {
 			m.Stack.Resources = rec.Resources

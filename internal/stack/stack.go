@@ -51,31 +51,30 @@ type region struct {
 	provider *tf.Provider
 	scope    tf.Scope
 
-	vpc                *aws.VPC
-	public, private    []*aws.Subnet
-	privateRouteTable  *aws.RouteTable
-	sgProcessor, sgDB  *aws.SecurityGroup
-	sgDMS              *aws.SecurityGroup
-	kmsKeyARN          tf.String
-	dbSubnetGroup      *aws.DBSubnetGroup
-	cluster            *aws.RDSCluster
-	instances          []*aws.RDSClusterInstance
-	tableARN           tf.String
-	function           *aws.LambdaFunction
-	functionLogGroup   *aws.CloudWatchLogGroup
-	api                *aws.APIGatewayV2API
-	apiHost            tf.String
-	bus                *aws.CloudWatchEventBus
-	vault              *aws.BackupVault
-	alarmTopic         *aws.SNSTopic
-	healthCheck        *aws.Route53HealthCheck
-	dashboard          *aws.CloudWatchDashboard
-	params             map[string]*aws.SSMParameter
-	processorRoleName  string
-	functionName       string
-	clusterIdentifier  string
-	dashboardName      string
-	replicationLagName string
+	vpc               *aws.VPC
+	public, private   []*aws.Subnet
+	privateRouteTable *aws.RouteTable
+	sgProcessor, sgDB *aws.SecurityGroup
+	sgDMS             *aws.SecurityGroup
+	kmsKeyARN         tf.String
+	dbSubnetGroup     *aws.DBSubnetGroup
+	cluster           *aws.RDSCluster
+	instances         []*aws.RDSClusterInstance
+	tableARN          tf.String
+	function          *aws.LambdaFunction
+	functionLogGroup  *aws.CloudWatchLogGroup
+	api               *aws.APIGatewayV2API
+	apiHost           tf.String
+	bus               *aws.CloudWatchEventBus
+	vault             *aws.BackupVault
+	alarmTopic        *aws.SNSTopic
+	healthCheck       *aws.Route53HealthCheck
+	dashboard         *aws.CloudWatchDashboard
+	params            map[string]*aws.SSMParameter
+	processorRoleName string
+	functionName      string
+	clusterIdentifier string
+	dashboardName     string
 }
 
 // builder carries what every concern needs while the stack is built.

@@ -16,20 +16,6 @@ import (
 	"paydr/internal/dr"
 )
 
-// targetARN is the ARN of region's cluster as the global cluster lists it,
-// or a placeholder naming the cluster when it was not observed.
-func (b *Backend) targetARN(ctx context.Context, region string) (string, error) {
-	gs, err := b.describe(ctx)
-	if err != nil {
-		return "", err
-	}
-	if m, ok := gs.members[region]; ok {
-		return m.arn, nil
-	}
-	side, _, _ := b.topo.side(region)
-	return "", fmt.Errorf("cluster %s in %s is not a member of global cluster %s", side.ClusterID, region, b.topo.GlobalClusterID)
-}
-
 // SnapshotID is the identifier of the final snapshot preserve takes of a
 // cluster during operation opID.
 func SnapshotID(clusterID, opID string) string {

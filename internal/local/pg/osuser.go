@@ -67,19 +67,6 @@ func (r *runAs) chown(path string) error {
 	return os.Chown(path, int(r.uid), int(r.gid))
 }
 
-// chownTree gives every file under root to r (no-op when r is nil).
-func (r *runAs) chownTree(root string) error {
-	if r == nil {
-		return nil
-	}
-	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(r.uid), int(r.gid))
-	})
-}
-
 // checkTraversable verifies that r can reach dir: every ancestor must be
 // searchable by r. t.TempDir() directories are 0700 root-owned, for example.
 func (r *runAs) checkTraversable(dir string) error {
