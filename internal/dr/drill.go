@@ -276,6 +276,17 @@ func waitDetection(ctx context.Context, env DrillEnv, region string, since time.
 	for time.Now().Before(deadline) {
 		evs, err := env.HealthEvents(ctx)
 		if err == nil {
+			// The region's health as of the fault: if its checks had already
+			// failed it unhealthy, the fault is detected at once.
+			var atFault string
+			for _, e := range evs {
+				if e.Region == region && e.Time.Before(since) && (e.Kind == "unhealthy" || e.Kind == "healthy") {
+					atFault = e.Kind
+				}
+			}
+			if atFault == "unhealthy" {
+				return since, nil
+			}
 			for _, e := range evs {
 				if e.Kind == "unhealthy" && e.Region == region && !e.Time.Before(since) {
 					return e.Time, nil

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
@@ -66,11 +69,16 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		return func(context.Context) error { return nil }, nil
 	case dr.FaultKillProcessor:
 		pid := r.Processor.PID
-		if !process.Alive(pid, "") {
+		if !process.Alive(pid, "serve") {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
 		}
 		if err := process.SignalGroup(pid, syscall.SIGKILL); err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
+		}
+		// The fault is real only once nothing answers on the processor's port.
+		port := r.Processor.Port
+		if !process.WaitGone(time.Now().Add(5*time.Second), func() bool { return process.Alive(pid, "") || listening(port) }) {
+			return nil, fmt.Errorf("localdr: inject %s: processor of %s still answers on port %d after SIGKILL to pid %d", kind, region, port, pid)
 		}
 		return func(ctx context.Context) error {
 			m, err := e.b.manifest()
@@ -166,3 +174,14 @@ func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRo
 }
 
 var _ dr.DrillEnv = (*DrillEnv)(nil)
+
+// listening reports whether something accepts TCP connections on port of
+// 127.0.0.1.
+func listening(port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
