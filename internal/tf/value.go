@@ -343,11 +343,22 @@ func escapeTemplate(s string) string {
 
 // json renders a term as a value for encoding/json: strings are Terraform JSON
 // templates, so literals are escaped and expressions wrapped in ${}.
-func (t term) json() any {
+func (t term) json() any { return t.value(true) }
+
+// plain converts a literal term into plain Go values, for encoding/json:
+// strings as they are, for a document such as jsonencode's result.
+func (t term) plain() any { return t.value(false) }
+
+// value renders a term for encoding/json; template says whether strings are
+// Terraform JSON templates (escaped) or plain.
+func (t term) value(template bool) any {
 	switch t.kind {
 	case tNull:
 		return nil
 	case tString:
+		if !template {
+			return t.s
+		}
 		return escapeTemplate(t.s)
 	case tNumber:
 		return jsonNumber(t.s)
@@ -356,13 +367,13 @@ func (t term) json() any {
 	case tList:
 		out := make([]any, len(t.items))
 		for i, e := range t.items {
-			out[i] = e.json()
+			out[i] = e.value(template)
 		}
 		return out
 	case tMap:
 		out := make(map[string]any, len(t.m))
 		for k, e := range t.m {
-			out[k] = e.json()
+			out[k] = e.value(template)
 		}
 		return out
 	case tExpr:
@@ -473,31 +484,6 @@ func (t term) exprs(dst []string) []string {
 		}
 	}
 	return dst
-}
-
-// plain converts a literal term into plain Go values, for encoding/json.
-func (t term) plain() any {
-	switch t.kind {
-	case tString:
-		return t.s
-	case tNumber:
-		return jsonNumber(t.s)
-	case tBool:
-		return t.b
-	case tList:
-		out := make([]any, len(t.items))
-		for i, e := range t.items {
-			out[i] = e.plain()
-		}
-		return out
-	case tMap:
-		out := make(map[string]any, len(t.m))
-		for k, e := range t.m {
-			out[k] = e.plain()
-		}
-		return out
-	}
-	return nil
 }
 
 func quoteHCL(s string) string {
