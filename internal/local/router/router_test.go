@@ -224,15 +224,7 @@ func TestProxyFollowsActiveTarget(t *testing.T) {
 }
 
 func TestHealthCheckTimeoutFails(t *testing.T) {
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(hang.Close)
-	t.Cleanup(func() { close(release) })
+	hang := hangingServer(t)
 	s := newBackend(t, "west")
 	r, err := router.New(router.Config{
 		Primary:          router.Target{Name: "us-east-1", URL: hang.URL},
@@ -347,15 +339,7 @@ func TestConfigValidate(t *testing.T) {
 // Route 53's independent health checkers: the healthy target is checked
 // several times before the hanging one's first check even ends.
 func TestRunChecksTargetsIndependently(t *testing.T) {
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(hang.Close)
-	t.Cleanup(func() { close(release) })
+	hang := hangingServer(t)
 	s := newBackend(t, "west")
 	r, err := router.New(router.Config{
 		Primary:          router.Target{Name: "us-east-1", URL: hang.URL},
@@ -385,4 +369,20 @@ func TestRunChecksTargetsIndependently(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// hangingServer returns a server that answers nothing until the request is
+// cancelled or the test ends: a target frozen mid-request.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	return hang
 }
