@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"paydr/internal/bundle"
+	"paydr/internal/needs"
 	"paydr/internal/processor/processortest"
 )
 
@@ -37,10 +39,7 @@ func findRIE(t testing.TB) string {
 		}
 	}
 	const how = "install it with: go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
-	if os.Getenv("CI") != "" {
-		t.Fatalf("aws-lambda-rie not found (CI is set); %s", how)
-	}
-	t.Skipf("skipping: aws-lambda-rie not found; %s", how)
+	needs.Tool(t, fmt.Errorf("aws-lambda-rie not found; %s", how))
 	return ""
 }
 

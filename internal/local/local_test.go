@@ -37,6 +37,7 @@ import (
 	"paydr/internal/cli"
 	"paydr/internal/local"
 	"paydr/internal/local/router"
+	"paydr/internal/needs"
 	"paydr/internal/sessions"
 )
 
@@ -56,12 +57,8 @@ func TestMain(m *testing.M) {
 func requireTools(t *testing.T) {
 	t.Helper()
 	exe, _ := os.Executable()
-	if _, err := local.CheckPrerequisites(exe, true, nil); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and a prerequisite of paydr up is missing: %v", err)
-		}
-		t.Skipf("skipping the local environment test: %v", err)
-	}
+	_, err := local.CheckPrerequisites(exe, true, nil)
+	needs.Tool(t, err)
 	if testing.Short() {
 		t.Skip("skipping the local environment test in -short mode: paydr up takes about 3 minutes")
 	}

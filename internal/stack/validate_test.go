@@ -2,25 +2,18 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"paydr/internal/needs"
 	"paydr/internal/terraform"
 )
 
 // TestTerraformValidates runs the real terraform validate, offline, on the
 // stack for each target and configuration.
 func TestTerraformValidates(t *testing.T) {
-	_, errBin := terraform.LookPath()
-	_, errMirror := terraform.FindMirror()
-	if err := errors.Join(errBin, errMirror); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs terraform and the provider mirror: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
+	needs.Terraform(t)
 	for name, c := range map[string]Config{"defaults": Defaults(), "all-vars": allVars(), "local": localConfig()} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"paydr/internal/golden"
+	"paydr/internal/needs"
 	"paydr/internal/terraform"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
@@ -91,7 +92,7 @@ func TestSynthGolden(t *testing.T) {
 // TestSynthValidates runs the real terraform validate, offline, against the
 // golden configuration.
 func TestSynthValidates(t *testing.T) {
-	requireTerraform(t)
+	needs.Terraform(t)
 	dir := t.TempDir()
 	src, err := os.ReadFile(filepath.Join("testdata", "sample", "main.tf.json"))
 	if err != nil {
@@ -233,19 +234,5 @@ func TestSynthReportsAllProblems(t *testing.T) {
 	var diags tf.Diagnostics
 	if !errors.As(err, &diags) || len(diags) != 3 {
 		t.Fatalf("Synth() error = %v, want 3 diagnostics", err)
-	}
-}
-
-// requireTerraform skips when Terraform or the provider mirror is missing,
-// except in CI, which must run every tier.
-func requireTerraform(t *testing.T) {
-	t.Helper()
-	_, errBin := terraform.LookPath()
-	_, errMirror := terraform.FindMirror()
-	if err := errors.Join(errBin, errMirror); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs terraform and the provider mirror: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
 	}
 }

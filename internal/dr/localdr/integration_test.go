@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"paydr/internal/dr"
+	"paydr/internal/needs"
 )
 
 // The integration tests run against one local environment per test binary
@@ -101,10 +102,7 @@ func environment(t *testing.T) *Backend {
 		t.Fatalf("local environment: %v", envFailed)
 	}
 	if envSkip != "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("local environment unavailable in CI: %s", envSkip)
-		}
-		t.Skipf("skipping: no local environment: %s", envSkip)
+		needs.Tool(t, fmt.Errorf("no local environment: %s", envSkip))
 	}
 	b, err := Open(envDir)
 	if err != nil {

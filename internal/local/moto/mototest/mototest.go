@@ -9,11 +9,12 @@ package mototest
 import (
 	"context"
 	"errors"
-	"os"
+	"fmt"
 	"testing"
 	"time"
 
 	"paydr/internal/local/moto"
+	"paydr/internal/needs"
 )
 
 // Start starts moto_server with its state and log in t.TempDir() and stops
@@ -25,8 +26,8 @@ func Start(t testing.TB) *moto.Server {
 	defer cancel()
 	srv, err := moto.Start(ctx, moto.Options{StateDir: t.TempDir()})
 	if err != nil {
-		if errors.Is(err, moto.ErrNotInstalled) && os.Getenv("CI") == "" {
-			t.Skipf("mototest: skipping: %v", err)
+		if errors.Is(err, moto.ErrNotInstalled) {
+			needs.Tool(t, fmt.Errorf("mototest: %w", err))
 		}
 		t.Fatalf("mototest: %v", err)
 	}

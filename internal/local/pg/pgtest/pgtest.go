@@ -10,6 +10,7 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"paydr/internal/local/pg"
+	"paydr/internal/needs"
 )
 
 // startTimeout bounds starting one server; stopTimeout stopping one.
@@ -72,10 +74,10 @@ func stopOnCleanup(t testing.TB, srv *pg.Server) {
 func requireBinaries(t testing.TB) {
 	t.Helper()
 	if _, err := pg.FindBinDir(""); err != nil {
-		if errors.Is(err, pg.ErrNotInstalled) && os.Getenv("CI") == "" {
-			t.Skipf("pgtest: skipping: %v", err)
+		if errors.Is(err, pg.ErrNotInstalled) {
+			needs.Tool(t, fmt.Errorf("pgtest: %w", err))
 		}
-		t.Fatalf("pgtest: %v (CI is set, so missing binaries fail the test)", err)
+		t.Fatalf("pgtest: %v", err)
 	}
 }
 
