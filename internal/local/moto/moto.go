@@ -188,7 +188,8 @@ func (s *Server) Running() bool {
 		case <-exited:
 			return false
 		default:
-			return true
+			// Exited but not yet reaped is a zombie: not running.
+			return process.Alive(pid, "")
 		}
 	}
 	return process.Alive(pid, "moto")

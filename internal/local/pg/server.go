@@ -166,7 +166,11 @@ func (s *Server) livePID() int {
 		case <-exited:
 			return 0
 		default:
-			return pid
+			// Exited but not yet reaped is a zombie: not running.
+			if process.Alive(pid, "") {
+				return pid
+			}
+			return 0
 		}
 	}
 	if pid != 0 && process.Alive(pid, "postgres") {
