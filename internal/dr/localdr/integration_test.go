@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,73 +19,81 @@ import (
 
 // The integration tests run against one local environment per test binary
 // (paydr up takes about 2.5 minutes): $PAYDR_DR_TEST_STATE_DIR names an
-// environment that already runs, else TestMain builds paydr and brings one
-// up in a temporary state directory, and takes it down at the end. Without
-// terraform, moto_server or PostgreSQL they skip, unless $CI is set.
+// environment that already runs, else the first test that asks for one
+// builds paydr and brings it up in a temporary state directory, and TestMain
+// takes it down at the end. A run that selects no such test brings nothing
+// up. Without terraform, moto_server or PostgreSQL they skip, unless $CI is
+// set.
 
 var (
+	envOnce   sync.Once
 	envDir    string
 	envSkip   string
 	envFailed error
+	envDown   func() // takes down what bringUp brought up
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	code := m.Run()
+	if envDown != nil {
+		envDown()
+	}
+	os.Exit(code)
+}
+
+// bringUp sets envDir to a running environment, or envSkip or envFailed.
+func bringUp() {
 	if testing.Short() {
 		envSkip = "-short"
-		os.Exit(m.Run())
+		return
 	}
-	code := func() int {
-		if dir := os.Getenv("PAYDR_DR_TEST_STATE_DIR"); dir != "" {
-			envDir = dir
-			return m.Run()
+	if dir := os.Getenv("PAYDR_DR_TEST_STATE_DIR"); dir != "" {
+		envDir = dir
+		return
+	}
+	for _, tool := range []string{"terraform", "moto_server"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			envSkip = tool + " is not installed (see paydr up's prerequisites)"
+			return
 		}
-		for _, tool := range []string{"terraform", "moto_server"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				envSkip = tool + " is not installed (see paydr up's prerequisites)"
-				return m.Run()
-			}
-		}
-		root, err := moduleRoot()
-		if err != nil {
-			envFailed = err
-			return m.Run()
-		}
-		tmp, err := os.MkdirTemp("", "paydr-dr-")
-		if err != nil {
-			envFailed = err
-			return m.Run()
-		}
-		defer os.RemoveAll(tmp)
-		// PostgreSQL runs as an unprivileged user when the tests run as root:
-		// it must be able to reach its data directory.
-		if err := os.Chmod(tmp, 0o755); err != nil {
-			envFailed = err
-			return m.Run()
-		}
-		exe := filepath.Join(tmp, "paydr")
-		build := exec.Command("go", "build", "-o", exe, "./cmd/paydr")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)
-			return m.Run()
-		}
-		if out, _ := exec.Command(exe, "up", "--help").CombinedOutput(); !strings.Contains(string(out), "Bring up the local environment") {
-			envSkip = "this paydr has no up command yet"
-			return m.Run()
-		}
-		envDir = filepath.Join(tmp, "state")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		up := exec.CommandContext(ctx, exe, "up", "--state-dir", envDir)
-		up.Dir = root
-		if out, err := up.CombinedOutput(); err != nil {
-			envFailed = fmt.Errorf("paydr up: %v\n%s", err, out)
-		}
-		defer exec.Command(exe, "down", "--state-dir", envDir).Run()
-		return m.Run()
-	}()
-	os.Exit(code)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		envFailed = err
+		return
+	}
+	tmp, err := os.MkdirTemp("", "paydr-dr-")
+	if err != nil {
+		envFailed = err
+		return
+	}
+	envDown = func() { os.RemoveAll(tmp) }
+	// PostgreSQL runs as an unprivileged user when the tests run as root:
+	// it must be able to reach its data directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		envFailed = err
+		return
+	}
+	exe := filepath.Join(tmp, "paydr")
+	build := exec.Command("go", "build", "-o", exe, "./cmd/paydr")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)
+		return
+	}
+	envDir = filepath.Join(tmp, "state")
+	envDown = func() {
+		_ = exec.Command(exe, "down", "--state-dir", envDir).Run()
+		os.RemoveAll(tmp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, exe, "up", "--state-dir", envDir)
+	up.Dir = root
+	if out, err := up.CombinedOutput(); err != nil {
+		envFailed = fmt.Errorf("paydr up: %v\n%s", err, out)
+	}
 }
 
 func moduleRoot() (string, error) {
@@ -98,6 +107,7 @@ func moduleRoot() (string, error) {
 // environment returns the shared environment's backend, or skips.
 func environment(t *testing.T) *Backend {
 	t.Helper()
+	envOnce.Do(bringUp)
 	if envFailed != nil {
 		t.Fatalf("local environment: %v", envFailed)
 	}
