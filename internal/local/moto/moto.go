@@ -227,7 +227,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		if !process.WaitGone(deadline, func() bool { return s.Running() || process.GroupAlive(pid) }) {
+		if !process.WaitGone(deadline, func() bool { return s.Running() || s.unreaped() || process.GroupAlive(pid) }) {
 			if err := s.kill(); err != nil {
 				return fmt.Errorf("moto: stop: %w", err)
 			}
@@ -239,6 +239,23 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
+// unreaped reports whether a server this process started has exited but
+// not yet been waited for: its pid and process group still exist.
+func (s *Server) unreaped() bool {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if exited == nil {
+		return false
+	}
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // kill sends SIGKILL to the process group and waits (bounded) until it is
 // gone.
 func (s *Server) kill() error {
@@ -246,7 +263,7 @@ func (s *Server) kill() error {
 	pid := s.pid
 	s.mu.Unlock()
 	_ = process.SignalGroup(pid, syscall.SIGKILL)
-	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || process.GroupAlive(pid) }) {
+	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || s.unreaped() || process.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil

@@ -186,6 +186,15 @@ func (s *Server) livePID() int {
 	return 0
 }
 
+// unreaped reports whether a postmaster this process started has exited
+// but not yet been waited for: its pid and process group still exist.
+func (s *Server) unreaped() bool {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	return exited != nil && !isClosed(exited)
+}
+
 // Stop shuts the server down with a fast shutdown (SIGINT: clients are
 // disconnected, a shutdown checkpoint is written) and waits for the whole
 // process group to exit. If it has not exited when ctx ends (or after
@@ -202,7 +211,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("pg: stop %s: signal postmaster %d: %w", s.name, pid, err)
 	}
 	deadline, _ := ctx.Deadline()
-	if process.WaitGone(deadline, func() bool { return s.livePID() != 0 || process.GroupAlive(pid) }) {
+	if process.WaitGone(deadline, func() bool { return s.livePID() != 0 || s.unreaped() || process.GroupAlive(pid) }) {
 		return nil
 	}
 	if err := s.killGroup(pid); err != nil {
@@ -234,7 +243,7 @@ func (s *Server) killGroup(pid int) error {
 	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("sigkill %d: %w", target, err)
 	}
-	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || process.GroupAlive(pid) }) {
+	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || s.unreaped() || process.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil
