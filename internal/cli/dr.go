@@ -180,7 +180,12 @@ cut-region, or switchover for a planned switchover under traffic), detection
 by the health checks, failover, then every payment classified against the new
 writer's ledger. It reports detection, promotion, RTO, RPO, client errors and
 duplicates; --timeline writes an SVG picture. The writer stays where the drill
-moved it: paydr dr failback returns it.`,
+moved it: paydr dr failback returns it.
+
+--cut-replication 3s cuts replication to the standby that long before the
+fault, so the failover must lose what the writer acknowledged meanwhile: the
+drill then checks that the loss stays inside the replication lag measured at
+the fault and inside the estimate the failover printed before it acted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.backend != "local" {
@@ -229,6 +234,7 @@ moved it: paydr dr failback returns it.`,
 	fl.DurationVar(&o.Duration, "duration", 30*time.Second, "how long traffic runs")
 	fl.DurationVar(&o.FaultAfter, "fault-after", 5*time.Second, "when the fault is injected")
 	fl.DurationVar(&o.MaxRTO, "max-rto", 30*time.Second, "RTO target checked")
+	fl.DurationVar(&o.CutReplication, "cut-replication", 0, "cut replication to the standby this long before the fault, forcing data loss (unplanned faults only)")
 	fl.StringVar(&timeline, "timeline", "", "write an SVG timeline to this file")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
 	return cmd

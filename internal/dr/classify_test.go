@@ -68,6 +68,7 @@ func TestDrillReportFigures(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	r := &DrillReport{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
 		FaultAt: at(5000), DetectedAt: at(8000), PromoteStarted: at(8100), PromotedAt: at(8600), RPOLagAtFault: 40 * time.Millisecond,
+		LossEstimate: &LossEstimate{MayLoseData: true, Window: 3640 * time.Millisecond, Since: at(4960)},
 		Attempts: []Attempt{
 			{PaymentID: "p1", AmountMinor: 100, Sent: at(4900), Done: at(4950), Status: 201, Answer: Acked},
 			{PaymentID: "p2", AmountMinor: 100, Sent: at(4960), Done: at(4990), Status: 201, Answer: Acked}, // lost: acked 10ms before the fault
@@ -102,7 +103,8 @@ func TestDrillReportFigures(t *testing.T) {
 	if err := r.Render(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"detection:   3s", "rto:         4.02s", "rpo:         1 acknowledged payments lost, window 10ms", "FAIL rpo within the replication lag at the fault"} {
+	for _, s := range []string{"detection:   3s", "rto:         4.02s", "rpo:         1 acknowledged payments lost, window 10ms", "FAIL rpo within the replication lag at the fault",
+		"estimated:   writes of about the last 3.64s may be lost", "PASS loss within the failover's estimate: 1 lost, window 10ms <= estimated 3.64s"} {
 		if !strings.Contains(text.String(), s) {
 			t.Errorf("Render() lacks %q:\n%s", s, text.String())
 		}
@@ -110,9 +112,63 @@ func TestDrillReportFigures(t *testing.T) {
 	if err := r.WriteTimeline(&svg); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"<svg ", "fault us-east-1", "promoted", "recovered us-west-2", "</svg>"} {
+	for _, s := range []string{"<svg ", "fault us-east-1", "promoted", "recovered us-west-2", "1 acknowledged, then lost", "</svg>"} {
 		if !strings.Contains(svg.String(), s) {
 			t.Errorf("WriteTimeline() lacks %q", s)
 		}
+	}
+}
+
+func TestLossEstimateCheck(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	// p2 and p3 are acknowledged at 4700 and 4900 and lost; the fault is at 5000.
+	attempts := []Attempt{
+		{PaymentID: "p1", AmountMinor: 100, Sent: at(4000), Done: at(4100), Status: 201, Answer: Acked},
+		{PaymentID: "p2", AmountMinor: 100, Sent: at(4600), Done: at(4700), Status: 201, Answer: Acked},
+		{PaymentID: "p3", AmountMinor: 100, Sent: at(4800), Done: at(4900), Status: 201, Answer: Acked},
+		{PaymentID: "p4", AmountMinor: 100, Sent: at(9000), Done: at(9100), Status: 201, Answer: Acked},
+	}
+	tests := []struct {
+		name     string
+		estimate *LossEstimate
+		rows     []LedgerRow
+		cut      bool
+		wantPass bool
+		want     string
+	}{
+		{"bounds the loss", &LossEstimate{MayLoseData: true, Window: 400 * time.Millisecond, Since: at(4600)},
+			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, true, "2 lost, window 300ms <= estimated 400ms"},
+		{"loss before the last write said held", &LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4800)},
+			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, false, "1 lost payments acknowledged before 00:00:04.800"},
+		{"window too short", &LossEstimate{MayLoseData: true, Window: 200 * time.Millisecond},
+			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, false, "window 300ms > estimated 200ms"},
+		{"promised no loss", &LossEstimate{Basis: "streaming"},
+			[]LedgerRow{{"p1", 100}, {"p4", 100}}, false, false, "2 lost, but the estimate said: no data loss expected"},
+		{"no estimate", nil, []LedgerRow{{"p1", 100}, {"p4", 100}}, false, false, "the failover printed no estimate"},
+		{"cut but nothing lost", &LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4600)},
+			[]LedgerRow{{"p1", 100}, {"p2", 100}, {"p3", 100}, {"p4", 100}}, true, true, "0 lost"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &DrillReport{Fault: FaultKillDB, Start: t0, End: at(10000), FaultAt: at(5000), MaxRTO: 30 * time.Second,
+				RPOLagAtFault: time.Second, LossEstimate: tt.estimate, Attempts: append([]Attempt(nil), attempts...)}
+			if tt.cut {
+				r.ReplicationCutAt = at(3000)
+			}
+			r.finish(tt.rows)
+			var got *Check
+			for i, c := range r.Checks {
+				if c.Name == "loss within the failover's estimate" {
+					got = &r.Checks[i]
+				}
+			}
+			if got == nil {
+				t.Fatalf("no estimate check in %+v", r.Checks)
+			}
+			if got.Pass != tt.wantPass || !strings.Contains(got.Detail, tt.want) {
+				t.Errorf("estimate check = %v %q, want %v containing %q", got.Pass, got.Detail, tt.wantPass, tt.want)
+			}
+		})
 	}
 }

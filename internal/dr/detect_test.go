@@ -2,6 +2,7 @@ package dr
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +43,36 @@ func TestWaitDetection(t *testing.T) {
 			got, err := waitDetection(context.Background(), eventsEnv{evs: tt.evs}, "us-east-1", fault, 300*time.Millisecond)
 			if (err != nil) != tt.wantErr || !got.Equal(tt.want) {
 				t.Errorf("waitDetection() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDrillOptionsValidate(t *testing.T) {
+	base := DrillOptions{Fault: FaultKillDB}.withDefaults(time.Now())
+	tests := []struct {
+		name   string
+		change func(*DrillOptions)
+		want   string // "" for valid
+	}{
+		{"defaults", func(*DrillOptions) {}, ""},
+		{"cut before the fault", func(o *DrillOptions) { o.CutReplication = 3 * time.Second }, ""},
+		{"unknown fault", func(o *DrillOptions) { o.Fault = "meteor" }, `fault "meteor" is not one of`},
+		{"cut with a switchover", func(o *DrillOptions) { o.Fault, o.CutReplication = FaultSwitchover, time.Second }, "cut-replication needs an unplanned fault"},
+		{"cut longer than fault-after", func(o *DrillOptions) { o.CutReplication = 5 * time.Second }, "must be shorter than fault-after 5s"},
+		{"negative cut", func(o *DrillOptions) { o.CutReplication = -time.Second }, "is negative"},
+		{"fault after the end", func(o *DrillOptions) { o.FaultAfter = time.Minute }, "must be shorter than duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			tt.change(&o)
+			err := o.Validate()
+			if tt.want == "" && err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}

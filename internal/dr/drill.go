@@ -52,6 +52,10 @@ type DrillEnv interface {
 	// LedgerRows returns the payments whose id starts with prefix in the
 	// current writer's ledger.
 	LedgerRows(ctx context.Context, prefix string) ([]LedgerRow, error)
+	// CutReplication stops replication to region (the standby), as an
+	// inter-region link that fails before the region itself does, and
+	// returns how to restore it.
+	CutReplication(ctx context.Context, region string) (restore func(context.Context) error, err error)
 }
 
 // DrillOptions configure a drill.
@@ -72,6 +76,13 @@ type DrillOptions struct {
 	DetectTimeout time.Duration
 	// MaxRTO is the RTO target checked (default 30 s).
 	MaxRTO time.Duration
+	// CutReplication, when positive, cuts replication to the standby this
+	// long before an unplanned fault, so the writer commits and
+	// acknowledges payments the standby never receives: the failover must
+	// lose them, and the drill checks that the loss stays inside both the
+	// replication lag measured at the fault and the estimate the failover
+	// printed before it acted. Not for a switchover.
+	CutReplication time.Duration
 	// Prefix starts every payment id (default "drill-<time>").
 	Prefix string
 	// Log receives progress lines; nil discards.
@@ -121,6 +132,15 @@ func (o DrillOptions) Validate() error {
 	}
 	if o.FaultAfter >= o.Duration {
 		return fmt.Errorf("drill: fault-after %s must be shorter than duration %s", o.FaultAfter, o.Duration)
+	}
+	if o.CutReplication < 0 {
+		return fmt.Errorf("drill: cut-replication %s is negative", o.CutReplication)
+	}
+	if o.CutReplication > 0 && o.Fault == FaultSwitchover {
+		return errors.New("drill: cut-replication needs an unplanned fault: a switchover waits for the standby to catch up and would only time out")
+	}
+	if o.CutReplication > 0 && o.CutReplication >= o.FaultAfter {
+		return fmt.Errorf("drill: cut-replication %s must be shorter than fault-after %s: the cut happens under traffic, before the fault", o.CutReplication, o.FaultAfter)
 	}
 	return nil
 }
@@ -181,8 +201,29 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 	stopAt := make(chan time.Time, 1)
 	go func() { gen.run(trafficCtx, opts.Rate, stopAt); close(trafficDone) }()
 
+	var restoreReplication func(context.Context) error
+	defer func() {
+		if restoreReplication != nil {
+			_ = restoreReplication(context.WithoutCancel(ctx))
+		}
+	}()
+	if opts.CutReplication > 0 {
+		select {
+		case <-time.After(time.Until(start.Add(opts.FaultAfter - opts.CutReplication))):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("drill: %w", ctx.Err())
+		}
+		restore, err := env.CutReplication(ctx, standby.Name)
+		if err != nil {
+			return nil, fmt.Errorf("drill: cut replication to %s: %w", standby.Name, err)
+		}
+		restoreReplication = restore
+		rep.ReplicationCutAt = time.Now()
+		rep.Events = append(rep.Events, Event{Time: rep.ReplicationCutAt, Kind: "cut", Region: standby.Name, Detail: "replication to the standby cut"})
+		fmt.Fprintf(opts.Log, "replication to %s cut; %s keeps committing for %s before the fault\n", standby.Name, writer.Name, opts.CutReplication)
+	}
 	select {
-	case <-time.After(opts.FaultAfter):
+	case <-time.After(time.Until(start.Add(opts.FaultAfter))):
 	case <-ctx.Done():
 		return nil, fmt.Errorf("drill: %w", ctx.Err())
 	}
@@ -216,6 +257,7 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 		}
 	}
 	rep.OpID = out.OpID
+	rep.LossEstimate = out.Plan.Loss
 	if s, ok := out.Step(ActionPromote, ""); ok && !s.End.IsZero() {
 		rep.PromotedAt, rep.PromoteStarted = s.End, s.Start
 	}
@@ -256,6 +298,12 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 				rep.Events = append(rep.Events, e)
 			}
 		}
+	}
+	if restoreReplication != nil {
+		if err := restoreReplication(context.WithoutCancel(ctx)); err != nil {
+			rep.Notes = append(rep.Notes, "restoring replication: "+err.Error())
+		}
+		restoreReplication = nil
 	}
 	rows, err := env.LedgerRows(ctx, opts.Prefix)
 	if err != nil {

@@ -58,6 +58,12 @@ type DrillReport struct {
 	// them was acknowledged.
 	LostCount  int           `json:"rpo_lost_payments"`
 	LostWindow time.Duration `json:"rpo_window_ns"`
+	// ReplicationCutAt is when the drill cut replication to the standby
+	// (DrillOptions.CutReplication), zero when it did not.
+	ReplicationCutAt time.Time `json:"replication_cut_at,omitzero"`
+	// LossEstimate is what the failover's plan said it might lose, before
+	// it acted.
+	LossEstimate *LossEstimate `json:"loss_estimate,omitempty"`
 
 	Sent         int            `json:"sent"`
 	Acked        int            `json:"acked"`
@@ -184,8 +190,53 @@ func (r *DrillReport) checks() []Check {
 			Check{Name: "rpo within the replication lag at the fault", Pass: r.LostWindow <= r.RPOLagAtFault,
 				Detail: fmt.Sprintf("%d lost, window %s <= rpo lag at fault %s", r.LostCount, r.LostWindow.Round(time.Microsecond), r.RPOLagAtFault.Round(time.Microsecond))},
 		)
+		if r.LostCount > 0 || !r.ReplicationCutAt.IsZero() {
+			out = append(out, r.estimateCheck())
+		}
 	}
 	return out
+}
+
+// estimateCheck checks the failover's loss estimate against the loss: it
+// must have warned of loss, and every lost payment must have been
+// acknowledged after the last write it said the standby held, and within
+// the window it gave.
+func (r *DrillReport) estimateCheck() Check {
+	c := Check{Name: "loss within the failover's estimate"}
+	e := r.LossEstimate
+	switch {
+	case e == nil:
+		c.Detail = "the failover printed no estimate"
+		return c
+	case !e.MayLoseData && r.LostCount > 0:
+		c.Detail = fmt.Sprintf("%d lost, but the estimate said: %s", r.LostCount, e)
+		return c
+	case !e.MayLoseData:
+		c.Pass, c.Detail = true, "no loss expected, none found"
+		return c
+	}
+	lost := map[string]bool{}
+	for _, id := range r.Classification.Lost {
+		lost[id] = true
+	}
+	var before []string
+	for _, a := range r.Attempts {
+		if lost[a.PaymentID] && !e.Since.IsZero() && a.Done.Before(e.Since) {
+			before = append(before, a.PaymentID)
+		}
+	}
+	switch {
+	case len(before) > 0:
+		c.Detail = fmt.Sprintf("%d lost payments acknowledged before %s, the last write the standby was said to hold: %v",
+			len(before), e.Since.UTC().Format("15:04:05.000"), before)
+	case r.LostWindow > e.Window:
+		c.Detail = fmt.Sprintf("%d lost, window %s > estimated %s", r.LostCount, r.LostWindow.Round(time.Millisecond), e.Window.Round(time.Millisecond))
+	default:
+		c.Pass = true
+		c.Detail = fmt.Sprintf("%d lost, window %s <= estimated %s, all after %s", r.LostCount, r.LostWindow.Round(time.Millisecond),
+			e.Window.Round(time.Millisecond), e.Since.UTC().Format("15:04:05.000"))
+	}
+	return c
 }
 
 func orNone(s string) string {
@@ -201,6 +252,9 @@ func (r *DrillReport) Render(w io.Writer) error {
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	fmt.Fprintf(&b, "drill %s: %s on %s (writer %s -> %s), %s backend\n", r.Prefix, r.Fault, r.From, r.From, r.To, r.Backend)
 	fmt.Fprintf(&b, "traffic:     %d payments sent at %.0f/s over %s, %d acknowledged\n", r.Sent, r.Rate, ms(r.End.Sub(r.Start)), r.Acked)
+	if !r.ReplicationCutAt.IsZero() {
+		fmt.Fprintf(&b, "cut:         replication to %s at +%s, %s before the fault\n", r.To, ms(r.ReplicationCutAt.Sub(r.Start)), ms(r.FaultAt.Sub(r.ReplicationCutAt)))
+	}
 	fmt.Fprintf(&b, "fault at:    %s (+%s)\n", r.FaultAt.UTC().Format("15:04:05.000"), ms(r.FaultAt.Sub(r.Start)))
 	if !r.DetectedAt.IsZero() {
 		fmt.Fprintf(&b, "detection:   %s\n", ms(r.Detection))
@@ -214,6 +268,9 @@ func (r *DrillReport) Render(w io.Writer) error {
 		b.WriteString("rto:         not recovered before the drill ended\n")
 	}
 	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s\n", r.LostCount, r.LostWindow.Round(time.Microsecond))
+	if r.LossEstimate != nil {
+		fmt.Fprintf(&b, "estimated:   %s\n", r.LossEstimate)
+	}
 	fmt.Fprintf(&b, "lag:         at the fault replay lag %s, %d bytes behind; rpo lag %s\n",
 		r.LagAtFault.ReplayLag.Round(time.Microsecond), r.LagAtFault.LagBytes, r.RPOLagAtFault.Round(time.Microsecond))
 	kinds := make([]string, 0, len(r.ClientErrors))

@@ -9,8 +9,9 @@ import (
 )
 
 // WriteTimeline writes r as a self-contained SVG picture: payments
-// acknowledged (green, up) and not (red, down) per time bucket by the time
-// they were sent, with the fault, detection, promotion, recovery and
+// acknowledged (green, up; black on top for those acknowledged and then
+// lost) and not (red, down) per time bucket by the time they were sent,
+// with the replication cut, fault, detection, promotion, recovery and
 // routing changes as labelled vertical lines.
 func (r *DrillReport) WriteTimeline(w io.Writer) error {
 	const (
@@ -25,7 +26,11 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 	}
 	span := end.Sub(start)
 	n := int(span/bucket) + 1
-	ok, bad := make([]int, n), make([]int, n)
+	ok, bad, gone := make([]int, n), make([]int, n), make([]int, n)
+	lost := map[string]bool{}
+	for _, id := range r.Classification.Lost {
+		lost[id] = true
+	}
 	peak := 1
 	for _, a := range r.Attempts {
 		i := int(a.Sent.Sub(start) / bucket)
@@ -34,6 +39,9 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 		}
 		if a.Answer == Acked {
 			ok[i]++
+			if lost[a.PaymentID] {
+				gone[i]++
+			}
 		} else {
 			bad[i]++
 		}
@@ -53,11 +61,19 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 			r.RTO.Round(time.Millisecond), r.LostCount, r.Classification.Counts[ClassDuplicated])))
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#888"/>`+"\n", left, mid, width-right, mid)
 	fmt.Fprintf(&b, `<text x="4" y="%.1f" fill="#2a7">ok</text><text x="4" y="%.1f" fill="#c33">errors</text>`+"\n", mid-10, mid+18)
+	if len(lost) > 0 {
+		fmt.Fprintf(&b, `<text x="4" y="%.1f" fill="#111">lost</text>`+"\n", mid-24)
+	}
 	for i := 0; i < n; i++ {
 		bx := float64(left) + bw*float64(i)
 		if ok[i] > 0 {
 			h := float64(ok[i]) * scale
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#2a7"><title>%d ok</title></rect>`+"\n", bx, mid-h, max(bw-0.5, 0.5), h, ok[i])
+		}
+		if gone[i] > 0 {
+			h := float64(ok[i]) * scale
+			g := float64(gone[i]) * scale
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#111"><title>%d acknowledged, then lost</title></rect>`+"\n", bx, mid-h, max(bw-0.5, 0.5), g, gone[i])
 		}
 		if bad[i] > 0 {
 			h := float64(bad[i]) * scale
@@ -78,7 +94,7 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 		}
 	}
 	b.WriteString("\n")
-	colors := map[string]string{"fault": "#c33", "detected": "#e80", "unhealthy": "#e80", "healthy": "#2a7", "route": "#36c", "promoted": "#909", "recovered": "#2a7", "lifted": "#888"}
+	colors := map[string]string{"fault": "#c33", "detected": "#e80", "unhealthy": "#e80", "healthy": "#2a7", "route": "#36c", "promoted": "#909", "recovered": "#2a7", "lifted": "#888", "cut": "#111"}
 	labelY := top + plotH + 32
 	for i, e := range r.Events {
 		if e.Time.Before(start) || e.Time.After(end.Add(5*time.Second)) {
@@ -95,7 +111,13 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-dasharray="4 2"><title>%s</title></line>`+"\n",
 			ex, top, ex, top+plotH, col, html.EscapeString(e.Time.UTC().Format("15:04:05.000")+" "+label+" "+e.Detail))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="%s">%s +%s</text>`+"\n", ex+2, labelY+12*(i%6), col,
+		// Labels near the right edge end at their line instead of
+		// running off the picture.
+		tx, anchor := ex+2, "start"
+		if ex > width-right-160 {
+			tx, anchor = ex-2, "end"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="%s" text-anchor="%s">%s +%s</text>`+"\n", tx, labelY+12*(i%6), col, anchor,
 			html.EscapeString(label), e.Time.Sub(start).Round(time.Millisecond))
 	}
 	b.WriteString("</svg>\n")

@@ -108,6 +108,32 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
 }
 
+// CutReplication implements dr.DrillEnv: region's standby server stops
+// receiving WAL (pg.Server.DisconnectReplication) until restore.
+func (e *DrillEnv) CutReplication(ctx context.Context, region string) (func(context.Context) error, error) {
+	m, err := e.b.manifest()
+	if err != nil {
+		return nil, err
+	}
+	_, r, err := slotOf(m, region)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("localdr: cut replication: %w", err)
+	}
+	if err := srv.DisconnectReplication(ctx); err != nil {
+		return nil, fmt.Errorf("localdr: cut replication: %w", err)
+	}
+	return func(ctx context.Context) error {
+		if !srv.Running() {
+			return nil // a rebuild rewrites its replication settings
+		}
+		return srv.ReconnectReplication(ctx)
+	}, nil
+}
+
 // HealthEvents implements dr.DrillEnv from the router's events.
 func (e *DrillEnv) HealthEvents(ctx context.Context) ([]dr.Event, error) {
 	m, err := e.b.manifest()

@@ -171,21 +171,25 @@ func restore(t *testing.T, b *Backend) {
 }
 
 // drill runs one drill and checks its report's targets.
-func drill(t *testing.T, b *Backend, fault string) *dr.DrillReport {
+func drill(t *testing.T, b *Backend, fault string, cut time.Duration) *dr.DrillReport {
 	t.Helper()
 	j, _ := b.Journal()
 	var log strings.Builder
 	rep, err := dr.Drill(context.Background(), b, b.DrillEnv(), b.Locker(), j, dr.DrillOptions{
-		Fault: fault, Rate: 5, Duration: 30 * time.Second, FaultAfter: 5 * time.Second, Log: &log})
+		Fault: fault, Rate: 5, Duration: 30 * time.Second, FaultAfter: 5 * time.Second, CutReplication: cut, Log: &log})
 	if rep != nil {
 		var text strings.Builder
 		rep.Render(&text)
 		t.Logf("drill %s:\n%s\n%s", fault, log.String(), text.String())
 		if dir := os.Getenv("PAYDR_DR_TEST_OUT"); dir != "" {
-			f, _ := os.Create(filepath.Join(dir, "drill-"+fault+".svg"))
+			name := "drill-" + fault
+			if cut > 0 {
+				name += "-cut-replication"
+			}
+			f, _ := os.Create(filepath.Join(dir, name+".svg"))
 			rep.WriteTimeline(f)
 			f.Close()
-			g, _ := os.Create(filepath.Join(dir, "drill-"+fault+".txt"))
+			g, _ := os.Create(filepath.Join(dir, name+".txt"))
 			g.WriteString(text.String())
 			g.Close()
 		}
@@ -243,7 +247,7 @@ func TestLocalDR(t *testing.T) {
 	})
 
 	t.Run("switchover drill", func(t *testing.T) {
-		rep := drill(t, b, dr.FaultSwitchover)
+		rep := drill(t, b, dr.FaultSwitchover, 0)
 		if rep.LostCount != 0 {
 			t.Errorf("switchover lost %d acknowledged payments, want exactly 0", rep.LostCount)
 		}
@@ -280,7 +284,7 @@ func TestLocalDR(t *testing.T) {
 
 	for _, fault := range []string{dr.FaultKillDB, dr.FaultKillProcessor, dr.FaultCutRegion} {
 		t.Run("drill "+fault, func(t *testing.T) {
-			rep := drill(t, b, fault)
+			rep := drill(t, b, fault, 0)
 			if rep.RTO >= 30*time.Second {
 				t.Errorf("RTO = %s, want under 30s", rep.RTO)
 			}
@@ -296,6 +300,35 @@ func TestLocalDR(t *testing.T) {
 			restore(t, b)
 		})
 	}
+
+	// With replication cut 3 s before the database dies, the failover must
+	// lose what the writer acknowledged meanwhile: the drill shows the loss
+	// is real, and that the lag measured at the fault and the estimate the
+	// failover printed both bound it.
+	t.Run("drill kill-db with replication cut", func(t *testing.T) {
+		const cut = 3 * time.Second
+		rep := drill(t, b, dr.FaultKillDB, cut)
+		if rep.LostCount == 0 {
+			t.Errorf("no acknowledged payment lost with replication cut %s before the fault; the cut did not hold", cut)
+		}
+		if gap := rep.FaultAt.Sub(rep.ReplicationCutAt); rep.RPOLagAtFault < gap {
+			t.Errorf("rpo lag at the fault %s, under the %s replication was cut for", rep.RPOLagAtFault, gap)
+		}
+		if rep.LostWindow > rep.RPOLagAtFault {
+			t.Errorf("RPO window %s exceeds the rpo lag at the fault %s", rep.LostWindow, rep.RPOLagAtFault)
+		}
+		if e := rep.LossEstimate; e == nil || !e.MayLoseData || rep.LostWindow > e.Window {
+			t.Errorf("failover estimate %+v does not bound the loss window %s", e, rep.LostWindow)
+		}
+		if rep.Classification.Counts[dr.ClassLost] != rep.LostCount || !rep.Classification.Conserved {
+			t.Errorf("classification %+v: want the losses counted and the ledger conserved", rep.Classification)
+		}
+		restore(t, b)
+		st := status(t, b)
+		if !st.Replication.Streaming {
+			t.Errorf("replication not streaming after failback: %+v", st.Replication)
+		}
+	})
 }
 
 // crashAt cancels the operation's context when it reaches action, as if

@@ -166,6 +166,58 @@ SELECT pg_is_in_recovery(),
 	return st, nil
 }
 
+// DisconnectReplication cuts this standby off from its primary, as a broken
+// link between regions would: the WAL receiver stops and stays stopped
+// (primary_conninfo is overridden with ALTER SYSTEM) until
+// ReconnectReplication. The standby keeps serving reads of what it has
+// replayed, and its primary keeps committing without it (replication is
+// asynchronous). It waits until no WAL receiver runs.
+func (s *Server) DisconnectReplication(ctx context.Context) error {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if err := s.exec(ctx, "ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("pg: disconnect replication %s: %w", s.name, err)
+	}
+	for {
+		st, err := s.StandbyStatus(ctx)
+		if err == nil && st.ReceiverStatus == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pg: disconnect replication %s: WAL receiver still %q: %w (last: %v)", s.name, st.ReceiverStatus, ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ReconnectReplication undoes DisconnectReplication: the standby's own
+// primary_conninfo applies again and its WAL receiver restarts. On a server
+// promoted meanwhile it only removes the override.
+func (s *Server) ReconnectReplication(ctx context.Context) error {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	if err := s.exec(ctx, "ALTER SYSTEM RESET primary_conninfo", "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("pg: reconnect replication %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// exec runs statements in order on the postgres database as the superuser.
+func (s *Server) exec(ctx context.Context, stmts ...string) error {
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
 // CurrentLSN returns the server's current WAL position: the write position on
 // a primary, the replay position on a standby.
 func (s *Server) CurrentLSN(ctx context.Context) (LSN, error) {
