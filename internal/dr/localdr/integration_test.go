@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"paydr/internal/dr"
+	"paydr/internal/ledger"
+	"paydr/internal/local/pg"
 	"paydr/internal/needs"
 )
 
@@ -323,6 +326,14 @@ func TestLocalDR(t *testing.T) {
 		if rep.Classification.Counts[dr.ClassLost] != rep.LostCount || !rep.Classification.Conserved {
 			t.Errorf("classification %+v: want the losses counted and the ledger conserved", rep.Classification)
 		}
+		// Lost to the new writer, not to the business: every lost payment
+		// is in the old writer's preserved copy.
+		kept := preservedPayments(t, b, rep)
+		for _, id := range rep.Classification.Lost {
+			if !kept[id] {
+				t.Errorf("lost payment %s is not in the preserved copy of %s (%d of the drill's payments there)", id, rep.From, len(kept))
+			}
+		}
 		restore(t, b)
 		st := status(t, b)
 		if !st.Replication.Streaming {
@@ -345,4 +356,66 @@ func (c *crashAt) Do(ctx context.Context, opID string, s dr.Step) (string, error
 		return "", ctx.Err()
 	}
 	return c.Backend.Do(ctx, opID, s)
+}
+
+// preservedPayments starts a throwaway server on a copy of the data
+// directory the drill's failover preserved, and returns the drill's
+// payment ids found there.
+func preservedPayments(t *testing.T, b *Backend, rep *dr.DrillReport) map[string]bool {
+	t.Helper()
+	found, err := filepath.Glob(filepath.Join(b.DRDir(), "preserved", rep.OpID+"-*"))
+	if err != nil || len(found) != 1 {
+		t.Fatalf("preserved copy of operation %s: %v (%v)", rep.OpID, found, err)
+	}
+	m, err := b.manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dsn string
+	for _, r := range m.Regions {
+		dsn = r.Database.DSN
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Path == "" {
+		t.Fatalf("database of the environment: %q: %v", dsn, err)
+	}
+	tmp, err := os.MkdirTemp("", "paydr-preserved-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(tmp, "data")
+	if out, err := exec.Command("cp", "-a", found[0], data).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s: %v: %s", found[0], err, out)
+	}
+	port, err := pg.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: data, Port: port})
+	if err != nil {
+		t.Fatalf("start a server on the preserved copy: %v", err)
+	}
+	defer srv.Stop(context.Background())
+	l, err := ledger.Open(ledger.Options{DSN: srv.DSN(strings.TrimPrefix(u.Path, "/")), Region: rep.From, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ps, err := l.Payments(ctx)
+	if err != nil {
+		t.Fatalf("payments in the preserved copy: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, p := range ps {
+		if strings.HasPrefix(p.PaymentID, rep.Prefix) {
+			ids[p.PaymentID] = true
+		}
+	}
+	return ids
 }

@@ -110,15 +110,26 @@ func TestPrimaryCreateDatabaseIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestPairReplicatesWrites(t *testing.T) {
-	primary, standby := pgtest.StartPair(t)
-	ctx := testContext(t)
+// pairWithPayments starts a primary and a streaming standby, creates the
+// ledger database with a payments table on the primary, inserts ids, and
+// waits until the standby has them.
+func pairWithPayments(t *testing.T, ids ...string) (primary, standby *pg.Server, ctx context.Context) {
+	t.Helper()
+	primary, standby = pgtest.StartPair(t)
+	ctx = testContext(t)
 	if err := primary.CreateDatabase(ctx, "ledger"); err != nil {
 		t.Fatal(err)
 	}
 	exec(t, ctx, primary, "ledger", "CREATE TABLE payments (id text PRIMARY KEY)")
-	exec(t, ctx, primary, "ledger", "INSERT INTO payments VALUES ('p1'), ('p2')")
-	waitIDs(t, ctx, standby, []string{"p1", "p2"})
+	for _, id := range ids {
+		exec(t, ctx, primary, "ledger", "INSERT INTO payments VALUES ($1)", id)
+	}
+	waitIDs(t, ctx, standby, ids)
+	return primary, standby, ctx
+}
+
+func TestPairReplicatesWrites(t *testing.T) {
+	primary, standby, ctx := pairWithPayments(t, "p1", "p2")
 
 	reps, err := primary.ReplicationStatus(ctx)
 	if err != nil {
@@ -164,14 +175,7 @@ func TestKillPromoteRebuild(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			primary, standby := pgtest.StartPair(t)
-			ctx := testContext(t)
-			if err := primary.CreateDatabase(ctx, "ledger"); err != nil {
-				t.Fatal(err)
-			}
-			exec(t, ctx, primary, "ledger", "CREATE TABLE payments (id text PRIMARY KEY)")
-			exec(t, ctx, primary, "ledger", "INSERT INTO payments VALUES ('before')")
-			waitIDs(t, ctx, standby, []string{"before"})
+			primary, standby, ctx := pairWithPayments(t, "before")
 			if tt.diverge {
 				// Cut replication, then write: 'lost' never reaches the standby.
 				if err := standby.DisconnectReplication(ctx); err != nil {
@@ -243,14 +247,7 @@ func TestKillPromoteRebuild(t *testing.T) {
 }
 
 func TestDisconnectReconnectReplication(t *testing.T) {
-	primary, standby := pgtest.StartPair(t)
-	ctx := testContext(t)
-	if err := primary.CreateDatabase(ctx, "ledger"); err != nil {
-		t.Fatal(err)
-	}
-	exec(t, ctx, primary, "ledger", "CREATE TABLE payments (id text PRIMARY KEY)")
-	exec(t, ctx, primary, "ledger", "INSERT INTO payments VALUES ('before')")
-	waitIDs(t, ctx, standby, []string{"before"})
+	primary, standby, ctx := pairWithPayments(t, "before")
 
 	if err := standby.DisconnectReplication(ctx); err != nil {
 		t.Fatalf("DisconnectReplication() error = %v", err)
