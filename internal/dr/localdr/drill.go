@@ -14,6 +14,7 @@ import (
 
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
+	"paydr/internal/local"
 	"paydr/internal/local/pg"
 	"paydr/internal/local/process"
 	"paydr/internal/local/router"
@@ -49,15 +50,7 @@ func (e *DrillEnv) FailoverURL() string {
 //     unlike a network partition the region cannot act on its own
 //     meanwhile.
 func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(context.Context) error, error) {
-	m, err := e.b.manifest()
-	if err != nil {
-		return nil, err
-	}
-	slot, r, err := slotOf(m, region)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := pg.Open(r.Database.DataDir)
+	slot, r, srv, err := e.region(region)
 	if err != nil {
 		return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 	}
@@ -111,15 +104,7 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 // CutReplication implements dr.DrillEnv: region's standby server stops
 // receiving WAL (pg.Server.DisconnectReplication) until restore.
 func (e *DrillEnv) CutReplication(ctx context.Context, region string) (func(context.Context) error, error) {
-	m, err := e.b.manifest()
-	if err != nil {
-		return nil, err
-	}
-	_, r, err := slotOf(m, region)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := pg.Open(r.Database.DataDir)
+	_, _, srv, err := e.region(region)
 	if err != nil {
 		return nil, fmt.Errorf("localdr: cut replication: %w", err)
 	}
@@ -132,6 +117,23 @@ func (e *DrillEnv) CutReplication(ctx context.Context, region string) (func(cont
 		}
 		return srv.ReconnectReplication(ctx)
 	}, nil
+}
+
+// region returns the named region's slot, manifest entry and database.
+func (e *DrillEnv) region(name string) (local.Slot, *local.Region, *pg.Server, error) {
+	m, err := e.b.manifest()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	slot, r, err := slotOf(m, name)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	srv, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return slot, r, srv, nil
 }
 
 // HealthEvents implements dr.DrillEnv from the router's events.
