@@ -157,6 +157,60 @@ func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record
 	return stored, false, nil
 }
 
+// MarkPublished stamps paymentID's event as published; see payment.Ledger.
+func (l *Ledger) MarkPublished(ctx context.Context, paymentID string) error {
+	_, err := l.pool.Exec(ctx, `UPDATE payments SET event_published_at = now() WHERE payment_id = $1 AND event_published_at IS NULL`, paymentID)
+	if err != nil {
+		return mapErr("mark "+paymentID+" published", err)
+	}
+	return nil
+}
+
+// PublishUnpublished publishes pending events oldest first; see
+// payment.Ledger. The rows are claimed with SELECT ... FOR UPDATE SKIP
+// LOCKED in one transaction that stays open while publish runs, so a
+// concurrent sweeper skips them; marks made before a failing publish are
+// committed.
+func (l *Ledger) PublishUnpublished(ctx context.Context, before time.Time, limit int, publish func(context.Context, payment.Payment) error) (int, error) {
+	if err := l.ensureSchema(ctx); err != nil {
+		return 0, fmt.Errorf("ledger: publish unpublished: %w", err)
+	}
+	tx, err := l.pool.Begin(ctx)
+	if err != nil {
+		return 0, mapErr("publish unpublished", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, `SELECT `+columns+` FROM payments
+		WHERE event_published_at IS NULL AND created_at < $1
+		ORDER BY created_at, payment_id LIMIT $2
+		FOR UPDATE SKIP LOCKED`, before.UTC(), limit)
+	if err != nil {
+		return 0, mapErr("publish unpublished", err)
+	}
+	pending, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Payment, error) {
+		rec, err := scanRecord(r)
+		return rec.Payment, err
+	})
+	if err != nil {
+		return 0, mapErr("publish unpublished", err)
+	}
+	n := 0
+	var pubErr error
+	for _, p := range pending {
+		if pubErr = publish(ctx, p); pubErr != nil {
+			break
+		}
+		if _, err := tx.Exec(ctx, `UPDATE payments SET event_published_at = now() WHERE payment_id = $1`, p.PaymentID); err != nil {
+			return 0, mapErr("mark "+p.PaymentID+" published", err)
+		}
+		n++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, mapErr("publish unpublished: commit", err)
+	}
+	return n, pubErr
+}
+
 // Get returns the record stored for paymentID.
 func (l *Ledger) Get(ctx context.Context, paymentID string) (payment.Record, bool, error) {
 	row := l.pool.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE payment_id = $1`, paymentID)

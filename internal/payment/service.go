@@ -47,6 +47,20 @@ type Ledger interface {
 	// earlier one. A nil error with inserted=true means rec is committed.
 	// Errors meaning the store cannot take writes wrap ErrUnavailable.
 	Insert(ctx context.Context, rec Record) (stored Record, inserted bool, err error)
+
+	// The ledger is also the event outbox: a payment is committed with
+	// its PaymentProcessed event marked unpublished, in the same row, so no
+	// committed payment can lose its event to a crash.
+
+	// MarkPublished records that paymentID's event was published.
+	MarkPublished(ctx context.Context, paymentID string) error
+	// PublishUnpublished calls publish, oldest first, for at most limit
+	// payments created before before whose events are not marked
+	// published, and marks each one publish accepts. It stops at the first
+	// error from publish and returns it with the count marked. Concurrent
+	// callers (both regions' sweepers) are never handed the same payment at
+	// the same time.
+	PublishUnpublished(ctx context.Context, before time.Time, limit int, publish func(context.Context, Payment) error) (int, error)
 }
 
 // Sessions keeps per-session payment links and a cache of responses. It is
@@ -62,6 +76,7 @@ type Sessions interface {
 }
 
 // Events publishes a PaymentProcessed event for a newly recorded payment.
+// Delivery is at least once: consumers deduplicate on payment_id.
 type Events interface {
 	Publish(ctx context.Context, p Payment) error
 }
@@ -167,9 +182,9 @@ func NewService(d Deps) *Service {
 //
 // A successful Result is only returned once the ledger has committed the
 // payment. After the commit, the response is cached in Sessions and a
-// PaymentProcessed event is published; failures there are logged, not
-// returned, because the payment stands (the event is at-least-once only
-// while the process survives; see the README).
+// PaymentProcessed event is published and marked so in the ledger; failures
+// there are logged, not returned, because the payment stands. An event not
+// marked published is sent later by PublishPending, from either region.
 //
 // When the ledger fails, a cached response for the same request is replayed
 // (it was cached only after an earlier commit); otherwise the ledger's error
@@ -231,10 +246,43 @@ func (s *Service) afterCommit(ctx context.Context, rec Record) {
 	})
 	wg.Go(func() {
 		if err := s.events.Publish(ctx, rec.Payment); err != nil {
-			s.log.ErrorContext(ctx, "PaymentProcessed event not published", "err", err)
+			s.log.WarnContext(ctx, "PaymentProcessed event not published yet; the outbox sweep will send it", "err", err)
+			return
+		}
+		if err := s.ledger.MarkPublished(ctx, rec.PaymentID); err != nil {
+			s.log.WarnContext(ctx, "PaymentProcessed event published but not marked; the outbox sweep may send it again", "err", err)
 		}
 	})
 	wg.Wait()
+}
+
+// OutboxMinAge is how old a payment must be before PublishPending sends its
+// unpublished event: younger ones are still in the hands of the request
+// that recorded them.
+const OutboxMinAge = 30 * time.Second
+
+// PublishPending publishes the PaymentProcessed events of payments
+// committed at least minAge ago (OutboxMinAge when zero) that are not marked
+// published: those whose process died between the commit and the event, or
+// whose publication failed. It sends at most limit (100 when zero) and
+// returns how many it sent. Each event is sent at least once overall;
+// consumers deduplicate on payment_id. Errors meaning the ledger cannot
+// take writes wrap ErrUnavailable.
+func (s *Service) PublishPending(ctx context.Context, minAge time.Duration, limit int) (int, error) {
+	if minAge <= 0 {
+		minAge = OutboxMinAge
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	n, err := s.ledger.PublishUnpublished(ctx, s.clock.Now().Add(-minAge), limit, s.events.Publish)
+	if n > 0 {
+		s.log.InfoContext(ctx, "outbox: published pending PaymentProcessed events", "count", n)
+	}
+	if err != nil {
+		return n, fmt.Errorf("publish pending events: %w", err)
+	}
+	return n, nil
 }
 
 // conflict builds the 409 for a payment_id reused with other content.

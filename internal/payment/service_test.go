@@ -232,3 +232,46 @@ func TestErrorResponseHidesInternals(t *testing.T) {
 		t.Errorf("ErrorResponse body mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestEventOutbox(t *testing.T) {
+	f := newFixture()
+	ctx := context.Background()
+	process := func(id string) {
+		t.Helper()
+		if _, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"`+id+`","amount":"1.00","currency":"USD"}`)); err != nil {
+			t.Fatalf("Process(%s) error = %v", id, err)
+		}
+	}
+	published := func() []string {
+		var ids []string
+		for _, p := range f.events.Published() {
+			ids = append(ids, p.PaymentID)
+		}
+		return ids
+	}
+
+	// The bus is down: the payment stands, its event waits in the outbox.
+	f.events.Err = errors.New("bus down")
+	process("pay_1")
+	if n, err := f.svc.PublishPending(ctx, time.Nanosecond, 0); err == nil || n != 0 {
+		t.Errorf("PublishPending with the bus down = %d, %v; want 0 and an error", n, err)
+	}
+	f.events.Err = nil
+	// A payment whose event goes out at once is marked and not sent again.
+	process("pay_2")
+	if got := published(); !cmp.Equal(got, []string{"pay_2"}) {
+		t.Fatalf("published after pay_2 = %v, want [pay_2]", got)
+	}
+	if n, err := f.svc.PublishPending(ctx, time.Hour, 0); err != nil || n != 0 {
+		t.Errorf("PublishPending(minAge 1h) = %d, %v; want 0: pay_1 is younger than an hour", n, err)
+	}
+	if n, err := f.svc.PublishPending(ctx, time.Nanosecond, 0); err != nil || n != 1 {
+		t.Errorf("PublishPending = %d, %v; want 1 (pay_1)", n, err)
+	}
+	if n, err := f.svc.PublishPending(ctx, time.Nanosecond, 0); err != nil || n != 0 {
+		t.Errorf("second PublishPending = %d, %v; want 0", n, err)
+	}
+	if got := published(); !cmp.Equal(got, []string{"pay_2", "pay_1"}) {
+		t.Errorf("published = %v, want [pay_2 pay_1]: each event exactly once here", got)
+	}
+}

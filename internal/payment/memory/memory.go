@@ -17,14 +17,18 @@ import (
 
 // Ledger is an in-memory payment.Ledger keyed by payment_id.
 type Ledger struct {
-	mu      sync.Mutex
-	records map[string]payment.Record
-	// Err, when set, is returned by Insert (to simulate an outage).
+	mu        sync.Mutex
+	records   map[string]payment.Record
+	published map[string]bool
+	sweep     sync.Mutex // serializes PublishUnpublished
+	// Err, when set, is returned by every method (to simulate an outage).
 	Err error
 }
 
 // NewLedger returns an empty Ledger.
-func NewLedger() *Ledger { return &Ledger{records: map[string]payment.Record{}} }
+func NewLedger() *Ledger {
+	return &Ledger{records: map[string]payment.Record{}, published: map[string]bool{}}
+}
 
 // Insert stores rec unless its payment_id exists; see payment.Ledger.
 func (l *Ledger) Insert(_ context.Context, rec payment.Record) (payment.Record, bool, error) {
@@ -39,6 +43,56 @@ func (l *Ledger) Insert(_ context.Context, rec payment.Record) (payment.Record, 
 	rec = clone(rec)
 	l.records[rec.PaymentID] = rec
 	return clone(rec), true, nil
+}
+
+// MarkPublished records that paymentID's event was published; see
+// payment.Ledger.
+func (l *Ledger) MarkPublished(_ context.Context, paymentID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Err != nil {
+		return fmt.Errorf("memory ledger: mark %s published: %w", paymentID, l.Err)
+	}
+	if _, ok := l.records[paymentID]; ok {
+		l.published[paymentID] = true
+	}
+	return nil
+}
+
+// PublishUnpublished publishes pending events oldest first; see
+// payment.Ledger.
+func (l *Ledger) PublishUnpublished(ctx context.Context, before time.Time, limit int, publish func(context.Context, payment.Payment) error) (int, error) {
+	l.sweep.Lock()
+	defer l.sweep.Unlock()
+	l.mu.Lock()
+	if l.Err != nil {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("memory ledger: publish unpublished: %w", l.Err)
+	}
+	var pending []payment.Payment
+	for id, r := range l.records {
+		if !l.published[id] && r.CreatedAt.Before(before) {
+			pending = append(pending, r.Payment)
+		}
+	}
+	l.mu.Unlock()
+	slices.SortFunc(pending, func(a, b payment.Payment) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmpString(a.PaymentID, b.PaymentID)
+	})
+	n := 0
+	for _, p := range pending[:min(limit, len(pending))] {
+		if err := publish(ctx, p); err != nil {
+			return n, err
+		}
+		if err := l.MarkPublished(ctx, p.PaymentID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Payments returns every recorded payment ordered by payment_id.

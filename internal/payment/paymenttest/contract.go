@@ -9,6 +9,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,6 +173,85 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) InspectableLedger) {
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Payments() mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Outbox", func(t *testing.T) {
+		l := newLedger(t)
+		prefix := UniqueID("outbox")
+		// Older than every other contract record, so these come first.
+		t0 := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+		insert := func(name string, created time.Time) {
+			t.Helper()
+			if _, _, err := l.Insert(ctx, NewRecord(t, prefix+"-"+name, 100, created)); err != nil {
+				t.Fatalf("Insert(%s) error = %v", name, err)
+			}
+		}
+		// sweep runs PublishUnpublished and returns which of this test's
+		// payments it published, in order (others are published silently).
+		sweep := func(before time.Time, limit int, fail string) ([]string, error) {
+			t.Helper()
+			var mu sync.Mutex
+			var got []string
+			_, err := l.PublishUnpublished(ctx, before, limit, func(_ context.Context, p payment.Payment) error {
+				name, ours := strings.CutPrefix(p.PaymentID, prefix+"-")
+				if !ours {
+					return nil
+				}
+				if name == fail {
+					return errors.New("bus unavailable")
+				}
+				mu.Lock()
+				got = append(got, name)
+				mu.Unlock()
+				return nil
+			})
+			return got, err
+		}
+		insert("a", at(0))
+		insert("b", at(1))
+		insert("c", at(2))
+		if err := l.MarkPublished(ctx, prefix+"-b"); err != nil {
+			t.Fatalf("MarkPublished(b) error = %v", err)
+		}
+		if got, err := sweep(at(2), 10, ""); err != nil || !slices.Equal(got, []string{"a"}) {
+			t.Errorf("sweep before c = %v, %v; want [a] (b is published, c too young)", got, err)
+		}
+		if got, err := sweep(at(3), 10, "c"); err == nil || len(got) != 0 {
+			t.Errorf("sweep with a failing publish = %v, %v; want nothing published and the error", got, err)
+		}
+		if got, err := sweep(at(3), 10, ""); err != nil || !slices.Equal(got, []string{"c"}) {
+			t.Errorf("sweep after the failure = %v, %v; want [c] again (a is marked)", got, err)
+		}
+		insert("d", at(4))
+		insert("e", at(5))
+		if got, err := sweep(at(6), 1, ""); err != nil || !slices.Equal(got, []string{"d"}) {
+			t.Errorf("sweep with limit 1 = %v, %v; want the oldest, [d]", got, err)
+		}
+		if err := l.MarkPublished(ctx, prefix+"-nonexistent"); err != nil {
+			t.Errorf("MarkPublished(unknown) error = %v, want nil", err)
+		}
+
+		// Two sweepers at once hand out each payment once.
+		for i := range 6 {
+			insert(fmt.Sprintf("f%d", i), at(10+i))
+		}
+		var wg sync.WaitGroup
+		results := make([][]string, 2)
+		start := make(chan struct{})
+		for i := range results {
+			wg.Go(func() {
+				<-start
+				results[i], _ = sweep(at(20), 10, "")
+			})
+		}
+		close(start)
+		wg.Wait()
+		all := append(slices.Clone(results[0]), results[1]...)
+		slices.Sort(all)
+		if want := []string{"e", "f0", "f1", "f2", "f3", "f4", "f5"}; !slices.Equal(all, want) {
+			t.Errorf("two concurrent sweeps published %v and %v; want %v between them, each once", results[0], results[1], want)
 		}
 	})
 }
