@@ -24,6 +24,7 @@ import (
 // App is a processor wired to its real stores.
 type App struct {
 	Handler *Handler
+	Outbox  Outbox         // the service's outbox sweep
 	Ledger  *ledger.Ledger // the ledger payments are written to
 	health  *ledger.Ledger // this region's own cluster, when it differs
 }
@@ -88,7 +89,8 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 		Region:   cfg.Region,
 		Logger:   log,
 	})
-	app.Handler = NewHandler(Options{Service: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log})
+	app.Outbox = svc
+	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log})
 	return app, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"paydr/internal/processor"
 	"paydr/internal/processor/processortest"
@@ -77,5 +78,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if got := totals["USD"]; got.Count != 1 || got.AmountMinor != 1001 {
 		t.Errorf("ledger USD totals = %+v, want 1 payment of 1001", got)
+	}
+	// The event went to the emulator's bus at once and was marked in the
+	// ledger: the outbox has nothing left to send.
+	if n, err := app.Outbox.PublishPending(ctx, time.Nanosecond, 0); err != nil || n != 0 {
+		t.Errorf("PublishPending after a published payment = %d, %v; want 0, nil", n, err)
 	}
 }

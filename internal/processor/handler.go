@@ -47,9 +47,16 @@ type Processor interface {
 	Process(ctx context.Context, req payment.Request) (payment.Result, error)
 }
 
+// Outbox publishes the events a crash or a bus outage left unpublished
+// (payment.Service.PublishPending).
+type Outbox interface {
+	PublishPending(ctx context.Context, minAge time.Duration, limit int) (int, error)
+}
+
 // Options are the dependencies of a Handler.
 type Options struct {
 	Service  Processor
+	Outbox   Outbox        // nil: scheduled sweeps are refused
 	Database DatabaseProbe // this region's own cluster
 	Sessions Pinger        // the DynamoDB table
 	Region   string

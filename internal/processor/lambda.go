@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"paydr/internal/payment"
 )
 
-// Invoke is the Lambda handler (pass it to lambda.Start). It accepts two
+// Invoke is the Lambda handler (pass it to lambda.Start). It accepts three
 // kinds of payload:
 //
 //   - an API Gateway HTTP API (payload format 2.0) event, recognised by
@@ -23,7 +26,12 @@ import (
 //     other than $default is stripped from rawPath);
 //   - a direct invocation in the earlier format, the payment itself:
 //     {"payment_id": "...", "session_id": "...", "amount": "12.50", "currency": "USD"},
-//     served as POST /payments with that body.
+//     served as POST /payments with that body;
+//   - an EventBridge scheduled event ("source": "aws.events",
+//     "detail-type": "Scheduled Event"), the stack's outbox sweep every
+//     minute: it publishes the PaymentProcessed events a crash or a bus
+//     outage left unpublished and answers 200 {"published": n} (503 when
+//     the ledger cannot take writes).
 //
 // Both are answered with the API Gateway 2.0 response shape, so callers of
 // the earlier handler that read statusCode and parse body keep working:
@@ -42,8 +50,13 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.A
 	var probe struct {
 		Version        string          `json:"version"`
 		RequestContext json.RawMessage `json:"requestContext"`
+		Source         string          `json:"source"`
+		DetailType     string          `json:"detail-type"`
 	}
 	_ = json.Unmarshal(payload, &probe) // a non-object payload is a direct invocation
+	if probe.Source == "aws.events" && probe.DetailType == "Scheduled Event" {
+		return h.sweep(ctx), nil
+	}
 	if probe.Version == "2.0" && len(probe.RequestContext) > 0 {
 		var ev events.APIGatewayV2HTTPRequest
 		if err := json.Unmarshal(payload, &ev); err != nil {
@@ -98,6 +111,27 @@ func (h *Handler) serveAPIGateway(ctx context.Context, ev events.APIGatewayV2HTT
 		reqID = requestID(r)
 	}
 	return h.record(r, reqID), nil
+}
+
+// sweep runs one outbox sweep for a scheduled event.
+func (h *Handler) sweep(ctx context.Context) events.APIGatewayV2HTTPResponse {
+	headers := map[string]string{"Content-Type": "application/json"}
+	if h.opts.Outbox == nil {
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNotImplemented, Headers: headers,
+			Body: `{"error":"not_implemented","message":"this processor has no event outbox"}`}
+	}
+	n, err := h.opts.Outbox.PublishPending(ctx, 0, 0)
+	switch {
+	case errors.Is(err, payment.ErrUnavailable):
+		h.log.WarnContext(ctx, "outbox sweep: the ledger cannot take writes here", "published", n, "err", err)
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusServiceUnavailable, Headers: headers,
+			Body: fmt.Sprintf(`{"error":"unavailable","message":"the ledger cannot take writes in this region","published":%d}`, n)}
+	case err != nil:
+		h.log.ErrorContext(ctx, "outbox sweep failed", "published", n, "err", err)
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusInternalServerError, Headers: headers,
+			Body: fmt.Sprintf(`{"error":"internal","message":"the outbox sweep failed; see the function's logs","published":%d}`, n)}
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusOK, Headers: headers, Body: fmt.Sprintf(`{"published":%d}`, n)}
 }
 
 // record serves r in memory and returns the response in API Gateway shape.

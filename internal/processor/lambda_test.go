@@ -3,10 +3,16 @@ package processor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"paydr/internal/payment"
+	"paydr/internal/processor"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -109,5 +115,59 @@ func TestInvokeReplay(t *testing.T) {
 	}
 	if again.StatusCode != 201 || again.Body != first.Body || again.Headers["Idempotent-Replayed"] != "true" {
 		t.Errorf("replayed direct invocation = %d %v %s; want 201, Idempotent-Replayed, %s", again.StatusCode, again.Headers, again.Body, first.Body)
+	}
+}
+
+// fakeOutbox answers PublishPending with n and err.
+type fakeOutbox struct {
+	n     int
+	err   error
+	calls int
+}
+
+func (f *fakeOutbox) PublishPending(context.Context, time.Duration, int) (int, error) {
+	f.calls++
+	return f.n, f.err
+}
+
+// TestInvokeScheduledSweep checks the stack's schedule rule event runs one
+// outbox sweep and answers with what it did.
+func TestInvokeScheduledSweep(t *testing.T) {
+	raw := readFixture(t, "eventbridge-scheduled.json")
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal(raw, &ev); err != nil || ev.Source != "aws.events" || ev.DetailType != "Scheduled Event" {
+		t.Fatalf("fixture is not a scheduled event: %+v, %v", ev, err)
+	}
+	tests := []struct {
+		name       string
+		outbox     *fakeOutbox
+		wantStatus int
+		wantBody   string
+	}{
+		{"published", &fakeOutbox{n: 3}, 200, `{"published":3}`},
+		{"standby region", &fakeOutbox{n: 0, err: fmt.Errorf("ledger: %w", payment.ErrUnavailable)}, 503, `"published":0`},
+		{"bus down", &fakeOutbox{n: 1, err: errors.New("put events: throttled")}, 500, `"published":1`},
+		{"no outbox", nil, 501, `this processor has no event outbox`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := processor.Options{Service: payment.NewService(payment.Deps{}), Region: "us-east-1", Logger: slog.New(slog.DiscardHandler)}
+			if tt.outbox != nil {
+				opts.Outbox = tt.outbox
+			}
+			resp, err := processor.NewHandler(opts).Invoke(context.Background(), raw)
+			if err != nil {
+				t.Fatalf("Invoke error = %v, want nil (the function never fails)", err)
+			}
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(resp.Body, tt.wantBody) {
+				t.Errorf("Invoke = %d %s, want %d containing %s", resp.StatusCode, resp.Body, tt.wantStatus, tt.wantBody)
+			}
+			if strings.Contains(resp.Body, "throttled") {
+				t.Errorf("body %s carries internal error text", resp.Body)
+			}
+			if tt.outbox != nil && tt.outbox.calls != 1 {
+				t.Errorf("PublishPending called %d times, want 1", tt.outbox.calls)
+			}
+		})
 	}
 }

@@ -7,12 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"paydr/internal/payment"
 )
+
+// OutboxInterval is how often the local server sweeps the event outbox (the
+// Lambda is swept by a schedule rule every minute).
+const OutboxInterval = 30 * time.Second
 
 // Serve applies the ledger's schema migrations (a standby region's database
 // refuses them; it serves anyway and /health says so), then serves the
-// processor's routes over HTTP on listen until ctx ends, and shuts down
-// gracefully. It is the local server of cmd/processor and paydr serve.
+// processor's routes over HTTP on listen until ctx ends, sweeping the event
+// outbox every OutboxInterval, and shuts down gracefully. It is the local
+// server of cmd/processor and paydr serve.
 func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error {
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	applied, err := a.Ledger.Migrate(mctx)
@@ -31,6 +38,9 @@ func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
+	if a.Outbox != nil {
+		go sweepOutbox(ctx, a.Outbox, OutboxInterval, log)
+	}
 	log.Info("serving", "addr", listen)
 	select {
 	case err := <-errc:
@@ -43,4 +53,27 @@ func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error 
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// sweepOutbox runs an outbox sweep every interval until ctx ends. A region
+// whose database cannot take writes (the standby) skips quietly.
+func sweepOutbox(ctx context.Context, o Outbox, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		_, err := o.PublishPending(sctx, 0, 0)
+		cancel()
+		switch {
+		case errors.Is(err, payment.ErrUnavailable):
+			log.Debug("outbox sweep skipped: the ledger cannot take writes here", "err", err)
+		case err != nil && ctx.Err() == nil:
+			log.Warn("outbox sweep failed", "err", err)
+		}
+	}
 }
