@@ -339,6 +339,25 @@ func TestEventBridge(t *testing.T) {
 	}
 }
 
+func TestOutboxSchedule(t *testing.T) {
+	d := parse(t, synth(t, Defaults()))
+	for _, id := range []string{"primary", "secondary"} {
+		rule := d.res(t, "aws_cloudwatch_event_rule", "outbox_"+id)
+		eq(t, id+" outbox rule name", rule["name"], "payment-outbox-sweep-"+id+"-dev")
+		eq(t, id+" every minute", rule["schedule_expression"], "rate(1 minute)")
+		if rule["event_bus_name"] != nil {
+			t.Errorf("%s outbox rule is on bus %v; schedules run only on the default bus", id, rule["event_bus_name"])
+		}
+		target := d.res(t, "aws_cloudwatch_event_target", "outbox_"+id)
+		eq(t, id+" target is the processor", target["arn"], "${aws_lambda_function."+id+"_processor.arn}")
+		eq(t, id+" target rule", target["rule"], "${aws_cloudwatch_event_rule.outbox_"+id+".name}")
+		perm := d.res(t, "aws_lambda_permission", id+"_outbox")
+		eq(t, id+" invoked by EventBridge", perm["principal"], "events.amazonaws.com")
+		eq(t, id+" only by this rule", perm["source_arn"], "${aws_cloudwatch_event_rule.outbox_"+id+".arn}")
+		eq(t, id+" permission's function", perm["function_name"], "${aws_lambda_function."+id+"_processor.function_name}")
+	}
+}
+
 func TestBackup(t *testing.T) {
 	d := parse(t, synth(t, Defaults()))
 	for _, id := range []string{"primary", "secondary"} {

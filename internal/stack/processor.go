@@ -98,7 +98,37 @@ func (b *builder) processor() {
 		r.function.DependsOn(r.functionLogGroup)
 
 		b.httpAPI(r, role)
+		b.outboxSchedule(r)
 	}
+}
+
+// outboxSchedule invokes the processor every minute with EventBridge's
+// scheduled event, on the default bus (the only one schedules run on).
+// Each run publishes the PaymentProcessed events a crash or an event-bus
+// outage left unpublished in the ledger (the payments table is the
+// outbox). Both regions run it; the ledger hands each pending event to one
+// sweeper at a time, and a fenced region's runs are throttled away.
+func (b *builder) outboxSchedule(r *region) {
+	id := string(r.role)
+	name := b.name("payment-outbox-sweep-" + id)
+	rule := aws.NewCloudWatchEventRule(r.scope, "outbox_"+id, aws.CloudWatchEventRuleArgs{
+		Name:               tf.S(name),
+		Description:        tf.S("publish payment events left in the ledger's outbox (" + r.name + ")"),
+		ScheduleExpression: tf.S("rate(1 minute)"),
+		Tags:               b.tags(name),
+	})
+	aws.NewCloudWatchEventTarget(r.scope, "outbox_"+id, aws.CloudWatchEventTargetArgs{
+		Rule:     rule.Name(),
+		TargetID: tf.S("payment-processor"),
+		ARN:      r.function.ARN(),
+	})
+	aws.NewLambdaPermission(r.scope, id+"_outbox", aws.LambdaPermissionArgs{
+		StatementID:  tf.S("AllowOutboxSchedule"),
+		Action:       tf.S("lambda:InvokeFunction"),
+		FunctionName: r.function.FunctionName(),
+		Principal:    tf.S("events.amazonaws.com"),
+		SourceARN:    rule.ARN(),
+	})
 }
 
 // regionalSecretARN is the database secret's ARN in r: the secret itself in
