@@ -27,5 +27,8 @@
 // inject a fault, let detection and failover run, and classify every payment
 // against the new writer's ledger as Jepsen does (Classify), reporting
 // detection, promotion, RTO, RPO, client errors and duplicates as text,
-// JSON and an SVG timeline.
+// JSON and an SVG timeline. With DrillOptions.CutReplication a drill cuts
+// replication before the fault so the failover must lose data, and checks
+// the loss against the lag measured at the fault and against the estimate
+// the failover's plan gave before it acted.
 package dr
