@@ -202,4 +202,13 @@ func TestWritableOnStandby(t *testing.T) {
 	if ok, err := s.Writable(ctx); ok || err != nil {
 		t.Errorf("Writable(standby) = %v, %v; want false, nil", ok, err)
 	}
+	// The standby region's outbox sweep is told "unavailable", which its
+	// callers take quietly, and publishes nothing.
+	n, err := s.PublishUnpublished(ctx, time.Now(), 10, func(context.Context, payment.Payment) error {
+		t.Error("publish called on a standby")
+		return nil
+	})
+	if n != 0 || !errors.Is(err, payment.ErrUnavailable) {
+		t.Errorf("PublishUnpublished(standby) = %d, %v; want 0, ErrUnavailable", n, err)
+	}
 }
