@@ -10,8 +10,10 @@
 //	  go build -trimpath -buildvcs=false -tags=lambda.norpc -ldflags='-s -w -buildid=' -o bootstrap paydr/cmd/processor
 //
 // The lambda.norpc tag drops aws-lambda-go's net/rpc entry point (the
-// retired go1.x runtime's), and with it net/rpc and encoding/gob: about 2 ms
-// less init on every cold start.
+// retired go1.x runtime's), and with it net/rpc, encoding/gob and
+// html/template: the stripped binary shrinks from 19.5 to 13.9 MB and its
+// peak memory by 2.4 MiB. Start-to-exit time did not measurably change
+// (33 ms median either way, 40 paired runs).
 //
 // and zipped as a single entry "bootstrap", mode 0755, modified
 // 1980-01-01T00:00:00Z, deflated at a fixed level.
