@@ -191,6 +191,10 @@ the fault and inside the estimate the failover printed before it acted.`,
 			if f.backend != "local" {
 				return usageError{errors.New("dr drill: only --backend local is supported; drills inject real faults")}
 			}
+			// Bad options are refused before anything is opened or touched.
+			if err := o.Validate(); err != nil {
+				return usageError{fmt.Errorf("dr %w (see paydr dr drill --help)", err)}
+			}
 			t, err := f.open(cmd.Context())
 			if err != nil {
 				return err
