@@ -31,7 +31,9 @@ import (
 //     "detail-type": "Scheduled Event"), the stack's outbox sweep every
 //     minute: it publishes the PaymentProcessed events a crash or a bus
 //     outage left unpublished and answers 200 {"published": n} (503 when
-//     the ledger cannot take writes).
+//     the ledger cannot take writes). A sweep that fails otherwise (the bus
+//     refuses events) also fails the invocation, so the Errors metric and
+//     the stack's processor-errors alarm show events piling up.
 //
 // Both are answered with the API Gateway 2.0 response shape, so callers of
 // the earlier handler that read statusCode and parse body keep working:
@@ -41,9 +43,10 @@ import (
 //	             "Idempotent-Replayed": "true" (replays only)},
 //	 "body": "{\"payment_id\":\"...\",\"status\":\"succeeded\",...}"}
 //
-// Errors are answered the same way with their status (400, 409, 422, 503,
-// 500) and a payment.ErrorBody; the function itself does not fail, so the
-// Lambda service does not retry an invocation whose outcome is known. The
+// Payment errors are answered the same way with their status (400, 409,
+// 422, 503, 500) and a payment.ErrorBody; the function itself does not
+// fail, so the Lambda service does not retry an invocation whose outcome is
+// known. The
 // request id is API Gateway's for HTTP events and the Lambda request id for
 // direct invocations.
 func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.APIGatewayV2HTTPResponse, error) {
@@ -55,7 +58,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.A
 	}
 	_ = json.Unmarshal(payload, &probe) // a non-object payload is a direct invocation
 	if probe.Source == "aws.events" && probe.DetailType == "Scheduled Event" {
-		return h.sweep(ctx), nil
+		return h.sweep(ctx)
 	}
 	if probe.Version == "2.0" && len(probe.RequestContext) > 0 {
 		var ev events.APIGatewayV2HTTPRequest
@@ -114,24 +117,23 @@ func (h *Handler) serveAPIGateway(ctx context.Context, ev events.APIGatewayV2HTT
 }
 
 // sweep runs one outbox sweep for a scheduled event.
-func (h *Handler) sweep(ctx context.Context) events.APIGatewayV2HTTPResponse {
+func (h *Handler) sweep(ctx context.Context) (events.APIGatewayV2HTTPResponse, error) {
 	headers := map[string]string{"Content-Type": "application/json"}
 	if h.opts.Outbox == nil {
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNotImplemented, Headers: headers,
-			Body: `{"error":"not_implemented","message":"this processor has no event outbox"}`}
+			Body: `{"error":"not_implemented","message":"this processor has no event outbox"}`}, nil
 	}
 	n, err := h.opts.Outbox.PublishPending(ctx, 0, 0)
 	switch {
 	case errors.Is(err, payment.ErrUnavailable):
 		h.log.WarnContext(ctx, "outbox sweep: the ledger cannot take writes here", "published", n, "err", err)
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusServiceUnavailable, Headers: headers,
-			Body: fmt.Sprintf(`{"error":"unavailable","message":"the ledger cannot take writes in this region","published":%d}`, n)}
+			Body: fmt.Sprintf(`{"error":"unavailable","message":"the ledger cannot take writes in this region","published":%d}`, n)}, nil
 	case err != nil:
 		h.log.ErrorContext(ctx, "outbox sweep failed", "published", n, "err", err)
-		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusInternalServerError, Headers: headers,
-			Body: fmt.Sprintf(`{"error":"internal","message":"the outbox sweep failed; see the function's logs","published":%d}`, n)}
+		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: outbox sweep failed after publishing %d events: %w", n, err)
 	}
-	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusOK, Headers: headers, Body: fmt.Sprintf(`{"published":%d}`, n)}
+	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusOK, Headers: headers, Body: fmt.Sprintf(`{"published":%d}`, n)}, nil
 }
 
 // record serves r in memory and returns the response in API Gateway shape.

@@ -143,11 +143,12 @@ func TestInvokeScheduledSweep(t *testing.T) {
 		outbox     *fakeOutbox
 		wantStatus int
 		wantBody   string
+		wantErr    string // the invocation fails with this, so the Errors alarm sees it
 	}{
-		{"published", &fakeOutbox{n: 3}, 200, `{"published":3}`},
-		{"standby region", &fakeOutbox{n: 0, err: fmt.Errorf("ledger: %w", payment.ErrUnavailable)}, 503, `"published":0`},
-		{"bus down", &fakeOutbox{n: 1, err: errors.New("put events: throttled")}, 500, `"published":1`},
-		{"no outbox", nil, 501, `this processor has no event outbox`},
+		{"published", &fakeOutbox{n: 3}, 200, `{"published":3}`, ""},
+		{"ledger unavailable", &fakeOutbox{n: 0, err: fmt.Errorf("ledger: %w", payment.ErrUnavailable)}, 503, `"published":0`, ""},
+		{"bus down", &fakeOutbox{n: 1, err: errors.New("put events: throttled")}, 0, "", "outbox sweep failed after publishing 1 events: put events: throttled"},
+		{"no outbox", nil, 501, `this processor has no event outbox`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,8 +157,14 @@ func TestInvokeScheduledSweep(t *testing.T) {
 				opts.Outbox = tt.outbox
 			}
 			resp, err := processor.NewHandler(opts).Invoke(context.Background(), raw)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Invoke error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
 			if err != nil {
-				t.Fatalf("Invoke error = %v, want nil (the function never fails)", err)
+				t.Fatalf("Invoke error = %v, want nil", err)
 			}
 			if resp.StatusCode != tt.wantStatus || !strings.Contains(resp.Body, tt.wantBody) {
 				t.Errorf("Invoke = %d %s, want %d containing %s", resp.StatusCode, resp.Body, tt.wantStatus, tt.wantBody)

@@ -79,7 +79,7 @@ func (b *builder) regionAlarms(r *region) {
 		"Aurora global database RPO lag (AuroraGlobalDBRPOLag) in this region is over 60 s",
 		"AWS/RDS", "AuroraGlobalDBRPOLag", "Maximum", cluster, rpoLagAlarmMs, "GreaterThanThreshold", 1, "notBreaching")
 	b.alarm(r, "processor_errors", "payment-processor-errors",
-		"the payment processor reports errors in 3 consecutive minutes",
+		"the payment processor reports errors (crashes, timeouts, failed outbox sweeps: events piling up) in 3 consecutive minutes",
 		"AWS/Lambda", "Errors", "Sum", map[string]tf.String{"FunctionName": tf.S(r.functionName)}, 0, "GreaterThanThreshold", 3, "notBreaching")
 	b.alarm(r, "table_replication", "payment-sessions-replication-latency",
 		"DynamoDB replication latency from this region is over 60 s",
