@@ -9,6 +9,7 @@ import (
 
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/process"
 	"paydr/internal/terraform"
 )
 
@@ -85,7 +86,7 @@ func CheckPrerequisites(exe string, needGo bool, ports map[string]int) (Prerequi
 		p.Exe = exe
 	}
 	for what, port := range ports {
-		if port != 0 && !portFree(port) {
+		if port != 0 && !process.PortFree(port) {
 			add(fmt.Sprintf("%s port %d", what, port), fmt.Errorf("127.0.0.1:%d is in use; stop what listens there (`ss -ltnp 'sport = :%d'`) or choose another port (0 picks a free one)", port, port))
 		}
 	}

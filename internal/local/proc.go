@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,20 +27,20 @@ type detached struct {
 
 // startDetached starts p in its own session (so it outlives paydr up and a
 // Ctrl-C in the terminal does not reach it), appending its output to
-// p.LogPath, and writes its pid to p.PIDFile. It returns the pid and a
-// channel closed when the process exits (while this process lives).
-func startDetached(p detached) (int, <-chan struct{}, error) {
+// p.LogPath, and writes its pid to p.PIDFile. It returns the child, reaped
+// when it exits (while this process lives).
+func startDetached(p detached) (*process.Child, error) {
 	if err := os.MkdirAll(filepath.Dir(p.LogPath), 0o755); err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", p.Name, err)
+		return nil, fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: open log: %w", p.Name, err)
+		return nil, fmt.Errorf("start %s: open log: %w", p.Name, err)
 	}
 	defer logf.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", p.Name, err)
+		return nil, fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	defer devnull.Close()
 	fmt.Fprintf(logf, "--- %s paydr starts %s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Name, strings.Join(p.Argv, " "))
@@ -50,20 +49,18 @@ func startDetached(p detached) (int, <-chan struct{}, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, nil, fmt.Errorf("start %s: run %s: %w", p.Name, p.Argv[0], err)
+		return nil, fmt.Errorf("start %s: run %s: %w", p.Name, p.Argv[0], err)
 	}
-	pid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	child := process.Watch(cmd)
 	err = os.MkdirAll(filepath.Dir(p.PIDFile), 0o755)
 	if err == nil {
-		err = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+		err = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(child.PID)+"\n"), 0o644)
 	}
 	if err != nil {
-		_ = process.SignalGroup(pid, syscall.SIGKILL)
-		return 0, nil, fmt.Errorf("start %s: write pid file: %w", p.Name, err)
+		_ = process.SignalGroup(child.PID, syscall.SIGKILL)
+		return nil, fmt.Errorf("start %s: write pid file: %w", p.Name, err)
 	}
-	return pid, exited, nil
+	return child, nil
 }
 
 // readPIDFile returns the pid recorded in path, or 0.
@@ -102,30 +99,6 @@ func stopProcess(ctx context.Context, pid int, want string, grace time.Duration)
 	return nil
 }
 
-// portFree reports whether port on 127.0.0.1 can be listened on.
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// listening reports whether something accepts TCP connections on port of
-// 127.0.0.1.
-func listening(port int) bool {
-	if port <= 0 {
-		return false
-	}
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
 // httpStatus GETs url with a short timeout and returns the status code, or
 // 0 and the error.
 func httpStatus(ctx context.Context, url string) (int, []byte, error) {
@@ -145,15 +118,7 @@ func httpStatus(ctx context.Context, url string) (int, []byte, error) {
 	return resp.StatusCode, buf.Bytes(), nil
 }
 
-// logTail returns the last n lines of the file at path.
+// logTail returns the last n lines of the file at path, indented.
 func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
+	return "  " + strings.ReplaceAll(process.LogTail(path, 0, n), "\n", "\n  ")
 }

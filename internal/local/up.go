@@ -235,7 +235,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		port := 0
 		if old, err := moto.Open(u.l.motoDir()); err == nil {
 			wasRunning = old.Running()
-			if portFree(old.Port()) {
+			if process.PortFree(old.Port()) {
 				port = old.Port() // keep the endpoint, so the stack is unchanged
 			}
 		}
@@ -634,7 +634,7 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 				same = false
 			}
 		}
-		if same && listening(port) {
+		if same && process.Listening(port) {
 			r.Processor = old
 			r.Processor.PID = pid
 			return fmt.Sprintf("%s %s already running (pid %d)", s, old.URL, pid), nil
@@ -643,7 +643,7 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 		_ = stopProcess(cctx, pid, "serve", 5*time.Second)
 		cancel()
 	}
-	if port == 0 || !portFree(port) {
+	if port == 0 || !process.PortFree(port) {
 		var err error
 		if port, err = process.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start processor %s: %w", s, err)
@@ -652,10 +652,11 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env["PAYDR_LISTEN"] = addr
 	argv := []string{u.o.Exe, "serve", "--listen", addr}
-	pid, exited, err := startDetached(detached{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(env), LogPath: u.l.processorLog(s), PIDFile: pidFile})
+	child, err := startDetached(detached{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(env), LogPath: u.l.processorLog(s), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
+	pid, exited := child.PID, child.Done()
 	u.started = append(u.started, func(ctx context.Context) error {
 		err := stopProcess(ctx, pid, "", 5*time.Second)
 		_ = os.Remove(pidFile)
@@ -706,7 +707,7 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 	}
 	if pid := readPIDFile(pidFile); process.Alive(pid, "router") && prev != nil && port != 0 {
 		want := args("127.0.0.1:" + strconv.Itoa(port))
-		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && listening(port) {
+		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && process.Listening(port) {
 			m.Router = prev.Router
 			m.Router.PID = pid
 			return fmt.Sprintf("%s already running (pid %d)", prev.Router.URL, pid), nil
@@ -715,7 +716,7 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 		_ = stopProcess(cctx, pid, "router", 5*time.Second)
 		cancel()
 	}
-	if port == 0 || !portFree(port) {
+	if port == 0 || !process.PortFree(port) {
 		if u.o.RouterPort != 0 {
 			return "", fmt.Errorf("up: router: 127.0.0.1:%d is in use; stop what listens there or choose another --router-port", port)
 		}
@@ -726,10 +727,11 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := args(addr)
-	pid, exited, err := startDetached(detached{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.routerLog(), PIDFile: pidFile})
+	child, err := startDetached(detached{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.routerLog(), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
+	pid, exited := child.PID, child.Done()
 	u.started = append(u.started, func(ctx context.Context) error {
 		err := stopProcess(ctx, pid, "", 5*time.Second)
 		_ = os.Remove(pidFile)
@@ -738,7 +740,7 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 	m.Router = Router{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.routerLog(), Command: argv,
 		HealthInterval: Duration(u.o.HealthInterval), FailureThreshold: u.o.FailureThreshold, Primary: SlotPrimary, Secondary: SlotSecondary}
 	deadline := time.Now().Add(30 * time.Second)
-	for !listening(port) {
+	for !process.Listening(port) {
 		select {
 		case <-exited:
 			return "", fmt.Errorf("up: router exited at start; log %s ends:\n%s", u.l.routerLog(), logTail(u.l.routerLog(), 15))

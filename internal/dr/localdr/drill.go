@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -70,7 +68,7 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		}
 		// The fault is real only once nothing answers on the processor's port.
 		port := r.Processor.Port
-		if !process.WaitGone(time.Now().Add(5*time.Second), func() bool { return process.Alive(pid, "") || listening(port) }) {
+		if !process.WaitGone(time.Now().Add(5*time.Second), func() bool { return process.Alive(pid, "") || process.Listening(port) }) {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s still answers on port %d after SIGKILL to pid %d", kind, region, port, pid)
 		}
 		return func(ctx context.Context) error {
@@ -202,14 +200,3 @@ func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRo
 }
 
 var _ dr.DrillEnv = (*DrillEnv)(nil)
-
-// listening reports whether something accepts TCP connections on port of
-// 127.0.0.1.
-func listening(port int) bool {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}

@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -63,9 +62,9 @@ type Server struct {
 	port     int
 	logPath  string
 
-	mu     sync.Mutex
-	pid    int
-	exited chan struct{} // closed when a process this process started exits
+	mu    sync.Mutex
+	pid   int
+	child *process.Child // nil when adopted from another process
 }
 
 // pidFile is the JSON content of StateDir/moto.json.
@@ -92,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("moto: start: %w", err)
@@ -126,13 +125,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("moto: start: run %s: %w", bin, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	s := &Server{stateDir: opts.StateDir, port: port, logPath: logPath, pid: cmd.Process.Pid, exited: exited}
+	child := process.Watch(cmd)
+	s := &Server{stateDir: opts.StateDir, port: port, logPath: logPath, pid: child.PID, child: child}
 
-	if err := s.waitReady(ctx, exited); err != nil {
+	if err := s.waitReady(ctx, child.Done()); err != nil {
 		_ = s.kill()
-		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, logTail(logPath, logStart))
+		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, process.LogTail(logPath, logStart, 30))
 	}
 	b, _ := json.Marshal(pidFile{PID: s.pid, Port: port, LogPath: logPath})
 	if err := os.WriteFile(filepath.Join(opts.StateDir, pidFileName), b, 0o644); err != nil {
@@ -181,16 +179,10 @@ func (s *Server) PID() int {
 // Running reports whether the moto_server process is alive.
 func (s *Server) Running() bool {
 	s.mu.Lock()
-	pid, exited := s.pid, s.exited
+	pid, child := s.pid, s.child
 	s.mu.Unlock()
-	if exited != nil {
-		select {
-		case <-exited:
-			return false
-		default:
-			// Exited but not yet reaped is a zombie: not running.
-			return process.Alive(pid, "")
-		}
+	if child != nil {
+		return child.Running()
 	}
 	return process.Alive(pid, "moto")
 }
@@ -216,7 +208,7 @@ func (s *Server) Reset(ctx context.Context) error {
 // ctx ends or after 5 s), waits until no process of it is left, and removes
 // the pid file. Stopping a stopped server returns nil.
 func (s *Server) Stop(ctx context.Context) error {
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	s.mu.Lock()
 	pid := s.pid
@@ -227,7 +219,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		if !process.WaitGone(deadline, func() bool { return s.Running() || s.unreaped() || process.GroupAlive(pid) }) {
+		if !process.WaitGone(deadline, func() bool { return s.Running() || !s.child.Reaped() || process.GroupAlive(pid) }) {
 			if err := s.kill(); err != nil {
 				return fmt.Errorf("moto: stop: %w", err)
 			}
@@ -239,23 +231,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// unreaped reports whether a server this process started has exited but
-// not yet been waited for: its pid and process group still exist.
-func (s *Server) unreaped() bool {
-	s.mu.Lock()
-	exited := s.exited
-	s.mu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // kill sends SIGKILL to the process group and waits (bounded) until it is
 // gone.
 func (s *Server) kill() error {
@@ -263,7 +238,7 @@ func (s *Server) kill() error {
 	pid := s.pid
 	s.mu.Unlock()
 	_ = process.SignalGroup(pid, syscall.SIGKILL)
-	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || s.unreaped() || process.GroupAlive(pid) }) {
+	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || !s.child.Reaped() || process.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil
@@ -305,23 +280,4 @@ func findBin(explicit string) (string, error) {
 			name, ErrNotInstalled, err, EnvBin)
 	}
 	return p, nil
-}
-
-func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, DefaultWait)
-}
-
-func logTail(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || offset > int64(len(b)) {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
 }

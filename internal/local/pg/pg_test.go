@@ -18,6 +18,7 @@ import (
 
 	"paydr/internal/local/pg"
 	"paydr/internal/local/pg/pgtest"
+	"paydr/internal/local/process"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -71,15 +72,6 @@ func waitIDs(t *testing.T, ctx context.Context, srv *pg.Server, want []string) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 func TestPrimaryCreateDatabaseIsIdempotent(t *testing.T) {
@@ -196,7 +188,7 @@ func TestKillPromoteRebuild(t *testing.T) {
 			if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 				t.Errorf("process group %d after the fault: kill(0) = %v, want ESRCH (no process left)", pid, err)
 			}
-			if !portFree(primary.Port()) {
+			if !process.PortFree(primary.Port()) {
 				t.Errorf("port %d still bound after the fault", primary.Port())
 			}
 
@@ -284,7 +276,7 @@ func TestStopFreesPortAndRestart(t *testing.T) {
 	if srv.Running() {
 		t.Error("Running() = true after Stop")
 	}
-	if !portFree(port) {
+	if !process.PortFree(port) {
 		t.Errorf("port %d still bound after Stop", port)
 	}
 	if err := srv.Stop(ctx); err != nil {

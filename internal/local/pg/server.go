@@ -62,10 +62,10 @@ type Server struct {
 	binDir  string
 	as      *runAs
 
-	mu     sync.Mutex
-	port   int
-	pid    int
-	exited chan struct{} // closed when a postmaster this process started exits
+	mu    sync.Mutex
+	port  int
+	pid   int
+	child *process.Child // the postmaster, when this process started it
 }
 
 // PortInUseError reports that the port a server was asked to listen on is
@@ -159,19 +159,13 @@ func (s *Server) Running() bool { return s.livePID() != 0 }
 
 func (s *Server) livePID() int {
 	s.mu.Lock()
-	pid, exited := s.pid, s.exited
+	pid, child := s.pid, s.child
 	s.mu.Unlock()
-	if exited != nil {
-		select {
-		case <-exited:
-			return 0
-		default:
-			// Exited but not yet reaped is a zombie: not running.
-			if process.Alive(pid, "") {
-				return pid
-			}
-			return 0
+	if child != nil {
+		if child.Running() {
+			return pid
 		}
+		return 0
 	}
 	if pid != 0 && process.Alive(pid, "postgres") {
 		return pid
@@ -190,9 +184,9 @@ func (s *Server) livePID() int {
 // but not yet been waited for: its pid and process group still exist.
 func (s *Server) unreaped() bool {
 	s.mu.Lock()
-	exited := s.exited
+	child := s.child
 	s.mu.Unlock()
-	return exited != nil && !isClosed(exited)
+	return !child.Reaped()
 }
 
 // Stop shuts the server down with a fast shutdown (SIGINT: clients are
@@ -205,7 +199,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if pid == 0 {
 		return nil
 	}
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("pg: stop %s: signal postmaster %d: %w", s.name, pid, err)
@@ -288,14 +282,6 @@ func (s *Server) queryRow(ctx context.Context, sql string, dest ...any) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return conn.QueryRow(ctx, sql).Scan(dest...)
-}
-
-// withDefaultDeadline bounds ctx by DefaultWait when it has no deadline.
-func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, DefaultWait)
 }
 
 func initialized(dataDir string) bool {

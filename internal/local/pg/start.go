@@ -72,7 +72,7 @@ func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, 
 	if s.Running() {
 		return s, nil
 	}
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if !initialized(s.dataDir) {
 		if err := s.cloneFrom(ctx, primary, opts.Port); err != nil {
@@ -208,7 +208,7 @@ func baseConf() map[string]string {
 // start starts the postmaster on port (0: keep the configured one, or pick a
 // free one) and waits until it accepts connections.
 func (s *Server) start(ctx context.Context, port int) error {
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if s.binDir == "" {
 		dir, err := FindBinDir("")
@@ -272,19 +272,18 @@ func (s *Server) start(ctx context.Context, port int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", bin, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	child := process.Watch(cmd)
 	s.mu.Lock()
-	s.port, s.pid, s.exited = port, cmd.Process.Pid, exited
+	s.port, s.pid, s.child = port, child.PID, child
 	s.mu.Unlock()
 
-	if err := s.waitReady(ctx, exited); err != nil {
-		tail := logTail(s.LogPath(), logStart)
+	if err := s.waitReady(ctx, child.Done()); err != nil {
+		tail := process.LogTail(s.LogPath(), logStart, 30)
 		if regexp.MustCompile(`could not bind|Address already in use`).MatchString(tail) {
 			return &PortInUseError{Port: port, Err: err}
 		}
-		if !isClosed(exited) {
-			_ = s.killGroup(cmd.Process.Pid)
+		if !child.Reaped() {
+			_ = s.killGroup(child.PID)
 		}
 		return fmt.Errorf("wait for server on port %d: %w; log %s ends:\n%s", port, err, s.LogPath(), tail)
 	}
@@ -315,7 +314,7 @@ func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
 // run runs a PostgreSQL client binary as the server's OS user, killing its
 // process group if ctx ends, and returns its output in the error.
 func (s *Server) run(ctx context.Context, bin string, args ...string) error {
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	cmd := s.as.command(bin, args...)
 	var out bytes.Buffer
@@ -353,28 +352,6 @@ func checkPortFree(port int) error {
 		return &PortInUseError{Port: port, Err: err}
 	}
 	return l.Close()
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// logTail returns the end of the log written since offset, at most 30 lines.
-func logTail(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || offset > int64(len(b)) {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // slotName turns a server name into a valid replication slot name.

@@ -1,19 +1,57 @@
 // Package process tells about and signals the local processes paydr runs
 // detached (the emulator, PostgreSQL servers, processors, the router):
-// liveness that sees through zombies and recycled pids, process groups, and
-// free loopback ports.
+// children reaped in the background, liveness that sees through zombies and
+// recycled pids, process groups, loopback ports, and the ends of their logs.
 package process
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// Child is a process this process started, waited for in the background so
+// it is reaped as soon as it exits. A nil *Child stands for a process
+// started elsewhere (adopted): there is nothing to reap.
+type Child struct {
+	PID  int
+	done chan struct{}
+}
+
+// Watch waits for the started cmd in the background and returns it.
+func Watch(cmd *exec.Cmd) *Child {
+	c := &Child{PID: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	return c
+}
+
+// Done returns a channel closed once the child has exited and been reaped.
+func (c *Child) Done() <-chan struct{} { return c.done }
+
+// Reaped reports whether the child has exited and been reaped, so its pid
+// and process group are free. It is true for a nil Child.
+func (c *Child) Reaped() bool {
+	if c == nil {
+		return true
+	}
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Running reports whether the child runs: not reaped, and not a zombie
+// waiting for its reaper.
+func (c *Child) Running() bool { return !c.Reaped() && Alive(c.PID, "") }
 
 // Alive reports whether pid is a live process, not a zombie (PID 1 here may
 // not reap orphans), whose command line contains want when want is not
@@ -92,6 +130,52 @@ func WaitGone(deadline time.Time, cond func() bool) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// WithDefaultDeadline bounds ctx by d when it has no deadline of its own.
+func WithDefaultDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// LogTail returns the last n lines of the file at path written after byte
+// offset, or "" when it cannot be read.
+func LogTail(path string, offset int64, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// PortFree reports whether port on 127.0.0.1 can be listened on.
+func PortFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// Listening reports whether something accepts TCP connections on port of
+// 127.0.0.1.
+func Listening(port int) bool {
+	if port <= 0 {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
