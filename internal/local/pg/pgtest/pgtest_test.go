@@ -3,12 +3,11 @@ package pgtest_test
 import (
 	"context"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"paydr/internal/local/pg/pgtest"
+	"paydr/internal/needs"
 )
 
 func TestStartPair(t *testing.T) {
@@ -38,23 +37,5 @@ func TestMissingBinaries(t *testing.T) {
 	if os.Getenv("PGTEST_CHILD") != "" {
 		t.Skip("parent-only test")
 	}
-	tests := []struct {
-		name     string
-		ci       string
-		wantFail bool
-		wantOut  string
-	}{
-		{"skips locally", "", false, "--- SKIP: TestChildStart"},
-		{"fails under CI", "true", true, "--- FAIL: TestChildStart"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestChildStart$", "-test.v")
-			cmd.Env = append(os.Environ(), "PGTEST_CHILD=1", "PAYDR_PG_BIN=/nonexistent/pg/bin", "CI="+tt.ci)
-			out, err := cmd.CombinedOutput()
-			if (err != nil) != tt.wantFail || !strings.Contains(string(out), tt.wantOut) || !strings.Contains(string(out), "apt-get install postgresql-15") {
-				t.Errorf("child with CI=%q: err = %v, output:\n%s\nwant failure %v, %q and the install hint", tt.ci, err, out, tt.wantFail, tt.wantOut)
-			}
-		})
-	}
+	needs.CheckGate(t, "TestChildStart", "PGTEST_CHILD", []string{"PAYDR_PG_BIN=/nonexistent/pg/bin"}, "apt-get install postgresql-15")
 }
