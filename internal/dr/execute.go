@@ -168,11 +168,7 @@ func Operate(ctx context.Context, b Backend, locker Locker, j *Journal, req Requ
 		if u, err := j.Unfinished(); err == nil && u != nil {
 			fmt.Fprintf(out, "unfinished: %s (%s from %s to %s); acting resumes it\n", u.ID, u.Plan.Op, u.Plan.From, u.Plan.To)
 		}
-		st, err := b.Status(ctx)
-		if err != nil {
-			return Outcome{}, fmt.Errorf("dr: %s: %w", req.Op, err)
-		}
-		plan, err := planFor(req, st)
+		plan, err := observeAndPlan(ctx, b, req)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -197,11 +193,7 @@ func Operate(ctx context.Context, b Backend, locker Locker, j *Journal, req Requ
 		}
 		return ex.Execute(ctx, u.ID, u.Plan, u)
 	}
-	st, err := b.Status(ctx)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("dr: %s: %w", req.Op, err)
-	}
-	plan, err := planFor(req, st)
+	plan, err := observeAndPlan(ctx, b, req)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -209,6 +201,15 @@ func Operate(ctx context.Context, b Backend, locker Locker, j *Journal, req Requ
 		return Outcome{}, err
 	}
 	return ex.Execute(ctx, NewOpID(time.Now(), req.Op), plan, nil)
+}
+
+// observeAndPlan observes the deployment and plans req from what it sees.
+func observeAndPlan(ctx context.Context, b Backend, req Request) (Plan, error) {
+	st, err := b.Status(ctx)
+	if err != nil {
+		return Plan{}, fmt.Errorf("dr: %s: %w", req.Op, err)
+	}
+	return planFor(req, st)
 }
 
 func planFor(req Request, st Status) (Plan, error) {

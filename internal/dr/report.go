@@ -142,13 +142,9 @@ func (r *DrillReport) finish(rows []LedgerRow) {
 		r.Promote = r.PromotedAt.Sub(r.PromoteStarted)
 		r.Events = append(r.Events, Event{Time: r.PromotedAt, Kind: "promoted", Region: r.To})
 	}
-	lost := map[string]bool{}
-	for _, id := range r.Classification.Lost {
-		lost[id] = true
-	}
 	var earliest time.Time
-	for _, a := range r.Attempts {
-		if lost[a.PaymentID] && (earliest.IsZero() || a.Done.Before(earliest)) {
+	for _, a := range r.lostAttempts() {
+		if earliest.IsZero() || a.Done.Before(earliest) {
 			earliest = a.Done
 		}
 	}
@@ -158,6 +154,22 @@ func (r *DrillReport) finish(rows []LedgerRow) {
 	}
 	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Time.Before(r.Events[j].Time) })
 	r.Checks = r.checks()
+}
+
+// lostAttempts returns the attempts classified lost: acknowledged, and
+// missing from the new writer's ledger.
+func (r *DrillReport) lostAttempts() []Attempt {
+	lost := make(map[string]bool, len(r.Classification.Lost))
+	for _, id := range r.Classification.Lost {
+		lost[id] = true
+	}
+	var out []Attempt
+	for _, a := range r.Attempts {
+		if lost[a.PaymentID] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func errorKind(a Attempt) string {
@@ -215,13 +227,9 @@ func (r *DrillReport) estimateCheck() Check {
 		c.Pass, c.Detail = true, "no loss expected, none found"
 		return c
 	}
-	lost := map[string]bool{}
-	for _, id := range r.Classification.Lost {
-		lost[id] = true
-	}
 	var before []string
-	for _, a := range r.Attempts {
-		if lost[a.PaymentID] && !e.Since.IsZero() && a.Done.Before(e.Since) {
+	for _, a := range r.lostAttempts() {
+		if !e.Since.IsZero() && a.Done.Before(e.Since) {
 			before = append(before, a.PaymentID)
 		}
 	}

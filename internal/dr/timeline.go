@@ -27,10 +27,6 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 	span := end.Sub(start)
 	n := int(span/bucket) + 1
 	ok, bad, gone := make([]int, n), make([]int, n), make([]int, n)
-	lost := map[string]bool{}
-	for _, id := range r.Classification.Lost {
-		lost[id] = true
-	}
 	peak := 1
 	for _, a := range r.Attempts {
 		i := int(a.Sent.Sub(start) / bucket)
@@ -39,13 +35,15 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 		}
 		if a.Answer == Acked {
 			ok[i]++
-			if lost[a.PaymentID] {
-				gone[i]++
-			}
 		} else {
 			bad[i]++
 		}
 		peak = max(peak, ok[i], bad[i])
+	}
+	for _, a := range r.lostAttempts() {
+		if i := int(a.Sent.Sub(start) / bucket); i >= 0 && i < n {
+			gone[i]++
+		}
 	}
 	plotW := float64(width - left - right)
 	x := func(t time.Time) float64 { return left + plotW*float64(t.Sub(start))/float64(span) }
@@ -61,7 +59,7 @@ func (r *DrillReport) WriteTimeline(w io.Writer) error {
 			r.RTO.Round(time.Millisecond), r.LostCount, r.Classification.Counts[ClassDuplicated])))
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#888"/>`+"\n", left, mid, width-right, mid)
 	fmt.Fprintf(&b, `<text x="4" y="%.1f" fill="#2a7">ok</text><text x="4" y="%.1f" fill="#c33">errors</text>`+"\n", mid-10, mid+18)
-	if len(lost) > 0 {
+	if len(r.Classification.Lost) > 0 {
 		fmt.Fprintf(&b, `<text x="4" y="%.1f" fill="#111">lost</text>`+"\n", mid-24)
 	}
 	for i := 0; i < n; i++ {
