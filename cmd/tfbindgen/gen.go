@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -161,7 +163,7 @@ func (g *generator) typeFile(t typeRef, s *tfjson.Schema) ([]byte, error) {
 		names[n] = true
 	}
 	g.p("var %s = &tf.Schema{Type: %q, Kind: %s, Names: map[string]bool{", schemaVar, t.name, kindConst)
-	for _, n := range sortedKeys(names) {
+	for _, n := range slices.Sorted(maps.Keys(names)) {
 		g.p("%q: true, ", n)
 	}
 	g.p("}}\n\n")
@@ -173,7 +175,7 @@ func (g *generator) typeFile(t typeRef, s *tfjson.Schema) ([]byte, error) {
 	// Reference methods, one per attribute.
 	reserved := map[string]bool{"Addr": true, "DependsOn": true, "Lifecycle": true, "Args": true, "Resource": true}
 	seen := map[string]string{}
-	for _, n := range sortedKeys(blk.Attributes) {
+	for _, n := range slices.Sorted(maps.Keys(blk.Attributes)) {
 		a := blk.Attributes[n]
 		if a.WriteOnly {
 			continue // never readable: write-only values are not kept
@@ -218,7 +220,7 @@ func (g *generator) block(prefix, typeName, what string, blk *tfjson.SchemaBlock
 	var fields []field
 	var later []func() error
 	used := map[string]string{}
-	for _, n := range sortedKeys(blk.Attributes) {
+	for _, n := range slices.Sorted(maps.Keys(blk.Attributes)) {
 		a := blk.Attributes[n]
 		if a.Computed && !a.Optional && !a.Required {
 			continue // read-only: a reference method, no argument
@@ -257,7 +259,7 @@ func (g *generator) block(prefix, typeName, what string, blk *tfjson.SchemaBlock
 		}
 		fields = append(fields, f)
 	}
-	for _, n := range sortedKeys(blk.NestedBlocks) {
+	for _, n := range slices.Sorted(maps.Keys(blk.NestedBlocks)) {
 		b := blk.NestedBlocks[n]
 		f := field{tfName: n, goName: goName(n), blk: b}
 		sub := prefix + f.goName
@@ -348,7 +350,7 @@ func (g *generator) object(typeName, tfName string, ty cty.Type) error {
 		return err
 	}
 	attrs := ty.AttributeTypes()
-	keys := sortedKeys(attrs)
+	keys := slices.Sorted(maps.Keys(attrs))
 	var later []func() error
 	g.p("// %s is one %s object.\ntype %s struct {\n", typeName, tfName, typeName)
 	for _, k := range keys {
@@ -572,13 +574,4 @@ func lowerFirst(s string) string {
 	default:
 		return strings.ToLower(s[:i-1]) + s[i-1:]
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

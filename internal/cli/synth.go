@@ -13,7 +13,6 @@ import (
 
 	"paydr/internal/bundle"
 	"paydr/internal/stack"
-	"paydr/internal/tf"
 )
 
 // stackFlags binds the stack configuration to flags whose defaults come from
@@ -117,17 +116,7 @@ func synthesize(ctx context.Context, f *stackFlags, log io.Writer) (*synthResult
 			}
 		}
 	}
-	return &synthResult{Dir: dir, File: file, Resources: countResources(st), Notes: st.Notes, Elapsed: elapsed}, nil
-}
-
-func countResources(st *stack.Stack) int {
-	n := 0
-	for _, o := range st.TF.Objects() {
-		if o.Kind() == tf.KindResource {
-			n++
-		}
-	}
-	return n
+	return &synthResult{Dir: dir, File: file, Resources: st.Resources(), Notes: st.Notes, Elapsed: elapsed}, nil
 }
 
 // writeIfChanged writes b to path unless the file already holds exactly b,

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -105,7 +107,7 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 			}
 		}
 	}
-	for _, d := range sortedKeys(dirs) {
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		srv, err := pg.Open(d)
 		if err != nil {
 			continue
@@ -162,13 +164,4 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 	fmt.Fprintf(out, "down in %s; logs kept in %s\n", round(rep.Elapsed), l.logDir())
 	return rep, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -13,8 +13,6 @@ import (
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
 	"paydr/internal/local/process"
-	"paydr/internal/stack"
-	"paydr/internal/tf"
 )
 
 // Component is the observed state of one running piece.
@@ -203,17 +201,6 @@ func PrintManifest(w io.Writer, m *Manifest) {
 	fmt.Fprintf(tw, "  AWS emulator (moto)\t%s\tpid %d, both regions, log %s\n", m.Moto.Endpoint, m.Moto.PID, m.Moto.LogPath)
 	fmt.Fprintf(tw, "  terraform\t%s\t%d resources, log %s\n", m.Stack.Dir, m.Stack.Resources, m.Stack.LogPath)
 	tw.Flush()
-}
-
-// countResources counts the resources of a synthesized stack.
-func countResources(st *stack.Stack) int {
-	n := 0
-	for _, o := range st.TF.Objects() {
-		if o.Kind() == tf.KindResource {
-			n++
-		}
-	}
-	return n
 }
 
 // countManaged counts managed resources in a state's root module.

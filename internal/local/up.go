@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,7 +313,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		if err := writeIfChanged(file, js); err != nil {
 			return "", fmt.Errorf("up: synthesize: %w", err)
 		}
-		return fmt.Sprintf("%d resources -> %s", countResources(st), file), nil
+		return fmt.Sprintf("%d resources -> %s", st.Resources(), file), nil
 	}); err != nil {
 		return nil, err
 	}
@@ -597,7 +599,7 @@ func (u *upRun) exeEnv(extra map[string]string) []string {
 	}
 	// Emulator credentials: never hand real ones to the emulator.
 	env = append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
-	for _, k := range sortedKeys(extra) {
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		env = append(env, k+"="+extra[k])
 	}
 	return append(env, u.o.ExeEnv...)

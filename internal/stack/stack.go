@@ -35,6 +35,18 @@ type Stack struct {
 // Synth renders the stack as Terraform JSON.
 func (s *Stack) Synth() ([]byte, error) { return s.TF.Synth() }
 
+// Resources counts the stack's resources (data sources and the like not
+// included).
+func (s *Stack) Resources() int {
+	n := 0
+	for _, o := range s.TF.Objects() {
+		if o.Kind() == tf.KindResource {
+			n++
+		}
+	}
+	return n
+}
+
 // role names a region's part in the stack.
 type role string
 

@@ -2,8 +2,9 @@ package tf
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -414,7 +415,7 @@ func (t term) hcl() string {
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case tMap:
-		keys := sortedKeys(t.m)
+		keys := slices.Sorted(maps.Keys(t.m))
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			parts[i] = quoteHCL(k) + " = " + t.m[k].hcl()
@@ -479,7 +480,7 @@ func (t term) exprs(dst []string) []string {
 			dst = e.exprs(dst)
 		}
 	case tMap:
-		for _, k := range sortedKeys(t.m) {
+		for _, k := range slices.Sorted(maps.Keys(t.m)) {
 			dst = t.m[k].exprs(dst)
 		}
 	}
@@ -514,15 +515,6 @@ func quoteHCL(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Object returns an object value with exactly the given attribute names;
