@@ -169,8 +169,8 @@ func (l *Ledger) MarkPublished(ctx context.Context, paymentID string) error {
 // PublishUnpublished publishes pending events oldest first; see
 // payment.Ledger. The rows are claimed with SELECT ... FOR UPDATE SKIP
 // LOCKED in one transaction that stays open while publish runs, so a
-// concurrent sweeper skips them; marks made before a failing publish are
-// committed.
+// concurrent sweeper skips them; those published are marked in one update,
+// committed even when a later publish fails.
 func (l *Ledger) PublishUnpublished(ctx context.Context, before time.Time, limit int, publish func(context.Context, payment.Payment) error) (int, error) {
 	if err := l.ensureSchema(ctx); err != nil {
 		return 0, fmt.Errorf("ledger: publish unpublished: %w", err)
@@ -194,21 +194,23 @@ func (l *Ledger) PublishUnpublished(ctx context.Context, before time.Time, limit
 	if err != nil {
 		return 0, mapErr("publish unpublished", err)
 	}
-	n := 0
+	var published []string
 	var pubErr error
 	for _, p := range pending {
 		if pubErr = publish(ctx, p); pubErr != nil {
 			break
 		}
-		if _, err := tx.Exec(ctx, `UPDATE payments SET event_published_at = now() WHERE payment_id = $1`, p.PaymentID); err != nil {
-			return 0, mapErr("mark "+p.PaymentID+" published", err)
+		published = append(published, p.PaymentID)
+	}
+	if len(published) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE payments SET event_published_at = now() WHERE payment_id = ANY($1)`, published); err != nil {
+			return 0, mapErr("mark published", err)
 		}
-		n++
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, mapErr("publish unpublished: commit", err)
 	}
-	return n, pubErr
+	return len(published), pubErr
 }
 
 // Get returns the record stored for paymentID.
