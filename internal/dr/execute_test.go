@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ type fakeBackend struct {
 	st     Status
 	did    []string
 	failAt string // step name that fails
+	fail   map[string]bool // step names that fail
 	crash  string // step name at which the "process" dies (ctx canceled mid-step)
 	cancel context.CancelFunc
 }
@@ -30,11 +32,46 @@ func (f *fakeBackend) Do(ctx context.Context, opID string, s Step) (string, erro
 		f.cancel()
 		return "", ctx.Err()
 	}
-	if s.Name() == f.failAt {
+	if s.Name() == f.failAt || f.fail[s.Name()] {
 		return "", errors.New("boom")
 	}
 	f.did = append(f.did, s.Name())
+	f.apply(s)
 	return "did " + s.Name(), nil
+}
+
+// apply changes the fake's state as the step would (fencing as on AWS: the
+// processor is fenced, the database keeps its role).
+func (f *fakeBackend) apply(s Step) {
+	idx := func(name string) int {
+		for i, r := range f.st.Regions {
+			if r.Name == name {
+				return i
+			}
+		}
+		return -1
+	}
+	i := idx(s.Region)
+	if i < 0 {
+		return
+	}
+	f.st.Regions = append([]Region(nil), f.st.Regions...)
+	r := &f.st.Regions[i]
+	switch s.Action {
+	case ActionFence:
+		r.Fenced, r.Healthy = true, false
+	case ActionPromote:
+		r.Role = RoleWriter
+		if p := idx(s.Peer); p >= 0 && f.st.Regions[p].Reachable {
+			f.st.Regions[p].Role = RoleStandby
+		}
+	case ActionRebuildStandby:
+		r.Role = RoleStandby
+	case ActionUnfence:
+		r.Fenced, r.Healthy = false, r.Role == RoleWriter
+	case ActionWaitTraffic:
+		f.st.Traffic = s.Region
+	}
 }
 
 func TestExecuteResumesAfterCrash(t *testing.T) {
@@ -49,7 +86,7 @@ func TestExecuteResumesAfterCrash(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	fb := &fakeBackend{st: healthy(), crash: "promote us-west-2", cancel: cancel}
-	ex := &Executor{Runner: fb, Journal: j}
+	ex := &Executor{Backend: fb, Journal: j}
 	if _, err := ex.Execute(ctx, "op1", plan, nil); err == nil {
 		t.Fatal("Execute() with a crash at promote = nil error")
 	}
@@ -65,8 +102,8 @@ func TestExecuteResumesAfterCrash(t *testing.T) {
 	}
 	// A new process resumes from the journal: the promote step runs again
 	// (it is idempotent), the finished steps do not.
-	fb2 := &fakeBackend{st: healthy()}
-	out, err := (&Executor{Runner: fb2, Journal: j}).Execute(context.Background(), u.ID, u.Plan, u)
+	fb2 := &fakeBackend{st: fb.st} // the deployment as the crash left it
+	out, err := (&Executor{Backend: fb2, Journal: j}).Execute(context.Background(), u.ID, u.Plan, u)
 	if err != nil {
 		t.Fatalf("Execute(resume) = %v", err)
 	}
@@ -104,16 +141,25 @@ func TestExecuteBestEffortAndFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &fakeBackend{failAt: "fence us-east-1"}
-	out, err := (&Executor{Runner: fb, Journal: j}).Execute(context.Background(), "op", plan, nil)
-	if err != nil {
-		t.Fatalf("Execute() = %v, want a best-effort fence failure to be skipped", err)
+	fb := &fakeBackend{st: lost, failAt: "fence us-east-1"}
+	out, err := (&Executor{Backend: fb, Journal: j, Options: Options{AllowDataLoss: true}}).Execute(context.Background(), "op", plan, nil)
+	// The operation goes on past the failed fence, but owes it while
+	// us-east-1 cannot be reached, and stays open.
+	var inc *IncompleteError
+	if !errors.As(err, &inc) || len(inc.Owed) != 1 || inc.Owed[0].Step.Name() != "fence us-east-1" {
+		t.Fatalf("Execute() = %v, want an *IncompleteError owing the fence of us-east-1", err)
 	}
-	if !out.Steps[0].Skipped || out.Steps[0].Error != "boom" {
-		t.Errorf("step 1 = %+v, want skipped with error boom", out.Steps[0])
+	if !out.Steps[0].Failed || out.Steps[0].Error != "boom" {
+		t.Errorf("step 1 = %+v, want failed with error boom", out.Steps[0])
 	}
-	fb = &fakeBackend{failAt: "promote us-west-2"}
-	_, err = (&Executor{Runner: fb, Journal: j}).Execute(context.Background(), "op2", plan, nil)
+	if got := fb.did[len(fb.did)-1]; got != "verify us-west-2" {
+		t.Errorf("last step done = %s, want verify us-west-2 (the failover goes on)", got)
+	}
+	if u, _ := j.Unfinished(); u == nil || u.ID != "op" {
+		t.Errorf("Unfinished() = %+v, want op to stay open", u)
+	}
+	fb = &fakeBackend{st: lost, failAt: "promote us-west-2"}
+	_, err = (&Executor{Backend: fb, Journal: j, Options: Options{AllowDataLoss: true}}).Execute(context.Background(), "op2", plan, nil)
 	if err == nil || !strings.Contains(err.Error(), "step 3 (promote us-west-2): boom") || !strings.Contains(err.Error(), "run the same command again to resume") {
 		t.Errorf("Execute() = %v, want step 3 failure with how to resume", err)
 	}
@@ -137,17 +183,18 @@ func TestJournalIgnoresTornLine(t *testing.T) {
 func TestOperateRefusesOtherUnfinished(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := OpenJournal(filepath.Join(dir, "journal"))
-	plan := Plan{Op: Failover, From: "a", To: "b", Steps: []Step{{Action: ActionPromote, Region: "b"}}}
+	plan := Plan{Op: Failover, From: "us-east-1", To: "us-west-2", Steps: []Step{{Action: ActionPromote, Region: "us-west-2", Peer: "us-east-1", Mode: ModeFailover}}}
 	j.Append(Entry{OpID: "old", Event: EventPlan, Plan: &plan})
-	_, err := Operate(context.Background(), &fakeBackend{st: healthy()}, FileLock{Path: filepath.Join(dir, "lock")}, j,
+	lost := with(healthy(), func(s *Status) { s.Regions[0] = region("us-east-1", "primary", RoleUnknown, false, false) })
+	_, err := Operate(context.Background(), &fakeBackend{st: lost}, FileLock{Path: filepath.Join(dir, "lock")}, j,
 		Request{Op: Switchover}, &strings.Builder{})
 	if !errors.Is(err, ErrUnfinishedOther) || !strings.Contains(err.Error(), "run paydr dr failover to resume it first") {
 		t.Errorf("Operate() = %v, want ErrUnfinishedOther naming failover", err)
 	}
 	// The same operation resumes the recorded plan.
-	fb := &fakeBackend{st: healthy()}
-	out, err := Operate(context.Background(), fb, FileLock{Path: filepath.Join(dir, "lock")}, j, Request{Op: Failover}, &strings.Builder{})
-	if err != nil || out.OpID != "old" || !cmp.Equal(fb.did, []string{"promote b"}) {
+	fb := &fakeBackend{st: lost}
+	out, err := Operate(context.Background(), fb, FileLock{Path: filepath.Join(dir, "lock")}, j, Request{Op: Failover, Options: Options{AllowDataLoss: true}}, &strings.Builder{})
+	if err != nil || out.OpID != "old" || !cmp.Equal(fb.did, []string{"promote us-west-2"}) {
 		t.Errorf("Operate(failover) = %v, %v, did %v; want op old resumed", out.OpID, err, fb.did)
 	}
 }
@@ -205,8 +252,42 @@ func TestFileLockTakesOverDeadHolder(t *testing.T) {
 		t.Fatalf("Lock() over a dead holder = %v", err)
 	}
 	unlock(context.Background())
-	os.WriteFile(path, []byte(`{"owner":"remote","host":"elsewhere","pid":4194305}`), 0o644)
-	if _, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()}); !errors.Is(err, ErrLocked) {
-		t.Errorf("Lock() over another host's lock = %v, want ErrLocked", err)
+}
+
+// TestFileLockHeldByAnotherProcess: a lock held by a live process (here a
+// flock(1) child) is respected, and is free once that process dies.
+func TestFileLockHeldByAnotherProcess(t *testing.T) {
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock(1) is not installed (util-linux)")
 	}
+	path := filepath.Join(t.TempDir(), "lock")
+	os.WriteFile(path, []byte(`{"owner":"other","host":"elsewhere","pid":1}`), 0o644)
+	holder := exec.Command(flock, "-x", "-o", path, "sleep", "30")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	host, _ := os.Hostname()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		unlock, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()})
+		if errors.Is(err, ErrLocked) {
+			break
+		}
+		if err == nil {
+			unlock(context.Background())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lock() while flock(1) holds the file = %v, want ErrLocked", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	unlock, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()})
+	if err != nil {
+		t.Fatalf("Lock() after the holder died = %v, want it taken", err)
+	}
+	unlock(context.Background())
 }

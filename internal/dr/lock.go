@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -34,8 +36,8 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("dr: lock: %s holds the DR lock (%s by %s on %s, pid %d, since %s); wait for it to finish, or, if that process is gone, remove the lock (%s)",
-		e.Where, e.Holder.Op, e.Holder.Owner, e.Holder.Host, e.Holder.PID, e.Holder.Time.UTC().Format(time.RFC3339), e.Where)
+	return fmt.Sprintf("dr: lock: %s is held (%s by %s on %s, pid %d, since %s); wait for that operation to finish: the lock of a process that died is released at once, so its holder is running",
+		e.Where, e.Holder.Op, e.Holder.Owner, e.Holder.Host, e.Holder.PID, e.Holder.Time.UTC().Format(time.RFC3339))
 }
 
 // ErrLocked is matched by *LockedError.
@@ -44,14 +46,19 @@ var ErrLocked = errors.New("dr: lock held")
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
-// FileLock is a Locker on one machine: a file created with O_EXCL holding
-// LockInfo as JSON. A lock left by a dead process on the same host is taken
-// over.
+// FileLock is a Locker on one machine: an exclusive flock(2) on a file that
+// holds the holder's LockInfo as JSON, for people to read. The kernel gives
+// the lock to exactly one open file at a time and releases it when its
+// holder's process dies, so a crashed operator's lock is free at once and
+// taking it over is atomic. The file is never removed: removing it while
+// held would let a second operator lock a new file of the same name, so
+// Lock checks that the file it locked is still the one at Path.
 type FileLock struct {
 	Path string
 }
 
-// Lock implements Locker.
+// Lock implements Locker. The returned unlock releases this lock only,
+// once; calling it again does nothing.
 func (l FileLock) Lock(ctx context.Context, info LockInfo) (func(context.Context) error, error) {
 	if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("dr: lock %s: %w", l.Path, err)
@@ -60,44 +67,72 @@ func (l FileLock) Lock(ctx context.Context, info LockInfo) (func(context.Context
 	if err != nil {
 		return nil, fmt.Errorf("dr: lock %s: %w", l.Path, err)
 	}
-	for attempt := 0; attempt < 2; attempt++ {
-		f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			_, werr := f.Write(b)
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				os.Remove(l.Path)
-				return nil, fmt.Errorf("dr: lock %s: %w", l.Path, werr)
-			}
-			return func(context.Context) error {
-				if err := os.Remove(l.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("dr: unlock %s: %w", l.Path, err)
-				}
-				return nil
-			}, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
+	for attempt := 0; attempt < 3; attempt++ {
+		f, err := os.OpenFile(l.Path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
 			return nil, fmt.Errorf("dr: lock %s: %w", l.Path, err)
 		}
-		held, rerr := os.ReadFile(l.Path)
-		var holder LockInfo
-		if rerr != nil || json.Unmarshal(held, &holder) != nil {
-			return nil, &LockedError{Holder: LockInfo{Owner: "unknown (unreadable lock file)"}, Where: l.Path}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			holder := readHolder(f)
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, &LockedError{Holder: holder, Where: l.Path}
+			}
+			return nil, fmt.Errorf("dr: lock %s: flock: %w; the state directory must be on a file system with locks", l.Path, err)
 		}
-		if attempt == 0 && holder.Host == info.Host && holder.PID > 0 && !alive(holder.PID) {
-			// The holder died without unlocking; its journal says what it
-			// did, and the operation resumes from there.
-			os.Remove(l.Path)
+		if !sameFile(f, l.Path) {
+			f.Close() // replaced between open and flock: lock the new one
 			continue
 		}
-		return nil, &LockedError{Holder: holder, Where: l.Path}
+		err = f.Truncate(0)
+		if err == nil {
+			_, err = f.WriteAt(b, 0)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dr: lock %s: %w", l.Path, err)
+		}
+		var once sync.Once
+		return func(context.Context) error {
+			var err error
+			once.Do(func() {
+				// Only the holder of the flock gets here: clear the record,
+				// then closing the file releases the lock.
+				if sameFile(f, l.Path) {
+					err = f.Truncate(0)
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					err = fmt.Errorf("dr: unlock %s: %w", l.Path, err)
+				}
+			})
+			return err
+		}, nil
 	}
-	return nil, fmt.Errorf("dr: lock %s: could not take over a stale lock", l.Path)
+	return nil, fmt.Errorf("dr: lock %s: the lock file keeps being replaced; stop whatever removes it", l.Path)
 }
 
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// readHolder reads the LockInfo in a lock file.
+func readHolder(f *os.File) LockInfo {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<16))
+	var h LockInfo
+	if err != nil || json.Unmarshal(b, &h) != nil {
+		return LockInfo{Owner: "unknown (the holder has not written its record yet)"}
+	}
+	return h
+}
+
+// sameFile reports whether path still names the file f has open.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }

@@ -127,6 +127,12 @@ type Plan struct {
 // Render writes the plan for a dry run: each step and the exact calls calls
 // returns for it (nil: none listed).
 func (p Plan) Render(w io.Writer, calls func(Step) []string) error {
+	return p.render(w, calls, nil)
+}
+
+// render writes the plan; state, when not nil, says where each step stands
+// ("" for nothing to say).
+func (p Plan) render(w io.Writer, calls func(Step) []string, state func(int) string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan: %s from %s to %s\n", p.Op, p.From, p.To)
 	if p.Loss != nil {
@@ -141,6 +147,11 @@ func (p Plan) Render(w io.Writer, calls func(Step) []string) error {
 			be = " (best effort)"
 		}
 		fmt.Fprintf(&b, "%2d. %s%s: %s\n", i+1, s.Name(), be, s.Why)
+		if state != nil {
+			if st := state(i); st != "" {
+				fmt.Fprintf(&b, "      [%s]\n", st)
+			}
+		}
 		if calls != nil {
 			for _, c := range calls(s) {
 				fmt.Fprintf(&b, "      %s\n", c)
@@ -182,7 +193,7 @@ type Options struct {
 	// inside the replication lag.
 	AllowDataLoss bool
 	// MaxSwitchoverLag bounds the replication lag a switchover accepts
-	// (default DefaultMaxSwitchoverLag).
+	// (default DefaultMaxSwitchoverLag); failback shares the rule.
 	MaxSwitchoverLag time.Duration
 }
 
@@ -235,18 +246,9 @@ func PlanSwitchover(st Status, opts Options) (Plan, error) {
 		return Plan{}, refuse(Switchover, fmt.Sprintf("%s is %s, not a reachable standby", to.Name, roleText(to)),
 			fmt.Sprintf("rebuild %s as a standby first (paydr dr failback does that after a failover)", to.Name))
 	}
-	rep := st.Replication
-	if !rep.Known || !rep.Streaming {
-		return Plan{}, refuse(Switchover, fmt.Sprintf("the standby %s is not streaming from %s (state %q)", to.Name, from.Name, rep.State),
-			"restore replication and wait until paydr dr status shows it streaming")
-	}
-	max := opts.MaxSwitchoverLag
-	if max <= 0 {
-		max = DefaultMaxSwitchoverLag
-	}
-	if rep.ReplayLag > max {
-		return Plan{}, refuse(Switchover, fmt.Sprintf("replication lag %s exceeds %s", rep.ReplayLag.Round(time.Millisecond), max),
-			"wait until the standby catches up (paydr dr status), or reduce write load")
+	if why := canTakeOver(st, to, opts.maxLag()); why != "" {
+		return Plan{}, refuse(Switchover, why,
+			"wait until paydr dr status shows the standby streaming within the bound (--max-lag), or restore replication first")
 	}
 	p := Plan{Op: Switchover, From: from.Name, To: to.Name, Steps: switchoverSteps(from.Name, to.Name)}
 	if !from.Healthy {
@@ -348,7 +350,14 @@ func PlanFailback(st Status, opts Options) (Plan, error) {
 			fmt.Sprintf("restore %s (its database host or the region) and run paydr dr failback again", home.Name))
 	}
 	p := Plan{Op: Failback, From: cur.Name, To: home.Name}
-	if home.Role != RoleStandby || !st.Replication.Streaming {
+	if home.Role == RoleStandby && st.Replication.Streaming {
+		// The same lag rule as a switchover: the switch back fences the
+		// only writer, so the standby must be able to take over.
+		if why := canTakeOver(st, home, opts.maxLag()); why != "" {
+			return Plan{}, refuse(Failback, why,
+				"wait until paydr dr status shows the standby streaming within the bound (--max-lag), then run paydr dr failback again")
+		}
+	} else {
 		p.Steps = append(p.Steps,
 			Step{Action: ActionFence, Region: home.Name, Why: "keep the old writer from taking writes while it is rebuilt"},
 			Step{Action: ActionPreserve, Region: home.Name, Why: "keep the old writer's final state before rebuilding discards its unreplicated writes"},

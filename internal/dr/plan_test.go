@@ -72,9 +72,9 @@ func TestPlanSwitchover(t *testing.T) {
 		{name: "standby down", st: with(healthy(), func(s *Status) { s.Regions[1].Role = RoleDown }),
 			refusal: "dr: switchover refused: us-west-2 is down, not a reachable standby; rebuild us-west-2 as a standby first"},
 		{name: "not streaming", st: with(healthy(), func(s *Status) { s.Replication.Streaming, s.Replication.State = false, "catchup" }),
-			refusal: `dr: switchover refused: the standby us-west-2 is not streaming from us-east-1 (state "catchup"); restore replication`},
+			refusal: `dr: switchover refused: the standby us-west-2 is not streaming (state "catchup"); wait until paydr dr status shows the standby streaming`},
 		{name: "lag too high", st: with(healthy(), func(s *Status) { s.Replication.ReplayLag = 2 * time.Minute }),
-			refusal: "dr: switchover refused: replication lag 2m0s exceeds 1m0s; wait until the standby catches up"},
+			refusal: "dr: switchover refused: replication lag 2m0s exceeds 1m0s; wait until paydr dr status shows the standby streaming within the bound"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
