@@ -18,9 +18,9 @@ import (
 type fakeBackend struct {
 	st     Status
 	did    []string
-	failAt string // step name that fails
+	failAt string          // step name that fails
 	fail   map[string]bool // step names that fail
-	crash  string // step name at which the "process" dies (ctx canceled mid-step)
+	crash  string          // step name at which the "process" dies (ctx canceled mid-step)
 	cancel context.CancelFunc
 }
 
