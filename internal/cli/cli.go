@@ -22,7 +22,9 @@ func Main() int {
 }
 
 // Run runs the paydr command with args, writing to stdout and stderr, and
-// returns the exit code: 0 on success, 1 on failure, 2 on bad usage.
+// returns the exit code: 0 on success, 1 on failure, 2 on bad usage, 3 when
+// a DR operation put the writer in place but stays open, owing best-effort
+// steps (such as fencing a region that cannot be reached yet).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
@@ -34,6 +36,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ue) {
 			return 2
 		}
+		var ie incompleteError
+		if errors.As(err, &ie) {
+			return 3
+		}
 		return 1
 	}
 	return 0
@@ -43,6 +49,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
+
+// incompleteError marks a DR operation that stays open with owed steps.
+type incompleteError struct{ error }
+
+func (e incompleteError) Unwrap() error { return e.error }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{

@@ -96,7 +96,7 @@ everything from the surviving region (--region): never Terraform state.`,
 	pf.StringVar(&f.endpoint, "endpoint", envOr("PAYDR_AWS_ENDPOINT", ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")
 	pf.BoolVar(&f.yes, "yes", false, "aws: act; without it an AWS operation is a dry run")
 	pf.BoolVar(&f.dryRun, "dry-run", false, "print the plan and its calls without acting")
-	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRDrillCmd(f))
+	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRAbandonCmd(f), newDRDrillCmd(f))
 	return cmd
 }
 
@@ -120,8 +120,21 @@ func newDRStatusCmd(f *drFlags) *cobra.Command {
 			if err := st.Render(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			if u, err := t.journal.Unfinished(); err == nil && u != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "unfinished:   %s (%s from %s to %s); run paydr dr %s to resume it\n", u.ID, u.Plan.Op, u.Plan.From, u.Plan.To, u.Plan.Op)
+			u, err := t.journal.Unfinished()
+			if err != nil {
+				return err
+			}
+			if u != nil {
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "unfinished:   %s (%s from %s to %s); paydr dr %s resumes it, paydr dr abandon gives it up\n", u.ID, u.Plan.Op, u.Plan.From, u.Plan.To, u.Plan.Op)
+				for i, msg := range u.Failed {
+					if msg != "" {
+						fmt.Fprintf(w, "owed:         %s (failed: %s)\n", u.Plan.Steps[i].Name(), msg)
+					}
+				}
+				if u.Refused != "" {
+					fmt.Fprintf(w, "refused:      %s\n", u.Refused)
+				}
 			}
 			return nil
 		},
@@ -148,6 +161,10 @@ func newDROpCmd(f *drFlags, op dr.Operation) *cobra.Command {
 			}
 			out, err := dr.Operate(cmd.Context(), t.backend, t.locker, t.journal,
 				dr.Request{Op: op, Options: opts, DryRun: t.dryRun, Owner: owner()}, cmd.OutOrStdout())
+			var inc *dr.IncompleteError
+			if errors.As(err, &inc) {
+				return incompleteError{err}
+			}
 			if err != nil {
 				return err
 			}
@@ -163,8 +180,50 @@ func newDROpCmd(f *drFlags, op dr.Operation) *cobra.Command {
 	if op == dr.Failover {
 		cmd.Flags().BoolVar(&opts.AllowDataLoss, "allow-data-loss", false, "accept losing the writes inside the replication lag")
 	}
-	cmd.Flags().DurationVar(&opts.MaxSwitchoverLag, "max-lag", dr.DefaultMaxSwitchoverLag, "largest replication lag a switchover accepts")
+	cmd.Flags().DurationVar(&opts.MaxSwitchoverLag, "max-lag", dr.DefaultMaxSwitchoverLag, "largest replication lag at which the only writer may be fenced (switchover, failback)")
 	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the outcome as JSON")
+	return cmd
+}
+
+func newDRAbandonCmd(f *drFlags) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "abandon",
+		Short: "Give up the unfinished DR operation (undoes nothing; the journal keeps what it did)",
+		Long: `Close the unfinished operation in the journal, recording who gave it up and
+why, so that it is never resumed. It undoes nothing: what the operation did
+stays done. Use it when paydr refuses to resume an operation that is no longer
+safe (its refusal says so), then check paydr dr status and plan afresh.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if reason == "" {
+				return usageError{errors.New("dr abandon: --reason is required; it is kept in the journal")}
+			}
+			var (
+				j      *dr.Journal
+				locker dr.Locker
+				dry    = f.dryRun
+			)
+			if f.backend == "local" {
+				// The journal and the lock are enough: no environment is
+				// needed to give an operation up.
+				var err error
+				if j, err = localdr.OpenJournal(f.stateDir); err != nil {
+					return err
+				}
+				locker = localdr.Locker(f.stateDir)
+			} else {
+				t, err := f.open(cmd.Context())
+				if err != nil {
+					return err
+				}
+				j, locker, dry = t.journal, t.locker, t.dryRun
+			}
+			_, err := dr.Abandon(cmd.Context(), locker, j, owner(), reason, dry, cmd.OutOrStdout())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the operation is given up (required; kept in the journal)")
 	return cmd
 }
 

@@ -74,15 +74,26 @@ func Open(stateDir string) (*Backend, error) {
 }
 
 // DRDir is where the journal, the lock and preserved data live.
-func (b *Backend) DRDir() string { return filepath.Join(b.stateDir, "dr") }
+func (b *Backend) DRDir() string { return DRDir(b.stateDir) }
+
+// DRDir is where the journal, the lock and preserved data of the
+// environment in stateDir live.
+func DRDir(stateDir string) string { return filepath.Join(stateDir, "dr") }
 
 // Journal opens the backend's journal.
-func (b *Backend) Journal() (*dr.Journal, error) {
-	return dr.OpenJournal(filepath.Join(b.DRDir(), "journal"))
+func (b *Backend) Journal() (*dr.Journal, error) { return OpenJournal(b.stateDir) }
+
+// OpenJournal opens the DR journal of the environment in stateDir.
+func OpenJournal(stateDir string) (*dr.Journal, error) {
+	return dr.OpenJournal(filepath.Join(DRDir(stateDir), "journal"))
 }
 
-// Locker returns the backend's lock: an O_EXCL file in the state directory.
-func (b *Backend) Locker() dr.Locker { return dr.FileLock{Path: filepath.Join(b.DRDir(), "lock")} }
+// Locker returns the backend's lock.
+func (b *Backend) Locker() dr.Locker { return Locker(b.stateDir) }
+
+// Locker returns the DR lock of the environment in stateDir: a flock(2) on
+// a file in the state directory.
+func Locker(stateDir string) dr.Locker { return dr.FileLock{Path: filepath.Join(DRDir(stateDir), "lock")} }
 
 func (b *Backend) manifest() (*local.Manifest, error) {
 	m, err := local.LoadManifest(b.stateDir)
