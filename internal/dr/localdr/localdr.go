@@ -93,7 +93,9 @@ func (b *Backend) Locker() dr.Locker { return Locker(b.stateDir) }
 
 // Locker returns the DR lock of the environment in stateDir: a flock(2) on
 // a file in the state directory.
-func Locker(stateDir string) dr.Locker { return dr.FileLock{Path: filepath.Join(DRDir(stateDir), "lock")} }
+func Locker(stateDir string) dr.Locker {
+	return dr.FileLock{Path: filepath.Join(DRDir(stateDir), "lock")}
+}
 
 func (b *Backend) manifest() (*local.Manifest, error) {
 	m, err := local.LoadManifest(b.stateDir)
