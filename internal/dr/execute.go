@@ -169,6 +169,13 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 	}
 	pi := promoteIndex(plan)
 	promoted := func() bool { return pi >= 0 && done[pi] }
+	// attempted reports whether any step was ever started: an operation
+	// refused before that is closed, not left to block the next one.
+	attempted := resume != nil && (slices.Contains(done, true) || len(failed) > 0)
+	// verifiedLast reports whether the last step this run did was a
+	// successful verify: otherwise the writer is judged once more before
+	// the operation claims success.
+	verifiedLast := false
 	// run does step i and journals it; it returns a non-nil error when the
 	// operation must stop.
 	run := func(i int, retry bool) error {
@@ -176,6 +183,7 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("dr: %s: stopped before %s: %w; run the same command again to resume", plan.Op, s.Name(), err)
 		}
+		attempted, verifiedLast = true, false
 		rec := StepRecord{Step: s, Retry: retry, Start: e.now()}
 		if err := e.Journal.Append(Entry{Time: rec.Start, OpID: id, Event: EventStart, Step: i, Name: s.Name()}); err != nil {
 			return fmt.Errorf("dr: %s: %w", plan.Op, err)
@@ -206,6 +214,7 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 		default:
 			done[i] = true
 			delete(failed, i)
+			verifiedLast = s.Action == ActionVerify
 			e.logf("    done in %s: %s", rec.End.Sub(rec.Start).Round(time.Millisecond), result)
 		}
 		return nil
@@ -213,10 +222,17 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 	// settle observes the deployment, retries the owed steps whose region
 	// answers (or drops those that no longer matter), and returns the
 	// observation to check the next step against.
-	settle := func() (Status, error) {
+	observe := func() (Status, error) {
 		st, err := e.Backend.Status(ctx)
 		if err != nil {
 			return st, fmt.Errorf("dr: %s: observe before the next step: %w; run the same command again to resume", plan.Op, err)
+		}
+		return st, nil
+	}
+	settle := func() (Status, error) {
+		st, err := observe()
+		if err != nil {
+			return st, err
 		}
 		retried := false
 		for _, j := range slices.Sorted(maps.Keys(failed)) {
@@ -234,7 +250,7 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 				continue
 			}
 			if err := CheckStep(StepCheck{Plan: plan, Step: s, Promoted: promoted(), Options: e.Options}, st); err != nil {
-				return st, e.refused(id, j, s, err)
+				return st, e.refused(id, j, s, err, attempted)
 			}
 			if err := run(j, true); err != nil {
 				return st, err
@@ -242,7 +258,7 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 			retried = true
 		}
 		if retried {
-			return e.Backend.Status(ctx)
+			return observe()
 		}
 		return st, nil
 	}
@@ -254,7 +270,7 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 			}
 			continue
 		}
-		if guarded(s.Action) {
+		if guarded(s.Action) || (resume != nil && (s.Action == ActionWaitTraffic || s.Action == ActionVerify)) {
 			st, err := settle()
 			if err != nil {
 				return out, err
@@ -263,17 +279,23 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 				continue
 			}
 			if err := CheckStep(StepCheck{Plan: plan, Step: s, Promoted: promoted(), Options: e.Options}, st); err != nil {
-				return out, e.refused(id, i, s, err)
+				return out, e.refused(id, i, s, err, attempted)
 			}
 		}
 		if err := run(i, failed[i] != ""); err != nil {
 			return out, err
 		}
 	}
+	// Unless this run's last step was a successful verify (owed steps
+	// retried or found moot, a resumed operation with nothing left), the
+	// writer is judged again before the operation claims success.
+	var final *Status
 	if len(failed) > 0 {
-		if _, err := settle(); err != nil {
+		st, err := settle()
+		if err != nil {
 			return out, err
 		}
+		final = &st
 	}
 	if len(failed) > 0 {
 		for _, j := range slices.Sorted(maps.Keys(failed)) {
@@ -281,22 +303,42 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 		}
 		return out, &IncompleteError{Op: plan.Op, OpID: id, To: plan.To, Owed: out.Owed, Journal: e.Journal.Path(id)}
 	}
+	if final == nil && !verifiedLast {
+		st, err := observe()
+		if err != nil {
+			return out, err
+		}
+		final = &st
+	}
 	out.End = e.now()
 	if err := e.Journal.Append(Entry{Time: out.End, OpID: id, Event: EventDone}); err != nil {
 		return out, fmt.Errorf("dr: %s: %w", plan.Op, err)
 	}
+	if final != nil {
+		if to, ok := final.Region(plan.To); !ok || !live(to) || !to.Healthy || final.Traffic != plan.To {
+			return out, fmt.Errorf("dr: %s %s: every step is done, but %s does not serve now (%s, traffic to %s): run paydr dr status; if its region is lost, a new failover is needed",
+				plan.Op, id, plan.To, roleText(to), orUnknown(final.Traffic))
+		}
+	}
 	return out, nil
 }
 
-// refused journals a refusal of step i and returns it, with how to close
-// the operation.
-func (e *Executor) refused(id string, i int, s Step, err error) error {
+// refused journals a refusal of step i and returns it. An operation that
+// never attempted a step is closed (nothing was done, so nothing is left to
+// resume); otherwise the refusal says how to give it up.
+func (e *Executor) refused(id string, i int, s Step, err error, attempted bool) error {
 	var r *Refusal
-	if errors.As(err, &r) {
+	if errors.As(err, &r) && attempted {
 		r.Remedy += fmt.Sprintf("; to give up operation %s instead, run paydr dr abandon (it undoes nothing)", id)
 	}
-	if jerr := e.Journal.Append(Entry{Time: e.now(), OpID: id, Event: EventRefused, Step: i, Name: s.Name(), Error: err.Error()}); jerr != nil {
-		return errors.Join(err, jerr)
+	entries := []Entry{{Time: e.now(), OpID: id, Event: EventRefused, Step: i, Name: s.Name(), Error: err.Error()}}
+	if !attempted {
+		entries = append(entries, Entry{Time: e.now(), OpID: id, Event: EventAbandon, Result: "closed: refused before its first step, nothing was done", Error: err.Error()})
+	}
+	for _, en := range entries {
+		if jerr := e.Journal.Append(en); jerr != nil {
+			return errors.Join(err, jerr)
+		}
 	}
 	return err
 }
@@ -339,7 +381,7 @@ func prepare(ctx context.Context, b Backend, j *Journal, req Request) (prepared,
 	}
 	st, err := b.Status(ctx)
 	if err != nil {
-		return prepared{}, fmt.Errorf("dr: %s: %w", req.Op, err)
+		return prepared{}, fmt.Errorf("dr: %s: observe: %w; nothing was changed: check that paydr dr status answers, then run the same command again", req.Op, err)
 	}
 	if u == nil {
 		plan, err := planFor(req, st)

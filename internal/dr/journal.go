@@ -251,6 +251,9 @@ func (j *Journal) Unfinished() (*Unfinished, error) {
 		return nil, err
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
+		if j.closed(ids[i]) {
+			continue
+		}
 		entries, err := j.Read(ids[i])
 		if err != nil {
 			return nil, err
@@ -261,6 +264,39 @@ func (j *Journal) Unfinished() (*Unfinished, error) {
 		}
 	}
 	return nil, nil
+}
+
+// closed reports, from the last whole line of its file alone, whether
+// operation id finished or was abandoned (the common case, so Unfinished
+// need not parse every operation ever run). Any doubt answers false.
+func (j *Journal) closed(id string) bool {
+	f, err := os.Open(j.Path(id))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	n := min(fi.Size(), 4096)
+	tail := make([]byte, n)
+	if _, err := f.ReadAt(tail, fi.Size()-n); err != nil {
+		return false
+	}
+	end := bytes.LastIndexByte(tail, '\n')
+	if end < 0 {
+		return false
+	}
+	start := bytes.LastIndexByte(tail[:end], '\n') + 1
+	if start == 0 && n < fi.Size() {
+		return false // a last line longer than the tail read
+	}
+	var e Entry
+	if json.Unmarshal(tail[start:end], &e) != nil {
+		return false
+	}
+	return e.OpID == id && (e.Event == EventDone || e.Event == EventAbandon)
 }
 
 // replay rebuilds the state of an operation from its entries; nil when it

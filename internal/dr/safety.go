@@ -69,10 +69,12 @@ type StepCheck struct {
 
 // CheckStep applies the safety rules to c.Step in the observed state st. It
 // returns nil when the step may run, and otherwise a *Refusal naming what it
-// would do and why not. Steps that do not change who may write always pass.
+// would do and why not. The executor checks every guarded step, and, when
+// it resumes an operation, its wait-traffic and verify steps (which must
+// not wait forever on a region that is no longer the writer).
 func CheckStep(c StepCheck, st Status) error {
 	s, p := c.Step, c.Plan
-	if !guarded(s.Action) {
+	if !guarded(s.Action) && s.Action != ActionWaitTraffic && s.Action != ActionVerify {
 		return nil
 	}
 	r, ok := st.Region(s.Region)
@@ -86,7 +88,9 @@ func CheckStep(c StepCheck, st Status) error {
 	}
 	// Never two writable regions: while two are seen, the only step allowed
 	// is fencing the one that is not the legitimate writer.
-	if ws := st.Writers(); len(ws) == 2 && live(ws[0]) && live(ws[1]) {
+	if !guarded(s.Action) {
+		// wait-traffic and verify: judged below only.
+	} else if ws := st.Writers(); len(ws) == 2 && live(ws[0]) && live(ws[1]) {
 		if s.Action == ActionFence && s.Region != legit {
 			return nil
 		}
@@ -98,7 +102,18 @@ func CheckStep(c StepCheck, st Status) error {
 		if r.Role != RoleWriter || r.Fenced {
 			return nil // not a writer, or fenced already: nothing to lose
 		}
-		if s.Region == legit {
+		if s.Region != legit {
+			// Fencing a writer that is not the operation's writer is what
+			// keeps two regions from writing, but only while the
+			// operation's writer is one; otherwise it fences the only
+			// writer, and the operation no longer fits the deployment.
+			if lr, _ := st.Region(legit); lr.Role != RoleWriter {
+				return refuse(p.Op, fmt.Sprintf("%s would fence the only writer: %s, this operation's writer, is %s", s.Name(), legit, roleText(lr)),
+					"the deployment has moved on since this operation began: run paydr dr status and plan afresh")
+			}
+			return nil
+		}
+		{
 			// Fencing the only writer: allowed only when something can
 			// take over.
 			if p.Op == Failover {
@@ -143,6 +158,12 @@ func CheckStep(c StepCheck, st Status) error {
 		if r.Role != RoleWriter || !r.Reachable {
 			return refuse(p.Op, fmt.Sprintf("%s: %s is %s; only the writer is unfenced", s.Name(), s.Region, roleText(r)),
 				"check paydr dr status")
+		}
+		return nil
+	case ActionWaitTraffic, ActionVerify:
+		if c.Promoted && r.Role != RoleWriter && r.Reachable {
+			return refuse(p.Op, fmt.Sprintf("%s: %s is %s, no longer the writer this operation made it", s.Name(), s.Region, roleText(r)),
+				"the deployment has moved on since this operation began: run paydr dr status and plan afresh")
 		}
 		return nil
 	}
