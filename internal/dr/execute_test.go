@@ -183,7 +183,11 @@ func TestJournalIgnoresTornLine(t *testing.T) {
 func TestOperateRefusesOtherUnfinished(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := OpenJournal(filepath.Join(dir, "journal"))
-	plan := Plan{Op: Failover, From: "us-east-1", To: "us-west-2", Steps: []Step{{Action: ActionPromote, Region: "us-west-2", Peer: "us-east-1", Mode: ModeFailover}}}
+	plan := Plan{Op: Failover, From: "us-east-1", To: "us-west-2", Steps: []Step{
+		{Action: ActionPromote, Region: "us-west-2", Peer: "us-east-1", Mode: ModeFailover},
+		{Action: ActionUnfence, Region: "us-west-2"},
+		{Action: ActionWaitTraffic, Region: "us-west-2"},
+	}}
 	j.Append(Entry{OpID: "old", Event: EventPlan, Plan: &plan})
 	lost := with(healthy(), func(s *Status) { s.Regions[0] = region("us-east-1", "primary", RoleUnknown, false, false) })
 	_, err := Operate(context.Background(), &fakeBackend{st: lost}, FileLock{Path: filepath.Join(dir, "lock")}, j,
@@ -194,7 +198,7 @@ func TestOperateRefusesOtherUnfinished(t *testing.T) {
 	// The same operation resumes the recorded plan.
 	fb := &fakeBackend{st: lost}
 	out, err := Operate(context.Background(), fb, FileLock{Path: filepath.Join(dir, "lock")}, j, Request{Op: Failover, Options: Options{AllowDataLoss: true}}, &strings.Builder{})
-	if err != nil || out.OpID != "old" || !cmp.Equal(fb.did, []string{"promote us-west-2"}) {
+	if err != nil || out.OpID != "old" || !cmp.Equal(fb.did, []string{"promote us-west-2", "unfence us-west-2", "wait-traffic us-west-2"}) {
 		t.Errorf("Operate(failover) = %v, %v, did %v; want op old resumed", out.OpID, err, fb.did)
 	}
 }
