@@ -12,16 +12,52 @@
 // (the environment of paydr up: PostgreSQL, processors, router) and
 // paydr/internal/dr/awsdr (Aurora Global Database, Lambda, Route 53).
 //
-// Safety rules, checked while planning, refuse with a *Refusal that says
-// why and what would make the operation safe:
-//   - never two writable regions: a region is fenced before the other is
-//     promoted, and nothing is planned while two writers are observed;
-//   - a planned switchover needs both regions reachable and the standby
-//     streaming within MaxSwitchoverLag; it loses nothing;
-//   - a failover is for a lost writer: it refuses while the writer is
-//     healthy (use switchover), and refuses without AllowDataLoss whenever
-//     data may be lost, reporting the estimated loss window;
+// One decision path. Every operation — new, resumed or dry run — starts in
+// prepare: it observes the deployment afresh, and either plans a new
+// operation or takes the journal's unfinished plan of the same kind and
+// checks its next step now, under the options of the command that runs
+// (never the journal's). The executor then observes again before every
+// step that changes who may write (fence, promote, rebuild-standby,
+// unfence; when resuming, also wait-traffic and verify) and applies
+// CheckStep. A step the rules refuse is not run: the refusal (*Refusal)
+// says what the step would have done, why not, and how to give the
+// operation up (paydr dr abandon, journaled, undoes nothing). A dry run
+// prints the same decision from the same code.
+//
+// The safety rules (CheckStep, and the plans built from the same rules):
+//   - never two writable regions that clients reach: a region is fenced
+//     before the other is promoted; while two writers are seen, the only
+//     step allowed is fencing the one that is not the operation's writer,
+//     and only while the operation's writer still is one;
+//   - never fence the only writer unless the standby can take over within
+//     the bound: reachable, streaming, lag at most --max-lag (switchover and
+//     failback share this rule); a failover fences only a writer that is
+//     lost (unreachable or unhealthy);
+//   - never promote with data loss unless the command that runs said
+//     --allow-data-loss (the estimate is printed);
+//   - never unfence a region that is not the writer;
 //   - a failback keeps the old writer's final state before rebuilding it.
+//
+// Best-effort steps (fencing and preserving a lost region) that fail are
+// recorded as failed and owed: retried before every later guarded step as
+// soon as their region answers (a region that comes back is fenced before
+// anything else happens), and again when the operation resumes. While one
+// is owed the operation stays open (*IncompleteError; the CLI exits 3). An
+// owed step that no longer matters (its region is a standby now) is closed.
+// An operation whose steps are done is judged once more before it claims
+// success: its writer must serve and take the traffic.
+//
+// Crashes: one operator at a time (FileLock, flock(2): takeover of a dead
+// holder's lock is atomic, unlock releases only its own lock); a journal
+// whose appends are single synced writes, whose torn last line is ignored
+// and cut off before the next append, whose finished or abandoned
+// operations are never resumed, and whose new operations never share a
+// file (ids are unique even when the clock jumps back).
+//
+// TestSimulation checks all of this as FoundationDB's simulation tests do:
+// thousands of seeded schedules drive the real Operate, Executor, Journal
+// and FileLock against a model of two regions with faults injected between
+// and inside steps, and named invariants are checked at every step.
 //
 // Drills (Drill) send steady payment traffic through the failover name,
 // inject a fault, let detection and failover run, and classify every payment
