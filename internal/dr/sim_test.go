@@ -80,6 +80,9 @@ type simWorld struct {
 	lastDid         []string // the steps the last command did
 	afterStep       simFacts // the facts right after the last step's effect
 	lastLagObserved time.Duration
+	// trueLagObserved is the true (monotonic) lag at the last observation:
+	// what a decision made on that observation is judged by.
+	trueLagObserved time.Duration
 }
 
 // simFacts are the facts an operation's completion is judged by: as they
@@ -111,6 +114,10 @@ func (w *simWorld) violate(name, format string, args ...any) {
 }
 
 var simEpoch = time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+
+// simMaxLag is the lag bound the simulated operators pass (--max-lag):
+// short, so that schedules of a few simulated minutes cross it.
+const simMaxLag = 5 * time.Second
 
 func (w *simWorld) region(name string) (*simRegion, *simRegion) {
 	if w.r[0].name == name {
@@ -350,6 +357,10 @@ func (w *simWorld) Status(ctx context.Context) (Status, error) {
 		st.Regions = append(st.Regions, reg)
 	}
 	wr, sb := w.writerAndStandby()
+	w.trueLagObserved = 0
+	if wr != nil && sb.lsn < wr.lsn {
+		w.trueLagObserved = w.mono.Sub(w.caughtUpMono)
+	}
 	switch {
 	case wr != nil && !wr.lost && !sb.lost:
 		lag := max(0, w.wall.Sub(w.caughtUp))
@@ -429,8 +440,8 @@ func (w *simWorld) checkBefore(s Step, r, peer *simRegion) {
 		if r.takesWrites() && !peer.takesWrites() && op != Failover {
 			// Fencing the only writer: the standby must take over within
 			// the bound, by the true (monotonic) lag.
-			lag := w.mono.Sub(w.caughtUpMono)
-			if _, sb := w.writerAndStandby(); sb != peer || peer.lost || w.repl == replStalled || (peer.lsn < r.lsn && lag > DefaultMaxSwitchoverLag) {
+			lag := w.trueLagObserved
+			if _, sb := w.writerAndStandby(); sb != peer || peer.lost || w.repl == replStalled || (peer.lsn < r.lsn && lag > simMaxLag) {
 				w.violate("fence-needs-successor", "%s fenced the only writer while %s is %s (lost %v, replication %d, true lag %s)", op, peer.name, peer.role, peer.lost, w.repl, lag)
 			}
 		}
@@ -522,6 +533,18 @@ func (w *simWorld) effect(s Step, r, peer *simRegion) (string, error) {
 	return "", fmt.Errorf("sim: unknown action %s", s.Action)
 }
 
+// simLog puts what paydr prints for the operator into the trace.
+type simLog struct{ w *simWorld }
+
+func (l simLog) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "sim ") {
+			l.w.tracef("  | %s", line)
+		}
+	}
+	return len(p), nil
+}
+
 // explained reports whether err is one an operator is meant to see: a
 // refusal with its reason and remedy, a held lock, another unfinished
 // operation, an operation left open, a step that failed (with how to
@@ -546,7 +569,7 @@ func (w *simWorld) run(req Request) error {
 	c := &simCmd{req: req, cancel: cancel, j: &Journal{Dir: w.journalDir, Now: w.now}}
 	w.cmd, w.afterStep = c, simFacts{}
 	defer func() { w.cmd, w.lastDid = nil, c.did }()
-	out, err := Operate(ctx, w, FileLock{Path: w.lockPath}, c.j, req, io.Discard)
+	out, err := Operate(ctx, w, FileLock{Path: w.lockPath}, c.j, req, simLog{w})
 	w.tracef("command %s allow-data-loss=%v dry=%v -> op %s: %v", req.Op, req.Options.AllowDataLoss, req.DryRun, out.OpID, err)
 	if c.crashed {
 		return context.Canceled
@@ -648,7 +671,7 @@ func simulate(seed uint64, dir string) *simWorld {
 	w.faults = true
 	for range 3 + w.rng.IntN(6) {
 		ops := []Operation{Switchover, Failover, Failback}
-		req := Request{Op: ops[w.rng.IntN(3)], Options: Options{AllowDataLoss: w.rng.IntN(2) == 0}, Owner: "operator"}
+		req := Request{Op: ops[w.rng.IntN(3)], Options: Options{AllowDataLoss: w.rng.IntN(2) == 0, MaxSwitchoverLag: simMaxLag}, Owner: "operator"}
 		switch k := w.rng.IntN(10); {
 		case k == 0:
 			id, err := Abandon(context.Background(), FileLock{Path: w.lockPath}, &Journal{Dir: w.journalDir, Now: w.now}, "operator", "giving up", false, io.Discard)
@@ -689,7 +712,7 @@ func (w *simWorld) heal() {
 			return
 		}
 		if u != nil {
-			if err := w.run(Request{Op: u.Plan.Op, Options: Options{AllowDataLoss: true}, Owner: "healer"}); err != nil {
+			if err := w.run(Request{Op: u.Plan.Op, Options: Options{AllowDataLoss: true, MaxSwitchoverLag: simMaxLag}, Owner: "healer"}); err != nil {
 				var r *Refusal
 				if errors.As(err, &r) {
 					Abandon(context.Background(), FileLock{Path: w.lockPath}, j, "healer", "refused: "+r.Reason, false, io.Discard)
@@ -712,7 +735,7 @@ func (w *simWorld) heal() {
 		if ws := st.Writers(); len(ws) == 1 && live(ws[0]) {
 			op = Failback
 		}
-		if err := w.run(Request{Op: op, Options: Options{AllowDataLoss: true}, Owner: "healer"}); err != nil {
+		if err := w.run(Request{Op: op, Options: Options{AllowDataLoss: true, MaxSwitchoverLag: simMaxLag}, Owner: "healer"}); err != nil {
 			var r *Refusal
 			if errors.As(err, &r) && strings.Contains(r.Reason, "both writable") {
 				w.tracef("heal: refused with two writers: a person must fence one (%s)", r.Reason)
@@ -774,7 +797,7 @@ func TestSimulation(t *testing.T) {
 			t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
 		}
 		for _, line := range w.trace {
-			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "a person must fence"} {
+			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "a person must fence", "exceeds 5s", "data may be lost", "both writable", "no longer the writer", "would fence the only writer", "no longer needed", "again: it failed before"} {
 				if strings.Contains(line, k) {
 					counts[k]++
 				}
