@@ -96,7 +96,7 @@ everything from the surviving region (--region): never Terraform state.`,
 	pf.StringVar(&f.endpoint, "endpoint", envOr("PAYDR_AWS_ENDPOINT", ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")
 	pf.BoolVar(&f.yes, "yes", false, "aws: act; without it an AWS operation is a dry run")
 	pf.BoolVar(&f.dryRun, "dry-run", false, "print the plan and its calls without acting")
-	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRAbandonCmd(f), newDRDrillCmd(f))
+	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRFenceCmd(f), newDRAbandonCmd(f), newDRDrillCmd(f))
 	return cmd
 }
 
@@ -182,6 +182,30 @@ func newDROpCmd(f *drFlags, op dr.Operation) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&opts.MaxSwitchoverLag, "max-lag", dr.DefaultMaxSwitchoverLag, "largest replication lag at which the only writer may be fenced (switchover, failback)")
 	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the outcome as JSON")
+	return cmd
+}
+
+func newDRFenceCmd(f *drFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fence REGION",
+		Short: "Stop REGION from taking writes while the other region is the writer (the way out of two writers)",
+		Long: `Fence REGION — stop its processor from committing (locally its database is
+stopped; on AWS its Lambda's reserved concurrency is set to 0) — while the
+other region is a writer that serves. It refuses to fence the only writer. Use
+it when paydr dr status shows two writable regions and no unfinished operation
+owns them; REGION's data is kept (paydr dr failback preserves it before any
+rebuild).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, err = dr.Operate(cmd.Context(), t.backend, t.locker, t.journal,
+				dr.Request{Op: dr.Fence, Options: dr.Options{Target: args[0]}, DryRun: t.dryRun, Owner: owner()}, cmd.OutOrStdout())
+			return err
+		},
+	}
 	return cmd
 }
 

@@ -470,6 +470,8 @@ func planFor(req Request, st Status) (Plan, error) {
 		return PlanFailover(st, req.Options)
 	case Failback:
 		return PlanFailback(st, req.Options)
+	case Fence:
+		return PlanFence(st, req.Options)
 	}
 	return Plan{}, fmt.Errorf("dr: unknown operation %q", req.Op)
 }

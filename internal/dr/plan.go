@@ -18,6 +18,9 @@ const (
 	Failover Operation = "failover"
 	// Failback returns the writer to the primary slot after a failover.
 	Failback Operation = "failback"
+	// Fence stops one of two writable regions from taking writes, the other
+	// staying the writer.
+	Fence Operation = "fence"
 )
 
 // Action is what one step does. Every action is idempotent: doing it again
@@ -192,6 +195,8 @@ type Options struct {
 	// AllowDataLoss acknowledges that a failover may lose the writes
 	// inside the replication lag.
 	AllowDataLoss bool
+	// Target is the region a fence operation fences.
+	Target string
 	// MaxSwitchoverLag bounds the replication lag a switchover accepts
 	// (default DefaultMaxSwitchoverLag); failback shares the rule.
 	MaxSwitchoverLag time.Duration
@@ -205,7 +210,7 @@ func refuse(op Operation, reason, remedy string) error {
 func splitBrain(op Operation, st Status) error {
 	if ws := st.Writers(); len(ws) > 1 {
 		return refuse(op, fmt.Sprintf("%s and %s are both writable", ws[0].Name, ws[1].Name),
-			"fence the region that must not take writes first (it holds writes the other lacks: keep its data before rebuilding it), then run paydr dr status")
+			"fence the region that must not take writes first with paydr dr fence REGION (it holds writes the other lacks: its data is kept), then run paydr dr status")
 	}
 	return nil
 }
@@ -366,6 +371,29 @@ func PlanFailback(st Status, opts Options) (Plan, error) {
 	}
 	p.Steps = append(p.Steps, switchoverSteps(cur.Name, home.Name)...)
 	return p, nil
+}
+
+// PlanFence plans fencing opts.Target while the other region is a writer
+// that serves: the way out of two writable regions that no unfinished
+// operation owns (such as after giving up a failover whose fence of the lost
+// region never succeeded). It refuses to fence the only writer.
+func PlanFence(st Status, opts Options) (Plan, error) {
+	r, ok := st.Region(opts.Target)
+	if !ok {
+		return Plan{}, refuse(Fence, fmt.Sprintf("region %q is not in the deployment", opts.Target), "name one of the regions paydr dr status shows")
+	}
+	if r.Role != RoleWriter || r.Fenced {
+		return Plan{}, refuse(Fence, fmt.Sprintf("%s is %s, not a writer taking writes", r.Name, roleText(r)), "nothing to fence")
+	}
+	other, _ := st.Other(r.Name)
+	if !live(other) {
+		return Plan{}, refuse(Fence, fmt.Sprintf("%s is the only writer (%s is %s)", r.Name, other.Name, roleText(other)),
+			"fencing it would leave no writer: use paydr dr switchover or failover to move the writer")
+	}
+	return Plan{Op: Fence, From: other.Name, To: other.Name, Steps: []Step{
+		{Action: ActionFence, Region: r.Name, Why: fmt.Sprintf("stop %s from taking writes: %s stays the writer (its data is kept: preserve it before any rebuild)", r.Name, other.Name)},
+		{Action: ActionWaitTraffic, Region: other.Name, Why: "wait until the failover name sends traffic to the writer"},
+	}}, nil
 }
 
 func roleText(r Region) string {

@@ -227,3 +227,35 @@ func TestPlanRender(t *testing.T) {
 		t.Errorf("Render() =\n%s\nwant prefix\n%s", b.String(), want)
 	}
 }
+
+func TestPlanFence(t *testing.T) {
+	split := with(healthy(), func(s *Status) { s.Regions[1] = region("us-west-2", "secondary", RoleWriter, true, true) })
+	p, err := PlanFence(split, Options{Target: "us-east-1"})
+	if err != nil {
+		t.Fatalf("PlanFence(two writers) = %v", err)
+	}
+	want := []string{"fence us-east-1", "wait-traffic us-west-2"}
+	var got []string
+	for _, s := range p.Steps {
+		got = append(got, s.Name())
+	}
+	if diff := cmp.Diff(want, got); diff != "" || p.To != "us-west-2" {
+		t.Errorf("PlanFence steps (-want +got):\n%s (to %s)", diff, p.To)
+	}
+	if err := CheckStep(StepCheck{Plan: p, Step: p.Steps[0]}, split); err != nil {
+		t.Errorf("CheckStep(fence us-east-1 while two write) = %v, want allowed", err)
+	}
+	for _, tc := range []struct {
+		name, target, want string
+		st              Status
+	}{
+		{"the only writer", "us-east-1", "us-east-1 is the only writer", healthy()},
+		{"a standby", "us-west-2", "us-west-2 is standby, not a writer", healthy()},
+		{"unknown region", "eu-west-1", `region "eu-west-1" is not in the deployment`, healthy()},
+	} {
+		var r *Refusal
+		if _, err := PlanFence(tc.st, Options{Target: tc.target}); !errors.As(err, &r) || !strings.Contains(r.Reason, tc.want) {
+			t.Errorf("%s: PlanFence(%s) = %v, want a refusal: %s", tc.name, tc.target, err, tc.want)
+		}
+	}
+}

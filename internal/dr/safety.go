@@ -95,7 +95,7 @@ func CheckStep(c StepCheck, st Status) error {
 			return nil
 		}
 		return refuse(p.Op, fmt.Sprintf("%s: %s and %s are both writable", s.Name(), ws[0].Name, ws[1].Name),
-			fmt.Sprintf("only fencing %s is allowed now; if the journal cannot do it, fence it by hand (it holds writes the other lacks: keep its data), then run paydr dr status", legit))
+			fmt.Sprintf("only fencing the region that is not %s is allowed now (paydr dr fence REGION; its data is kept), then run paydr dr status", legit))
 	}
 	switch s.Action {
 	case ActionFence:

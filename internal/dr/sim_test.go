@@ -738,8 +738,14 @@ func (w *simWorld) heal() {
 		if err := w.run(Request{Op: op, Options: Options{AllowDataLoss: true, MaxSwitchoverLag: simMaxLag}, Owner: "healer"}); err != nil {
 			var r *Refusal
 			if errors.As(err, &r) && strings.Contains(r.Reason, "both writable") {
-				w.tracef("heal: refused with two writers: a person must fence one (%s)", r.Reason)
-				return
+				// The operator keeps the writer the failover name sends
+				// traffic to, and fences the other (its data is kept).
+				target := w.r[1].name
+				if w.traffic() == target {
+					target = w.r[0].name
+				}
+				w.tracef("heal: two writers: the operator fences %s", target)
+				w.run(Request{Op: Fence, Options: Options{Target: target}, Owner: "healer"})
 			}
 		}
 	}
@@ -797,7 +803,7 @@ func TestSimulation(t *testing.T) {
 			t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
 		}
 		for _, line := range w.trace {
-			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "a person must fence", "exceeds 5s", "data may be lost", "both writable", "no longer the writer", "would fence the only writer", "no longer needed", "again: it failed before"} {
+			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "the operator fences", "exceeds 5s", "data may be lost", "both writable", "no longer the writer", "would fence the only writer", "no longer needed", "again: it failed before"} {
 				if strings.Contains(line, k) {
 					counts[k]++
 				}
