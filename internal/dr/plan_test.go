@@ -247,7 +247,7 @@ func TestPlanFence(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, target, want string
-		st              Status
+		st                 Status
 	}{
 		{"the only writer", "us-east-1", "us-east-1 is the only writer", healthy()},
 		{"a standby", "us-west-2", "us-west-2 is standby, not a writer", healthy()},
