@@ -148,176 +148,210 @@ func promoteIndex(p Plan) int {
 // command again resumes it. When only owed steps remain, Execute returns
 // an *IncompleteError and the operation stays open.
 func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Unfinished) (Outcome, error) {
-	out := Outcome{OpID: id, Plan: plan, Start: e.now()}
+	x := &execution{e: e, ctx: ctx, id: id, plan: plan, resume: resume,
+		out: Outcome{OpID: id, Plan: plan, Start: e.now()}, done: make([]bool, len(plan.Steps)),
+		failed: map[int]string{}, promoteAt: promoteIndex(plan)}
 	if resume == nil {
-		if err := e.Journal.Begin(id, plan, out.Start); err != nil {
-			return out, fmt.Errorf("dr: %s: %w", plan.Op, err)
+		if err := e.Journal.Begin(id, plan, x.out.Start); err != nil {
+			return x.out, fmt.Errorf("dr: %s: %w", plan.Op, err)
 		}
 	} else {
-		out.Start = resume.Started
+		x.out.Start = resume.Started
+		copy(x.done, resume.Done)
+		for i, msg := range resume.Failed {
+			if msg != "" && !x.done[i] {
+				x.failed[i] = msg
+			}
+		}
+		x.attempted = slices.Contains(x.done, true) || len(x.failed) > 0
 		e.logf("resuming %s (%s from %s to %s) from its journal %s, under this command's options", id, plan.Op, plan.From, plan.To, e.Journal.Path(id))
 	}
-	done := make([]bool, len(plan.Steps))
-	failed := map[int]string{} // owed best-effort steps: index -> last error
-	if resume != nil {
-		copy(done, resume.Done)
-		for i, msg := range resume.Failed {
-			if msg != "" && !done[i] {
-				failed[i] = msg
-			}
-		}
-	}
-	pi := promoteIndex(plan)
-	promoted := func() bool { return pi >= 0 && done[pi] }
-	// attempted reports whether any step was ever started: an operation
-	// refused before that is closed, not left to block the next one.
-	attempted := resume != nil && (slices.Contains(done, true) || len(failed) > 0)
-	// verifiedLast reports whether the last step this run did was a
-	// successful verify: otherwise the writer is judged once more before
-	// the operation claims success.
-	verifiedLast := false
-	// run does step i and journals it; it returns a non-nil error when the
-	// operation must stop.
-	run := func(i int, retry bool) error {
-		s := plan.Steps[i]
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("dr: %s: stopped before %s: %w; run the same command again to resume", plan.Op, s.Name(), err)
-		}
-		attempted, verifiedLast = true, false
-		rec := StepRecord{Step: s, Retry: retry, Start: e.now()}
-		if err := e.Journal.Append(Entry{Time: rec.Start, OpID: id, Event: EventStart, Step: i, Name: s.Name()}); err != nil {
-			return fmt.Errorf("dr: %s: %w", plan.Op, err)
-		}
-		if retry {
-			e.logf("%2d. %s (again: it failed before) ...", i+1, s.Name())
-		} else {
-			e.logf("%2d. %s ...", i+1, s.Name())
-		}
-		result, err := e.Backend.Do(ctx, id, s)
-		rec.End, rec.Result = e.now(), result
-		end := Entry{Time: rec.End, OpID: id, Event: EventEnd, Step: i, Name: s.Name(), Result: result}
-		if err != nil {
-			rec.Error, end.Error = err.Error(), err.Error()
-			rec.Failed = s.BestEffort && ctx.Err() == nil
-			end.Skipped = rec.Failed
-		}
-		if jerr := e.Journal.Append(end); jerr != nil {
-			return fmt.Errorf("dr: %s: %w", plan.Op, jerr)
-		}
-		out.Steps = append(out.Steps, rec)
-		switch {
-		case err != nil && rec.Failed:
-			failed[i] = err.Error()
-			e.logf("    FAILED (best effort, owed; the operation goes on): %v", err)
-		case err != nil:
-			return fmt.Errorf("dr: %s: step %d (%s): %w; the journal %s records what was done: fix the cause and run the same command again to resume", plan.Op, i+1, s.Name(), err, e.Journal.Path(id))
-		default:
-			done[i] = true
-			delete(failed, i)
-			verifiedLast = s.Action == ActionVerify
-			e.logf("    done in %s: %s", rec.End.Sub(rec.Start).Round(time.Millisecond), result)
-		}
-		return nil
-	}
-	// settle observes the deployment, retries the owed steps whose region
-	// answers (or drops those that no longer matter), and returns the
-	// observation to check the next step against.
-	observe := func() (Status, error) {
-		st, err := e.Backend.Status(ctx)
-		if err != nil {
-			return st, fmt.Errorf("dr: %s: observe before the next step: %w; run the same command again to resume", plan.Op, err)
-		}
-		return st, nil
-	}
-	settle := func() (Status, error) {
-		st, err := observe()
-		if err != nil {
-			return st, err
-		}
-		retried := false
-		for _, j := range slices.Sorted(maps.Keys(failed)) {
-			s := plan.Steps[j]
-			if moot(s, st) {
-				delete(failed, j)
-				done[j] = true
-				e.logf("%2d. %s: no longer needed (%s is a standby now)", j+1, s.Name(), s.Region)
-				if err := e.Journal.Append(Entry{Time: e.now(), OpID: id, Event: EventEnd, Step: j, Name: s.Name(), Result: "no longer needed: " + s.Region + " is a standby now"}); err != nil {
-					return st, fmt.Errorf("dr: %s: %w", plan.Op, err)
-				}
-				continue
-			}
-			if r, ok := st.Region(s.Region); !ok || !r.Reachable {
-				continue
-			}
-			if err := CheckStep(StepCheck{Plan: plan, Step: s, Promoted: promoted(), Options: e.Options}, st); err != nil {
-				return st, e.refused(id, j, s, err, attempted)
-			}
-			if err := run(j, true); err != nil {
-				return st, err
-			}
-			retried = true
-		}
-		if retried {
-			return observe()
-		}
-		return st, nil
-	}
 	for i, s := range plan.Steps {
-		if done[i] {
+		if x.done[i] {
 			if resume != nil {
-				out.Steps = append(out.Steps, StepRecord{Step: s, Resumed: true, Result: resume.Results[i]})
+				x.out.Steps = append(x.out.Steps, StepRecord{Step: s, Resumed: true, Result: resume.Results[i]})
 				e.logf("%2d. %s: done before (%s)", i+1, s.Name(), resume.Results[i])
 			}
 			continue
 		}
 		if guarded(s.Action) || (resume != nil && (s.Action == ActionWaitTraffic || s.Action == ActionVerify)) {
-			st, err := settle()
+			st, err := x.settle()
 			if err != nil {
-				return out, err
+				return x.out, err
 			}
-			if done[i] {
+			if x.done[i] {
 				continue
 			}
-			if err := CheckStep(StepCheck{Plan: plan, Step: s, Promoted: promoted(), Options: e.Options}, st); err != nil {
-				return out, e.refused(id, i, s, err, attempted)
+			if err := x.check(i, st); err != nil {
+				return x.out, err
 			}
 		}
-		if err := run(i, failed[i] != ""); err != nil {
-			return out, err
+		if err := x.run(i, x.failed[i] != ""); err != nil {
+			return x.out, err
 		}
 	}
-	// Unless this run's last step was a successful verify (owed steps
-	// retried or found moot, a resumed operation with nothing left), the
-	// writer is judged again before the operation claims success.
+	return x.finish()
+}
+
+// execution is one run of Execute: what the journal and this run know of
+// each step, and the outcome so far.
+type execution struct {
+	e      *Executor
+	ctx    context.Context
+	id     string
+	plan   Plan
+	resume *Unfinished
+	out    Outcome
+	done   []bool
+	// failed holds the owed best-effort steps: index -> last error.
+	failed    map[int]string
+	promoteAt int
+	// attempted reports whether any step was ever started: an operation
+	// refused before that is closed, not left to block the next one.
+	attempted bool
+	// verifiedLast reports whether the last step this run did was a
+	// successful verify: otherwise the writer is judged once more before
+	// the operation claims success.
+	verifiedLast bool
+}
+
+// promoted reports whether the plan's promote step is done, so that the
+// plan's To, not its From, is the legitimate writer.
+func (x *execution) promoted() bool { return x.promoteAt >= 0 && x.done[x.promoteAt] }
+
+// observe observes the deployment.
+func (x *execution) observe() (Status, error) {
+	st, err := x.e.Backend.Status(x.ctx)
+	if err != nil {
+		return st, fmt.Errorf("dr: %s: observe before the next step: %w; run the same command again to resume", x.plan.Op, err)
+	}
+	return st, nil
+}
+
+// check applies the safety rules to step i in st, journaling a refusal.
+func (x *execution) check(i int, st Status) error {
+	s := x.plan.Steps[i]
+	if err := CheckStep(StepCheck{Plan: x.plan, Step: s, Promoted: x.promoted(), Options: x.e.Options}, st); err != nil {
+		return x.e.refused(x.id, i, s, err, x.attempted)
+	}
+	return nil
+}
+
+// run does step i and journals it; it returns a non-nil error when the
+// operation must stop.
+func (x *execution) run(i int, retry bool) error {
+	e, s, op := x.e, x.plan.Steps[i], x.plan.Op
+	if err := x.ctx.Err(); err != nil {
+		return fmt.Errorf("dr: %s: stopped before %s: %w; run the same command again to resume", op, s.Name(), err)
+	}
+	x.attempted, x.verifiedLast = true, false
+	rec := StepRecord{Step: s, Retry: retry, Start: e.now()}
+	if err := e.Journal.Append(Entry{Time: rec.Start, OpID: x.id, Event: EventStart, Step: i, Name: s.Name()}); err != nil {
+		return fmt.Errorf("dr: %s: %w", op, err)
+	}
+	if retry {
+		e.logf("%2d. %s (again: it failed before) ...", i+1, s.Name())
+	} else {
+		e.logf("%2d. %s ...", i+1, s.Name())
+	}
+	result, err := e.Backend.Do(x.ctx, x.id, s)
+	rec.End, rec.Result = e.now(), result
+	end := Entry{Time: rec.End, OpID: x.id, Event: EventEnd, Step: i, Name: s.Name(), Result: result}
+	if err != nil {
+		rec.Error, end.Error = err.Error(), err.Error()
+		rec.Failed = s.BestEffort && x.ctx.Err() == nil
+		end.Skipped = rec.Failed
+	}
+	if jerr := e.Journal.Append(end); jerr != nil {
+		return fmt.Errorf("dr: %s: %w", op, jerr)
+	}
+	x.out.Steps = append(x.out.Steps, rec)
+	switch {
+	case err != nil && rec.Failed:
+		x.failed[i] = err.Error()
+		e.logf("    FAILED (best effort, owed; the operation goes on): %v", err)
+	case err != nil:
+		return fmt.Errorf("dr: %s: step %d (%s): %w; the journal %s records what was done: fix the cause and run the same command again to resume", op, i+1, s.Name(), err, e.Journal.Path(x.id))
+	default:
+		x.done[i] = true
+		delete(x.failed, i)
+		x.verifiedLast = s.Action == ActionVerify
+		e.logf("    done in %s: %s", rec.End.Sub(rec.Start).Round(time.Millisecond), result)
+	}
+	return nil
+}
+
+// settle observes the deployment, retries the owed steps whose region
+// answers (or closes those that no longer matter), and returns the
+// observation to check the next step against.
+func (x *execution) settle() (Status, error) {
+	st, err := x.observe()
+	if err != nil {
+		return st, err
+	}
+	retried := false
+	for _, j := range slices.Sorted(maps.Keys(x.failed)) {
+		s := x.plan.Steps[j]
+		if moot(s, st) {
+			delete(x.failed, j)
+			x.done[j] = true
+			x.e.logf("%2d. %s: no longer needed (%s is a standby now)", j+1, s.Name(), s.Region)
+			if err := x.e.Journal.Append(Entry{Time: x.e.now(), OpID: x.id, Event: EventEnd, Step: j, Name: s.Name(), Result: "no longer needed: " + s.Region + " is a standby now"}); err != nil {
+				return st, fmt.Errorf("dr: %s: %w", x.plan.Op, err)
+			}
+			continue
+		}
+		if r, ok := st.Region(s.Region); !ok || !r.Reachable {
+			continue
+		}
+		if err := x.check(j, st); err != nil {
+			return st, err
+		}
+		if err := x.run(j, true); err != nil {
+			return st, err
+		}
+		retried = true
+	}
+	if retried {
+		return x.observe()
+	}
+	return st, nil
+}
+
+// finish ends the operation: open while steps are owed, else done, its
+// writer judged once more unless this run's last step verified it.
+func (x *execution) finish() (Outcome, error) {
+	plan := x.plan
 	var final *Status
-	if len(failed) > 0 {
-		st, err := settle()
+	if len(x.failed) > 0 {
+		st, err := x.settle()
+		if err != nil {
+			return x.out, err
+		}
+		final = &st
+	}
+	out := x.out
+	if len(x.failed) > 0 {
+		for _, j := range slices.Sorted(maps.Keys(x.failed)) {
+			out.Owed = append(out.Owed, StepRecord{Step: plan.Steps[j], Error: x.failed[j], Failed: true})
+		}
+		return out, &IncompleteError{Op: plan.Op, OpID: x.id, To: plan.To, Owed: out.Owed, Journal: x.e.Journal.Path(x.id)}
+	}
+	if final == nil && !x.verifiedLast {
+		st, err := x.observe()
 		if err != nil {
 			return out, err
 		}
 		final = &st
 	}
-	if len(failed) > 0 {
-		for _, j := range slices.Sorted(maps.Keys(failed)) {
-			out.Owed = append(out.Owed, StepRecord{Step: plan.Steps[j], Error: failed[j], Failed: true})
-		}
-		return out, &IncompleteError{Op: plan.Op, OpID: id, To: plan.To, Owed: out.Owed, Journal: e.Journal.Path(id)}
-	}
-	if final == nil && !verifiedLast {
-		st, err := observe()
-		if err != nil {
-			return out, err
-		}
-		final = &st
-	}
-	out.End = e.now()
-	if err := e.Journal.Append(Entry{Time: out.End, OpID: id, Event: EventDone}); err != nil {
+	out.End = x.e.now()
+	if err := x.e.Journal.Append(Entry{Time: out.End, OpID: x.id, Event: EventDone}); err != nil {
 		return out, fmt.Errorf("dr: %s: %w", plan.Op, err)
 	}
 	if final != nil {
 		if to, ok := final.Region(plan.To); !ok || !live(to) || !to.Healthy || final.Traffic != plan.To {
 			return out, fmt.Errorf("dr: %s %s: every step is done, but %s does not serve now (%s, traffic to %s): run paydr dr status; if its region is lost, a new failover is needed",
-				plan.Op, id, plan.To, roleText(to), orUnknown(final.Traffic))
+				plan.Op, x.id, plan.To, roleText(to), orUnknown(final.Traffic))
 		}
 	}
 	return out, nil
