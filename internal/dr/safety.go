@@ -26,9 +26,6 @@ func guarded(a Action) bool {
 // database is the writer, its processor is not fenced, and it answers.
 func live(r Region) bool { return r.Role == RoleWriter && r.Reachable && !r.Fenced }
 
-// lagOf is the replication lag the rules judge by: the larger of the replay
-// lag and the age of the standby's data.
-func lagOf(rep Replication) time.Duration { return max(rep.ReplayLag, rep.RPOLag) }
 
 func (o Options) maxLag() time.Duration {
 	if o.MaxSwitchoverLag > 0 {
@@ -48,8 +45,11 @@ func canTakeOver(st Status, standby Region, maxLag time.Duration) string {
 		return fmt.Sprintf("%s is %s, not a reachable standby", standby.Name, roleText(standby))
 	case !rep.Known || !rep.Streaming:
 		return fmt.Sprintf("the standby %s is not streaming (state %q)", standby.Name, rep.State)
-	case lagOf(rep) > maxLag:
-		return fmt.Sprintf("replication lag %s exceeds %s", lagOf(rep).Round(time.Millisecond), maxLag)
+	case rep.ReplayLag > maxLag:
+		// The replay lag (pg_stat_replication.replay_lag, Aurora's
+		// AuroraGlobalDBReplicationLag) is how long the standby needs to
+		// catch up; RPOLag measures what a failover would lose instead.
+		return fmt.Sprintf("replication lag %s exceeds %s", rep.ReplayLag.Round(time.Millisecond), maxLag)
 	}
 	return ""
 }
