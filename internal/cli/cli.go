@@ -76,6 +76,7 @@ operations.`,
 		newServeCmd(),
 		newDRCmd(),
 		newUpCmd(), newDownCmd(), newStatusCmd(), newRouterCmd(),
+		newFaultProxyCmd(),
 	)
 	return root
 }

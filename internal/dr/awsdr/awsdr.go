@@ -3,15 +3,49 @@
 // FailoverGlobalCluster with AllowDataLoss for an unplanned failover, never
 // the other way round), CloudWatch (AuroraGlobalDBReplicationLag and
 // AuroraGlobalDBRPOLag, published by whichever cluster is the secondary
-// now), Route 53 (health-check status, failover records) and Lambda
-// (reserved concurrency 0 fences a region's processor).
+// now), Lambda (reserved concurrency 0 fences a region's processor), and
+// the data plane clients use: the failover name's DNS answer and each
+// region's API endpoint.
 //
 // Everything is discovered from the dr/topology SSM parameter of the acting
 // region (the region the operator runs in; for a failover, the surviving
 // one): never from Terraform state, whose bucket lives in the primary
 // region, and never from a primary-region endpoint. Calls to the other
 // region are made only where they are best effort (fencing, snapshotting a
-// lost region) or needed (a planned switchover).
+// lost region) or needed (a planned switchover), each bounded by
+// Backend.CallTimeout so that a region that black-holes requests fails the
+// step instead of hanging it.
+//
+// A failover must not need the region it replaces. Route 53's control plane
+// (GetHealthCheckStatus, ListResourceRecordSets, ChangeResourceRecordSets),
+// IAM and STS's global endpoint are served from us-east-1, so no step
+// calls them: wait-traffic and verify judge traffic by the data plane, which
+// is global (DataPlane): the failover name's DNS answer (a CNAME to one
+// region's API endpoint, chosen by Route 53's health checkers), each
+// region's GET /health straight from its regional endpoint, and a real
+// payment sent through the failover name (the same payment_id until it is
+// acknowledged, and committed by the target region). Status reads Route 53's
+// health checks only as a note, best effort within 2 s.
+//
+// Role changes follow the global cluster as DescribeGlobalClusters reports
+// it: the members' IsWriter says who writes, and FailoverState (Status
+// pending, failing-over, switching-over or cancelling; FromDbClusterArn,
+// ToDbClusterArn, IsDataLossAllowed) says which switchover or failover is
+// under way. A promote step that finds one under way toward its target
+// waits for it rather than calling again (a resumed operation), and refuses
+// one toward the other cluster or being cancelled. As AWS requires,
+// SwitchoverGlobalCluster is sent to the current writer's region and
+// FailoverGlobalCluster to the target's (the surviving region); the waits
+// describe the global cluster from the region that will hold the writer,
+// never from the lost one. Calls, printed by dry runs, names the region of
+// every call.
+//
+// Status probes both regions at once, each probe bounded by
+// Backend.ProbeTimeout, so it stays fast while a region black-holes
+// requests: a region is Reachable when its AWS API (Lambda
+// GetFunctionConcurrency) answers, Healthy when its /health answers 200
+// (its database takes writes), and Traffic is the region the failover
+// name's DNS answer points at.
 //
 // Operations are serialized by a DynamoDB lock (DynamoLock): a conditional
 // PutItem on the sessions table in the acting region.
@@ -22,6 +56,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +74,10 @@ type RegionTopology struct {
 	FunctionName  string `json:"function_name"`
 	HealthCheckID string `json:"health_check_id"`
 	APIEndpoint   string `json:"api_endpoint"`
+	// RecordTarget is the host name the region's failover record (a
+	// CNAME) answers with, when it is not APIEndpoint's host (an API
+	// Gateway custom domain's regional target, d-….execute-api…).
+	RecordTarget  string `json:"record_target,omitempty"`
 	EventBus      string `json:"event_bus"`
 	AlarmTopicARN string `json:"alarm_topic_arn"`
 }
@@ -66,6 +105,7 @@ func (t Topology) Validate() error {
 		{"global_cluster_id", t.GlobalClusterID}, {"zone_id", t.ZoneID}, {"failover_name", t.FailoverName},
 		{"primary.region", t.Primary.Region}, {"primary.cluster_id", t.Primary.ClusterID}, {"primary.function_name", t.Primary.FunctionName},
 		{"secondary.region", t.Secondary.Region}, {"secondary.cluster_id", t.Secondary.ClusterID}, {"secondary.function_name", t.Secondary.FunctionName},
+		{"primary.api_endpoint", t.Primary.APIEndpoint}, {"secondary.api_endpoint", t.Secondary.APIEndpoint},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
@@ -75,6 +115,15 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("awsdr: topology: missing %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// recordTarget is the host the failover name answers with when it sends
+// traffic to the region.
+func (t RegionTopology) recordTarget() string {
+	if t.RecordTarget != "" {
+		return canonicalHost(t.RecordTarget)
+	}
+	return endpointHost(t.APIEndpoint)
 }
 
 // side returns the topology of region name.
@@ -131,10 +180,10 @@ type MetricsAPI interface {
 	GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, opts ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
 }
 
-// HealthAPI reads Route 53 health checks and the failover records.
+// HealthAPI reads Route 53 health checks. Route 53's control plane is in
+// us-east-1: Status reads them best effort, and no step depends on them.
 type HealthAPI interface {
 	GetHealthCheckStatus(ctx context.Context, in *route53.GetHealthCheckStatusInput, opts ...func(*route53.Options)) (*route53.GetHealthCheckStatusOutput, error)
-	ListResourceRecordSets(ctx context.Context, in *route53.ListResourceRecordSetsInput, opts ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)
 }
 
 // FenceAPI fences a region's processor with reserved concurrency.
@@ -155,11 +204,15 @@ type Clients struct {
 // Backend is the AWS DR backend: a dr.Backend.
 type Backend struct {
 	topo Topology
-	// acting is the region the operator acts from; global-cluster calls go
-	// there.
+	// acting is the region the operator acts from; Status describes the
+	// global cluster there.
 	acting  string
 	regions map[string]Clients
-	health  HealthAPI
+	// health is Route 53 (nil: not read).
+	health HealthAPI
+	// DataPlane is how traffic is judged: DNS answers and the regions' API
+	// endpoints.
+	DataPlane DataPlane
 	// Poll is the interval between polls of a waiting step (default 10 s);
 	// Wait bounds each waiting step (default 20 min).
 	Poll time.Duration
@@ -167,14 +220,23 @@ type Backend struct {
 	// MaxLag bounds the replication lag a switchover's wait-caught-up step
 	// accepts (default 60 s).
 	MaxLag time.Duration
-	now    func() time.Time
+	// ProbeTimeout bounds each probe of Status and each /health probe
+	// (default 5 s).
+	ProbeTimeout time.Duration
+	// CallTimeout bounds each single call of a step, such as fencing or
+	// snapshotting a lost region, or one attempt of the verify payment
+	// (default 15 s).
+	CallTimeout time.Duration
+	now         func() time.Time
 	// arns are the member cluster ARNs last described, by region, so a
 	// dry run prints the exact TargetDbClusterIdentifier.
+	mu   sync.Mutex
 	arns map[string]string
 }
 
 // New returns the backend for topo acting from region acting, with the
-// clients of both regions and Route 53.
+// clients of both regions and, for notes in Status only, Route 53 (may be
+// nil). Its DataPlane uses the system resolver and HTTPS.
 func New(topo Topology, acting string, regions map[string]Clients, health HealthAPI) (*Backend, error) {
 	if _, _, ok := topo.side(acting); !ok {
 		return nil, fmt.Errorf("awsdr: acting region %s is neither %s nor %s; pass --region with one of them (the surviving one for a failover)",
@@ -186,16 +248,16 @@ func New(topo Topology, acting string, regions map[string]Clients, health Health
 		}
 	}
 	return &Backend{topo: topo, acting: acting, regions: regions, health: health,
-		Poll: 10 * time.Second, Wait: 20 * time.Minute, MaxLag: 60 * time.Second, now: time.Now, arns: map[string]string{}}, nil
+		Poll: 10 * time.Second, Wait: 20 * time.Minute, MaxLag: 60 * time.Second,
+		ProbeTimeout: 5 * time.Second, CallTimeout: 15 * time.Second,
+		now: time.Now, arns: map[string]string{}}, nil
 }
 
 // Topology returns the discovered topology.
 func (b *Backend) Topology() Topology { return b.topo }
 
-// clusterARN is the ARN of a region's cluster as RDS names it in the global
-// cluster's members: taken from DescribeGlobalClusters when seen, else
-// built from the region and id (account unknown, so the id alone is used
-// by the API calls that accept it).
+// clusterRegion returns the region of a cluster ARN, "" when arn is not
+// one.
 func clusterRegion(arn string) string {
 	// arn:aws:rds:us-east-1:123456789012:cluster:payment-cluster-primary-x
 	parts := strings.Split(arn, ":")
@@ -205,6 +267,7 @@ func clusterRegion(arn string) string {
 	return ""
 }
 
+// clusterIDFromARN returns the cluster identifier of a cluster ARN.
 func clusterIDFromARN(arn string) string {
 	if i := strings.LastIndex(arn, ":cluster:"); i >= 0 {
 		return arn[i+len(":cluster:"):]

@@ -6,12 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
@@ -31,12 +34,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"paydr/internal/dr"
+	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/processor"
 )
 
 const (
 	primaryARN   = "arn:aws:rds:us-east-1:123456789012:cluster:payment-cluster-primary-test"
 	secondaryARN = "arn:aws:rds:us-west-2:123456789012:cluster:payment-cluster-secondary-test"
+	failoverName = "api.pay.example.test"
 )
 
 var templates = template.Must(template.ParseGlob("testdata/*.xml"))
@@ -46,15 +52,33 @@ type memberXML struct {
 	Writer bool
 }
 
+// fakeOp is a role change under way, as FailoverState reports it.
+type fakeOp struct {
+	Status, From, To string
+	DataLoss         bool
+	// pending is how many more describes report it pending.
+	pending int
+}
+
 // fakeRDS answers the RDS Query API for the global-cluster calls moto 5.2
 // lacks, with the recorded response shapes in testdata, and records every
-// request as "<region> <Action> <sorted params>".
+// request as "<region> <Action> <sorted params>", the region being the one
+// the request was signed for.
+//
+// A role change is reported as AWS does: FailoverState pending (while the
+// global cluster's own Status still says available) for pendingDescribes
+// describes, then failing-over or switching-over for one, then done.
 type fakeRDS struct {
 	mu       sync.Mutex
 	writer   string // ARN of the writer
-	status   string
-	pending  string // ARN becoming the writer at the next describe
+	op       *fakeOp
 	requests []string
+	// pendingDescribes is how many describes a new role change stays
+	// pending.
+	pendingDescribes int
+	// cancelAfterChange, when set, is called at the first describe after
+	// a role change: a crash of the operator after the call was accepted.
+	cancelAfterChange context.CancelFunc
 }
 
 func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,23 +102,41 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch action {
 	case "DescribeGlobalClusters":
-		if f.pending != "" {
-			f.status = "available" // the role change completes by the next poll
-			f.writer, f.pending = f.pending, ""
+		status := "available"
+		switch op := f.op; {
+		case op == nil:
+		case op.pending > 0:
+			op.pending--
+		case op.Status == "pending":
+			op.Status = "switching-over"
+			if op.DataLoss {
+				op.Status = "failing-over"
+			}
+			status = op.Status
+		default:
+			f.writer, f.op = op.To, nil
+		}
+		if f.cancelAfterChange != nil && f.op != nil {
+			f.cancelAfterChange()
+			f.cancelAfterChange = nil
 		}
 		data := struct {
 			Status  string
+			Op      *fakeOp
 			Members []memberXML
-		}{f.status, []memberXML{{primaryARN, f.writer == primaryARN}, {secondaryARN, f.writer == secondaryARN}}}
+		}{status, f.op, []memberXML{{primaryARN, f.writer == primaryARN}, {secondaryARN, f.writer == secondaryARN}}}
 		err = templates.ExecuteTemplate(w, "describe_global_clusters.xml", data)
 	case "SwitchoverGlobalCluster", "FailoverGlobalCluster":
-		from := f.writer
-		f.pending, f.status = r.PostForm.Get("TargetDbClusterIdentifier"), "switching-over"
+		if f.op != nil {
+			http.Error(w, "<ErrorResponse><Error><Code>InvalidGlobalClusterStateFault</Code><Message>an operation is under way</Message></Error></ErrorResponse>", http.StatusBadRequest)
+			return
+		}
+		f.op = &fakeOp{Status: "pending", From: f.writer, To: r.PostForm.Get("TargetDbClusterIdentifier"), DataLoss: action == "FailoverGlobalCluster", pending: f.pendingDescribes}
 		name := "switchover_global_cluster.xml"
 		if action == "FailoverGlobalCluster" {
-			name, f.status = "failover_global_cluster.xml", "failing-over"
+			name = "failover_global_cluster.xml"
 		}
-		err = templates.ExecuteTemplate(w, name, struct{ From, To string }{from, f.pending})
+		err = templates.ExecuteTemplate(w, name, struct{ From, To string }{f.op.From, f.op.To})
 	case "CreateDBClusterSnapshot":
 		err = templates.ExecuteTemplate(w, "create_db_cluster_snapshot.xml", struct{ ID, Cluster, Region string }{
 			r.PostForm.Get("DBClusterSnapshotIdentifier"), r.PostForm.Get("DBClusterIdentifier"), region})
@@ -106,35 +148,138 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// roleChanges are the requests other than describes; f.mu is held.
+func (f *fakeRDS) roleChanges() []string {
+	var out []string
+	for _, c := range f.requests {
+		if !strings.Contains(c, "DescribeGlobalClusters") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (f *fakeRDS) calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.requests...)
 }
 
-// sick makes one health check report failure, as Route 53 does when a
-// region is lost; moto reports every check healthy.
-type sick struct {
-	HealthAPI
-	id string
+// changes returns the requests other than describes.
+func (f *fakeRDS) changes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.roleChanges()
 }
 
-func (s sick) GetHealthCheckStatus(ctx context.Context, in *route53.GetHealthCheckStatusInput, opts ...func(*route53.Options)) (*route53.GetHealthCheckStatusOutput, error) {
-	if aws.ToString(in.HealthCheckId) == s.id {
-		return &route53.GetHealthCheckStatusOutput{HealthCheckObservations: []r53types.HealthCheckObservation{
-			{StatusReport: &r53types.StatusReport{Status: aws.String("Failure: Connection timed out.")}}}}, nil
+func (f *fakeRDS) isWriter(arn string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writer == arn
+}
+
+// Modes of a fake API endpoint.
+const (
+	apiUp        = ""
+	apiDown      = "down"      // 503 to everything: the region's processor cannot reach its database
+	apiBlackhole = "blackhole" // holds every request: the region is gone
+)
+
+// fakeAPI stands in for a region's API endpoint (API Gateway and its
+// processor): GET /health answers 200 while the region's cluster is the
+// fake writer, POST /payments commits there (idempotent by payment_id).
+type fakeAPI struct {
+	region, host, arn string
+	rds               *fakeRDS
+	srv               *httptest.Server
+	quit              chan struct{}
+
+	mu       sync.Mutex
+	mode     string
+	payments map[string][]byte
+}
+
+func (a *fakeAPI) setMode(mode string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mode = mode
+}
+
+// healthy is what Route 53's health checkers see.
+func (a *fakeAPI) healthy() bool {
+	a.mu.Lock()
+	mode := a.mode
+	a.mu.Unlock()
+	return mode == apiUp && a.rds.isWriter(a.arn)
+}
+
+func (a *fakeAPI) payment(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.payments[id]
+	return ok
+}
+
+func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	mode := a.mode
+	a.mu.Unlock()
+	switch mode {
+	case apiBlackhole:
+		select {
+		case <-r.Context().Done():
+		case <-a.quit:
+		}
+		return
+	case apiDown:
+		http.Error(w, `{"error":"unavailable"}`, http.StatusServiceUnavailable)
+		return
 	}
-	return s.HealthAPI.GetHealthCheckStatus(ctx, in, opts...)
+	writable := a.rds.isWriter(a.arn)
+	switch r.URL.Path {
+	case processor.PathHealth:
+		status := http.StatusOK
+		if !writable {
+			status = http.StatusServiceUnavailable
+		}
+		b, _ := json.Marshal(processor.HealthBody{Region: a.region, DatabaseWritable: writable, DynamoDBReachable: true})
+		w.WriteHeader(status)
+		w.Write(b)
+	case processor.PathPayments:
+		var req struct {
+			PaymentID string `json:"payment_id"`
+			Amount    string `json:"amount"`
+			Currency  string `json:"currency"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.PaymentID == "" || req.Amount != "0.01" || req.Currency != "USD" {
+			http.Error(w, `{"error":"malformed"}`, http.StatusBadRequest)
+			return
+		}
+		if !writable {
+			http.Error(w, `{"error":"unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		a.mu.Lock()
+		body, ok := a.payments[req.PaymentID]
+		if !ok {
+			body = []byte(fmt.Sprintf(`{"payment_id":%q,"status":"succeeded","amount":"0.01","currency":"USD","region":%q,"created_at":"2026-01-02T03:04:05Z"}`, req.PaymentID, a.region))
+			a.payments[req.PaymentID] = body
+		}
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		w.Write(body)
+	default:
+		http.NotFound(w, r)
+	}
 }
 
 type world struct {
 	moto    string
+	proxy   *faultproxy.Proxy
 	rds     *fakeRDS
-	rdsURL  string
+	api     map[string]*fakeAPI
 	topo    Topology
 	lambdas map[string]*lambda.Client
-	ddb     *dynamodb.Client
-	route53 *route53.Client
 	opts    Options
 }
 
@@ -143,20 +288,36 @@ func cfgFor(region string) aws.Config {
 }
 
 // setUp deploys, in moto, what the stack would: the topology parameter in
-// both regions, both functions, health checks and failover records, the
-// secondary's lag metrics, and the sessions table; RDS is the fake.
+// both regions, both functions, health checks, and the sessions table; RDS
+// is the fake, and both sit behind a fault proxy that every backend client
+// goes through. Each region's API endpoint is a fakeAPI, and the failover
+// name resolves as Route 53's data plane would (lookupCNAME).
 func setUp(t *testing.T) *world {
 	t.Helper()
 	srv := mototest.Start(t)
 	ep := srv.Endpoint()
 	ctx := context.Background()
-	w := &world{moto: ep, rds: &fakeRDS{writer: primaryARN, status: "available"}, lambdas: map[string]*lambda.Client{}}
+	w := &world{moto: ep, rds: &fakeRDS{writer: primaryARN}, lambdas: map[string]*lambda.Client{}, api: map[string]*fakeAPI{}}
 	rdsSrv := httptest.NewServer(w.rds)
 	t.Cleanup(rdsSrv.Close)
-	w.rdsURL = rdsSrv.URL
+	proxy, err := faultproxy.Start(faultproxy.Options{Upstream: ep, Routes: map[string]string{"rds": rdsSrv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := proxy.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	w.proxy = proxy
+	for r, arn := range map[string]string{"us-east-1": primaryARN, "us-west-2": secondaryARN} {
+		a := &fakeAPI{region: r, host: r + ".api.test", arn: arn, rds: w.rds, quit: make(chan struct{}), payments: map[string][]byte{}}
+		a.srv = httptest.NewServer(a)
+		t.Cleanup(func() { close(a.quit); a.srv.Close() })
+		w.api[r] = a
+	}
 
 	r53 := route53.NewFromConfig(cfgFor("us-east-1"), func(o *route53.Options) { o.BaseEndpoint = aws.String(ep) })
-	w.route53 = r53
 	zone, err := r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("pay.example.test"), CallerReference: aws.String("t")})
 	if err != nil {
 		t.Fatal(err)
@@ -171,19 +332,11 @@ func setUp(t *testing.T) *world {
 		}
 		hc[r] = aws.ToString(out.HealthCheck.Id)
 	}
-	var changes []r53types.Change
-	for r, role := range map[string]r53types.ResourceRecordSetFailover{"us-east-1": r53types.ResourceRecordSetFailoverPrimary, "us-west-2": r53types.ResourceRecordSetFailoverSecondary} {
-		changes = append(changes, r53types.Change{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
-			Name: aws.String("api.pay.example.test"), Type: r53types.RRTypeCname, TTL: aws.Int64(60), SetIdentifier: aws.String(r), Failover: role,
-			HealthCheckId: aws.String(hc[r]), ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(r + ".api.test")}}}})
-	}
-	if _, err := r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), ChangeBatch: &r53types.ChangeBatch{Changes: changes}}); err != nil {
-		t.Fatal(err)
-	}
 	side := func(r, role string) RegionTopology {
-		return RegionTopology{Region: r, ClusterID: "payment-cluster-" + role + "-test", FunctionName: "payment-processor-test", HealthCheckID: hc[r]}
+		return RegionTopology{Region: r, ClusterID: "payment-cluster-" + role + "-test", FunctionName: "payment-processor-test", HealthCheckID: hc[r],
+			APIEndpoint: "https://" + r + ".api.test"}
 	}
-	w.topo = Topology{Environment: "test", GlobalClusterID: "payment-global-test", ZoneID: zoneID, FailoverName: "api.pay.example.test",
+	w.topo = Topology{Environment: "test", GlobalClusterID: "payment-global-test", ZoneID: zoneID, FailoverName: failoverName,
 		SessionsTable: "payment-sessions-test", DRRoleName: "payment-dr-automation-test", Primary: side("us-east-1", "primary"), Secondary: side("us-west-2", "secondary")}
 	topoJSON, _ := json.Marshal(w.topo)
 
@@ -209,14 +362,54 @@ func setUp(t *testing.T) *world {
 			t.Fatal(err)
 		}
 	}
-	w.ddb = dynamodb.NewFromConfig(cfgFor("us-west-2"), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ep) })
-	if _, err := w.ddb.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("payment-sessions-test"), BillingMode: ddbtypes.BillingModePayPerRequest,
+	ddb := dynamodb.NewFromConfig(cfgFor("us-west-2"), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ep) })
+	if _, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("payment-sessions-test"), BillingMode: ddbtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: "S"}, {AttributeName: aws.String("sk"), AttributeType: "S"}},
 		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}, {AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange}}}); err != nil {
 		t.Fatal(err)
 	}
-	w.opts = Options{Suffix: "test", Region: "us-west-2", Endpoint: ep, RDSEndpoint: w.rdsURL}
+	w.opts = Options{Suffix: "test", Region: "us-west-2", Endpoint: proxy.URL()}
 	return w
+}
+
+// lookupCNAME answers as Route 53's data plane does for the failover
+// records: the primary's endpoint while its health check passes, else the
+// secondary's while its passes, else the primary's. Endpoint hosts have no
+// CNAME.
+func (w *world) lookupCNAME(_ context.Context, host string) (string, error) {
+	switch host = canonicalHost(host); host {
+	case failoverName:
+		p, s := w.api["us-east-1"], w.api["us-west-2"]
+		if !p.healthy() && s.healthy() {
+			return s.host + ".", nil
+		}
+		return p.host + ".", nil
+	case w.api["us-east-1"].host, w.api["us-west-2"].host:
+		return host + ".", nil
+	}
+	return "", &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// dataPlane resolves with lookupCNAME and dials the fake API endpoints.
+func (w *world) dataPlane() DataPlane {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		name, err := w.lookupCNAME(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range w.api {
+			if a.host == canonicalHost(name) {
+				return (&net.Dialer{}).DialContext(ctx, "tcp", a.srv.Listener.Addr().String())
+			}
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return DataPlane{LookupCNAME: w.lookupCNAME, Scheme: "http",
+		Client: &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}}
 }
 
 func connect(t *testing.T, w *world) (*Backend, *DynamoLock) {
@@ -225,7 +418,8 @@ func connect(t *testing.T, w *world) (*Backend, *DynamoLock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Poll, b.Wait = 5*time.Millisecond, 5*time.Second
+	b.Poll, b.Wait, b.ProbeTimeout, b.CallTimeout = 5*time.Millisecond, 5*time.Second, 2*time.Second, 2*time.Second
+	b.DataPlane = w.dataPlane()
 	// The CloudWatch client speaks Smithy RPC v2 CBOR, which moto 5.2 does
 	// not: the secondary region's lag metrics come from a fake.
 	for r, c := range b.regions {
@@ -233,6 +427,41 @@ func connect(t *testing.T, w *world) (*Backend, *DynamoLock) {
 		b.regions[r] = c
 	}
 	return b, lock
+}
+
+// watched is a backend that counts the Route 53 control-plane calls made
+// while a step runs: a step must never depend on Route 53's API, which
+// lives in us-east-1.
+type watched struct {
+	*Backend
+	inStep        atomic.Bool
+	route53InStep atomic.Int32
+	route53       atomic.Int32
+}
+
+func watch(b *Backend) *watched {
+	w := &watched{Backend: b}
+	b.health = route53Watch{b.health, w}
+	return w
+}
+
+func (w *watched) Do(ctx context.Context, opID string, s dr.Step) (string, error) {
+	w.inStep.Store(true)
+	defer w.inStep.Store(false)
+	return w.Backend.Do(ctx, opID, s)
+}
+
+type route53Watch struct {
+	HealthAPI
+	w *watched
+}
+
+func (r route53Watch) GetHealthCheckStatus(ctx context.Context, in *route53.GetHealthCheckStatusInput, opts ...func(*route53.Options)) (*route53.GetHealthCheckStatusOutput, error) {
+	r.w.route53.Add(1)
+	if r.w.inStep.Load() {
+		r.w.route53InStep.Add(1)
+	}
+	return r.HealthAPI.GetHealthCheckStatus(ctx, in, opts...)
 }
 
 func concurrency(t *testing.T, w *world, region string) *int32 {
@@ -244,6 +473,11 @@ func concurrency(t *testing.T, w *world, region string) *int32 {
 	return out.ReservedConcurrentExecutions
 }
 
+// regionSummary is what a test compares of a dr.Region.
+func regionSummary(r dr.Region) string {
+	return fmt.Sprintf("%s %s %s reachable=%v healthy=%v fenced=%v", r.Name, r.Role, r.DatabaseARN, r.Reachable, r.Healthy, r.Fenced)
+}
+
 func TestStatusFromSurvivingRegion(t *testing.T) {
 	w := setUp(t)
 	b, _ := connect(t, w)
@@ -253,11 +487,16 @@ func TestStatusFromSurvivingRegion(t *testing.T) {
 	}
 	got := []string{st.Traffic}
 	for _, r := range st.Regions {
-		got = append(got, r.Name+" "+string(r.Role)+" "+r.DatabaseARN)
+		got = append(got, regionSummary(r))
 	}
-	want := []string{"us-east-1", "us-east-1 writer " + primaryARN, "us-west-2 standby " + secondaryARN}
+	want := []string{"us-east-1",
+		"us-east-1 writer " + primaryARN + " reachable=true healthy=true fenced=false",
+		"us-west-2 standby " + secondaryARN + " reachable=true healthy=false fenced=false"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Status() regions (-want +got):\n%s", diff)
+	}
+	if h := st.Regions[1].Health; !strings.Contains(h, "http://us-west-2.api.test/health: HTTP 503") {
+		t.Errorf("Status() us-west-2 health = %q, want the 503 of its /health", h)
 	}
 	wantRep := dr.Replication{Known: true, Streaming: true, State: "connected", LagBytes: -1, ReplayLag: 120 * time.Millisecond, RPOLag: 900 * time.Millisecond}
 	if diff := cmp.Diff(wantRep, st.Replication); diff != "" {
@@ -265,6 +504,48 @@ func TestStatusFromSurvivingRegion(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"us-west-2 DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test"}, w.rds.calls()); diff != "" {
 		t.Errorf("RDS requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestStatusStaysFastWhileARegionBlackHoles(t *testing.T) {
+	w := setUp(t)
+	b, _ := connect(t, w)
+	b.ProbeTimeout = 300 * time.Millisecond
+	w.api["us-east-1"].setMode(apiBlackhole)
+	if err := w.proxy.SetRules(faultproxy.Rule{Region: "us-east-1", Fault: faultproxy.Blackhole}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	st, err := b.Status(context.Background())
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every probe runs at once: about one ProbeTimeout, two at most
+	// (describe, then the lag of the secondary it names).
+	if took > 4*b.ProbeTimeout {
+		t.Errorf("Status() took %s while us-east-1 black-holes, want about %s (probes run at once, each bounded)", took, b.ProbeTimeout)
+	}
+	var got []string
+	for _, r := range st.Regions {
+		got = append(got, regionSummary(r))
+	}
+	want := []string{
+		"us-east-1 writer " + primaryARN + " reachable=false healthy=false fenced=false",
+		"us-west-2 standby " + secondaryARN + " reachable=true healthy=false fenced=false",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Status() regions (-want +got):\n%s", diff)
+	}
+	notes := strings.Join(st.Notes, "\n")
+	for _, want := range []string{"us-east-1: get function concurrency", "route53 health check " + w.topo.Primary.HealthCheckID + " not read"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("Status().Notes = %q, want a note %q", st.Notes, want)
+		}
+	}
+	// Route 53 answers with the primary while every region fails.
+	if st.Traffic != "us-east-1" {
+		t.Errorf("Status().Traffic = %q, want us-east-1 (DNS answers the primary when both checks fail)", st.Traffic)
 	}
 }
 
@@ -276,6 +557,8 @@ func TestDryRunPrintsExactCalls(t *testing.T) {
 	if _, err := dr.Operate(context.Background(), b, lock, j, dr.Request{Op: dr.Switchover, DryRun: true}, &out); err != nil {
 		t.Fatal(err)
 	}
+	// A switchover is sent to the writer's region (us-east-1), whatever the
+	// acting region; the waits describe from the target's.
 	want := `dry run: nothing is changed; pass --yes to act
 plan: switchover from us-east-1 to us-west-2
  1. fence us-east-1: stop writes in the old writer region so nothing commits that the standby misses
@@ -283,19 +566,20 @@ plan: switchover from us-east-1 to us-west-2
  2. wait-caught-up us-west-2: wait until the standby has applied everything the old writer committed
       us-west-2 cloudwatch:GetMetricData AWS/RDS AuroraGlobalDBReplicationLag,AuroraGlobalDBRPOLag DBClusterIdentifier=payment-cluster-secondary-test (refuse above 1m0s; SwitchoverGlobalCluster itself waits for the secondary to catch up)
  3. promote us-west-2: make the standby the writer (planned switchover: no data loss)
-      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test
-      us-west-2 rds:SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=` + secondaryARN + `
-      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-secondary-test is the writer and the status is available)
+      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (no call below while its FailoverState shows an operation toward payment-cluster-secondary-test: wait for it)
+      us-east-1 rds:SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=` + secondaryARN + `
+      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-secondary-test is the writer and FailoverState is empty)
  4. rebuild-standby us-east-1: make the old writer a standby of the new writer
-      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-primary-test is a secondary member; Aurora demotes the old writer itself)
+      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-primary-test is a secondary member and FailoverState is empty; Aurora demotes the old writer itself)
  5. unfence us-west-2: let the new writer region's processor take writes
       us-west-2 lambda:DeleteFunctionConcurrency FunctionName=payment-processor-test
  6. wait-traffic us-west-2: wait until the failover name sends traffic to the new writer
-      route53:GetHealthCheckStatus HealthCheckId=` + w.topo.Secondary.HealthCheckID + ` (every 5ms until healthy)
-      route53:ListResourceRecordSets HostedZoneId=` + w.topo.ZoneID + ` StartRecordName=api.pay.example.test
+      dns CNAME api.pay.example.test (every 5ms until it answers us-west-2.api.test, the endpoint of us-west-2)
+      us-west-2 GET http://us-west-2.api.test/health (until 200: its database takes writes)
  7. verify us-west-2: send a real payment through the failover name and find it in the new writer's ledger
-      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test
-      route53:GetHealthCheckStatus HealthCheckId=` + w.topo.Secondary.HealthCheckID + ` (its /health commits a write probe to payment-cluster-secondary-test)
+      us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (payment-cluster-secondary-test must be the writer)
+      dns CNAME api.pay.example.test (must answer us-west-2.api.test, the endpoint of us-west-2)
+      us-west-2 POST http://api.pay.example.test/payments {"payment_id":"dr-verify-<op-id>","amount":"0.01","currency":"USD"} (the same payment until acknowledged; us-west-2 must have committed it)
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("dry run (-want +got):\n%s", diff)
@@ -308,23 +592,25 @@ plan: switchover from us-east-1 to us-west-2
 	}
 }
 
-func TestSwitchoverUsesSwitchoverAPI(t *testing.T) {
+func TestSwitchoverIsSentToTheWritersRegion(t *testing.T) {
 	w := setUp(t)
 	b, lock := connect(t, w)
-	b.health = switchable{b.health, w}
+	wb := watch(b)
 	j, _ := dr.OpenJournal(t.TempDir())
-	if _, err := dr.Operate(context.Background(), b, lock, j, dr.Request{Op: dr.Switchover, Owner: "test"}, &strings.Builder{}); err != nil {
+	o, err := dr.Operate(context.Background(), wb, lock, j, dr.Request{Op: dr.Switchover, Owner: "test"}, &strings.Builder{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var roleChanges []string
-	for _, c := range w.rds.calls() {
-		if !strings.Contains(c, "DescribeGlobalClusters") {
-			roleChanges = append(roleChanges, c)
-		}
-	}
-	want := []string{"us-west-2 SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN}
-	if diff := cmp.Diff(want, roleChanges); diff != "" {
+	// Acting from us-west-2, the switchover still goes to us-east-1, where
+	// the writer is, as AWS requires.
+	want := []string{"us-east-1 SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN}
+	if diff := cmp.Diff(want, w.rds.changes()); diff != "" {
 		t.Errorf("RDS role-change requests (-want +got):\n%s", diff)
+	}
+	for _, c := range w.rds.calls() {
+		if strings.Contains(c, "DescribeGlobalClusters") && !strings.HasPrefix(c, "us-west-2 ") {
+			t.Errorf("RDS request %q, want every describe in us-west-2 (the acting region and target)", c)
+		}
 	}
 	if c := concurrency(t, w, "us-east-1"); c == nil || *c != 0 {
 		t.Errorf("us-east-1 reserved concurrency = %v, want 0 (fenced)", c)
@@ -332,58 +618,40 @@ func TestSwitchoverUsesSwitchoverAPI(t *testing.T) {
 	if c := concurrency(t, w, "us-west-2"); c != nil {
 		t.Errorf("us-west-2 reserved concurrency = %d, want none (unfenced)", *c)
 	}
-}
-
-// switchable reports the health check of the region holding the fake
-// writer healthy and the other unhealthy, as the processors' /health (a
-// write probe) makes Route 53 do.
-type switchable struct {
-	HealthAPI
-	w *world
-}
-
-func (s switchable) GetHealthCheckStatus(ctx context.Context, in *route53.GetHealthCheckStatusInput, opts ...func(*route53.Options)) (*route53.GetHealthCheckStatusOutput, error) {
-	s.w.rds.mu.Lock()
-	writer := s.w.rds.writer
-	s.w.rds.mu.Unlock()
-	writerHC := s.w.topo.Primary.HealthCheckID
-	if writer == secondaryARN {
-		writerHC = s.w.topo.Secondary.HealthCheckID
+	if n := wb.route53InStep.Load(); n != 0 {
+		t.Errorf("%d Route 53 API calls during steps, want none", n)
 	}
-	if aws.ToString(in.HealthCheckId) != writerHC {
-		return sick{s.HealthAPI, aws.ToString(in.HealthCheckId)}.GetHealthCheckStatus(ctx, in, opts...)
+	id := VerifyPaymentID(o.OpID)
+	if s, _ := o.Step(dr.ActionVerify, ""); !w.api["us-west-2"].payment(id) || !strings.Contains(s.Result, "committed by us-west-2") {
+		t.Errorf("verify result %q; payment %s in us-west-2: %v, want it committed there", s.Result, id, w.api["us-west-2"].payment(id))
 	}
-	return s.HealthAPI.GetHealthCheckStatus(ctx, in, opts...)
 }
 
 func TestFailoverUsesFailoverAPIWithDataLoss(t *testing.T) {
 	w := setUp(t)
 	b, lock := connect(t, w)
-	// The primary region is lost: its health check fails.
-	b.health = sick{b.health, w.topo.Primary.HealthCheckID}
+	wb := watch(b)
+	// The primary region's processor cannot write: its /health fails and
+	// Route 53 answers with the secondary once that one is healthy; its
+	// AWS APIs still answer.
+	w.api["us-east-1"].setMode(apiDown)
 	j, _ := dr.OpenJournal(t.TempDir())
-	_, err := dr.Operate(context.Background(), b, lock, j, dr.Request{Op: dr.Failover, Owner: "test"}, &strings.Builder{})
+	_, err := dr.Operate(context.Background(), wb, lock, j, dr.Request{Op: dr.Failover, Owner: "test"}, &strings.Builder{})
 	var ref *dr.Refusal
 	if !errors.As(err, &ref) || ref.Loss == nil || ref.Loss.Window != 900*time.Millisecond {
 		t.Fatalf("failover without --allow-data-loss = %v, want a refusal estimating 900ms of loss (the rpo lag)", err)
 	}
 	var out strings.Builder
-	o, err := dr.Operate(context.Background(), b, lock, j, dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}, Owner: "test"}, &out)
+	o, err := dr.Operate(context.Background(), wb, lock, j, dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}, Owner: "test"}, &out)
 	if err != nil {
 		t.Fatalf("failover: %v\n%s", err, out.String())
-	}
-	var sent []string
-	for _, c := range w.rds.calls() {
-		if !strings.Contains(c, "DescribeGlobalClusters") {
-			sent = append(sent, c)
-		}
 	}
 	snap := SnapshotID("payment-cluster-primary-test", o.OpID)
 	want := []string{
 		"us-east-1 CreateDBClusterSnapshot DBClusterIdentifier=payment-cluster-primary-test DBClusterSnapshotIdentifier=" + snap,
 		"us-west-2 FailoverGlobalCluster AllowDataLoss=true GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN,
 	}
-	if diff := cmp.Diff(want, sent); diff != "" {
+	if diff := cmp.Diff(want, w.rds.changes()); diff != "" {
 		t.Errorf("RDS requests other than describe (-want +got):\n%s", diff)
 	}
 	if s, _ := o.Step(dr.ActionPreserve, ""); !strings.Contains(s.Result, "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:"+snap) {
@@ -391,6 +659,56 @@ func TestFailoverUsesFailoverAPIWithDataLoss(t *testing.T) {
 	}
 	if c := concurrency(t, w, "us-east-1"); c == nil || *c != 0 {
 		t.Errorf("us-east-1 reserved concurrency = %v, want 0 (fenced)", c)
+	}
+	if n := wb.route53InStep.Load(); n != 0 {
+		t.Errorf("%d Route 53 API calls during steps, want none", n)
+	}
+}
+
+// TestResumeDuringPendingDoesNotCallAgain crashes an operator right after
+// FailoverGlobalCluster was accepted; the global cluster then reports the
+// failover in FailoverState, pending for a few describes while its own
+// Status still says available. Running the operation again resumes at the
+// promote step, which must wait for that failover, not start another.
+func TestResumeDuringPendingDoesNotCallAgain(t *testing.T) {
+	w := setUp(t)
+	b, lock := connect(t, w)
+	w.api["us-east-1"].setMode(apiDown)
+	w.rds.mu.Lock()
+	// Pending long enough for the resumed run's observations (every
+	// guarded step is checked against a fresh Status) and its promote.
+	w.rds.pendingDescribes = 10
+	crash, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.rds.cancelAfterChange = cancel
+	w.rds.mu.Unlock()
+	j, _ := dr.OpenJournal(t.TempDir())
+	req := dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}, Owner: "test"}
+	var first strings.Builder
+	if _, err := dr.Operate(crash, b, lock, j, req, &first); !errors.Is(err, context.Canceled) {
+		t.Fatalf("failover interrupted during promote = %v, want context.Canceled\n%s", err, first.String())
+	}
+	if u, err := j.Unfinished(); err != nil || u == nil {
+		t.Fatalf("journal after the crash: unfinished %v, %v; want the failover", u, err)
+	}
+	var out strings.Builder
+	o, err := dr.Operate(context.Background(), b, lock, j, req, &out)
+	if err != nil {
+		t.Fatalf("resumed failover: %v\n%s", err, out.String())
+	}
+	var failovers []string
+	for _, c := range w.rds.changes() {
+		if strings.Contains(c, "FailoverGlobalCluster") {
+			failovers = append(failovers, c)
+		}
+	}
+	want := []string{"us-west-2 FailoverGlobalCluster AllowDataLoss=true GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN}
+	if diff := cmp.Diff(want, failovers); diff != "" {
+		t.Errorf("FailoverGlobalCluster requests across the crash (-want +got):\n%s", diff)
+	}
+	s, _ := o.Step(dr.ActionPromote, "us-west-2")
+	if !strings.Contains(s.Result, "(pending) was already under way (not called again)") {
+		t.Errorf("resumed promote result = %q, want it to have found the pending failover", s.Result)
 	}
 }
 
@@ -436,12 +754,10 @@ type fakeMetrics struct {
 
 func (f *fakeMetrics) GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, opts ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
 	out := &cloudwatch.GetMetricDataOutput{}
-	f.rds.mu.Lock()
 	secondary := "payment-cluster-secondary-test"
-	if f.rds.writer == secondaryARN {
+	if f.rds.isWriter(secondaryARN) {
 		secondary = "payment-cluster-primary-test"
 	}
-	f.rds.mu.Unlock()
 	for _, q := range in.MetricDataQueries {
 		m := q.MetricStat.Metric
 		if got := aws.ToString(m.Dimensions[0].Value); got != secondary {

@@ -19,8 +19,9 @@ import (
 type Options struct {
 	// Suffix is the environment suffix of the stack (/paydr/<suffix>/...).
 	Suffix string
-	// Region is the acting region: the one the topology is read from and
-	// global-cluster calls go to. For a failover, the surviving region.
+	// Region is the acting region: the one the topology is read from, the
+	// lock is taken in, and Status describes the global cluster from. For a
+	// failover, the surviving region.
 	Region string
 	// Endpoint, if set, replaces every service endpoint (an emulator).
 	Endpoint string
@@ -77,6 +78,8 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 			Fence:    lambda.NewFromConfig(in(r), func(x *lambda.Options) { x.BaseEndpoint = ep("") }),
 		}
 	}
+	// Route 53's API is served from us-east-1: read best effort, by Status
+	// only.
 	health := route53.NewFromConfig(in("us-east-1"), func(x *route53.Options) { x.BaseEndpoint = ep("") })
 	b, err := New(topo, o.Region, regions, health)
 	if err != nil {

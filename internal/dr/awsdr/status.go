@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,13 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
-	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"paydr/internal/dr"
 )
-
-// probeTimeout bounds each call that may go to a lost region.
-const probeTimeout = 5 * time.Second
 
 // member is the global cluster member of one region.
 type member struct {
@@ -27,24 +24,65 @@ type member struct {
 	sync   string
 }
 
-// globalState is the global cluster as the acting region describes it.
+// opCancelling is the FailoverState status of an operation being
+// cancelled; every other (pending, failing-over, switching-over) is one in
+// progress.
+const opCancelling = "cancelling"
+
+// operation is a switchover or failover under way, from FailoverState.
+type operation struct {
+	status   string // FailoverState.Status
+	from, to string // cluster ARNs
+	dataLoss bool
+}
+
+func (o operation) kind() string {
+	if o.dataLoss {
+		return "failover"
+	}
+	return "switchover"
+}
+
+func (o operation) String() string {
+	return fmt.Sprintf("%s from %s to %s (%s)", o.kind(), clusterIDFromARN(o.from), clusterIDFromARN(o.to), o.status)
+}
+
+// globalState is the global cluster as one region describes it.
 type globalState struct {
-	status  string
+	status string
+	// op is the switchover or failover under way; nil when none.
+	op      *operation
 	members map[string]member // by region
 }
 
-func (b *Backend) describe(ctx context.Context) (globalState, error) {
-	out, err := b.regions[b.acting].Global.DescribeGlobalClusters(ctx, &rds.DescribeGlobalClustersInput{
+// writer returns the region whose member is the writer.
+func (gs globalState) writer() (string, bool) {
+	for r, m := range gs.members {
+		if m.writer {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+// describe describes the global cluster in region.
+func (b *Backend) describe(ctx context.Context, region string) (globalState, error) {
+	out, err := b.regions[region].Global.DescribeGlobalClusters(ctx, &rds.DescribeGlobalClustersInput{
 		GlobalClusterIdentifier: aws.String(b.topo.GlobalClusterID),
 	})
 	if err != nil {
-		return globalState{}, fmt.Errorf("describe global cluster %s in %s: %w", b.topo.GlobalClusterID, b.acting, err)
+		return globalState{}, fmt.Errorf("describe global cluster %s in %s: %w", b.topo.GlobalClusterID, region, err)
 	}
 	if len(out.GlobalClusters) != 1 {
-		return globalState{}, fmt.Errorf("describe global cluster %s in %s: %d clusters returned, want 1", b.topo.GlobalClusterID, b.acting, len(out.GlobalClusters))
+		return globalState{}, fmt.Errorf("describe global cluster %s in %s: %d clusters returned, want 1", b.topo.GlobalClusterID, region, len(out.GlobalClusters))
 	}
 	gc := out.GlobalClusters[0]
 	gs := globalState{status: aws.ToString(gc.Status), members: map[string]member{}}
+	if fs := gc.FailoverState; fs != nil && fs.Status != "" {
+		gs.op = &operation{status: string(fs.Status), from: aws.ToString(fs.FromDbClusterArn), to: aws.ToString(fs.ToDbClusterArn), dataLoss: aws.ToBool(fs.IsDataLossAllowed)}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, m := range gc.GlobalClusterMembers {
 		arn := aws.ToString(m.DBClusterArn)
 		region := clusterRegion(arn)
@@ -58,20 +96,70 @@ func (b *Backend) describe(ctx context.Context) (globalState, error) {
 	return gs, nil
 }
 
-// Status implements dr.Observer.
+// probe is what Status learns of one region apart from the global cluster.
+type probe struct {
+	fenced   bool
+	fenceErr error
+	healthy  bool
+	health   string
+	// healthCheck is Route 53's view, best effort ("" when not read).
+	healthCheck string
+}
+
+// Status implements dr.Observer. It describes the global cluster in the
+// acting region and probes both regions at once, each probe bounded by
+// ProbeTimeout.
 func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	st := dr.Status{Backend: "aws", Observed: b.now().UTC(), Global: b.topo.GlobalClusterID + " (acting from " + b.acting + ")",
 		Sessions: "DynamoDB global table " + b.topo.SessionsTable}
-	gs, err := b.describe(ctx)
-	if err != nil {
-		return st, fmt.Errorf("awsdr: status: %w", err)
-	}
-	var secondary string
-	for _, side := range []struct {
+	sides := []struct {
 		t    RegionTopology
 		slot string
-	}{{b.topo.Primary, "primary"}, {b.topo.Secondary, "secondary"}} {
-		r := dr.Region{Name: side.t.Region, Slot: side.slot, Database: side.t.ClusterID, Function: side.t.FunctionName, HealthCheckID: side.t.HealthCheckID}
+	}{{b.topo.Primary, "primary"}, {b.topo.Secondary, "secondary"}}
+	var (
+		wg        sync.WaitGroup
+		probes    = make([]probe, len(sides))
+		gs        globalState
+		gerr      error
+		rep       = dr.Replication{LagBytes: -1}
+		answer    trafficAnswer
+		answerErr error
+	)
+	wg.Go(func() {
+		pctx, cancel := context.WithTimeout(ctx, b.ProbeTimeout)
+		defer cancel()
+		if gs, gerr = b.describe(pctx, b.acting); gerr != nil {
+			return
+		}
+		for _, side := range sides {
+			if m, ok := gs.members[side.t.Region]; ok && !m.writer {
+				rep = b.lag(ctx, side.t)
+				rep.State = m.sync
+				rep.Streaming = rep.Known && (rep.State == "" || rep.State == "connected")
+			}
+		}
+	})
+	wg.Go(func() {
+		pctx, cancel := context.WithTimeout(ctx, b.ProbeTimeout)
+		defer cancel()
+		answer, answerErr = b.traffic(pctx)
+	})
+	for i, side := range sides {
+		p := &probes[i]
+		wg.Go(func() { p.fenced, p.fenceErr = b.fenced(ctx, side.t) })
+		wg.Go(func() { p.healthy, p.health = b.probeHealth(ctx, side.t) })
+		if b.health != nil && side.t.HealthCheckID != "" {
+			wg.Go(func() { p.healthCheck = b.healthCheck(ctx, side.t.HealthCheckID) })
+		}
+	}
+	wg.Wait()
+	if gerr != nil {
+		return st, fmt.Errorf("awsdr: status: %w; act from the surviving region (--region)", gerr)
+	}
+	for i, side := range sides {
+		p := probes[i]
+		r := dr.Region{Name: side.t.Region, Slot: side.slot, Database: side.t.ClusterID, Function: side.t.FunctionName, HealthCheckID: side.t.HealthCheckID,
+			Healthy: p.healthy, Health: p.health}
 		m, ok := gs.members[side.t.Region]
 		switch {
 		case !ok:
@@ -81,37 +169,35 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 			r.Role, r.DatabaseARN = dr.RoleWriter, m.arn
 		default:
 			r.Role, r.DatabaseARN = dr.RoleStandby, m.arn
-			secondary = side.t.Region
 		}
-		fenced, err := b.fenced(ctx, side.t)
-		if err != nil {
+		if p.fenceErr != nil {
+			// The acting region's RDS API answered the describe.
 			r.Reachable = side.t.Region == b.acting
-			st.Notes = append(st.Notes, fmt.Sprintf("%s: %v", side.t.Region, err))
+			st.Notes = append(st.Notes, fmt.Sprintf("%s: %v", side.t.Region, p.fenceErr))
 		} else {
-			r.Reachable, r.Fenced = true, fenced
+			r.Reachable, r.Fenced = true, p.fenced
 		}
-		r.Healthy, r.Health = b.healthy(ctx, side.t.HealthCheckID)
+		if p.healthCheck != "" {
+			st.Notes = append(st.Notes, fmt.Sprintf("%s: %s", side.t.Region, p.healthCheck))
+		}
 		st.Regions = append(st.Regions, r)
 	}
-	if secondary != "" {
-		side, _, _ := b.topo.side(secondary)
-		st.Replication = b.lag(ctx, side)
-		st.Replication.State = gs.members[secondary].sync
-		st.Replication.Streaming = st.Replication.Known && (st.Replication.State == "" || st.Replication.State == "connected")
-	} else {
-		st.Replication.LagBytes = -1
+	st.Replication = rep
+	if gs.op != nil {
+		st.Global += "; " + gs.op.String() + " under way"
 	}
-	st.Traffic, err = b.traffic(ctx, st)
-	if err != nil {
-		st.Notes = append(st.Notes, err.Error())
+	if answerErr != nil {
+		st.Notes = append(st.Notes, "traffic: "+answerErr.Error())
 	}
+	st.Traffic = answer.region
 	return st, nil
 }
 
 // fenced reports whether a region's function has reserved concurrency 0;
-// an error means the region's Lambda API did not answer.
+// an error means the region's Lambda API did not answer within
+// ProbeTimeout.
 func (b *Backend) fenced(ctx context.Context, t RegionTopology) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.ProbeTimeout)
 	defer cancel()
 	out, err := b.regions[t.Region].Fence.GetFunctionConcurrency(ctx, &lambda.GetFunctionConcurrencyInput{FunctionName: aws.String(t.FunctionName)})
 	if err != nil {
@@ -120,17 +206,18 @@ func (b *Backend) fenced(ctx context.Context, t RegionTopology) (bool, error) {
 	return out.ReservedConcurrentExecutions != nil && *out.ReservedConcurrentExecutions == 0, nil
 }
 
-// healthy reads a Route 53 health check: healthy when most checkers
-// report success.
-func (b *Backend) healthy(ctx context.Context, id string) (bool, string) {
-	if id == "" {
-		return false, "no health check"
-	}
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+// controlPlaneTimeout bounds a best-effort call to Route 53's control plane,
+// which a lost us-east-1 takes away.
+const controlPlaneTimeout = 2 * time.Second
+
+// healthCheck reads a Route 53 health check, best effort: Route 53's
+// control plane is in us-east-1, so it is only a note.
+func (b *Backend) healthCheck(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, min(controlPlaneTimeout, b.ProbeTimeout))
 	defer cancel()
 	out, err := b.health.GetHealthCheckStatus(ctx, &route53.GetHealthCheckStatusInput{HealthCheckId: aws.String(id)})
 	if err != nil {
-		return false, fmt.Sprintf("health check %s: %v", id, err)
+		return fmt.Sprintf("route53 health check %s not read (its API is in us-east-1): %v", id, err)
 	}
 	ok := 0
 	for _, o := range out.HealthCheckObservations {
@@ -138,8 +225,7 @@ func (b *Backend) healthy(ctx context.Context, id string) (bool, string) {
 			ok++
 		}
 	}
-	n := len(out.HealthCheckObservations)
-	return n > 0 && ok*2 > n, fmt.Sprintf("%d of %d checkers report success", ok, n)
+	return fmt.Sprintf("route53 health check %s: %d of %d checkers report success", id, ok, len(out.HealthCheckObservations))
 }
 
 // Lag metrics, published by the secondary region's cluster.
@@ -166,7 +252,7 @@ func lagQuery(clusterID string, end time.Time) *cloudwatch.GetMetricDataInput {
 // lag reads the latest lag of the secondary side (in its own region).
 func (b *Backend) lag(ctx context.Context, side RegionTopology) dr.Replication {
 	rep := dr.Replication{LagBytes: -1}
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.ProbeTimeout)
 	defer cancel()
 	out, err := b.regions[side.Region].Metrics.GetMetricData(ctx, lagQuery(side.ClusterID, b.now()))
 	if err != nil {
@@ -191,38 +277,4 @@ func (b *Backend) lag(ctx context.Context, side RegionTopology) dr.Replication {
 		}
 	}
 	return rep
-}
-
-// traffic returns the region the failover records answer with: the PRIMARY
-// record's while its health check passes, else the SECONDARY's.
-func (b *Backend) traffic(ctx context.Context, st dr.Status) (string, error) {
-	name := strings.TrimSuffix(b.topo.FailoverName, ".") + "."
-	out, err := b.health.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{
-		HostedZoneId: aws.String(b.topo.ZoneID), StartRecordName: aws.String(name), MaxItems: aws.Int32(10)})
-	if err != nil {
-		return "", fmt.Errorf("list failover records of %s: %w", name, err)
-	}
-	byHC := map[string]string{b.topo.Primary.HealthCheckID: b.topo.Primary.Region, b.topo.Secondary.HealthCheckID: b.topo.Secondary.Region}
-	var primary, secondary string
-	for _, rr := range out.ResourceRecordSets {
-		if !strings.EqualFold(aws.ToString(rr.Name), name) {
-			continue
-		}
-		switch rr.Failover {
-		case r53types.ResourceRecordSetFailoverPrimary:
-			primary = byHC[aws.ToString(rr.HealthCheckId)]
-		case r53types.ResourceRecordSetFailoverSecondary:
-			secondary = byHC[aws.ToString(rr.HealthCheckId)]
-		}
-	}
-	if primary == "" || secondary == "" {
-		return "", fmt.Errorf("failover records of %s: PRIMARY %q, SECONDARY %q; want both, with the stack's health checks", name, primary, secondary)
-	}
-	if r, ok := st.Region(primary); ok && r.Healthy {
-		return primary, nil
-	}
-	if r, ok := st.Region(secondary); ok && !r.Healthy {
-		return primary, nil // Route 53 answers with the primary when all are unhealthy
-	}
-	return secondary, nil
 }

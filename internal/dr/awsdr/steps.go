@@ -14,6 +14,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 
 	"paydr/internal/dr"
+	"paydr/internal/processor"
 )
 
 // SnapshotID is the identifier of the final snapshot preserve takes of a
@@ -27,15 +28,24 @@ func SnapshotID(clusterID, opID string) string {
 	return id
 }
 
-// Calls implements dr.Runner: the exact API calls of step, in order.
+// Calls implements dr.Runner: the exact calls of step, in order, each
+// prefixed with where it goes: the region of an AWS API or of an API
+// endpoint, or "dns" for a DNS lookup.
 func (b *Backend) Calls(s dr.Step) []string {
 	side, _, _ := b.topo.side(s.Region)
 	gc := b.topo.GlobalClusterID
+	b.mu.Lock()
 	target := b.arns[s.Region]
+	b.mu.Unlock()
 	if target == "" {
 		target = fmt.Sprintf("<arn of %s in %s, from DescribeGlobalClusters>", side.ClusterID, s.Region)
 	}
-	describe := fmt.Sprintf("%s rds:DescribeGlobalClusters GlobalClusterIdentifier=%s", b.acting, gc)
+	describe := func(region string) string {
+		return fmt.Sprintf("%s rds:DescribeGlobalClusters GlobalClusterIdentifier=%s", region, gc)
+	}
+	name := canonicalHost(b.topo.FailoverName)
+	record := side.recordTarget()
+	host := endpointHost(side.APIEndpoint)
 	switch s.Action {
 	case dr.ActionFence:
 		return []string{fmt.Sprintf("%s lambda:PutFunctionConcurrency FunctionName=%s ReservedConcurrentExecutions=0", s.Region, side.FunctionName)}
@@ -47,25 +57,36 @@ func (b *Backend) Calls(s dr.Step) []string {
 		return []string{fmt.Sprintf("%s cloudwatch:GetMetricData AWS/RDS %s,%s DBClusterIdentifier=%s (refuse above %s; SwitchoverGlobalCluster itself waits for the secondary to catch up)",
 			s.Region, MetricReplicationLag, MetricRPOLag, side.ClusterID, b.MaxLag)}
 	case dr.ActionPromote:
-		call := fmt.Sprintf("%s rds:SwitchoverGlobalCluster GlobalClusterIdentifier=%s TargetDbClusterIdentifier=%s", b.acting, gc, target)
+		// Switchover in the current writer's region (the plan's Peer);
+		// failover in the target's.
+		call := fmt.Sprintf("%s rds:SwitchoverGlobalCluster GlobalClusterIdentifier=%s TargetDbClusterIdentifier=%s", s.Peer, gc, target)
 		if s.Mode == dr.ModeFailover {
-			call = fmt.Sprintf("%s rds:FailoverGlobalCluster GlobalClusterIdentifier=%s TargetDbClusterIdentifier=%s AllowDataLoss=true", b.acting, gc, target)
+			call = fmt.Sprintf("%s rds:FailoverGlobalCluster GlobalClusterIdentifier=%s TargetDbClusterIdentifier=%s AllowDataLoss=true", s.Region, gc, target)
 		}
-		return []string{describe, call, describe + fmt.Sprintf(" (every %s until %s is the writer and the status is available)", b.Poll, side.ClusterID)}
+		return []string{
+			describe(s.Region) + fmt.Sprintf(" (no call below while its FailoverState shows an operation toward %s: wait for it)", side.ClusterID),
+			call,
+			describe(s.Region) + fmt.Sprintf(" (every %s until %s is the writer and FailoverState is empty)", b.Poll, side.ClusterID),
+		}
 	case dr.ActionRebuildStandby:
-		return []string{describe + fmt.Sprintf(" (every %s until %s is a secondary member; Aurora demotes the old writer itself)", b.Poll, side.ClusterID)}
+		return []string{describe(s.Peer) + fmt.Sprintf(" (every %s until %s is a secondary member and FailoverState is empty; Aurora demotes the old writer itself)", b.Poll, side.ClusterID)}
 	case dr.ActionWaitTraffic:
 		return []string{
-			fmt.Sprintf("route53:GetHealthCheckStatus HealthCheckId=%s (every %s until healthy)", side.HealthCheckID, b.Poll),
-			fmt.Sprintf("route53:ListResourceRecordSets HostedZoneId=%s StartRecordName=%s", b.topo.ZoneID, b.topo.FailoverName),
+			fmt.Sprintf("dns CNAME %s (every %s until it answers %s, the endpoint of %s)", name, b.Poll, record, s.Region),
+			fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, processor.PathHealth)),
 		}
 	case dr.ActionVerify:
-		return []string{describe, fmt.Sprintf("route53:GetHealthCheckStatus HealthCheckId=%s (its /health commits a write probe to %s)", side.HealthCheckID, side.ClusterID)}
+		return []string{
+			describe(s.Region) + fmt.Sprintf(" (%s must be the writer)", side.ClusterID),
+			fmt.Sprintf("dns CNAME %s (must answer %s, the endpoint of %s)", name, record, s.Region),
+			fmt.Sprintf("%s POST %s %s (the same payment until acknowledged; %s must have committed it)",
+				s.Region, b.DataPlane.url(name, processor.PathPayments), verifyBody("dr-verify-<op-id>"), s.Region),
+		}
 	}
 	return nil
 }
 
-// Do implements dr.Runner.
+// Do implements dr.Runner. No step calls Route 53's control plane.
 func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error) {
 	side, _, ok := b.topo.side(s.Region)
 	if !ok {
@@ -74,18 +95,24 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 	c := b.regions[s.Region]
 	switch s.Action {
 	case dr.ActionFence:
+		ctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
+		defer cancel()
 		_, err := c.Fence.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(side.FunctionName), ReservedConcurrentExecutions: aws.Int32(0)})
 		if err != nil {
-			return "", fmt.Errorf("awsdr: fence %s: put function concurrency %s: %w", s.Region, side.FunctionName, err)
+			return "", fmt.Errorf("awsdr: fence %s: put function concurrency %s: %w; fence it before it comes back (reserved concurrency 0)", s.Region, side.FunctionName, err)
 		}
 		return fmt.Sprintf("%s reserved concurrency 0", side.FunctionName), nil
 	case dr.ActionUnfence:
+		ctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
+		defer cancel()
 		_, err := c.Fence.DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String(side.FunctionName)})
 		if err != nil {
 			return "", fmt.Errorf("awsdr: unfence %s: delete function concurrency %s: %w", s.Region, side.FunctionName, err)
 		}
 		return fmt.Sprintf("%s reserved concurrency removed", side.FunctionName), nil
 	case dr.ActionPreserve:
+		ctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
+		defer cancel()
 		id := SnapshotID(side.ClusterID, opID)
 		out, err := c.Snapshot.CreateDBClusterSnapshot(ctx, &rds.CreateDBClusterSnapshotInput{DBClusterIdentifier: aws.String(side.ClusterID), DBClusterSnapshotIdentifier: aws.String(id)})
 		var exists *rdstypes.DBClusterSnapshotAlreadyExistsFault
@@ -112,96 +139,101 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 	case dr.ActionPromote:
 		return b.promote(ctx, s, side)
 	case dr.ActionRebuildStandby:
-		return b.waitGlobal(ctx, s, func(gs globalState) (bool, string) {
+		return b.waitGlobal(ctx, s, s.Peer, func(gs globalState) (bool, string) {
 			m, ok := gs.members[s.Region]
-			return ok && !m.writer, fmt.Sprintf("%s is a secondary member (synchronization %q)", side.ClusterID, m.sync)
+			return ok && !m.writer && gs.op == nil, fmt.Sprintf("%s is a secondary member (synchronization %q)", side.ClusterID, m.sync)
 		})
 	case dr.ActionWaitTraffic:
-		return b.waitTraffic(ctx, s)
+		return b.waitTraffic(ctx, s, side)
 	case dr.ActionVerify:
-		gs, err := b.describe(ctx)
+		gs, err := b.describe(ctx, s.Region)
 		if err != nil {
-			return "", fmt.Errorf("awsdr: verify %s: %w", s.Region, err)
+			return "", fmt.Errorf("awsdr: verify %s: %w; run the command again", s.Region, err)
 		}
 		if m := gs.members[s.Region]; !m.writer {
 			return "", fmt.Errorf("awsdr: verify %s: %s is not the writer of %s; run paydr dr status", s.Region, side.ClusterID, b.topo.GlobalClusterID)
 		}
-		if ok, detail := b.healthy(ctx, side.HealthCheckID); !ok {
-			return "", fmt.Errorf("awsdr: verify %s: health check %s: %s; its /health commits a write probe, so the writer does not take writes yet", s.Region, side.HealthCheckID, detail)
+		res, err := b.verifyPayment(ctx, s, opID)
+		if err != nil {
+			return "", err
 		}
-		return fmt.Sprintf("%s is the writer and its health check (a committed write probe) passes", side.ClusterID), nil
+		return side.ClusterID + " is the writer; " + res, nil
 	}
 	return "", fmt.Errorf("awsdr: unknown action %q", s.Action)
 }
 
 // promote starts the switchover or failover unless the target is already
-// the writer or a role change is under way, then waits for it.
+// the writer or a role change toward it is under way, then waits for it.
+// Everything is read from the target's region; a failover is sent there
+// too, a switchover to the current writer's region.
 func (b *Backend) promote(ctx context.Context, s dr.Step, side RegionTopology) (string, error) {
-	gs, err := b.describe(ctx)
+	gs, err := b.describe(ctx, s.Region)
 	if err != nil {
-		return "", fmt.Errorf("awsdr: promote %s: %w", s.Region, err)
+		return "", fmt.Errorf("awsdr: promote %s: %w; run the command again", s.Region, err)
 	}
 	m, ok := gs.members[s.Region]
 	if !ok {
 		return "", fmt.Errorf("awsdr: promote %s: %s is not a member of global cluster %s; it cannot be promoted", s.Region, side.ClusterID, b.topo.GlobalClusterID)
 	}
-	started := ""
-	switch {
-	case m.writer && gs.status == "available":
+	var started string
+	switch op := gs.op; {
+	case op != nil && op.status == opCancelling:
+		return "", fmt.Errorf("awsdr: promote %s: the %s of global cluster %s is being cancelled; wait until paydr dr status shows none under way, then run the command again",
+			s.Region, op, b.topo.GlobalClusterID)
+	case op != nil && op.to != m.arn:
+		return "", fmt.Errorf("awsdr: promote %s: global cluster %s has a %s under way, not toward %s; another operation is running: wait until paydr dr status shows none under way, then plan again",
+			s.Region, b.topo.GlobalClusterID, op, side.ClusterID)
+	case op != nil:
+		started = fmt.Sprintf("a %s was already under way (not called again)", op)
+	case m.writer:
 		return fmt.Sprintf("%s is already the writer", side.ClusterID), nil
-	case gs.status == "switching-over" || gs.status == "failing-over":
-		started = "a role change was already under way (" + gs.status + ")"
 	case s.Mode == dr.ModeFailover:
-		_, err = b.regions[b.acting].Global.FailoverGlobalCluster(ctx, &rds.FailoverGlobalClusterInput{
+		cctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
+		_, err = b.regions[s.Region].Global.FailoverGlobalCluster(cctx, &rds.FailoverGlobalClusterInput{
 			GlobalClusterIdentifier: aws.String(b.topo.GlobalClusterID), TargetDbClusterIdentifier: aws.String(m.arn), AllowDataLoss: aws.Bool(true)})
-		started = "FailoverGlobalCluster with AllowDataLoss"
+		cancel()
+		started = "FailoverGlobalCluster with AllowDataLoss in " + s.Region
 	default:
-		_, err = b.regions[b.acting].Global.SwitchoverGlobalCluster(ctx, &rds.SwitchoverGlobalClusterInput{
+		writer, ok := gs.writer()
+		if !ok {
+			return "", fmt.Errorf("awsdr: promote %s: global cluster %s has no writer to switch over from; if the writer region is lost, run paydr dr failover", s.Region, b.topo.GlobalClusterID)
+		}
+		cctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
+		_, err = b.regions[writer].Global.SwitchoverGlobalCluster(cctx, &rds.SwitchoverGlobalClusterInput{
 			GlobalClusterIdentifier: aws.String(b.topo.GlobalClusterID), TargetDbClusterIdentifier: aws.String(m.arn)})
-		started = "SwitchoverGlobalCluster"
+		cancel()
+		started = "SwitchoverGlobalCluster in " + writer
 	}
 	if err != nil {
-		return "", fmt.Errorf("awsdr: promote %s: %s: %w", s.Region, started, err)
+		return "", fmt.Errorf("awsdr: promote %s: %s: %w; run the command again: it resumes here and calls again only if no operation is under way", s.Region, started, err)
 	}
-	res, err := b.waitGlobal(ctx, s, func(gs globalState) (bool, string) {
-		return gs.members[s.Region].writer && gs.status == "available", fmt.Sprintf("%s: %s is the writer", started, side.ClusterID)
+	return b.waitGlobal(ctx, s, s.Region, func(gs globalState) (bool, string) {
+		return gs.members[s.Region].writer && gs.op == nil, fmt.Sprintf("%s: %s is the writer", started, side.ClusterID)
 	})
-	return res, err
 }
 
-// waitGlobal polls DescribeGlobalClusters until done says so, bounded by
-// b.Wait.
-func (b *Backend) waitGlobal(ctx context.Context, s dr.Step, done func(globalState) (bool, string)) (string, error) {
+// waitGlobal describes the global cluster in region every Poll until done
+// says so, bounded by Wait.
+func (b *Backend) waitGlobal(ctx context.Context, s dr.Step, region string, done func(globalState) (bool, string)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.Wait)
 	defer cancel()
+	var last string
 	for {
-		gs, err := b.describe(ctx)
+		gs, err := b.describe(ctx, region)
 		if err == nil {
 			if ok, what := done(gs); ok {
 				return what, nil
 			}
+			last = fmt.Sprintf("status %q", gs.status)
+			if gs.op != nil {
+				last += ", " + gs.op.String()
+			}
+		} else {
+			last = err.Error()
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("awsdr: %s: not done after %s (global cluster status %q): %w; run the command again to keep waiting", s.Name(), b.Wait, gs.status, ctx.Err())
-		case <-time.After(b.Poll):
-		}
-	}
-}
-
-// waitTraffic polls the health check and records until the failover name
-// answers with region.
-func (b *Backend) waitTraffic(ctx context.Context, s dr.Step) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.Wait)
-	defer cancel()
-	for {
-		st, err := b.Status(ctx)
-		if err == nil && st.Traffic == s.Region {
-			return fmt.Sprintf("%s answers with %s", b.topo.FailoverName, s.Region), nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("awsdr: %s: traffic still goes to %q after %s: %w", s.Name(), st.Traffic, b.Wait, ctx.Err())
+			return "", fmt.Errorf("awsdr: %s: not done after %s (global cluster %s: %s): %w; run the command again to keep waiting", s.Name(), b.Wait, b.topo.GlobalClusterID, last, ctx.Err())
 		case <-time.After(b.Poll):
 		}
 	}
