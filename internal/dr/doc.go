@@ -10,7 +10,8 @@
 // deployment, says which exact calls a step makes (Calls, pure, printed by a
 // dry run) and performs a step (Do). Two backends exist: paydr/internal/dr/localdr
 // (the environment of paydr up: PostgreSQL, processors, router) and
-// paydr/internal/dr/awsdr (Aurora Global Database, Lambda, Route 53).
+// paydr/internal/dr/awsdr (Aurora Global Database, Lambda, and the data
+// plane of Route 53's failover records).
 //
 // One decision path. Every operation — new, resumed or dry run — starts in
 // prepare: it observes the deployment afresh, and either plans a new

@@ -51,7 +51,9 @@ const (
 	// Region.
 	ActionWaitTraffic Action = "wait-traffic"
 	// ActionVerify sends a real payment through the failover name and
-	// checks that Region's ledger holds it.
+	// checks that Region committed it (locally: found in its ledger; on
+	// AWS: acknowledged by Region's processor, which answers 2xx only after
+	// its ledger commits).
 	ActionVerify Action = "verify"
 )
 

@@ -31,11 +31,12 @@ type Region struct {
 	Slot string `json:"slot"`
 	// Role is what the region's database is now.
 	Role Role `json:"role"`
-	// Reachable reports whether the region's control plane (database
-	// locally, RDS API in AWS) answered.
+	// Reachable reports whether the operator reaches the region: its
+	// database answered (locally), its Lambda API answered (AWS).
 	Reachable bool `json:"reachable"`
-	// Healthy reports whether the region's health check passes (processor
-	// /health locally, Route 53 health check in AWS).
+	// Healthy reports whether the region's processor answers /health 200
+	// (its database takes writes), asked directly: the data plane, not
+	// Route 53's API.
 	Healthy bool `json:"healthy"`
 	// Health explains Healthy.
 	Health string `json:"health,omitempty"`
