@@ -60,12 +60,6 @@
 // and FileLock against a model of two regions with faults injected between
 // and inside steps, and named invariants are checked at every step.
 //
-// Drills (Drill) send steady payment traffic through the failover name,
-// inject a fault, let detection and failover run, and classify every payment
-// against the new writer's ledger as Jepsen does (Classify), reporting
-// detection, promotion, RTO, RPO, client errors and duplicates as text,
-// JSON and an SVG timeline. With DrillOptions.CutReplication a drill cuts
-// replication before the fault so the failover must lose data, and checks
-// the loss against the lag measured at the fault and against the estimate
-// the failover's plan gave before it acted.
+// Game-day drills, which exercise these operations under traffic and
+// faults, live in paydr/internal/dr/drill.
 package dr

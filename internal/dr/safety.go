@@ -26,7 +26,6 @@ func guarded(a Action) bool {
 // database is the writer, its processor is not fenced, and it answers.
 func live(r Region) bool { return r.Role == RoleWriter && r.Reachable && !r.Fenced }
 
-
 func (o Options) maxLag() time.Duration {
 	if o.MaxSwitchoverLag > 0 {
 		return o.MaxSwitchoverLag

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paydr/internal/dr"
+	"paydr/internal/dr/drill"
 	"paydr/internal/ledger"
 	"paydr/internal/local"
 	"paydr/internal/local/pg"
@@ -28,7 +29,7 @@ type DrillEnv struct {
 // DrillEnv returns the backend's environment for drills.
 func (b *Backend) DrillEnv() *DrillEnv { return &DrillEnv{b: b} }
 
-// FailoverURL implements dr.DrillEnv: the router.
+// FailoverURL implements drill.Env: the router.
 func (e *DrillEnv) FailoverURL() string {
 	m, err := e.b.manifest()
 	if err != nil {
@@ -37,7 +38,7 @@ func (e *DrillEnv) FailoverURL() string {
 	return m.Router.URL
 }
 
-// InjectFault implements dr.DrillEnv:
+// InjectFault implements drill.Env:
 //   - kill-db: SIGKILL to the region's postmaster and its process group;
 //   - kill-processor: SIGKILL to the region's processor (lifted by starting
 //     it again from the manifest);
@@ -53,12 +54,12 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 	}
 	switch kind {
-	case dr.FaultKillDB:
+	case drill.FaultKillDB:
 		if err := srv.Kill(); err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
 		return func(context.Context) error { return nil }, nil
-	case dr.FaultKillProcessor:
+	case drill.FaultKillProcessor:
 		pid := r.Processor.PID
 		if !process.Alive(pid, "serve") {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
@@ -79,7 +80,7 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 			_, err = e.b.ensureProcessor(ctx, m, slot)
 			return err
 		}, nil
-	case dr.FaultCutRegion:
+	case drill.FaultCutRegion:
 		dbPID, procPID := srv.PID(), r.Processor.PID
 		for _, pid := range []int{dbPID, procPID} {
 			if err := process.SignalGroup(pid, syscall.SIGSTOP); err != nil {
@@ -99,7 +100,7 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
 }
 
-// CutReplication implements dr.DrillEnv: region's standby server stops
+// CutReplication implements drill.Env: region's standby server stops
 // receiving WAL (pg.Server.DisconnectReplication) until restore.
 func (e *DrillEnv) CutReplication(ctx context.Context, region string) (func(context.Context) error, error) {
 	_, _, srv, err := e.region(region)
@@ -134,8 +135,8 @@ func (e *DrillEnv) region(name string) (local.Slot, *local.Region, *pg.Server, e
 	return slot, r, srv, nil
 }
 
-// HealthEvents implements dr.DrillEnv from the router's events.
-func (e *DrillEnv) HealthEvents(ctx context.Context) ([]dr.Event, error) {
+// HealthEvents implements drill.Env from the router's events.
+func (e *DrillEnv) HealthEvents(ctx context.Context) ([]drill.Event, error) {
 	m, err := e.b.manifest()
 	if err != nil {
 		return nil, err
@@ -153,7 +154,7 @@ func (e *DrillEnv) HealthEvents(ctx context.Context) ([]dr.Event, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
 		return nil, fmt.Errorf("localdr: router events: %w", err)
 	}
-	out := make([]dr.Event, 0, len(evs))
+	out := make([]drill.Event, 0, len(evs))
 	for _, ev := range evs {
 		kind := "route"
 		if ev.Kind == router.HealthChange {
@@ -162,14 +163,14 @@ func (e *DrillEnv) HealthEvents(ctx context.Context) ([]dr.Event, error) {
 				kind = "healthy"
 			}
 		}
-		out = append(out, dr.Event{Time: ev.Time, Kind: kind, Region: ev.Target, Detail: ev.Reason})
+		out = append(out, drill.Event{Time: ev.Time, Kind: kind, Region: ev.Target, Detail: ev.Reason})
 	}
 	return out, nil
 }
 
-// LedgerRows implements dr.DrillEnv: the payments with the prefix in the
+// LedgerRows implements drill.Env: the payments with the prefix in the
 // current writer's ledger.
-func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRow, error) {
+func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]drill.LedgerRow, error) {
 	m, err := e.b.manifest()
 	if err != nil {
 		return nil, err
@@ -188,10 +189,10 @@ func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRo
 		if err != nil {
 			return nil, fmt.Errorf("localdr: ledger of %s: %w", r.Name, err)
 		}
-		var rows []dr.LedgerRow
+		var rows []drill.LedgerRow
 		for _, p := range ps {
 			if strings.HasPrefix(p.PaymentID, prefix) {
-				rows = append(rows, dr.LedgerRow{PaymentID: p.PaymentID, AmountMinor: p.AmountMinor})
+				rows = append(rows, drill.LedgerRow{PaymentID: p.PaymentID, AmountMinor: p.AmountMinor})
 			}
 		}
 		return rows, nil
@@ -199,4 +200,4 @@ func (e *DrillEnv) LedgerRows(ctx context.Context, prefix string) ([]dr.LedgerRo
 	return nil, errors.New("localdr: no running writer to read the ledger from; run paydr dr status")
 }
 
-var _ dr.DrillEnv = (*DrillEnv)(nil)
+var _ drill.Env = (*DrillEnv)(nil)

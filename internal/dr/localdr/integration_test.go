@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paydr/internal/dr"
+	"paydr/internal/dr/drill"
 	"paydr/internal/ledger"
 	"paydr/internal/local/pg"
 	"paydr/internal/needs"
@@ -174,11 +175,11 @@ func restore(t *testing.T, b *Backend) {
 }
 
 // drill runs one drill and checks its report's targets.
-func drill(t *testing.T, b *Backend, fault string, cut time.Duration) *dr.DrillReport {
+func runDrill(t *testing.T, b *Backend, fault string, cut time.Duration) *drill.Report {
 	t.Helper()
 	j, _ := b.Journal()
 	var log strings.Builder
-	rep, err := dr.Drill(context.Background(), b, b.DrillEnv(), b.Locker(), j, dr.DrillOptions{
+	rep, err := drill.Run(context.Background(), b, b.DrillEnv(), b.Locker(), j, drill.Options{
 		Fault: fault, Rate: 5, Duration: 30 * time.Second, FaultAfter: 5 * time.Second, CutReplication: cut, Log: &log})
 	if rep != nil {
 		var text strings.Builder
@@ -205,7 +206,7 @@ func drill(t *testing.T, b *Backend, fault string, cut time.Duration) *dr.DrillR
 			t.Errorf("drill %s: check %q failed: %s", fault, c.Name, c.Detail)
 		}
 	}
-	if n := rep.Classification.Counts[dr.ClassDuplicated]; n != 0 {
+	if n := rep.Classification.Counts[drill.ClassDuplicated]; n != 0 {
 		t.Errorf("drill %s: %d duplicated payments, want 0", fault, n)
 	}
 	if rep.Acked == 0 || rep.Sent < 140 {
@@ -250,7 +251,7 @@ func TestLocalDR(t *testing.T) {
 	})
 
 	t.Run("switchover drill", func(t *testing.T) {
-		rep := drill(t, b, dr.FaultSwitchover, 0)
+		rep := runDrill(t, b, drill.FaultSwitchover, 0)
 		if rep.LostCount != 0 {
 			t.Errorf("switchover lost %d acknowledged payments, want exactly 0", rep.LostCount)
 		}
@@ -285,9 +286,9 @@ func TestLocalDR(t *testing.T) {
 		restore(t, b)
 	})
 
-	for _, fault := range []string{dr.FaultKillDB, dr.FaultKillProcessor, dr.FaultCutRegion} {
+	for _, fault := range []string{drill.FaultKillDB, drill.FaultKillProcessor, drill.FaultCutRegion} {
 		t.Run("drill "+fault, func(t *testing.T) {
-			rep := drill(t, b, fault, 0)
+			rep := runDrill(t, b, fault, 0)
 			if rep.RTO >= 30*time.Second {
 				t.Errorf("RTO = %s, want under 30s", rep.RTO)
 			}
@@ -310,7 +311,7 @@ func TestLocalDR(t *testing.T) {
 	// failover printed both bound it.
 	t.Run("drill kill-db with replication cut", func(t *testing.T) {
 		const cut = 3 * time.Second
-		rep := drill(t, b, dr.FaultKillDB, cut)
+		rep := runDrill(t, b, drill.FaultKillDB, cut)
 		if rep.LostCount == 0 {
 			t.Errorf("no acknowledged payment lost with replication cut %s before the fault; the cut did not hold", cut)
 		}
@@ -323,7 +324,7 @@ func TestLocalDR(t *testing.T) {
 		if e := rep.LossEstimate; e == nil || !e.MayLoseData || rep.LostWindow > e.Window {
 			t.Errorf("failover estimate %+v does not bound the loss window %s", e, rep.LostWindow)
 		}
-		if rep.Classification.Counts[dr.ClassLost] != rep.LostCount || !rep.Classification.Conserved {
+		if rep.Classification.Counts[drill.ClassLost] != rep.LostCount || !rep.Classification.Conserved {
 			t.Errorf("classification %+v: want the losses counted and the ledger conserved", rep.Classification)
 		}
 		// Lost to the new writer, not to the business: every lost payment
@@ -361,7 +362,7 @@ func (c *crashAt) Do(ctx context.Context, opID string, s dr.Step) (string, error
 // preservedPayments starts a throwaway server on a copy of the data
 // directory the drill's failover preserved, and returns the drill's
 // payment ids found there.
-func preservedPayments(t *testing.T, b *Backend, rep *dr.DrillReport) map[string]bool {
+func preservedPayments(t *testing.T, b *Backend, rep *drill.Report) map[string]bool {
 	t.Helper()
 	found, err := filepath.Glob(filepath.Join(b.DRDir(), "preserved", rep.OpID+"-*"))
 	if err != nil || len(found) != 1 {

@@ -1,6 +1,7 @@
-package dr
+package drill
 
 import (
+	"paydr/internal/dr"
 	"strings"
 	"testing"
 	"time"
@@ -63,12 +64,12 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestDrillReportFigures(t *testing.T) {
+func TestReportFigures(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	r := &DrillReport{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
+	r := &Report{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
 		FaultAt: at(5000), DetectedAt: at(8000), PromoteStarted: at(8100), PromotedAt: at(8600), RPOLagAtFault: 40 * time.Millisecond,
-		LossEstimate: &LossEstimate{MayLoseData: true, Window: 3640 * time.Millisecond, Since: at(4960)},
+		LossEstimate: &dr.LossEstimate{MayLoseData: true, Window: 3640 * time.Millisecond, Since: at(4960)},
 		Attempts: []Attempt{
 			{PaymentID: "p1", AmountMinor: 100, Sent: at(4900), Done: at(4950), Status: 201, Answer: Acked},
 			{PaymentID: "p2", AmountMinor: 100, Sent: at(4960), Done: at(4990), Status: 201, Answer: Acked}, // lost: acked 10ms before the fault
@@ -131,27 +132,27 @@ func TestLossEstimateCheck(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		estimate *LossEstimate
+		estimate *dr.LossEstimate
 		rows     []LedgerRow
 		cut      bool
 		wantPass bool
 		want     string
 	}{
-		{"bounds the loss", &LossEstimate{MayLoseData: true, Window: 400 * time.Millisecond, Since: at(4600)},
+		{"bounds the loss", &dr.LossEstimate{MayLoseData: true, Window: 400 * time.Millisecond, Since: at(4600)},
 			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, true, "2 lost, window 300ms <= estimated 400ms"},
-		{"loss before the last write said held", &LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4800)},
+		{"loss before the last write said held", &dr.LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4800)},
 			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, false, "1 lost payments acknowledged before 00:00:04.800"},
-		{"window too short", &LossEstimate{MayLoseData: true, Window: 200 * time.Millisecond},
+		{"window too short", &dr.LossEstimate{MayLoseData: true, Window: 200 * time.Millisecond},
 			[]LedgerRow{{"p1", 100}, {"p4", 100}}, true, false, "window 300ms > estimated 200ms"},
-		{"promised no loss", &LossEstimate{Basis: "streaming"},
+		{"promised no loss", &dr.LossEstimate{Basis: "streaming"},
 			[]LedgerRow{{"p1", 100}, {"p4", 100}}, false, false, "2 lost, but the estimate said: no data loss expected"},
 		{"no estimate", nil, []LedgerRow{{"p1", 100}, {"p4", 100}}, false, false, "the failover printed no estimate"},
-		{"cut but nothing lost", &LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4600)},
+		{"cut but nothing lost", &dr.LossEstimate{MayLoseData: true, Window: time.Second, Since: at(4600)},
 			[]LedgerRow{{"p1", 100}, {"p2", 100}, {"p3", 100}, {"p4", 100}}, true, true, "0 lost"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &DrillReport{Fault: FaultKillDB, Start: t0, End: at(10000), FaultAt: at(5000), MaxRTO: 30 * time.Second,
+			r := &Report{Fault: FaultKillDB, Start: t0, End: at(10000), FaultAt: at(5000), MaxRTO: 30 * time.Second,
 				RPOLagAtFault: time.Second, LossEstimate: tt.estimate, Attempts: append([]Attempt(nil), attempts...)}
 			if tt.cut {
 				r.ReplicationCutAt = at(3000)

@@ -1,15 +1,16 @@
-package dr
+package drill
 
 import (
 	"fmt"
 	"io"
+	"paydr/internal/dr"
 	"sort"
 	"strings"
 	"time"
 )
 
-// DrillReport is what a drill measured.
-type DrillReport struct {
+// Report is what a drill measured.
+type Report struct {
 	Backend  string        `json:"backend"`
 	Fault    string        `json:"fault"`
 	From     string        `json:"from"`
@@ -49,9 +50,9 @@ type DrillReport struct {
 	// RPOLagAtFault is the fault time minus the commit time of the last
 	// transaction the standby replayed: the most recent history a
 	// failover at the fault could lose.
-	LagAtFault    Replication   `json:"lag_at_fault"`
-	RPOLagAtFault time.Duration `json:"rpo_lag_at_fault_ns"`
-	LastReplayed  time.Time     `json:"last_replayed,omitzero"`
+	LagAtFault    dr.Replication `json:"lag_at_fault"`
+	RPOLagAtFault time.Duration  `json:"rpo_lag_at_fault_ns"`
+	LastReplayed  time.Time      `json:"last_replayed,omitzero"`
 
 	// LostCount and LostWindow are the RPO: acknowledged payments missing
 	// from the new writer, and how far before the fault the earliest of
@@ -59,11 +60,11 @@ type DrillReport struct {
 	LostCount  int           `json:"rpo_lost_payments"`
 	LostWindow time.Duration `json:"rpo_window_ns"`
 	// ReplicationCutAt is when the drill cut replication to the standby
-	// (DrillOptions.CutReplication), zero when it did not.
+	// (Options.CutReplication), zero when it did not.
 	ReplicationCutAt time.Time `json:"replication_cut_at,omitzero"`
 	// LossEstimate is what the failover's plan said it might lose, before
 	// it acted.
-	LossEstimate *LossEstimate `json:"loss_estimate,omitempty"`
+	LossEstimate *dr.LossEstimate `json:"loss_estimate,omitempty"`
 
 	Sent         int            `json:"sent"`
 	Acked        int            `json:"acked"`
@@ -87,7 +88,7 @@ type Check struct {
 }
 
 // Passed reports whether every check passed.
-func (r *DrillReport) Passed() bool {
+func (r *Report) Passed() bool {
 	for _, c := range r.Checks {
 		if !c.Pass {
 			return false
@@ -98,7 +99,7 @@ func (r *DrillReport) Passed() bool {
 
 // finish classifies the attempts against rows and derives the figures and
 // checks.
-func (r *DrillReport) finish(rows []LedgerRow) {
+func (r *Report) finish(rows []LedgerRow) {
 	sort.Slice(r.Attempts, func(i, j int) bool { return r.Attempts[i].Sent.Before(r.Attempts[j].Sent) })
 	r.Classification = Classify(r.Attempts, rows)
 	r.ClientErrors = map[string]int{}
@@ -158,7 +159,7 @@ func (r *DrillReport) finish(rows []LedgerRow) {
 
 // lostAttempts returns the attempts classified lost: acknowledged, and
 // missing from the new writer's ledger.
-func (r *DrillReport) lostAttempts() []Attempt {
+func (r *Report) lostAttempts() []Attempt {
 	lost := make(map[string]bool, len(r.Classification.Lost))
 	for _, id := range r.Classification.Lost {
 		lost[id] = true
@@ -185,7 +186,7 @@ func errorKind(a Attempt) string {
 	}
 }
 
-func (r *DrillReport) checks() []Check {
+func (r *Report) checks() []Check {
 	c := r.Classification
 	out := []Check{
 		{Name: "no duplicates", Pass: c.Counts[ClassDuplicated] == 0, Detail: fmt.Sprintf("%d duplicated", c.Counts[ClassDuplicated])},
@@ -213,7 +214,7 @@ func (r *DrillReport) checks() []Check {
 // must have warned of loss, and every lost payment must have been
 // acknowledged after the last write it said the standby held, and within
 // the window it gave.
-func (r *DrillReport) estimateCheck() Check {
+func (r *Report) estimateCheck() Check {
 	c := Check{Name: "loss within the failover's estimate"}
 	e := r.LossEstimate
 	switch {
@@ -255,7 +256,7 @@ func orNone(s string) string {
 }
 
 // Render writes the report as text.
-func (r *DrillReport) Render(w io.Writer) error {
+func (r *Report) Render(w io.Writer) error {
 	var b strings.Builder
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	fmt.Fprintf(&b, "drill %s: %s on %s (writer %s -> %s), %s backend\n", r.Prefix, r.Fault, r.From, r.From, r.To, r.Backend)

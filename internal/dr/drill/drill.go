@@ -1,4 +1,4 @@
-package dr
+package drill
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"paydr/internal/dr"
 	"sync"
 	"time"
 )
@@ -39,8 +40,8 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// DrillEnv is what a drill needs from an environment besides a Backend.
-type DrillEnv interface {
+// Env is what a drill needs from an environment besides a Backend.
+type Env interface {
 	// FailoverURL is where clients send payments (the failover name).
 	FailoverURL() string
 	// InjectFault injects fault kind into region (the writer) and returns
@@ -58,8 +59,8 @@ type DrillEnv interface {
 	CutReplication(ctx context.Context, region string) (restore func(context.Context) error, err error)
 }
 
-// DrillOptions configure a drill.
-type DrillOptions struct {
+// Options configure a drill.
+type Options struct {
 	Fault string
 	// Rate is payments per second (default 5: every local payment also
 	// writes to the emulator, which saturates near 20/s and then fails the
@@ -89,7 +90,7 @@ type DrillOptions struct {
 	Log io.Writer
 }
 
-func (o DrillOptions) withDefaults(now time.Time) DrillOptions {
+func (o Options) withDefaults(now time.Time) Options {
 	if o.Rate <= 0 {
 		o.Rate = 5
 	}
@@ -118,7 +119,7 @@ func (o DrillOptions) withDefaults(now time.Time) DrillOptions {
 }
 
 // Validate reports the first invalid option.
-func (o DrillOptions) Validate() error {
+func (o Options) Validate() error {
 	switch o.Fault {
 	case FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultSwitchover:
 	default:
@@ -169,7 +170,7 @@ func checkLoopback(raw string) error {
 // switchover), then the classification of every payment against the new
 // writer's ledger. The fault is lifted before it returns; the writer stays
 // where the drill moved it (paydr dr failback returns it).
-func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journal, opts DrillOptions) (*DrillReport, error) {
+func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Journal, opts Options) (*Report, error) {
 	start := time.Now()
 	opts = opts.withDefaults(start)
 	if err := opts.Validate(); err != nil {
@@ -184,12 +185,12 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 	}
 	ws := st.Writers()
 	if len(ws) != 1 || !st.Replication.Streaming {
-		return nil, &Refusal{Op: "drill", Reason: "the pair is not healthy: a drill needs one writer and a streaming standby",
+		return nil, &dr.Refusal{Op: "drill", Reason: "the pair is not healthy: a drill needs one writer and a streaming standby",
 			Remedy: "run paydr dr status, then paydr dr failback (or switchover) to restore the pair"}
 	}
 	writer := ws[0]
 	standby, _ := st.Other(writer.Name)
-	rep := &DrillReport{Backend: st.Backend, Fault: opts.Fault, From: writer.Name, To: standby.Name,
+	rep := &Report{Backend: st.Backend, Fault: opts.Fault, From: writer.Name, To: standby.Name,
 		Rate: opts.Rate, Duration: opts.Duration, Prefix: opts.Prefix, Start: start, MaxRTO: opts.MaxRTO}
 	fmt.Fprintf(opts.Log, "drill %s: %s writer %s, standby %s; %.0f payments/s for %s through %s\n",
 		opts.Prefix, opts.Fault, writer.Name, standby.Name, opts.Rate, opts.Duration, env.FailoverURL())
@@ -233,10 +234,10 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 	var lift func(context.Context) error
 	rep.FaultAt = time.Now()
 	var opErr error
-	var out Outcome
+	var out dr.Outcome
 	if opts.Fault == FaultSwitchover {
 		fmt.Fprintf(opts.Log, "switchover from %s to %s under traffic\n", writer.Name, standby.Name)
-		out, opErr = Operate(ctx, b, locker, j, Request{Op: Switchover, Owner: "drill " + opts.Prefix}, opts.Log)
+		out, opErr = dr.Operate(ctx, b, locker, j, dr.Request{Op: dr.Switchover, Owner: "drill " + opts.Prefix}, opts.Log)
 	} else {
 		fmt.Fprintf(opts.Log, "injecting %s in %s\n", opts.Fault, writer.Name)
 		lift, err = env.InjectFault(ctx, opts.Fault, writer.Name)
@@ -253,15 +254,15 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 				rep.RPOLagAtFault = max(0, rep.FaultAt.Sub(pre.Replication.LastReplayed))
 				rep.LastReplayed = pre.Replication.LastReplayed
 			}
-			out, opErr = Operate(ctx, b, locker, j, Request{Op: Failover, Options: Options{AllowDataLoss: true}, Owner: "drill " + opts.Prefix}, opts.Log)
+			out, opErr = dr.Operate(ctx, b, locker, j, dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}, Owner: "drill " + opts.Prefix}, opts.Log)
 		}
 	}
 	rep.OpID = out.OpID
 	rep.LossEstimate = out.Plan.Loss
-	if s, ok := out.Step(ActionPromote, ""); ok && !s.End.IsZero() {
+	if s, ok := out.Step(dr.ActionPromote, ""); ok && !s.End.IsZero() {
 		rep.PromotedAt, rep.PromoteStarted = s.End, s.Start
 	}
-	if s, ok := out.Step(ActionPreserve, ""); ok {
+	if s, ok := out.Step(dr.ActionPreserve, ""); ok {
 		rep.Preserved = s.Result
 	}
 	if opErr != nil {
@@ -319,7 +320,7 @@ func Drill(ctx context.Context, b Backend, env DrillEnv, locker Locker, j *Journ
 
 // waitDetection polls the health events until region is reported unhealthy
 // after since.
-func waitDetection(ctx context.Context, env DrillEnv, region string, since time.Time, timeout time.Duration) (time.Time, error) {
+func waitDetection(ctx context.Context, env Env, region string, since time.Time, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		evs, err := env.HealthEvents(ctx)

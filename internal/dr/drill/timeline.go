@@ -1,4 +1,4 @@
-package dr
+package drill
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // lost) and not (red, down) per time bucket by the time they were sent,
 // with the replication cut, fault, detection, promotion, recovery and
 // routing changes as labelled vertical lines.
-func (r *DrillReport) WriteTimeline(w io.Writer) error {
+func (r *Report) WriteTimeline(w io.Writer) error {
 	const (
 		width, height    = 1000, 360
 		left, right, top = 60, 20, 40

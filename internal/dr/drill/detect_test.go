@@ -1,4 +1,4 @@
-package dr
+package drill
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// eventsEnv is a DrillEnv whose health events are fixed.
+// eventsEnv is a Env whose health events are fixed.
 type eventsEnv struct {
-	DrillEnv
+	Env
 	evs []Event
 }
 
@@ -48,20 +48,20 @@ func TestWaitDetection(t *testing.T) {
 	}
 }
 
-func TestDrillOptionsValidate(t *testing.T) {
-	base := DrillOptions{Fault: FaultKillDB}.withDefaults(time.Now())
+func TestOptionsValidate(t *testing.T) {
+	base := Options{Fault: FaultKillDB}.withDefaults(time.Now())
 	tests := []struct {
 		name   string
-		change func(*DrillOptions)
+		change func(*Options)
 		want   string // "" for valid
 	}{
-		{"defaults", func(*DrillOptions) {}, ""},
-		{"cut before the fault", func(o *DrillOptions) { o.CutReplication = 3 * time.Second }, ""},
-		{"unknown fault", func(o *DrillOptions) { o.Fault = "meteor" }, `fault "meteor" is not one of`},
-		{"cut with a switchover", func(o *DrillOptions) { o.Fault, o.CutReplication = FaultSwitchover, time.Second }, "cut-replication needs an unplanned fault"},
-		{"cut longer than fault-after", func(o *DrillOptions) { o.CutReplication = 5 * time.Second }, "must be shorter than fault-after 5s"},
-		{"negative cut", func(o *DrillOptions) { o.CutReplication = -time.Second }, "is negative"},
-		{"fault after the end", func(o *DrillOptions) { o.FaultAfter = time.Minute }, "must be shorter than duration"},
+		{"defaults", func(*Options) {}, ""},
+		{"cut before the fault", func(o *Options) { o.CutReplication = 3 * time.Second }, ""},
+		{"unknown fault", func(o *Options) { o.Fault = "meteor" }, `fault "meteor" is not one of`},
+		{"cut with a switchover", func(o *Options) { o.Fault, o.CutReplication = FaultSwitchover, time.Second }, "cut-replication needs an unplanned fault"},
+		{"cut longer than fault-after", func(o *Options) { o.CutReplication = 5 * time.Second }, "must be shorter than fault-after 5s"},
+		{"negative cut", func(o *Options) { o.CutReplication = -time.Second }, "is negative"},
+		{"fault after the end", func(o *Options) { o.FaultAfter = time.Minute }, "must be shorter than duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
