@@ -28,6 +28,12 @@ Everything started keeps running after paydr up exits; its pid files, logs and
 env.json (what runs where, for scripts) are in the state directory. paydr up
 again adopts what runs and re-applies only when the stack changed or the
 emulator was restarted. Ctrl-C stops what the interrupted run started.
+
+After paydr dr switchover, failover or failback, each database restarts in
+the role env.json records. paydr up first checks the data directories
+against those roles and starts nothing when they disagree: a fenced old
+writer is never started beside the new one (run paydr dr failback, which
+keeps a copy of its data and rebuilds it as a standby).
 What the emulator cannot do is listed as "gap:" lines. Stop with paydr down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -177,6 +177,7 @@ func TestLocalEnvironment(t *testing.T) {
 	t.Run("aws", func(t *testing.T) { checkAWS(t, m) })
 	t.Run("payment end to end", func(t *testing.T) { checkPayment(t, m) })
 	t.Run("plan after a switchover moves nothing back", func(t *testing.T) { checkPlanAfterSwitchover(t, ctx, m) })
+	t.Run("plan after a fence keeps the processors fenced", func(t *testing.T) { checkPlanAfterFence(t, ctx, m) })
 
 	t.Run("up again adopts everything", func(t *testing.T) {
 		start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
@@ -14,6 +15,82 @@ import (
 	"paydr/internal/local"
 	"paydr/internal/terraform"
 )
+
+// planCopy is a copy of the applied stack's configuration and state in a
+// temporary directory, initialized, to plan against without touching the
+// environment: the state as a refresh after a DR operation would read it,
+// planned without refreshing.
+type planCopy struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	file string // the configuration, cdk.tf.json
+	tf   *terraform.Runner
+}
+
+// newPlanCopy copies m's configuration and state, lets edit rewrite the
+// state's resources, and runs terraform init.
+func newPlanCopy(t *testing.T, ctx context.Context, m *local.Manifest, edit func(resources []map[string]any)) *planCopy {
+	t.Helper()
+	p := &planCopy{t: t, ctx: ctx, dir: t.TempDir()}
+	p.file = filepath.Join(p.dir, filepath.Base(m.Stack.File))
+	for _, name := range []string{filepath.Base(m.Stack.File), "processor.zip"} {
+		copyFile(t, filepath.Join(m.Stack.Dir, name), filepath.Join(p.dir, name))
+	}
+	state := readJSON(t, m.Stack.StatePath)
+	var resources []map[string]any
+	for _, r := range state["resources"].([]any) {
+		resources = append(resources, r.(map[string]any))
+	}
+	edit(resources)
+	writeJSON(t, filepath.Join(p.dir, "terraform.tfstate"), state)
+	tf, err := terraform.New(p.dir, terraform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.Init(ctx); err != nil {
+		t.Fatalf("terraform init: %v", err)
+	}
+	p.tf = tf
+	return p
+}
+
+// plan plans without refreshing and returns the plan.
+func (p *planCopy) plan() *tfjson.Plan {
+	p.t.Helper()
+	out := filepath.Join(p.dir, "check.tfplan")
+	if _, err := p.tf.Plan(p.ctx, tfexec.Refresh(false), tfexec.Out(out)); err != nil {
+		p.t.Fatalf("terraform plan: %v", err)
+	}
+	pl, err := p.tf.ShowPlanFile(p.ctx, out)
+	if err != nil {
+		p.t.Fatalf("terraform show: %v", err)
+	}
+	return pl
+}
+
+// stripLifecycle removes the lifecycle blocks of the resources of type typ
+// named in names (all of that type when names is empty) from the copied
+// configuration: the control run, without the stack's ignore_changes.
+func (p *planCopy) stripLifecycle(typ string, names ...string) {
+	p.t.Helper()
+	cfg := readJSON(p.t, p.file)
+	rs, _ := cfg["resource"].(map[string]any)[typ].(map[string]any)
+	n := 0
+	for name, body := range rs {
+		if len(names) > 0 && !slices.Contains(names, name) {
+			continue
+		}
+		if _, ok := body.(map[string]any)["lifecycle"]; ok {
+			delete(body.(map[string]any), "lifecycle")
+			n++
+		}
+	}
+	if n == 0 {
+		p.t.Fatalf("control: no lifecycle to strip from %s %v in %s", typ, names, p.file)
+	}
+	writeJSON(p.t, p.file, cfg)
+}
 
 // checkPlanAfterSwitchover shows that after a switchover — the writer moved
 // to the secondary cluster — a plan of the stack changes nothing that would
@@ -24,56 +101,30 @@ import (
 // plans without refreshing. As a control, the same plan without the stack's
 // ignore_changes must want to change the clusters, so the check can fail.
 func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *local.Manifest) {
-	dir := t.TempDir()
-	for _, name := range []string{filepath.Base(m.Stack.File), "processor.zip"} {
-		copyFile(t, filepath.Join(m.Stack.Dir, name), filepath.Join(dir, name))
-	}
-	state := readJSON(t, m.Stack.StatePath)
-	arn := map[string]string{}
-	for _, r := range state["resources"].([]any) {
-		rm := r.(map[string]any)
-		if rm["type"] == "aws_rds_cluster" {
-			arn[rm["name"].(string)], _ = attrs(rm)["arn"].(string)
+	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
+		arn := map[string]string{}
+		for _, rm := range resources {
+			if rm["type"] == "aws_rds_cluster" {
+				arn[rm["name"].(string)], _ = attrs(rm)["arn"].(string)
+			}
 		}
-	}
-	if arn["primary"] == "" || arn["secondary"] == "" {
-		t.Fatalf("cluster ARNs in the state = %v, want both", arn)
-	}
-	for _, r := range state["resources"].([]any) {
-		rm := r.(map[string]any)
-		if rm["type"] != "aws_rds_cluster" {
-			continue
+		if arn["primary"] == "" || arn["secondary"] == "" {
+			t.Fatalf("cluster ARNs in the state = %v, want both", arn)
 		}
-		a := attrs(rm)
-		switch rm["name"] {
-		case "primary": // the old writer: now a secondary of the new one
-			a["replication_source_identifier"] = arn["secondary"]
-			a["global_cluster_identifier"] = ""
-		case "secondary": // the new writer
-			a["replication_source_identifier"] = ""
+		for _, rm := range resources {
+			if rm["type"] != "aws_rds_cluster" {
+				continue
+			}
+			a := attrs(rm)
+			switch rm["name"] {
+			case "primary": // the old writer: now a secondary of the new one
+				a["replication_source_identifier"] = arn["secondary"]
+				a["global_cluster_identifier"] = ""
+			case "secondary": // the new writer
+				a["replication_source_identifier"] = ""
+			}
 		}
-	}
-	writeJSON(t, filepath.Join(dir, "terraform.tfstate"), state)
-
-	tf, err := terraform.New(dir, terraform.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.Init(ctx); err != nil {
-		t.Fatalf("terraform init: %v", err)
-	}
-	plan := func() *tfjson.Plan {
-		t.Helper()
-		out := filepath.Join(dir, "switchover.tfplan")
-		if _, err := tf.Plan(ctx, tfexec.Refresh(false), tfexec.Out(out)); err != nil {
-			t.Fatalf("terraform plan: %v", err)
-		}
-		p, err := tf.ShowPlanFile(ctx, out)
-		if err != nil {
-			t.Fatalf("terraform show: %v", err)
-		}
-		return p
-	}
+	})
 	// roleChanges lists what the plan would do to the writer role: replace
 	// the global cluster or a cluster, or change a cluster's role fields.
 	// (The emulator adds drift of its own to other fields — tags it does not
@@ -102,19 +153,81 @@ func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *local.Manife
 		}
 		return changed
 	}
-	if changed := roleChanges(plan()); len(changed) > 0 {
+	if changed := roleChanges(p.plan()); len(changed) > 0 {
 		t.Errorf("after a switchover the plan would %q; it must move nothing back", changed)
 	}
 
 	// Control: without ignore_changes the same state must show the drift.
-	cfg := readJSON(t, filepath.Join(dir, filepath.Base(m.Stack.File)))
-	clusters := cfg["resource"].(map[string]any)["aws_rds_cluster"].(map[string]any)
-	for _, c := range clusters {
-		delete(c.(map[string]any), "lifecycle")
-	}
-	writeJSON(t, filepath.Join(dir, filepath.Base(m.Stack.File)), cfg)
-	if changed := roleChanges(plan()); len(changed) == 0 {
+	p.stripLifecycle("aws_rds_cluster")
+	if changed := roleChanges(p.plan()); len(changed) == 0 {
 		t.Error("control: without ignore_changes the plan moves nothing either, so this check proves nothing")
+	} else {
+		t.Logf("control: without ignore_changes the plan would %q", changed)
+	}
+}
+
+// processorFunctions are the processor Lambda functions' resource names:
+// what a DR fence throttles with PutFunctionConcurrency(0).
+var processorFunctions = []string{"primary_processor", "secondary_processor"}
+
+// checkPlanAfterFence shows that an ordinary apply after a DR fence keeps
+// the region fenced. The fence is PutFunctionConcurrency(0) on the processor
+// functions; a refresh then reads reserved_concurrent_executions = 0 while
+// the configuration leaves it unset (-1), and an apply that managed it
+// would call DeleteFunctionConcurrency: the fence lifted. It copies the
+// applied configuration and state, sets reserved_concurrent_executions = 0
+// on both processor functions in the state, plans without refreshing, and
+// asserts the plan leaves their concurrency alone. As a control, the same
+// plan without the functions' ignore_changes must want to change it, so the
+// check can fail.
+func checkPlanAfterFence(t *testing.T, ctx context.Context, m *local.Manifest) {
+	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
+		found := map[string]any{}
+		for _, rm := range resources {
+			if rm["type"] == "aws_lambda_function" && slices.Contains(processorFunctions, rm["name"].(string)) {
+				a := attrs(rm)
+				found[rm["name"].(string)] = a["reserved_concurrent_executions"]
+				a["reserved_concurrent_executions"] = 0
+			}
+		}
+		if len(found) != len(processorFunctions) {
+			t.Fatalf("processor functions in the state = %v, want %v", found, processorFunctions)
+		}
+		t.Logf("reserved_concurrent_executions before the fence: %v", found)
+	})
+	// concurrencyChanges lists what the plan would do to the fenced
+	// functions' concurrency: replace or delete them, or change the setting.
+	concurrencyChanges := func(p *tfjson.Plan) []string {
+		var changed, seen []string
+		for _, rc := range p.ResourceChanges {
+			if rc.Type != "aws_lambda_function" || !slices.Contains(processorFunctions, rc.Name) {
+				continue
+			}
+			seen = append(seen, rc.Name)
+			if rc.Change.Actions.Delete() || rc.Change.Actions.Replace() || rc.Change.Actions.Create() {
+				changed = append(changed, rc.Address+" "+actions(rc.Change.Actions))
+				continue
+			}
+			before, _ := rc.Change.Before.(map[string]any)
+			after, _ := rc.Change.After.(map[string]any)
+			if fmt.Sprint(before["reserved_concurrent_executions"]) != fmt.Sprint(after["reserved_concurrent_executions"]) {
+				changed = append(changed, fmt.Sprintf("%s.reserved_concurrent_executions %v -> %v (%s)",
+					rc.Address, before["reserved_concurrent_executions"], after["reserved_concurrent_executions"], actions(rc.Change.Actions)))
+			}
+		}
+		if len(seen) != len(processorFunctions) {
+			t.Fatalf("the plan covers processor functions %v, want %v", seen, processorFunctions)
+		}
+		return changed
+	}
+	if changed := concurrencyChanges(p.plan()); len(changed) > 0 {
+		t.Errorf("after a fence the plan would %q; an apply would lift the fence", changed)
+	}
+
+	// Control: without ignore_changes the same state must show the drift.
+	p.stripLifecycle("aws_lambda_function", processorFunctions...)
+	if changed := concurrencyChanges(p.plan()); len(changed) == 0 {
+		t.Error("control: without ignore_changes the plan leaves the concurrency alone either, so this check proves nothing")
 	} else {
 		t.Logf("control: without ignore_changes the plan would %q", changed)
 	}

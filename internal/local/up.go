@@ -170,6 +170,13 @@ func (u *upRun) step(name string, fn func() (string, error)) error {
 // already runs, and returns what runs where. On failure, or when ctx is
 // cancelled (Ctrl-C), it stops what this call started.
 //
+// Each database restarts in the role env.json records (DR operations move
+// the writer). Before it starts anything, Up checks the data directories
+// against those roles and refuses, saying why and what to do, when they
+// cannot take them: a fenced or superseded writer is never started
+// writable, and a standby that cannot stream from the writer is not
+// started.
+//
 // Apply is skipped when the stack (cdk.tf.json and the processor zip) is
 // unchanged since the last successful apply and the emulator process that
 // holds those resources is still the one running; when the emulator was
@@ -182,7 +189,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 	o.Out = &syncWriter{w: o.Out}
-	u := &upRun{o: o, l: layout{o.StateDir}, of: 10}
+	u := &upRun{o: o, l: layout{o.StateDir}, of: 11}
 	begin := time.Now()
 	defer func() {
 		if err == nil {
@@ -230,7 +237,18 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 
-	// 2. Moto.
+	// 2. Databases against their recorded roles, before anything starts:
+	// minutes of apply must not end in a refusal, and nothing may start a
+	// fenced writer.
+	if err := u.step("check the databases against the roles in env.json", func() (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return checkDatabases(cctx, u.l, rolesOf(o.StateDir, prev))
+	}); err != nil {
+		return nil, err
+	}
+
+	// 3. Moto.
 	var ms *moto.Server
 	if err := u.step("start moto (AWS API emulator)", func() (string, error) {
 		wasRunning := false
@@ -262,7 +280,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}
 	m.Moto = Moto{Endpoint: ms.Endpoint(), Port: ms.Port(), PID: ms.PID(), LogPath: ms.LogPath(), StateDir: u.l.motoDir()}
 
-	// 3. Stack config and processor zip.
+	// 4. Stack config and processor zip.
 	cfg := stack.Defaults()
 	cfg.EnvironmentSuffix = o.Suffix
 	cfg.Target = stack.TargetLocal
@@ -297,7 +315,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 
-	// 4. Synthesize.
+	// 5. Synthesize.
 	var st *stack.Stack
 	if err := u.step("synthesize the stack (local target)", func() (string, error) {
 		var err error
@@ -327,7 +345,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	m.Stack = Stack{Name: cfg.StackName(), Dir: stackDir, File: filepath.Join(stackDir, "cdk.tf.json"),
 		StatePath: filepath.Join(stackDir, cfg.LocalStatePath), LogPath: u.l.terraformLog(), Hash: hash}
 
-	// 5. Terraform apply.
+	// 6. Terraform apply.
 	var applyRep *ApplyReport
 	if err := u.step("terraform init + apply (both regions, on moto)", func() (string, error) {
 		r, detail, err := u.apply(ctx, m, ms)
@@ -337,15 +355,16 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 
-	// 6. PostgreSQL primary and standby.
+	// 7. PostgreSQL primary and standby.
 	var dbs map[Slot]*pg.Server
-	if err := u.step("start PostgreSQL primary and streaming standby", func() (string, error) {
+	if err := u.step("start PostgreSQL writer and streaming standby", func() (string, error) {
 		var err error
 		dbs, err = u.startDatabases(ctx, prev)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("writer 127.0.0.1:%d, standby 127.0.0.1:%d", dbs[SlotPrimary].Port(), dbs[SlotSecondary].Port()), nil
+		r := rolesOf(o.StateDir, prev)
+		return fmt.Sprintf("writer %s 127.0.0.1:%d, standby %s 127.0.0.1:%d", r.label(r.writer), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Port()), nil
 	}); err != nil {
 		return nil, err
 	}
@@ -367,7 +386,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		}}
 	}
 
-	// 7. Processors.
+	// 8. Processors.
 	if err := u.step("start the processor in each region", func() (string, error) {
 		var parts []string
 		for _, s := range Slots {
@@ -382,21 +401,21 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 
-	// 8. Router.
+	// 9. Router.
 	if err := u.step("start the failover router", func() (string, error) {
 		return u.startRouter(ctx, m, prev, routerPort)
 	}); err != nil {
 		return nil, err
 	}
 
-	// 9. Wait for traffic to reach a healthy writer.
+	// 10. Wait for traffic to reach a healthy writer.
 	if err := u.step("wait until the router sends traffic to a healthy primary", func() (string, error) {
 		return waitRouted(ctx, m, 90*time.Second)
 	}); err != nil {
 		return nil, err
 	}
 
-	// 10. Manifest.
+	// 11. Manifest.
 	if err := u.step("write env.json", func() (string, error) {
 		if err := m.Save(); err != nil {
 			return "", err
@@ -545,44 +564,6 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 	}
 	fmt.Fprintf(u.o.Out, "      planning took %s; slowest: %s\n", round(r.Planning), strings.Join(slow, ", "))
 	return &r, fmt.Sprintf("%d/%d changes applied, %d resources in state", r.Done, r.Planned, m.Stack.Resources), nil
-}
-
-// startDatabases starts (or adopts) the primary-slot writer and the
-// secondary-slot standby. When DR has moved the writer to the secondary
-// slot, the roles recorded in prev are kept.
-func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (map[Slot]*pg.Server, error) {
-	writer, standby := SlotPrimary, SlotSecondary
-	if prev != nil {
-		if w, ok := prev.Writer(); ok {
-			writer, standby = w, w.Other()
-		}
-	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	wasUp := func(s Slot) bool {
-		srv, err := pg.Open(u.l.dataDir(s))
-		return err == nil && srv.Running()
-	}
-	wUp := wasUp(writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.dataDir(writer), Name: string(writer)})
-	if err != nil {
-		return nil, fmt.Errorf("up: start database %s: %w", writer, err)
-	}
-	if !wUp {
-		u.started = append(u.started, func(ctx context.Context) error { return w.Stop(ctx) })
-	}
-	if err := w.CreateDatabase(cctx, DatabaseName); err != nil {
-		return nil, fmt.Errorf("up: %w", err)
-	}
-	sUp := wasUp(standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.dataDir(standby), Name: string(standby)})
-	if err != nil {
-		return nil, fmt.Errorf("up: start database %s: %w", standby, err)
-	}
-	if !sUp {
-		u.started = append(u.started, func(ctx context.Context) error { return s.Stop(ctx) })
-	}
-	return map[Slot]*pg.Server{writer: w, standby: s}, nil
 }
 
 // exeEnv returns the environment of a process started from the paydr
@@ -855,6 +836,8 @@ func round(d time.Duration) time.Duration {
 // shortStep abbreviates a step name for the summary line.
 func shortStep(name string) string {
 	switch {
+	case strings.HasPrefix(name, "check the databases"):
+		return "roles"
 	case strings.HasPrefix(name, "check"):
 		return "prereqs"
 	case strings.HasPrefix(name, "start moto"):

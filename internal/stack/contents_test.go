@@ -265,6 +265,13 @@ func TestProcessor(t *testing.T) {
 		eq(t, "tracing", block(t, f, "tracing_config")["mode"], "Active")
 		eq(t, "package", f["filename"], "${path.module}/processor.zip")
 		eq(t, "hash follows the package", f["source_code_hash"], `${filebase64sha256("${path.module}/processor.zip")}`)
+		// A DR fence is PutFunctionConcurrency(0); an apply that managed
+		// the setting would lift it (DeleteFunctionConcurrency).
+		if f["reserved_concurrent_executions"] != nil {
+			t.Errorf("%s processor sets reserved_concurrent_executions = %v; DR owns it (the fence)", id, f["reserved_concurrent_executions"])
+		}
+		lc, _ := f["lifecycle"].(map[string]any)
+		eq(t, id+" processor ignore_changes", lc["ignore_changes"], []any{"reserved_concurrent_executions"})
 		vpc := block(t, f, "vpc_config")
 		eq(t, "private subnets", vpc["subnet_ids"], []any{
 			"${aws_subnet." + id + "_private_0.id}", "${aws_subnet." + id + "_private_1.id}", "${aws_subnet." + id + "_private_2.id}",

@@ -24,6 +24,10 @@ const (
 // (paydr/internal/bundle), beside the synthesized configuration;
 // source_code_hash follows the file, so a new build deploys and an unchanged
 // one does not.
+//
+// Reserved concurrency belongs to DR, not to the stack: a fence sets it to
+// 0, and the functions ignore changes to it, so an ordinary apply after a
+// fence keeps the region fenced.
 func (b *builder) processor() {
 	zip := tf.ModulePath(b.cfg.ProcessorZip)
 	for _, r := range b.regions() {
@@ -96,6 +100,12 @@ func (b *builder) processor() {
 			Tags: b.tags(r.functionName),
 		})
 		r.function.DependsOn(r.functionLogGroup)
+		r.function.Lifecycle(tf.Lifecycle{
+			// DR fences a region with PutFunctionConcurrency(0). The stack
+			// leaves the setting unset (-1), so an apply that managed it
+			// would lift the fence with DeleteFunctionConcurrency.
+			IgnoreChanges: []string{"reserved_concurrent_executions"},
+		})
 
 		b.httpAPI(r, role)
 		b.outboxSchedule(r)

@@ -13,6 +13,14 @@
 // adopts a server from its data directory (postmaster.pid), so paydr up can
 // run twice and paydr down can stop what an earlier process started.
 //
+// Roles: a data directory starts as a standby exactly when it holds
+// standby.signal. StartStandby refuses one without it (a former primary,
+// which would be a second writer; ErrNotStandby) or one whose files show it
+// cannot stream from the primary (a *FollowError), StartPrimary refuses a
+// standby's (ErrIsStandby), and the start every path goes through checks the
+// file again. Inspect reads a data directory's role, timeline and position
+// without starting it, so callers can check before starting anything.
+//
 // Faults: Kill sends SIGKILL to the whole postmaster process group (losing
 // the primary); Promote turns a standby into the writer; RebuildAsStandby
 // turns a former primary into a standby of the new writer with pg_rewind

@@ -420,3 +420,111 @@ func TestLongDataDirFallsBackToTCPOnly(t *testing.T) {
 		t.Errorf("SocketDir() holds %d entries, want none (TCP only)", len(entries))
 	}
 }
+
+func logSize(t *testing.T, srv *pg.Server) int64 {
+	t.Helper()
+	fi, err := os.Stat(srv.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestStartChecksTheRoleBeforeStarting starts data directories in the role
+// their files contradict. Each start must be refused before postgres runs
+// (the server's log does not grow), above all a former primary started as a
+// standby, which would be a second writer.
+func TestStartChecksTheRoleBeforeStarting(t *testing.T) {
+	primary, standby, ctx := pairWithPayments(t, "before")
+
+	if err := standby.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	size := logSize(t, standby)
+	_, err := pg.StartPrimary(ctx, pg.Options{DataDir: standby.DataDir()})
+	if !errors.Is(err, pg.ErrIsStandby) || !strings.Contains(err.Error(), "StartStandby") {
+		t.Errorf("StartPrimary(a standby's data dir) error = %v, want errors.Is ErrIsStandby, naming StartStandby", err)
+	}
+	if standby.Running() || logSize(t, standby) != size {
+		t.Errorf("StartPrimary(a standby's data dir) ran postgres (running %v, log %d -> %d bytes); want it refused before", standby.Running(), size, logSize(t, standby))
+	}
+	if _, err := pg.StartStandby(ctx, primary, pg.Options{DataDir: standby.DataDir()}); err != nil {
+		t.Fatalf("StartStandby(the standby's data dir) error = %v", err)
+	}
+
+	// A planned switchover: the primary shuts down cleanly, the standby
+	// replays its last WAL and is promoted.
+	if err := primary.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	size = logSize(t, primary)
+	_, err = pg.StartStandby(ctx, standby, pg.Options{DataDir: primary.DataDir(), Name: "primary"})
+	if !errors.Is(err, pg.ErrNotStandby) || !strings.Contains(err.Error(), "RebuildAsStandby") {
+		t.Errorf("StartStandby(the former primary) error = %v, want errors.Is ErrNotStandby, naming RebuildAsStandby", err)
+	}
+	if primary.Running() || logSize(t, primary) != size {
+		t.Errorf("StartStandby(the former primary) ran postgres (running %v, log %d -> %d bytes); want it refused before", primary.Running(), size, logSize(t, primary))
+	}
+	// Its files do not stand in the way of following (PostgreSQL lets a
+	// cleanly switched-over primary follow): only the missing
+	// standby.signal does.
+	old, err := pg.Inspect(ctx, primary.DataDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := pg.Inspect(ctx, standby.DataDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Standby || old.Running || old.Timeline != 1 || cur.Timeline != 2 || !cur.Running || len(cur.History) != 1 {
+		t.Errorf("Inspect() = old %+v, new %+v; want the old one stopped, no standby.signal, timeline 1, the new one running on timeline 2 with one switch", old, cur)
+	}
+	if err := old.CanFollow(cur); err != nil {
+		t.Errorf("CanFollow() after a clean switchover = %v, want nil", err)
+	}
+}
+
+// TestStartStandbyRefusesADivergedFormerPrimary gives a failed-over primary
+// that kept writing a standby.signal: its WAL goes past the point where the
+// new primary's history left its timeline, so it cannot stream.
+func TestStartStandbyRefusesADivergedFormerPrimary(t *testing.T) {
+	primary, standby, ctx := pairWithPayments(t, "before")
+	if err := standby.DisconnectReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, ctx, primary, "ledger", "INSERT INTO payments VALUES ('lost')")
+	exec(t, ctx, primary, "ledger", "CHECKPOINT")
+	if err := primary.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(primary.DataDir(), "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	old, err := pg.Inspect(ctx, primary.DataDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := pg.Inspect(ctx, standby.DataDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fe *pg.FollowError
+	if err := old.CanFollow(cur); !errors.As(err, &fe) || !strings.Contains(err.Error(), "timeline 1") {
+		t.Errorf("CanFollow() = %v, want a *FollowError about timeline 1", err)
+	}
+	size := logSize(t, primary)
+	_, err = pg.StartStandby(ctx, standby, pg.Options{DataDir: primary.DataDir(), Name: "primary"})
+	if !errors.As(err, &fe) {
+		t.Errorf("StartStandby(diverged) error = %v, want a *FollowError", err)
+	}
+	if primary.Running() || logSize(t, primary) != size {
+		t.Errorf("StartStandby(diverged) ran postgres (running %v, log %d -> %d bytes); want it refused before", primary.Running(), size, logSize(t, primary))
+	}
+}

@@ -219,6 +219,19 @@ func (s *Server) exec(ctx context.Context, stmts ...string) error {
 	return nil
 }
 
+// timeline returns the timeline a primary writes WAL on.
+func (s *Server) timeline(ctx context.Context) (int, error) {
+	var name string
+	if err := s.queryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())", &name); err != nil {
+		return 0, err
+	}
+	if len(name) < 8 {
+		return 0, fmt.Errorf("wal file name %q", name)
+	}
+	tli, err := strconv.ParseUint(name[:8], 16, 32)
+	return int(tli), err
+}
+
 // CurrentLSN returns the server's current WAL position: the write position on
 // a primary, the replay position on a standby.
 func (s *Server) CurrentLSN(ctx context.Context) (LSN, error) {
@@ -515,7 +528,7 @@ func (s *Server) rewind(ctx context.Context, newPrimary *Server, port int) error
 	if err := s.configureStandby(newPrimary, port); err != nil {
 		return err
 	}
-	if err := s.start(ctx, port); err != nil {
+	if err := s.start(ctx, port, true); err != nil {
 		return err
 	}
 	streamCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -545,7 +558,7 @@ func (s *Server) rebaseFrom(ctx context.Context, newPrimary *Server, port int) e
 	if port == 0 {
 		port, _ = strconv.Atoi(conf["port"])
 	}
-	if err := s.start(ctx, port); err != nil {
+	if err := s.start(ctx, port, true); err != nil {
 		return err
 	}
 	tli, err := newPrimary.checkpointTimeline(ctx)

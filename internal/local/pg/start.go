@@ -24,7 +24,9 @@ const maxSocketPath = 107
 // StartPrimary starts a read-write server in opts.DataDir, creating the
 // cluster with initdb first if the directory holds none, and waits until it
 // accepts connections. If a server is already running from that directory it
-// is adopted and returned as is, so calling StartPrimary twice is safe.
+// is adopted and returned as is, so calling StartPrimary twice is safe. A
+// stopped standby's data directory (standby.signal) is refused with an error
+// matching ErrIsStandby: started, it would not be a primary.
 //
 // The cluster is created with trust authentication for the superuser
 // "postgres", reachable only on 127.0.0.1 and the Unix socket in
@@ -52,7 +54,10 @@ func StartPrimary(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("pg: start primary: %w", err)
 		}
 	}
-	if err := s.start(ctx, opts.Port); err != nil {
+	if err := s.start(ctx, opts.Port, false); err != nil {
+		if errors.Is(err, ErrIsStandby) {
+			return nil, fmt.Errorf("pg: start primary: %w; start it with StartStandby, or Promote it once it runs", err)
+		}
 		return nil, fmt.Errorf("pg: start primary: %w", err)
 	}
 	return s, nil
@@ -62,8 +67,17 @@ func StartPrimary(ctx context.Context, opts Options) (*Server, error) {
 // primary through a physical replication slot named after the standby
 // (Options.Name, default the data directory's base name). A missing cluster
 // is cloned with pg_basebackup first. It returns once the standby accepts
-// read-only connections and its WAL receiver is streaming. If a server is
-// already running from opts.DataDir it is adopted and returned as is.
+// read-only connections and its WAL receiver streams primary's current
+// timeline. If a server is already running from opts.DataDir it is adopted
+// and returned as is.
+//
+// An existing cluster is checked before anything starts: one without
+// standby.signal, a former primary's, is refused with an error matching
+// ErrNotStandby, because started it would be a second writer; one whose
+// files show it cannot stream from primary (another system, a diverged
+// timeline) is refused with a *FollowError. A standby that starts but does
+// not stream before ctx ends is stopped again: StartStandby leaves nothing
+// half-started.
 func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, error) {
 	s, err := prepare(opts)
 	if err != nil {
@@ -72,20 +86,52 @@ func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, 
 	if s.Running() {
 		return s, nil
 	}
+	if primary == nil {
+		return nil, errors.New("pg: start standby: no primary given; start the primary first and pass it")
+	}
 	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
-	if !initialized(s.dataDir) {
-		if err := s.cloneFrom(ctx, primary, opts.Port); err != nil {
+	if initialized(s.dataDir) {
+		if err := s.checkFollows(ctx, primary); err != nil {
 			return nil, fmt.Errorf("pg: start standby: %w", err)
 		}
-	}
-	if err := s.start(ctx, opts.Port); err != nil {
+	} else if err := s.cloneFrom(ctx, primary, opts.Port); err != nil {
 		return nil, fmt.Errorf("pg: start standby: %w", err)
 	}
-	if err := s.waitStreaming(ctx, 0); err != nil {
+	if err := s.start(ctx, opts.Port, true); err != nil {
 		return nil, fmt.Errorf("pg: start standby: %w", err)
+	}
+	tli, _ := primary.timeline(ctx) // 0 (any timeline) if it cannot say
+	if err := s.waitStreaming(ctx, tli); err != nil {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer scancel()
+		if serr := s.Stop(sctx); serr != nil {
+			return nil, fmt.Errorf("pg: start standby: %w; stopping it again: %v", err, serr)
+		}
+		return nil, fmt.Errorf("pg: start standby: %w; it was stopped again", err)
 	}
 	return s, nil
+}
+
+// checkFollows refuses, before it starts, an existing cluster in s that is
+// not a standby's or cannot stream from primary.
+func (s *Server) checkFollows(ctx context.Context, primary *Server) error {
+	in, err := Inspect(ctx, s.dataDir)
+	if err != nil {
+		return err
+	}
+	if !in.Standby {
+		return fmt.Errorf("%w: %s has no standby.signal, so it is a primary's (%s); started, it would accept writes beside the primary on port %d. Rebuild it as a standby of that primary (RebuildAsStandby), copying it first if its writes matter",
+			ErrNotStandby, s.dataDir, in.Describe(), primary.Port())
+	}
+	pin, err := Inspect(ctx, primary.DataDir())
+	if err != nil {
+		return err
+	}
+	if err := in.CanFollow(pin); err != nil {
+		return fmt.Errorf("%s (%s): %w; rebuild it as a standby of that primary (RebuildAsStandby)", s.dataDir, in.Describe(), err)
+	}
+	return nil
 }
 
 // prepare validates opts, resolves binaries and the OS user, and creates the
@@ -206,8 +252,14 @@ func baseConf() map[string]string {
 }
 
 // start starts the postmaster on port (0: keep the configured one, or pick a
-// free one) and waits until it accepts connections.
-func (s *Server) start(ctx context.Context, port int) error {
+// free one) and waits until it accepts connections. standby says which role
+// the data directory must be configured for (standby.signal present or
+// absent); start refuses before running postgres if it is not, so no path
+// starts a standby's data directory writable.
+func (s *Server) start(ctx context.Context, port int, standby bool) error {
+	if err := checkSignal(s.dataDir, standby); err != nil {
+		return err
+	}
 	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if s.binDir == "" {
