@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"paydr/internal/dr"
 	"paydr/internal/local/pg"
 	"paydr/internal/stack"
 )
@@ -219,4 +220,22 @@ func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slo
 		}
 	}
 	return map[Slot]*pg.Server{r.writer: w, r.standby: s}, nil
+}
+
+// checkNoUnfinishedDR refuses while a DR operation is unfinished in the
+// state directory's journal: env.json records roles only when a promotion
+// completes, so starting the databases in the middle of an operation (after
+// a switchover's fence, before its promotion) would start the fenced writer
+// and lift the fence.
+func checkNoUnfinishedDR(stateDir string) error {
+	j := &dr.Journal{Dir: DRJournalDir(stateDir)}
+	u, err := j.Unfinished()
+	if err != nil {
+		return fmt.Errorf("up: read the DR journal: %w", err)
+	}
+	if u != nil {
+		return fmt.Errorf("up: DR operation %s (%s from %s to %s) is unfinished (journal %s); starting the databases now could lift its fence: finish it with paydr dr %s, or give it up with paydr dr abandon --reason ..., then run paydr up again",
+			u.ID, u.Plan.Op, u.Plan.From, u.Plan.To, j.Path(u.ID), u.Plan.Op)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"paydr/internal/dr"
 	"paydr/internal/local/pg"
 	"paydr/internal/needs"
 )
@@ -459,5 +460,33 @@ func TestDecideDatabases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpRefusesDuringAnUnfinishedDROperation: env.json records roles only
+// when a promotion completes, so up must not start the databases in the
+// middle of a DR operation (it would start a fenced writer).
+func TestUpRefusesDuringAnUnfinishedDROperation(t *testing.T) {
+	state := t.TempDir()
+	if err := checkNoUnfinishedDR(state); err != nil {
+		t.Fatalf("checkNoUnfinishedDR(no journal) = %v, want nil", err)
+	}
+	j, err := dr.OpenJournal(DRJournalDir(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := dr.Plan{Op: dr.Switchover, From: "us-east-1", To: "us-west-2", Steps: []dr.Step{{Action: dr.ActionFence, Region: "us-east-1"}}}
+	if err := j.Begin("20260101T000000.000Z-switchover", plan, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	err = checkNoUnfinishedDR(state)
+	if err == nil || !strings.Contains(err.Error(), "20260101T000000.000Z-switchover (switchover from us-east-1 to us-west-2) is unfinished") || !strings.Contains(err.Error(), "paydr dr abandon") {
+		t.Errorf("checkNoUnfinishedDR(unfinished switchover) = %v, want a refusal naming it and the way out", err)
+	}
+	if _, err := dr.Abandon(context.Background(), dr.FileLock{Path: filepath.Join(DRDir(state), "lock")}, j, "test", "given up", false, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkNoUnfinishedDR(state); err != nil {
+		t.Errorf("checkNoUnfinishedDR(abandoned) = %v, want nil", err)
 	}
 }

@@ -4,6 +4,13 @@ import (
 	"path/filepath"
 )
 
+// DRDir is where DR operations keep their journal, lock and preserved data
+// in the state directory stateDir.
+func DRDir(stateDir string) string { return filepath.Join(stateDir, "dr") }
+
+// DRJournalDir is the DR journal of the environment in stateDir.
+func DRJournalDir(stateDir string) string { return filepath.Join(DRDir(stateDir), "journal") }
+
 // layout names the files and directories inside a state directory.
 type layout struct{ root string }
 

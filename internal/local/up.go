@@ -241,6 +241,9 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	// minutes of apply must not end in a refusal, and nothing may start a
 	// fenced writer.
 	if err := u.step("check the databases against the roles in env.json", func() (string, error) {
+		if err := checkNoUnfinishedDR(o.StateDir); err != nil {
+			return "", err
+		}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		return checkDatabases(cctx, u.l, rolesOf(o.StateDir, prev))

@@ -78,14 +78,14 @@ func (b *Backend) DRDir() string { return DRDir(b.stateDir) }
 
 // DRDir is where the journal, the lock and preserved data of the
 // environment in stateDir live.
-func DRDir(stateDir string) string { return filepath.Join(stateDir, "dr") }
+func DRDir(stateDir string) string { return local.DRDir(stateDir) }
 
 // Journal opens the backend's journal.
 func (b *Backend) Journal() (*dr.Journal, error) { return OpenJournal(b.stateDir) }
 
 // OpenJournal opens the DR journal of the environment in stateDir.
 func OpenJournal(stateDir string) (*dr.Journal, error) {
-	return dr.OpenJournal(filepath.Join(DRDir(stateDir), "journal"))
+	return dr.OpenJournal(local.DRJournalDir(stateDir))
 }
 
 // Locker returns the backend's lock.
