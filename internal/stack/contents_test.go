@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"paydr/internal/topology"
 )
 
 // The tests below assert each part of the stack on the synthesized JSON, one
@@ -425,6 +427,8 @@ func TestDRRoleAndParameters(t *testing.T) {
 			}
 		}
 		eq(t, "api key type", d.res(t, "aws_ssm_parameter", id+"_api_key")["type"], "SecureString")
+		// The name awsdr discovers the topology by, in both regions.
+		eq(t, "topology parameter name", d.res(t, "aws_ssm_parameter", id+"_dr_topology")["name"], topology.ParameterName(Defaults().EnvironmentSuffix))
 	}
 }
 

@@ -1,8 +1,12 @@
 package stack
 
 import (
+	"reflect"
+	"strings"
+
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
+	"paydr/internal/topology"
 )
 
 // paramPrefix is the SSM path every parameter of the environment lives under.
@@ -59,27 +63,47 @@ func paramID(key string) string {
 }
 
 // topology is the JSON document DR automation reads from either region's
-// dr/topology parameter: no Terraform state, no primary-region endpoint.
+// dr/topology parameter (paydr/internal/topology): no Terraform state, no
+// primary-region endpoint. It is written from the same type awsdr reads.
 func (b *builder) topology() tf.String {
-	region := func(r *region) tf.Obj {
-		return tf.Obj{
-			"region":          r.name,
-			"cluster_id":      r.clusterIdentifier,
-			"function_name":   r.functionName,
-			"health_check_id": r.healthCheck.ID(),
-			"api_endpoint":    r.api.APIEndpoint(),
-			"event_bus":       r.bus.Name(),
-			"alarm_topic_arn": b.arn("sns", r.name, b.name("payment-alarms")),
+	side := func(r *region) topology.SideOf[tf.String] {
+		return topology.SideOf[tf.String]{
+			Region:        tf.S(r.name),
+			ClusterID:     tf.S(r.clusterIdentifier),
+			FunctionName:  tf.S(r.functionName),
+			HealthCheckID: r.healthCheck.ID(),
+			APIEndpoint:   r.api.APIEndpoint(),
+			EventBus:      r.bus.Name(),
+			AlarmTopicARN: b.arn("sns", r.name, b.name("payment-alarms")),
 		}
 	}
-	return tf.JSONEncode(tf.Raw(tf.Obj{
-		"environment":       b.cfg.EnvironmentSuffix,
-		"global_cluster_id": b.global.ID(),
-		"zone_id":           b.zone.ZoneID(),
-		"failover_name":     b.failoverName,
-		"sessions_table":    b.table.Name(),
-		"dr_role_name":      b.name("payment-dr-automation"),
-		"primary":           region(b.primary),
-		"secondary":         region(b.secondary),
-	}))
+	return tf.JSONEncode(tf.Raw(objOf(topology.Of[tf.String]{
+		Environment:     tf.S(b.cfg.EnvironmentSuffix),
+		GlobalClusterID: b.global.ID(),
+		ZoneID:          b.zone.ZoneID(),
+		FailoverName:    tf.S(b.failoverName),
+		SessionsTable:   b.table.Name(),
+		DRRoleName:      tf.S(b.name("payment-dr-automation")),
+		Primary:         side(b.primary),
+		Secondary:       side(b.secondary),
+	})))
+}
+
+// objOf renders a struct whose fields are tf.String or such structs as an
+// object keyed by the fields' JSON names, leaving unset strings out.
+func objOf(v any) tf.Obj {
+	rv := reflect.ValueOf(v)
+	out := tf.Obj{}
+	for i := range rv.NumField() {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
+		switch x := rv.Field(i).Interface().(type) {
+		case tf.String:
+			if x.IsSet() {
+				out[name] = x
+			}
+		default:
+			out[name] = objOf(x)
+		}
+	}
+	return out
 }

@@ -53,7 +53,7 @@ package awsdr
 
 import (
 	"context"
-	"encoding/json"
+
 	"fmt"
 	"strings"
 	"sync"
@@ -65,77 +65,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"paydr/internal/topology"
 )
 
 // RegionTopology is one side of the pair as dr/topology records it.
-type RegionTopology struct {
-	Region        string `json:"region"`
-	ClusterID     string `json:"cluster_id"`
-	FunctionName  string `json:"function_name"`
-	HealthCheckID string `json:"health_check_id"`
-	APIEndpoint   string `json:"api_endpoint"`
-	// RecordTarget is the host name the region's failover record (a
-	// CNAME) answers with, when it is not APIEndpoint's host (an API
-	// Gateway custom domain's regional target, d-….execute-api…).
-	RecordTarget  string `json:"record_target,omitempty"`
-	EventBus      string `json:"event_bus"`
-	AlarmTopicARN string `json:"alarm_topic_arn"`
-}
+type RegionTopology = topology.Side
 
-// Topology is the dr/topology parameter: what DR automation needs, readable
-// in either region.
-type Topology struct {
-	Environment     string         `json:"environment"`
-	GlobalClusterID string         `json:"global_cluster_id"`
-	ZoneID          string         `json:"zone_id"`
-	FailoverName    string         `json:"failover_name"`
-	SessionsTable   string         `json:"sessions_table"`
-	DRRoleName      string         `json:"dr_role_name"`
-	Primary         RegionTopology `json:"primary"`
-	Secondary       RegionTopology `json:"secondary"`
-}
+// Topology is the dr/topology parameter (paydr/internal/topology): what DR
+// automation needs, readable in either region.
+type Topology = topology.Topology
 
 // ParameterName returns the SSM name of the topology of environment suffix.
-func ParameterName(suffix string) string { return "/paydr/" + suffix + "/dr/topology" }
-
-// Validate reports every missing field.
-func (t Topology) Validate() error {
-	var missing []string
-	for _, f := range []struct{ name, v string }{
-		{"global_cluster_id", t.GlobalClusterID}, {"zone_id", t.ZoneID}, {"failover_name", t.FailoverName},
-		{"primary.region", t.Primary.Region}, {"primary.cluster_id", t.Primary.ClusterID}, {"primary.function_name", t.Primary.FunctionName},
-		{"secondary.region", t.Secondary.Region}, {"secondary.cluster_id", t.Secondary.ClusterID}, {"secondary.function_name", t.Secondary.FunctionName},
-		{"primary.api_endpoint", t.Primary.APIEndpoint}, {"secondary.api_endpoint", t.Secondary.APIEndpoint},
-	} {
-		if f.v == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("awsdr: topology: missing %s", strings.Join(missing, ", "))
-	}
-	return nil
-}
-
-// recordTarget is the host the failover name answers with when it sends
-// traffic to the region.
-func (t RegionTopology) recordTarget() string {
-	if t.RecordTarget != "" {
-		return canonicalHost(t.RecordTarget)
-	}
-	return endpointHost(t.APIEndpoint)
-}
+func ParameterName(suffix string) string { return topology.ParameterName(suffix) }
 
 // side returns the topology of region name.
-func (t Topology) side(name string) (RegionTopology, string, bool) {
-	switch name {
-	case t.Primary.Region:
-		return t.Primary, "primary", true
-	case t.Secondary.Region:
-		return t.Secondary, "secondary", true
-	}
-	return RegionTopology{}, "", false
-}
+func side(t Topology, name string) (RegionTopology, string, bool) { return topology.Lookup(t, name) }
 
 // ParamsAPI reads the topology parameter.
 type ParamsAPI interface {
@@ -150,14 +95,11 @@ func Discover(ctx context.Context, api ParamsAPI, suffix string) (Topology, erro
 	if err != nil {
 		return Topology{}, fmt.Errorf("awsdr: discover: get parameter %s: %w; check --env and that the acting region holds the stack's parameters", name, err)
 	}
-	var t Topology
 	if out.Parameter == nil || out.Parameter.Value == nil {
 		return Topology{}, fmt.Errorf("awsdr: discover: parameter %s is empty", name)
 	}
-	if err := json.Unmarshal([]byte(*out.Parameter.Value), &t); err != nil {
-		return Topology{}, fmt.Errorf("awsdr: discover: parameter %s: %w", name, err)
-	}
-	if err := t.Validate(); err != nil {
+	t, err := topology.Parse(*out.Parameter.Value)
+	if err != nil {
 		return Topology{}, fmt.Errorf("awsdr: discover: parameter %s: %w", name, err)
 	}
 	return t, nil
@@ -238,7 +180,7 @@ type Backend struct {
 // clients of both regions and, for notes in Status only, Route 53 (may be
 // nil). Its DataPlane uses the system resolver and HTTPS.
 func New(topo Topology, acting string, regions map[string]Clients, health HealthAPI) (*Backend, error) {
-	if _, _, ok := topo.side(acting); !ok {
+	if _, _, ok := side(topo, acting); !ok {
 		return nil, fmt.Errorf("awsdr: acting region %s is neither %s nor %s; pass --region with one of them (the surviving one for a failover)",
 			acting, topo.Primary.Region, topo.Secondary.Region)
 	}

@@ -102,19 +102,19 @@ func (b *Backend) traffic(ctx context.Context) (trafficAnswer, error) {
 	a := trafficAnswer{host: host}
 	sides := []RegionTopology{b.topo.Primary, b.topo.Secondary}
 	for _, side := range sides {
-		if side.recordTarget() == host {
+		if recordTarget(side) == host {
 			a.region = side.Region
 			return a, nil
 		}
 	}
 	for _, side := range sides {
-		if c, err := b.DataPlane.lookup(ctx, side.recordTarget()); err == nil && c == host {
+		if c, err := b.DataPlane.lookup(ctx, recordTarget(side)); err == nil && c == host {
 			a.region = side.Region
 			return a, nil
 		}
 	}
 	return a, fmt.Errorf("%s answers %s, which is neither %s's endpoint (%s) nor %s's (%s)", name, host,
-		b.topo.Primary.Region, b.topo.Primary.recordTarget(), b.topo.Secondary.Region, b.topo.Secondary.recordTarget())
+		b.topo.Primary.Region, recordTarget(b.topo.Primary), b.topo.Secondary.Region, recordTarget(b.topo.Secondary))
 }
 
 // probeHealth fetches a region's GET /health from its own API endpoint,
@@ -267,4 +267,13 @@ func (b *Backend) postPayment(ctx context.Context, u, id string) (int, paymentAn
 		}
 	}
 	return resp.StatusCode, got, nil
+}
+
+// recordTarget is the host the failover name answers with when it sends
+// traffic to the region t.
+func recordTarget(t RegionTopology) string {
+	if t.RecordTarget != "" {
+		return canonicalHost(t.RecordTarget)
+	}
+	return endpointHost(t.APIEndpoint)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"paydr/internal/dr"
+	"paydr/internal/topology"
 )
 
 // memGlobal is an in-memory global cluster shared by both regions' RDS
@@ -180,7 +181,7 @@ func TestEndpointHost(t *testing.T) {
 func TestTopologyNeedsAPIEndpoints(t *testing.T) {
 	topo := testTopology()
 	topo.Secondary.APIEndpoint = ""
-	if err := topo.Validate(); err == nil || !strings.Contains(err.Error(), "secondary.api_endpoint") {
+	if err := topology.Validate(topo); err == nil || !strings.Contains(err.Error(), "secondary.api_endpoint") {
 		t.Errorf("Validate() without secondary.api_endpoint = %v, want it named", err)
 	}
 }

@@ -86,7 +86,7 @@ func (b *Backend) describe(ctx context.Context, region string) (globalState, err
 	for _, m := range gc.GlobalClusterMembers {
 		arn := aws.ToString(m.DBClusterArn)
 		region := clusterRegion(arn)
-		side, _, ok := b.topo.side(region)
+		side, _, ok := side(b.topo, region)
 		if !ok || clusterIDFromARN(arn) != side.ClusterID {
 			continue
 		}

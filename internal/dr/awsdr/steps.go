@@ -32,7 +32,7 @@ func SnapshotID(clusterID, opID string) string {
 // prefixed with where it goes: the region of an AWS API or of an API
 // endpoint, or "dns" for a DNS lookup.
 func (b *Backend) Calls(s dr.Step) []string {
-	side, _, _ := b.topo.side(s.Region)
+	side, _, _ := side(b.topo, s.Region)
 	gc := b.topo.GlobalClusterID
 	b.mu.Lock()
 	target := b.arns[s.Region]
@@ -44,7 +44,7 @@ func (b *Backend) Calls(s dr.Step) []string {
 		return fmt.Sprintf("%s rds:DescribeGlobalClusters GlobalClusterIdentifier=%s", region, gc)
 	}
 	name := canonicalHost(b.topo.FailoverName)
-	record := side.recordTarget()
+	record := recordTarget(side)
 	host := endpointHost(side.APIEndpoint)
 	switch s.Action {
 	case dr.ActionFence:
@@ -88,7 +88,7 @@ func (b *Backend) Calls(s dr.Step) []string {
 
 // Do implements dr.Runner. No step calls Route 53's control plane.
 func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error) {
-	side, _, ok := b.topo.side(s.Region)
+	side, _, ok := side(b.topo, s.Region)
 	if !ok {
 		return "", fmt.Errorf("awsdr: %s: region %s is not in the topology", s.Name(), s.Region)
 	}
