@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"paydr/internal/golden"
 )
 
 // TestMain lets testscript run paydr in-process as a command.
@@ -18,13 +20,14 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts drives the real CLI from the txtar scripts in testdata/script.
-// UPDATE_SCRIPTS=1 rewrites their expected output.
+// go test -update rewrites their expected output, as it rewrites every
+// golden file.
 func TestScripts(t *testing.T) {
 	_, thisFile, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(thisFile), "..", "..")
 	testscript.Run(t, testscript.Params{
 		Dir:           filepath.Join("testdata", "script"),
-		UpdateScripts: os.Getenv("UPDATE_SCRIPTS") != "",
+		UpdateScripts: *golden.Update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PAYDR_ROOT", root)
 			for _, k := range []string{"HOME", "GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "PATH", "CI", "PAYDR_PROVIDER_MIRROR"} {

@@ -3,6 +3,7 @@ package dr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/needs"
 )
 
 // fakeBackend records the steps it does; it fails (or crashes) at a chosen
@@ -263,7 +266,7 @@ func TestFileLockTakesOverDeadHolder(t *testing.T) {
 func TestFileLockHeldByAnotherProcess(t *testing.T) {
 	flock, err := exec.LookPath("flock")
 	if err != nil {
-		t.Skip("flock(1) is not installed (util-linux)")
+		needs.Tool(t, fmt.Errorf("flock(1) is not installed: %w; apt-get install util-linux", err))
 	}
 	path := filepath.Join(t.TempDir(), "lock")
 	os.WriteFile(path, []byte(`{"owner":"other","host":"elsewhere","pid":1}`), 0o644)

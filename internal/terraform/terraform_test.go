@@ -53,19 +53,3 @@ func TestCLIConfigHasNoNetworkInstaller(t *testing.T) {
 		t.Errorf("CLIConfig allows a network install:\n%s", c)
 	}
 }
-
-func TestNewWritesItsOwnCLIConfig(t *testing.T) {
-	if _, err := LookPath(); err != nil {
-		t.Skip(err)
-	}
-	t.Setenv("TF_CLI_CONFIG_FILE", "/nonexistent/.terraformrc")
-	dir := t.TempDir()
-	r, err := New(dir, Options{Mirror: "/some/mirror"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(r.Dir(), ".terraform", "paydr.tfrc"))
-	if err != nil || !strings.Contains(string(b), "/some/mirror") {
-		t.Errorf("paydr.tfrc = %q, %v", b, err)
-	}
-}

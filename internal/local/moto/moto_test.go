@@ -19,6 +19,8 @@ import (
 
 	"paydr/internal/local/moto"
 	"paydr/internal/local/moto/mototest"
+
+	"paydr/internal/needs"
 )
 
 func awsConfig(endpoint, region string) aws.Config {
@@ -120,7 +122,7 @@ func TestOpenAdoptsAcrossProcesses(t *testing.T) {
 	t0 := time.Now()
 	first, err := moto.Start(ctx, moto.Options{StateDir: dir})
 	if errors.Is(err, moto.ErrNotInstalled) {
-		t.Skip(err)
+		needs.Tool(t, err)
 	}
 	if err != nil {
 		t.Fatalf("Start() error = %v", err)

@@ -19,6 +19,8 @@ import (
 	"paydr/internal/local/pg"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/local/process"
+
+	"paydr/internal/needs"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -325,7 +327,7 @@ func TestOpenAdoptsRunningServer(t *testing.T) {
 
 func TestStartErrors(t *testing.T) {
 	if _, err := pg.FindBinDir(""); err != nil {
-		t.Skip(err)
+		needs.Tool(t, err)
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
