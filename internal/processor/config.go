@@ -6,23 +6,27 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+
+	"paydr/internal/processor/environ"
 )
 
-// Environment variable names of the processor's configuration.
+// Environment variable names of the processor's configuration, defined in
+// paydr/internal/processor/environ (which the stack and the local
+// environment use to set them).
 const (
-	EnvRegion        = "PAYDR_REGION"
-	EnvSessionsTable = "PAYDR_SESSIONS_TABLE"
-	EnvEventBus      = "PAYDR_EVENT_BUS"
-	EnvDBHost        = "PAYDR_DB_HOST"
-	EnvDBPort        = "PAYDR_DB_PORT"
-	EnvDBName        = "PAYDR_DB_NAME"
-	EnvDBHealthHost  = "PAYDR_DB_HEALTH_HOST"
-	EnvDBSecretARN   = "PAYDR_DB_SECRET_ARN"
-	EnvDBUser        = "PAYDR_DB_USER"
-	EnvDBPassword    = "PAYDR_DB_PASSWORD"
-	EnvDBDSN         = "PAYDR_DB_DSN"
-	EnvAWSEndpoint   = "PAYDR_AWS_ENDPOINT"
-	EnvListen        = "PAYDR_LISTEN"
+	EnvRegion        = environ.Region
+	EnvSessionsTable = environ.SessionsTable
+	EnvEventBus      = environ.EventBus
+	EnvDBHost        = environ.DBHost
+	EnvDBPort        = environ.DBPort
+	EnvDBName        = environ.DBName
+	EnvDBHealthHost  = environ.DBHealthHost
+	EnvDBSecretARN   = environ.DBSecretARN
+	EnvDBUser        = environ.DBUser
+	EnvDBPassword    = environ.DBPassword
+	EnvDBDSN         = environ.DBDSN
+	EnvAWSEndpoint   = environ.AWSEndpoint
+	EnvListen        = environ.Listen
 )
 
 // Defaults of optional settings.

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"paydr/internal/processor/environ"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
 )
@@ -87,16 +88,16 @@ func (b *builder) processor() {
 			},
 			TracingConfig: &aws.LambdaFunctionTracingConfig{Mode: tf.S("Active")},
 			LoggingConfig: &aws.LambdaFunctionLoggingConfig{LogFormat: tf.S("JSON"), LogGroup: r.functionLogGroup.Name()},
-			Environment: &aws.LambdaFunctionEnvironment{Variables: tf.M(map[string]tf.String{
-				"PAYDR_REGION":         tf.S(r.name),
-				"PAYDR_SESSIONS_TABLE": b.table.Name(),
-				"PAYDR_EVENT_BUS":      r.bus.Name(),
-				"PAYDR_DB_HOST":        b.global.Endpoint(),
-				"PAYDR_DB_HEALTH_HOST": r.cluster.Endpoint(),
-				"PAYDR_DB_PORT":        tf.S("5432"),
-				"PAYDR_DB_NAME":        tf.S(dbName),
-				"PAYDR_DB_SECRET_ARN":  secretARN,
-			})},
+			Environment: &aws.LambdaFunctionEnvironment{Variables: tf.M(environ.Vars[tf.String]{
+				Region:        tf.S(r.name),
+				SessionsTable: b.table.Name(),
+				EventBus:      r.bus.Name(),
+				DBHost:        b.global.Endpoint(),
+				DBHealthHost:  r.cluster.Endpoint(),
+				DBPort:        tf.S("5432"),
+				DBName:        tf.S(dbName),
+				DBSecretARN:   secretARN,
+			}.Map())},
 			Tags: b.tags(r.functionName),
 		})
 		r.function.DependsOn(r.functionLogGroup)

@@ -1,0 +1,68 @@
+// Package environ is the processor's configuration as environment
+// variables: their names, spelled here once, and Vars, which the stack (with
+// Terraform expressions as values, on the Lambda function) and the local
+// environment (with strings, on the local server) fill to start a processor.
+// It imports only the standard library, so synthesis can use it without
+// linking the processor.
+package environ
+
+import "reflect"
+
+// The variable names.
+const (
+	Region        = "PAYDR_REGION"
+	SessionsTable = "PAYDR_SESSIONS_TABLE"
+	EventBus      = "PAYDR_EVENT_BUS"
+	DBHost        = "PAYDR_DB_HOST"
+	DBPort        = "PAYDR_DB_PORT"
+	DBName        = "PAYDR_DB_NAME"
+	DBHealthHost  = "PAYDR_DB_HEALTH_HOST"
+	DBSecretARN   = "PAYDR_DB_SECRET_ARN"
+	DBUser        = "PAYDR_DB_USER"
+	DBPassword    = "PAYDR_DB_PASSWORD"
+	DBDSN         = "PAYDR_DB_DSN"
+	AWSEndpoint   = "PAYDR_AWS_ENDPOINT"
+	Listen        = "PAYDR_LISTEN"
+)
+
+// Vars is a processor's environment with values of type S. Unset (zero)
+// fields are left out of Map.
+type Vars[S any] struct {
+	Region        S // the AWS region, e.g. us-east-1 (required)
+	SessionsTable S // the DynamoDB session table (required)
+	EventBus      S // the EventBridge bus, name or ARN (required)
+	DBHost        S // the ledger's writer endpoint (or DBDSN)
+	DBPort        S
+	DBName        S
+	DBHealthHost  S // this region's cluster endpoint, for /health
+	DBSecretARN   S // the secret holding the database credentials
+	DBUser        S
+	DBPassword    S
+	DBDSN         S // a full DSN instead of the DB* fields (local)
+	AWSEndpoint   S // an emulator endpoint for every AWS service (local)
+	Listen        S // the local server's address
+}
+
+// Map returns the set variables by name.
+func (v Vars[S]) Map() map[string]S {
+	out := map[string]S{}
+	add := func(name string, val S) {
+		if !reflect.ValueOf(&val).Elem().IsZero() {
+			out[name] = val
+		}
+	}
+	add(Region, v.Region)
+	add(SessionsTable, v.SessionsTable)
+	add(EventBus, v.EventBus)
+	add(DBHost, v.DBHost)
+	add(DBPort, v.DBPort)
+	add(DBName, v.DBName)
+	add(DBHealthHost, v.DBHealthHost)
+	add(DBSecretARN, v.DBSecretARN)
+	add(DBUser, v.DBUser)
+	add(DBPassword, v.DBPassword)
+	add(DBDSN, v.DBDSN)
+	add(AWSEndpoint, v.AWSEndpoint)
+	add(Listen, v.Listen)
+	return out
+}
