@@ -16,6 +16,7 @@ import (
 
 	"paydr/internal/dr"
 	"paydr/internal/dr/drill"
+	"paydr/internal/dr/drtest"
 	"paydr/internal/ledger"
 	"paydr/internal/local/pg"
 	"paydr/internal/needs"
@@ -224,6 +225,8 @@ func TestLocalDR(t *testing.T) {
 	if writer(t, st) != home.Name || !st.Replication.Streaming || st.Traffic != home.Name {
 		t.Fatalf("initial status: %+v; want %s writing, streaming, traffic there", st, home.Name)
 	}
+
+	t.Run("backend contract", func(t *testing.T) { drtest.Contract(t, b) })
 
 	t.Run("failover refuses while the writer is healthy", func(t *testing.T) {
 		j, _ := b.Journal()
