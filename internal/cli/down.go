@@ -12,7 +12,7 @@ func newDownCmd() *cobra.Command {
 		Use:   "down",
 		Short: "Stop the local environment and discard its state (logs are kept)",
 		Long: `Stop everything paydr up started in the state directory (router, processors,
-PostgreSQL servers, moto) and discard the state that only described them: the
+fault proxy, PostgreSQL servers, moto) and discard the state that only described them: the
 emulator's resources live in its memory, so the Terraform state, the database
 data directories, pid files and env.json go too. terraform destroy is not run:
 against moto it is slow and fragile, and stopping the emulator leaves nothing.`,

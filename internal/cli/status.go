@@ -17,9 +17,10 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what of the local environment runs, where, and where traffic goes",
-		Long: `Probe every piece recorded in env.json: moto, both databases (their actual
-role and replication), both processors (/health), and the router (health of
-each region, where traffic goes). Exits 1 when something is down.`,
+		Long: `Probe every piece recorded in env.json: moto, the fault proxy (with paydr up
+--fault-proxy: the rules in force), both databases (their actual role and
+replication), both processors (/health), and the router (health of each
+region, where traffic goes). Exits 1 when something is down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := local.GetStatus(cmd.Context(), stateDir)

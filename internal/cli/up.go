@@ -34,7 +34,17 @@ the role env.json records. paydr up first checks the data directories
 against those roles and starts nothing when they disagree: a fenced old
 writer is never started beside the new one (run paydr dr failback, which
 keeps a copy of its data and rebuilds it as a standby).
-What the emulator cannot do is listed as "gap:" lines. Stop with paydr down.`,
+What the emulator cannot do is listed as "gap:" lines. Stop with paydr down.
+
+--fault-proxy also runs paydr fault-proxy in front of moto, with no rules,
+and points the processors at it (Terraform still applies straight to moto);
+env.json records its URL and control URL. Take a region away and give it back:
+
+  curl -X PUT <proxy>/_faultproxy/rules -d '[{"region":"us-east-1","fault":"blackhole"}]'
+  curl -X DELETE <proxy>/_faultproxy/rules
+
+(see paydr fault-proxy --help for the faults). paydr up without it stops a
+proxy an earlier run left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -45,6 +55,7 @@ What the emulator cannot do is listed as "gap:" lines. Stop with paydr down.`,
 	f := cmd.Flags()
 	f.StringVar(&o.StateDir, "state-dir", local.StateDirFromEnv(), "state directory (env "+local.EnvStateDir+")")
 	f.StringVar(&o.Suffix, "suffix", local.DefaultSuffix, "environment suffix of the local stack")
+	f.BoolVar(&o.FaultProxy, "fault-proxy", false, "run a fault proxy in front of moto and point the processors at it")
 	f.IntVar(&o.RouterPort, "router-port", 0, "router port on 127.0.0.1 (0: the last one, else a free one)")
 	f.DurationVar(&o.HealthInterval, "health-interval", local.DefaultHealthInterval, "router health-check interval (Route 53 request_interval, shortened locally)")
 	f.IntVar(&o.FailureThreshold, "failure-threshold", local.DefaultFailureThreshold, "consecutive failed checks before a region is unhealthy (1-10)")

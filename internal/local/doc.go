@@ -15,4 +15,9 @@
 // pid files in the state directory) and outlive paydr up, like
 // docker compose up -d; paydr down stops every one of them from the pid
 // files and the manifest.
+//
+// With paydr up --fault-proxy, a fault proxy (package faultproxy, run as
+// paydr fault-proxy) stands between the processors and the emulator, so an
+// outage of one region can be staged through its control API;
+// Manifest.AWSEndpoint is the endpoint local clients use either way.
 package local

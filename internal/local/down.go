@@ -27,8 +27,8 @@ type DownReport struct {
 	Elapsed time.Duration
 }
 
-// Down stops everything the environment in stateDir runs: the router and
-// processors (pid files), the PostgreSQL servers (pg.Open on the data
+// Down stops everything the environment in stateDir runs: the router,
+// processors and fault proxy (pid files), the PostgreSQL servers (pg.Open on the data
 // directories), and moto (moto.Open), then discards what only made sense
 // while they ran: moto's resources live in its memory and are gone with it,
 // so the Terraform state, the data directories, pid files and env.json are
@@ -60,13 +60,17 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	if m != nil {
 		ports[m.Router.Port] = true
 		ports[m.Moto.Port] = true
+		if m.FaultProxy != nil {
+			ports[m.FaultProxy.Port] = true
+		}
 		for _, r := range m.Regions {
 			ports[r.Processor.Port] = true
 			ports[r.Database.Port] = true
 		}
 	}
 
-	// Router and processors first, so no request reaches a stopping database.
+	// Router and processors first, so no request reaches a stopping
+	// database; then the fault proxy they sent AWS calls through.
 	type proc struct {
 		name, pidFile, want string
 	}
@@ -74,6 +78,7 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	for _, s := range Slots {
 		procs = append(procs, proc{"processor " + string(s), l.processorPID(s), "serve"})
 	}
+	procs = append(procs, proc{"fault proxy", l.faultProxyPID(), faultProxyCmd})
 	for _, p := range procs {
 		pid := readPIDFile(p.pidFile)
 		if pid != 0 && process.Alive(pid, p.want) {

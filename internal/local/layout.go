@@ -42,6 +42,9 @@ func (l layout) processorPID(s Slot) string {
 func (l layout) routerLog() string { return filepath.Join(l.logDir(), "router.log") }
 func (l layout) routerPID() string { return filepath.Join(l.runDir(), "router.pid") }
 
+func (l layout) faultProxyLog() string { return filepath.Join(l.logDir(), "fault-proxy.log") }
+func (l layout) faultProxyPID() string { return filepath.Join(l.runDir(), "fault-proxy.pid") }
+
 // applied records what the last successful apply applied, and to which
 // emulator process.
 func (l layout) applied(stackDir string) string { return filepath.Join(stackDir, "paydr-applied.json") }

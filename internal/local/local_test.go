@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -36,14 +37,16 @@ import (
 
 	"paydr/internal/cli"
 	"paydr/internal/local"
+	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/router"
 	"paydr/internal/needs"
 	"paydr/internal/sessions"
 )
 
 // envAsPaydr makes this test binary act as the paydr command, so the
-// processes paydr up starts (paydr serve, paydr router) run this very build.
-const envAsPaydr = "PAYDR_LOCAL_TEST_AS_PAYDR"
+// processes paydr up starts (paydr serve, paydr router, paydr fault-proxy)
+// run this very build.
+const envAsPaydr = local.EnvTestAsPaydr
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsPaydr) == "1" {
@@ -105,9 +108,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 }
 
-// TestLocalEnvironment brings the local environment up once and checks it
-// through the AWS APIs on the emulator, the Terraform outputs, a payment
-// end to end, a second up, status and down.
+// TestLocalEnvironment brings the local environment up once, with the fault
+// proxy (--fault-proxy, no rules), and checks it through the AWS APIs on the
+// emulator, the Terraform outputs, a payment end to end (its AWS calls
+// through the proxy), a second up, status and down. TestFaultProxyStep
+// covers the proxy step on its own, and paydr up without the flag.
 func TestLocalEnvironment(t *testing.T) {
 	requireTools(t)
 	exe, err := os.Executable()
@@ -121,6 +126,7 @@ func TestLocalEnvironment(t *testing.T) {
 		Exe:            exe,
 		ExeEnv:         []string{envAsPaydr + "=1"},
 		HealthInterval: 500 * time.Millisecond,
+		FaultProxy:     true,
 		Out:            out,
 	}
 	// Stop short of go test's own timeout, so a slow bring-up fails cleanly
@@ -169,6 +175,14 @@ func TestLocalEnvironment(t *testing.T) {
 				t.Errorf("%s processor PAYDR_DB_DSN = %q, want its slot's database %q", s, r.Processor.Env["PAYDR_DB_DSN"], r.Database.DSN)
 			}
 		}
+		if got.FaultProxy == nil || got.FaultProxy.Upstream != got.Moto.Endpoint {
+			t.Fatalf("FaultProxy = %+v, want a proxy in front of moto %s", got.FaultProxy, got.Moto.Endpoint)
+		}
+		for _, s := range local.Slots {
+			if ep := got.Regions[s].Processor.Env["PAYDR_AWS_ENDPOINT"]; ep != got.FaultProxy.URL {
+				t.Errorf("%s processor PAYDR_AWS_ENDPOINT = %q, want the fault proxy %q", s, ep, got.FaultProxy.URL)
+			}
+		}
 		if got.Router.FailureThreshold != 3 || time.Duration(got.Router.HealthInterval) != 500*time.Millisecond {
 			t.Errorf("router settings = %s/%d, want 500ms/3", time.Duration(got.Router.HealthInterval), got.Router.FailureThreshold)
 		}
@@ -176,6 +190,7 @@ func TestLocalEnvironment(t *testing.T) {
 
 	t.Run("aws", func(t *testing.T) { checkAWS(t, m) })
 	t.Run("payment end to end", func(t *testing.T) { checkPayment(t, m) })
+	t.Run("processors reach AWS through the fault proxy", func(t *testing.T) { checkThroughProxy(t, m) })
 	t.Run("plan after a switchover moves nothing back", func(t *testing.T) { checkPlanAfterSwitchover(t, ctx, m) })
 	t.Run("plan after a fence keeps the processors fenced", func(t *testing.T) { checkPlanAfterFence(t, ctx, m) })
 
@@ -196,6 +211,9 @@ func TestLocalEnvironment(t *testing.T) {
 		if a, b := again.Manifest.Router.PID, m.Router.PID; a != b {
 			t.Errorf("router pid = %d after second up, want %d (adopted)", a, b)
 		}
+		if a, b := again.Manifest.FaultProxy.PID, m.FaultProxy.PID; a != b {
+			t.Errorf("fault proxy pid = %d after second up, want %d (adopted)", a, b)
+		}
 		t.Logf("second up in %s", time.Since(start).Round(time.Millisecond))
 	})
 
@@ -207,16 +225,16 @@ func TestLocalEnvironment(t *testing.T) {
 		var b strings.Builder
 		local.PrintStatus(&b, st)
 		t.Log("\n" + b.String())
-		if !st.Up || st.Writer != local.SlotPrimary || len(st.Components) != 6 {
-			t.Errorf("status up=%v writer=%q components=%d, want true primary 6", st.Up, st.Writer, len(st.Components))
+		if !st.Up || st.Writer != local.SlotPrimary || len(st.Components) != 7 {
+			t.Errorf("status up=%v writer=%q components=%d, want true primary 7 (with the fault proxy)", st.Up, st.Writer, len(st.Components))
 		}
 	})
 
 	t.Run("down", func(t *testing.T) {
 		var pids []int
 		var ports []int
-		pids = append(pids, m.Moto.PID, m.Router.PID)
-		ports = append(ports, m.Moto.Port, m.Router.Port)
+		pids = append(pids, m.Moto.PID, m.Router.PID, m.FaultProxy.PID)
+		ports = append(ports, m.Moto.Port, m.Router.Port, m.FaultProxy.Port)
 		for _, s := range local.Slots {
 			r := m.Regions[s]
 			pids = append(pids, r.Processor.PID, r.Database.PID)
@@ -233,8 +251,8 @@ func TestLocalEnvironment(t *testing.T) {
 		if elapsed > 10*time.Second {
 			t.Errorf("Down took %s, want under 10s", elapsed)
 		}
-		if len(drep.Stopped) != 6 {
-			t.Errorf("Down stopped %d pieces (%v), want 6", len(drep.Stopped), drep.Stopped)
+		if len(drep.Stopped) != 7 {
+			t.Errorf("Down stopped %d pieces (%v), want 7", len(drep.Stopped), drep.Stopped)
 		}
 		for _, pid := range pids {
 			if pid > 0 && syscall.Kill(pid, 0) == nil && !zombie(pid) {
@@ -251,6 +269,46 @@ func TestLocalEnvironment(t *testing.T) {
 			t.Errorf("LoadManifest after Down = nil error, want ErrNoManifest")
 		}
 	})
+}
+
+// checkThroughProxy asserts that the processors' DynamoDB calls (the
+// session written for a payment, the health checks' pings) went through
+// the fault proxy, signed for their regions.
+func checkThroughProxy(t *testing.T, m *local.Manifest) {
+	code, body := get(t, m.FaultProxy.URL+faultproxy.ControlPath+"requests")
+	if code != http.StatusOK {
+		t.Fatalf("GET %srequests = %d %s, want 200", faultproxy.ControlPath, code, body)
+	}
+	var seen []faultproxy.Request
+	if err := json.Unmarshal(body, &seen); err != nil {
+		t.Fatalf("decode the proxy's requests: %v", err)
+	}
+	for _, s := range local.Slots {
+		region, n := m.Regions[s].Name, 0
+		for _, r := range seen {
+			if r.Service == "dynamodb" && r.SignedRegion == region && r.Fault == "" {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("the fault proxy saw no DynamoDB request signed for %s among its last %d; want the %s processor's", region, len(seen), s)
+		}
+	}
+	code, body = get(t, m.FaultProxy.ControlURL)
+	if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
+		t.Errorf("GET %s = %d %s, want 200 [] (no rules at start)", m.FaultProxy.ControlURL, code, body)
+	}
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 func zombie(pid int) bool {

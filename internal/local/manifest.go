@@ -82,6 +82,10 @@ type Manifest struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Moto is the AWS API emulator serving both regions.
 	Moto Moto `json:"moto"`
+	// FaultProxy is the fault proxy in front of Moto that paydr up
+	// --fault-proxy runs; nil (absent from env.json) without the flag.
+	// AWSEndpoint says which of the two local clients use.
+	FaultProxy *FaultProxy `json:"fault_proxy,omitempty"`
 	// Regions holds both slots, keyed "primary" and "secondary".
 	Regions map[Slot]*Region `json:"regions"`
 	// Router is the local failover router standing in for Route 53.
@@ -111,6 +115,36 @@ type Moto struct {
 	LogPath string `json:"log_path"`
 	// StateDir is the directory holding moto's pid file (moto.Open).
 	StateDir string `json:"state_dir"`
+}
+
+// FaultProxy records the fault proxy process (package faultproxy, run as
+// paydr fault-proxy): a reverse proxy in front of the emulator that refuses,
+// black-holes, delays or throttles the requests signed for a region, by the
+// rules set through its control API. It starts with no rules.
+type FaultProxy struct {
+	// URL is the AWS endpoint of both regions through the proxy, such as
+	// "http://127.0.0.1:43212": the processors' PAYDR_AWS_ENDPOINT, and the
+	// --endpoint to give paydr dr commands that should see its faults.
+	URL string `json:"url"`
+	// ControlURL is the control API's rules, URL+"/_faultproxy/rules": GET
+	// lists them, PUT replaces them with a JSON list of faultproxy.Rule
+	// (such as [{"region":"us-east-1","fault":"blackhole"}]), DELETE
+	// removes them all. URL+"/_faultproxy/requests" lists the last signed
+	// requests seen.
+	ControlURL string `json:"control_url"`
+	// Upstream is the emulator endpoint it forwards to (Moto.Endpoint).
+	Upstream string `json:"upstream"`
+	// Port is the TCP port on 127.0.0.1.
+	Port int `json:"port"`
+	// PID is the proxy process (leader of its own session and process
+	// group).
+	PID int `json:"pid"`
+	// PIDFile is the file holding PID, in the state directory.
+	PIDFile string `json:"pid_file"`
+	// LogPath is its log.
+	LogPath string `json:"log_path"`
+	// Command is the command line it was started with.
+	Command []string `json:"command"`
 }
 
 // Region is one slot: an AWS region with its database and processor.
@@ -278,7 +312,8 @@ func LoadManifest(stateDir string) (*Manifest, error) {
 }
 
 // Validate checks that the manifest names both slots, each with its region
-// name, and exactly one writer.
+// name, and exactly one writer, and that a fault proxy, when recorded, has
+// its URLs.
 func (m *Manifest) Validate() error {
 	var errs []error
 	for _, s := range Slots {
@@ -293,6 +328,9 @@ func (m *Manifest) Validate() error {
 		if r.Database.Role != RoleWriter && r.Database.Role != RoleStandby {
 			errs = append(errs, fmt.Errorf("regions.%s.database.role is %q, want writer or standby", s, r.Database.Role))
 		}
+	}
+	if m.FaultProxy != nil && (m.FaultProxy.URL == "" || m.FaultProxy.ControlURL == "") {
+		errs = append(errs, errors.New("fault_proxy.url or fault_proxy.control_url is empty"))
 	}
 	if len(errs) == 0 {
 		if w := m.Writers(); len(w) != 1 {
@@ -325,6 +363,17 @@ func (m *Manifest) Writer() (Slot, bool) {
 		return "", false
 	}
 	return w[0], true
+}
+
+// AWSEndpoint returns the endpoint the local clients of the emulator use
+// (the processors, and whatever else should see the fault proxy's faults):
+// FaultProxy.URL when paydr up runs one, else Moto.Endpoint. Terraform
+// always applies straight to Moto.Endpoint.
+func (m *Manifest) AWSEndpoint() string {
+	if m.FaultProxy != nil && m.FaultProxy.URL != "" {
+		return m.FaultProxy.URL
+	}
+	return m.Moto.Endpoint
 }
 
 // Output decodes the Terraform output name into v (a *string, *[]string, ...).

@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,50 @@ func TestDurationJSON(t *testing.T) {
 	}
 	if b, _ := Duration(time.Second).MarshalJSON(); string(b) != `"1s"` {
 		t.Errorf("MarshalJSON(1s) = %s, want \"1s\"", b)
+	}
+}
+
+// TestManifestFaultProxy: env.json has no fault_proxy without paydr up
+// --fault-proxy, and the processors' endpoint follows the proxy when there
+// is one.
+func TestManifestFaultProxy(t *testing.T) {
+	dir := t.TempDir()
+	m := testManifest(dir)
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(ManifestPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "fault_proxy") {
+		t.Errorf("env.json without a fault proxy mentions fault_proxy:\n%s", b)
+	}
+	if got := m.AWSEndpoint(); got != m.Moto.Endpoint {
+		t.Errorf("AWSEndpoint() without a fault proxy = %q, want moto's %q", got, m.Moto.Endpoint)
+	}
+
+	m.FaultProxy = &FaultProxy{URL: "http://127.0.0.1:5001", ControlURL: "http://127.0.0.1:5001/_faultproxy/rules", Upstream: m.Moto.Endpoint,
+		Port: 5001, PID: 11, PIDFile: dir + "/run/fault-proxy.pid", LogPath: dir + "/logs/fault-proxy.log", Command: []string{"paydr", "fault-proxy"}}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatalf("LoadManifest error = %v", err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+	}
+	if got := got.AWSEndpoint(); got != "http://127.0.0.1:5001" {
+		t.Errorf("AWSEndpoint() with a fault proxy = %q, want the proxy http://127.0.0.1:5001", got)
+	}
+
+	m.FaultProxy.ControlURL = ""
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadManifest(dir); err == nil || !strings.Contains(err.Error(), "fault_proxy") {
+		t.Errorf("LoadManifest(fault proxy without control URL) = %v, want an error naming fault_proxy", err)
 	}
 }

@@ -71,6 +71,13 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		c.State = fmt.Sprintf("%d resources applied (stack %s)", m.Stack.Resources, m.Stack.Name)
 	}
 	add(c)
+	if fp := m.FaultProxy; fp != nil {
+		c, answers := faultProxyState(ctx, fp)
+		add(c)
+		if !answers {
+			st.Up = false
+		}
+	}
 
 	for _, s := range Slots {
 		r := m.Regions[s]
@@ -125,6 +132,26 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		st.Writer = w
 	}
 	return st, nil
+}
+
+// faultProxyState probes the fault proxy: its process and the rules in
+// force, and reports whether its control API answers. Rules in force do
+// not make the environment degraded; what they take away shows in the
+// other components.
+func faultProxyState(ctx context.Context, fp *FaultProxy) (c Component, answers bool) {
+	c = Component{Name: "fault proxy", Address: fp.URL, Log: fp.LogPath}
+	pid := readPIDFile(fp.PIDFile)
+	if !process.Alive(pid, faultProxyCmd) {
+		return c, false
+	}
+	c.Running, c.PID = true, pid
+	rules, err := faultProxyRules(ctx, fp.ControlURL)
+	if err != nil {
+		c.State = err.Error()
+		return c, false
+	}
+	c.State = fmt.Sprintf("in front of %s; %s", fp.Upstream, describeRules(rules))
+	return c, true
 }
 
 // dbState describes a running database: its actual role and replication.
@@ -199,6 +226,9 @@ func PrintManifest(w io.Writer, m *Manifest) {
 		fmt.Fprintf(tw, "  database %s (%s)\t%s\t%s, pid %d, log %s\n", s, r.Name, r.Database.DSN, r.Database.Role, r.Database.PID, r.Database.LogPath)
 	}
 	fmt.Fprintf(tw, "  AWS emulator (moto)\t%s\tpid %d, both regions, log %s\n", m.Moto.Endpoint, m.Moto.PID, m.Moto.LogPath)
+	if fp := m.FaultProxy; fp != nil {
+		fmt.Fprintf(tw, "  AWS fault proxy\t%s\tin front of moto, pid %d, rules %s, log %s\n", fp.URL, fp.PID, fp.ControlURL, fp.LogPath)
+	}
 	fmt.Fprintf(tw, "  terraform\t%s\t%d resources, log %s\n", m.Stack.Dir, m.Stack.Resources, m.Stack.LogPath)
 	tw.Flush()
 }

@@ -59,6 +59,11 @@ type UpOptions struct {
 	// ModuleDir is the paydr module source the processor zip is built from;
 	// default the working directory.
 	ModuleDir string
+	// FaultProxy runs a fault proxy (paydr fault-proxy) in front of the
+	// emulator, with no rules, and points the processors at it, so regional
+	// outages can be staged through its control API. Without it a proxy
+	// left by an earlier up is stopped.
+	FaultProxy bool
 	// RouterPort is the router's port on 127.0.0.1; 0 keeps the port of the
 	// last up, else picks a free one.
 	RouterPort int
@@ -183,6 +188,14 @@ func (u *upRun) step(name string, fn func() (string, error)) error {
 // restarted its state is gone, so the stale Terraform state is discarded
 // and everything is applied afresh. A changed stack is applied afresh on a
 // reset emulator too, never updated in place (see apply).
+//
+// With o.FaultProxy, a fault proxy runs in front of the emulator and the
+// processors reach AWS through it (Manifest.AWSEndpoint); Terraform still
+// applies straight to the emulator. The endpoint is written into
+// cdk.tf.json, so routing the apply through the proxy would make turning
+// the flag on or off (or a new proxy port) reset the emulator and apply
+// afresh, minutes for nothing; and a rule left in force on an adopted proxy
+// would hold the apply until its timeout.
 func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -190,6 +203,9 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}
 	o.Out = &syncWriter{w: o.Out}
 	u := &upRun{o: o, l: layout{o.StateDir}, of: 11}
+	if o.FaultProxy {
+		u.of++
+	}
 	begin := time.Now()
 	defer func() {
 		if err == nil {
@@ -282,6 +298,15 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 	m.Moto = Moto{Endpoint: ms.Endpoint(), Port: ms.Port(), PID: ms.PID(), LogPath: ms.LogPath(), StateDir: u.l.motoDir()}
+
+	// 3b. The fault proxy in front of moto, with --fault-proxy.
+	if o.FaultProxy {
+		if err := u.step("start the fault proxy in front of moto", func() (string, error) {
+			return u.startFaultProxy(ctx, m, prev)
+		}); err != nil {
+			return nil, err
+		}
+	}
 
 	// 4. Stack config and processor zip.
 	cfg := stack.Defaults()
@@ -403,6 +428,14 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if !o.FaultProxy {
+		// The processors no longer use a proxy an earlier up started.
+		if d, err := u.stopFaultProxy(ctx); err != nil {
+			return nil, err
+		} else if d != "" {
+			fmt.Fprintf(o.Out, "      %s\n", d)
+		}
+	}
 
 	// 9. Router.
 	if err := u.step("start the failover router", func() (string, error) {
@@ -434,6 +467,9 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}
 	fmt.Fprintln(o.Out)
 	PrintManifest(o.Out, m)
+	if m.FaultProxy != nil {
+		printFaultProxyHint(o.Out, m.FaultProxy)
+	}
 	fmt.Fprintf(o.Out, "\nup in %s (", round(rep.Total))
 	for i, s := range rep.Steps {
 		if i > 0 {
@@ -590,7 +626,8 @@ func (u *upRun) exeEnv(extra map[string]string) []string {
 }
 
 // startProcessor starts (or adopts) the processor of slot s, pointed at the
-// slot's database and the emulator, and waits until it answers /health.
+// slot's database and the emulator (through the fault proxy when one runs),
+// and waits until it answers /health.
 func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *Manifest) (string, error) {
 	r := m.Regions[s]
 	outPrefix := string(s) + "_"
@@ -609,7 +646,7 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 		"PAYDR_SESSIONS_TABLE": table,
 		"PAYDR_EVENT_BUS":      bus,
 		"PAYDR_DB_DSN":         r.Database.DSN,
-		"PAYDR_AWS_ENDPOINT":   m.Moto.Endpoint,
+		"PAYDR_AWS_ENDPOINT":   m.AWSEndpoint(),
 	}
 	// Adopt a running processor whose settings are unchanged.
 	if pid := readPIDFile(pidFile); process.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
@@ -845,6 +882,8 @@ func shortStep(name string) string {
 		return "prereqs"
 	case strings.HasPrefix(name, "start moto"):
 		return "moto"
+	case strings.HasPrefix(name, "start the fault proxy"):
+		return "fault-proxy"
 	case strings.HasPrefix(name, "build"):
 		return "zip"
 	case strings.HasPrefix(name, "synth"):

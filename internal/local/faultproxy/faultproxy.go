@@ -466,7 +466,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, service string) 
 func (p *Proxy) control(w http.ResponseWriter, r *http.Request) {
 	switch path := strings.TrimPrefix(r.URL.Path, ControlPath); {
 	case path == "rules" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, p.Rules())
+		writeJSON(w, http.StatusOK, ruleList(p.Rules()))
 	case path == "rules" && r.Method == http.MethodPut:
 		var rules []Rule
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -478,7 +478,7 @@ func (p *Proxy) control(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, p.Rules())
+		writeJSON(w, http.StatusOK, ruleList(p.Rules()))
 	case path == "rules" && r.Method == http.MethodDelete:
 		_ = p.SetRules()
 		writeJSON(w, http.StatusOK, []Rule{})
@@ -487,6 +487,15 @@ func (p *Proxy) control(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "faultproxy: no route " + r.Method + " " + r.URL.Path + "; use GET, PUT or DELETE " + ControlPath + "rules, or GET " + ControlPath + "requests"})
 	}
+}
+
+// ruleList is rules, or an empty list for none: the control API answers
+// [] rather than null.
+func ruleList(rules []Rule) []Rule {
+	if rules == nil {
+		return []Rule{}
+	}
+	return rules
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

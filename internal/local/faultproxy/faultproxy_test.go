@@ -377,6 +377,9 @@ func TestControlAPI(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, strings.TrimSpace(string(b))
 	}
+	if code, body := do(http.MethodGet, ""); code != http.StatusOK || body != "[]" {
+		t.Errorf("GET rules at start = %d %s, want 200 []", code, body)
+	}
 	rules := `[{"region":"us-east-1","service":"route53","fault":"throttle"},{"region":"us-east-1","fault":"latency","delay":"1s"}]`
 	if code, body := do(http.MethodPut, rules); code != http.StatusOK || body != rules {
 		t.Errorf("PUT rules = %d %s, want 200 and the rules", code, body)
@@ -398,6 +401,9 @@ func TestControlAPI(t *testing.T) {
 	}
 	if code, body := do(http.MethodDelete, ""); code != http.StatusOK || body != "[]" || len(e.proxy.Rules()) != 0 {
 		t.Errorf("DELETE rules = %d %s, rules now %v, want 200 [] and none", code, body, e.proxy.Rules())
+	}
+	if code, body := do(http.MethodGet, ""); code != http.StatusOK || body != "[]" {
+		t.Errorf("GET rules after DELETE = %d %s, want 200 []", code, body)
 	}
 }
 

@@ -1,0 +1,288 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/local/moto/mototest"
+	"paydr/internal/local/process"
+)
+
+// EnvTestAsPaydr, set to 1, makes this package's test binary act as the
+// paydr command (TestMain in local_test.go), so the processes paydr up
+// starts run this very build.
+const EnvTestAsPaydr = "PAYDR_LOCAL_TEST_AS_PAYDR"
+
+// The tests below drive the fault proxy step of paydr up --fault-proxy
+// (startFaultProxy) on a real emulator, with the proxy started as up starts
+// it: this test binary acting as paydr fault-proxy, detached, with its pid
+// file and log in the state directory. The full paydr up with the flag is
+// TestLocalEnvironment.
+
+// proxyRun returns a run of paydr up in dir, as far as the fault proxy step
+// goes.
+func proxyRun(t *testing.T, dir string, on bool) *upRun {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := UpOptions{StateDir: dir, Exe: exe, ExeEnv: []string{EnvTestAsPaydr + "=1"}, FaultProxy: on, Out: testLog{t}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &upRun{o: o, l: layout{o.StateDir}}
+}
+
+// testLog sends lines to t.Log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// proxyManifest is testManifest with the emulator at endpoint.
+func proxyManifest(dir, endpoint string) *Manifest {
+	m := testManifest(dir)
+	port, _ := strconv.Atoi(endpoint[strings.LastIndexByte(endpoint, ':')+1:])
+	m.Moto = Moto{Endpoint: endpoint, Port: port}
+	return m
+}
+
+// listTables calls DynamoDB ListTables in region through endpoint, once
+// (no retries), within timeout.
+func listTables(endpoint, region string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := dynamodb.NewFromConfig(aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(endpoint), RetryMaxAttempts: 1})
+	_, err := c.ListTables(ctx, &dynamodb.ListTablesInput{})
+	return err
+}
+
+// putRules replaces the rules through the control API with body.
+func putRules(t *testing.T, controlURL, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, controlURL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s: %v", controlURL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s %s = HTTP %d, want 200", controlURL, body, resp.StatusCode)
+	}
+}
+
+func gone(t *testing.T, what string, pid, port int) {
+	t.Helper()
+	if process.Alive(pid, "") {
+		t.Errorf("%s pid %d still runs", what, pid)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Errorf("%s port %d still accepts connections", what, port)
+	}
+}
+
+// TestFaultProxyStep starts the proxy as paydr up --fault-proxy does,
+// takes us-east-1 away through its control API, records it in env.json, has
+// a second up adopt it, a moved emulator replace it, paydr status probe it
+// and paydr down stop it.
+func TestFaultProxyStep(t *testing.T) {
+	ms := mototest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	t.Cleanup(func() { _, _ = Down(context.Background(), dir, nil) })
+
+	u := proxyRun(t, dir, true)
+	m := proxyManifest(dir, ms.Endpoint())
+	start := time.Now()
+	detail, err := u.startFaultProxy(ctx, m, nil)
+	if err != nil {
+		t.Fatalf("startFaultProxy error = %v", err)
+	}
+	t.Logf("started in %s: %s", time.Since(start).Round(time.Millisecond), detail)
+	fp := m.FaultProxy
+	if fp == nil {
+		t.Fatal("startFaultProxy left Manifest.FaultProxy nil")
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(fp.Port)
+	want := &FaultProxy{URL: url, ControlURL: url + "/_faultproxy/rules", Upstream: ms.Endpoint(), Port: fp.Port, PID: fp.PID,
+		PIDFile: filepath.Join(dir, "run", "fault-proxy.pid"), LogPath: filepath.Join(dir, "logs", "fault-proxy.log"),
+		Command: []string{u.o.Exe, "fault-proxy", "--upstream", ms.Endpoint(), "--listen", "127.0.0.1:" + strconv.Itoa(fp.Port)}}
+	if diff := cmp.Diff(want, fp); diff != "" {
+		t.Errorf("Manifest.FaultProxy mismatch (-want +got):\n%s", diff)
+	}
+	if got := readPIDFile(fp.PIDFile); got != fp.PID || !process.Alive(fp.PID, "fault-proxy") {
+		t.Errorf("pid file holds %d, want the running proxy %d", got, fp.PID)
+	}
+	if got := m.AWSEndpoint(); got != url {
+		t.Errorf("AWSEndpoint() = %q, want the proxy %q (the processors' PAYDR_AWS_ENDPOINT)", got, url)
+	}
+	if !strings.Contains(detail, "no rules") {
+		t.Errorf("detail = %q, want it to say the proxy starts with no rules", detail)
+	}
+	if len(u.started) != 1 {
+		t.Errorf("%d undo steps recorded, want 1 (a failed up stops the proxy it started)", len(u.started))
+	}
+
+	t.Run("takes us-east-1 away through its control API", func(t *testing.T) {
+		if err := listTables(url, "us-east-1", 10*time.Second); err != nil {
+			t.Fatalf("ListTables in us-east-1 through the proxy with no rules: %v", err)
+		}
+		putRules(t, fp.ControlURL, `[{"region":"us-east-1","fault":"refuse"}]`)
+		err := listTables(url, "us-east-1", 10*time.Second)
+		var re *awshttp.ResponseError
+		if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusServiceUnavailable {
+			t.Errorf("ListTables in us-east-1 after a refuse rule = %v, want HTTP 503", err)
+		}
+		if err := listTables(url, "us-west-2", 10*time.Second); err != nil {
+			t.Errorf("ListTables in us-west-2 after a us-east-1 rule: %v, want it to pass", err)
+		}
+		// The example paydr up prints.
+		body, _ := json.Marshal(takeUSEast1)
+		putRules(t, fp.ControlURL, string(body))
+		begin := time.Now()
+		if err := listTables(url, "us-east-1", 500*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ListTables in us-east-1 after %s = %v, want it held until the client's deadline", body, err)
+		}
+		t.Logf("black-holed request gave up after %s", time.Since(begin).Round(time.Millisecond))
+	})
+
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatalf("LoadManifest error = %v", err)
+	}
+	if diff := cmp.Diff(m, prev); diff != "" {
+		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+	}
+
+	t.Run("a second up adopts it, rules and all", func(t *testing.T) {
+		u2 := proxyRun(t, dir, true)
+		m2 := proxyManifest(dir, ms.Endpoint())
+		detail, err := u2.startFaultProxy(ctx, m2, prev)
+		if err != nil {
+			t.Fatalf("startFaultProxy (adopt) error = %v", err)
+		}
+		if diff := cmp.Diff(prev.FaultProxy, m2.FaultProxy); diff != "" {
+			t.Errorf("adopted FaultProxy mismatch (-want +got):\n%s", diff)
+		}
+		if !strings.Contains(detail, "already running") || !strings.Contains(detail, "1 rule in force: us-east-1 blackhole") {
+			t.Errorf("detail = %q, want already running with the rule in force named", detail)
+		}
+		if len(u2.started) != 0 {
+			t.Errorf("%d undo steps recorded for an adopted proxy, want 0 (a failed up leaves it running)", len(u2.started))
+		}
+	})
+
+	t.Run("status probes it", func(t *testing.T) {
+		st, err := GetStatus(ctx, dir)
+		if err != nil {
+			t.Fatalf("GetStatus error = %v", err)
+		}
+		var got *Component
+		for i := range st.Components {
+			if st.Components[i].Name == "fault proxy" {
+				got = &st.Components[i]
+			}
+		}
+		if got == nil || !got.Running || got.PID != fp.PID || got.Address != url || !strings.Contains(got.State, "us-east-1 blackhole") {
+			t.Errorf("fault proxy component = %+v, want running pid %d at %s with the us-east-1 blackhole rule", got, fp.PID, url)
+		}
+	})
+
+	t.Run("a moved emulator replaces it on the same port", func(t *testing.T) {
+		u3 := proxyRun(t, dir, true)
+		moved := proxyManifest(dir, "http://127.0.0.1:1")
+		detail, err := u3.startFaultProxy(ctx, moved, prev)
+		if err != nil {
+			t.Fatalf("startFaultProxy (moved) error = %v", err)
+		}
+		if moved.FaultProxy.PID == fp.PID || process.Alive(fp.PID, "") {
+			t.Errorf("proxy pid %d (old %d, alive %v), want a new process and the old one gone", moved.FaultProxy.PID, fp.PID, process.Alive(fp.PID, ""))
+		}
+		if moved.FaultProxy.Port != fp.Port || moved.FaultProxy.Upstream != "http://127.0.0.1:1" {
+			t.Errorf("replaced proxy port %d upstream %s, want port %d upstream http://127.0.0.1:1", moved.FaultProxy.Port, moved.FaultProxy.Upstream, fp.Port)
+		}
+		if !strings.Contains(detail, "no rules") {
+			t.Errorf("detail = %q, want the new proxy without rules", detail)
+		}
+		if err := moved.Save(); err != nil {
+			t.Fatal(err)
+		}
+		fp = moved.FaultProxy
+	})
+
+	t.Run("down stops it", func(t *testing.T) {
+		rep, err := Down(ctx, dir, testLog{t})
+		if err != nil {
+			t.Fatalf("Down error = %v", err)
+		}
+		if want := fmt.Sprintf("fault proxy (pid %d)", fp.PID); len(rep.Stopped) != 1 || rep.Stopped[0] != want {
+			t.Errorf("Down stopped %q, want [%q]", rep.Stopped, want)
+		}
+		gone(t, "fault proxy", fp.PID, fp.Port)
+		if _, err := os.Stat(fp.PIDFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pid file %s after Down: %v, want it removed", fp.PIDFile, err)
+		}
+		if _, err := os.Stat(fp.LogPath); err != nil {
+			t.Errorf("log %s after Down: %v, want it kept", fp.LogPath, err)
+		}
+	})
+}
+
+// TestFaultProxyStepWithoutFlag: paydr up without --fault-proxy stops the
+// proxy an earlier up left, and points the processors at the emulator.
+func TestFaultProxyStepWithoutFlag(t *testing.T) {
+	ms := mototest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	t.Cleanup(func() { _, _ = Down(context.Background(), dir, nil) })
+	m := proxyManifest(dir, ms.Endpoint())
+	if _, err := proxyRun(t, dir, true).startFaultProxy(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	fp := m.FaultProxy
+
+	off := proxyRun(t, dir, false)
+	detail, err := off.stopFaultProxy(ctx)
+	if err != nil {
+		t.Fatalf("stopFaultProxy error = %v", err)
+	}
+	if !strings.Contains(detail, fmt.Sprintf("pid %d", fp.PID)) {
+		t.Errorf("detail = %q, want it to name the stopped pid %d", detail, fp.PID)
+	}
+	gone(t, "fault proxy", fp.PID, fp.Port)
+	if detail, err := off.stopFaultProxy(ctx); err != nil || detail != "" {
+		t.Errorf("stopFaultProxy with none running = %q, %v, want \"\", nil", detail, err)
+	}
+	if got := proxyManifest(dir, ms.Endpoint()).AWSEndpoint(); got != ms.Endpoint() {
+		t.Errorf("AWSEndpoint() without a fault proxy = %q, want the emulator %q", got, ms.Endpoint())
+	}
+}
