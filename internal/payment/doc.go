@@ -16,9 +16,9 @@
 // whether a payment is new; the DynamoDB cache never does. A request's
 // fingerprint (SHA-256 of its canonical form: payment_id, session_id, amount
 // in minor units, currency) is stored with the payment and the exact response
-// bytes. A retry with the same fingerprint gets those bytes back with the
-// same status, 201, and the HTTP header Idempotent-Replayed: true; a retry
-// with another fingerprint is a 409 and changes nothing. Because the ledger
+// bytes. A retry with the same fingerprint gets those bytes back, marked
+// replayed (the processor answers 201 with Idempotent-Replayed: true); a
+// retry with another fingerprint is a conflict and changes nothing. Because the ledger
 // is a single-writer Aurora global database, this holds in both regions
 // before and after a switchover; after a failover with data loss, payments
 // inside the lost replication window are gone from the ledger and a retry of
@@ -27,7 +27,9 @@
 //
 // # Errors
 //
-// Callers see 400 (body not a JSON object), 422 (invalid fields, each named),
-// 409 (idempotency conflict), 503 (this region cannot take writes; retry) and
-// 500; ErrorResponse builds their bodies and never exposes internal text.
+// Errors carry codes, not transport statuses: malformed (body not a JSON
+// object), invalid (fields, each named), conflict (idempotency),
+// unavailable (this region cannot take writes; retry) and internal;
+// ErrorResponse builds their bodies and never exposes internal text. The
+// processor maps codes to HTTP statuses.
 package payment

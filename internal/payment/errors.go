@@ -2,16 +2,17 @@ package payment
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 )
 
-// Error codes carried in the "error" member of an error response body.
+// Error codes carried in the "error" member of an error response body. A
+// transport maps each to its own status (the processor: 400, 422, 409, 503,
+// 500, 404 and 405).
 const (
-	CodeMalformed   = "malformed_request" // 400: the body is not a JSON object
-	CodeInvalid     = "invalid_field"     // 422: a field has a bad value
-	CodeConflict    = "idempotency_conflict"
-	CodeUnavailable = "unavailable" // 503: this region cannot take payments now
+	CodeMalformed   = "malformed_request"    // the body is not a JSON object
+	CodeInvalid     = "invalid_field"        // a field has a bad value
+	CodeConflict    = "idempotency_conflict" // the payment_id was used for another request
+	CodeUnavailable = "unavailable"          // this region cannot take payments now
 	CodeInternal    = "internal_error"
 	CodeNotFound    = "not_found"
 	CodeMethod      = "method_not_allowed"
@@ -23,15 +24,14 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
-// RequestError is an error a caller can fix, with the HTTP status it maps
-// to: 400 for a body that is not a JSON object, 422 for invalid fields, 409
-// for an idempotency conflict. Its message is safe to return to callers.
+// RequestError is an error a caller can fix: a body that is not a JSON
+// object (CodeMalformed), invalid fields (CodeInvalid), an idempotency
+// conflict (CodeConflict). Its message is safe to return to callers.
 type RequestError struct {
-	Status  int
 	Code    string
 	Message string
-	// Fields lists every invalid field (422) or the field that conflicts
-	// (409), in the order of the request schema.
+	// Fields lists every invalid field or the field that conflicts, in
+	// the order of the request schema.
 	Fields []FieldError
 }
 
@@ -47,7 +47,7 @@ func (e *RequestError) Field() string {
 }
 
 func malformed(msg string) *RequestError {
-	return &RequestError{Status: http.StatusBadRequest, Code: CodeMalformed, Message: "malformed request: " + msg}
+	return &RequestError{Code: CodeMalformed, Message: "malformed request: " + msg}
 }
 
 func invalid(fields []FieldError) *RequestError {
@@ -56,7 +56,6 @@ func invalid(fields []FieldError) *RequestError {
 		parts[i] = f.Field + ": " + f.Message
 	}
 	return &RequestError{
-		Status:  http.StatusUnprocessableEntity,
 		Code:    CodeInvalid,
 		Message: "invalid request: " + strings.Join(parts, "; "),
 		Fields:  fields,
@@ -78,17 +77,18 @@ type ErrorBody struct {
 	Fields  []FieldError `json:"fields,omitempty"`
 }
 
-// ErrorResponse maps err to its HTTP status and a body safe to show callers:
-// a *RequestError keeps its message; ErrUnavailable becomes a generic 503;
-// anything else is a generic 500 without the internal error text.
-func ErrorResponse(err error) (int, ErrorBody) {
+// ErrorResponse maps err to a body safe to show callers, its Error member
+// the code: a *RequestError keeps its message; ErrUnavailable becomes a
+// generic CodeUnavailable; anything else is a generic CodeInternal without
+// the internal error text.
+func ErrorResponse(err error) ErrorBody {
 	var re *RequestError
 	switch {
 	case errors.As(err, &re):
-		return re.Status, ErrorBody{Error: re.Code, Message: re.Message, Field: re.Field(), Fields: re.Fields}
+		return ErrorBody{Error: re.Code, Message: re.Message, Field: re.Field(), Fields: re.Fields}
 	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable, ErrorBody{Error: CodeUnavailable, Message: "payments are temporarily unavailable in this region; retry with the same payment_id"}
+		return ErrorBody{Error: CodeUnavailable, Message: "payments are temporarily unavailable in this region; retry with the same payment_id"}
 	default:
-		return http.StatusInternalServerError, ErrorBody{Error: CodeInternal, Message: "internal error; retry with the same payment_id"}
+		return ErrorBody{Error: CodeInternal, Message: "internal error; retry with the same payment_id"}
 	}
 }

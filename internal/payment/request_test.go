@@ -14,7 +14,7 @@ func TestDecodeRequest(t *testing.T) {
 		name       string
 		body       string
 		want       Request
-		wantStatus int          // 0: success
+		wantCode   string       // "": success
 		wantFields []FieldError // for 422
 	}{
 		{
@@ -29,7 +29,7 @@ func TestDecodeRequest(t *testing.T) {
 		},
 		{
 			name: "number above max", body: `{"payment_id":"p","amount":9007199254740993,"currency":"JPY"}`,
-			wantStatus: 422, wantFields: []FieldError{{"amount", "exceeds the maximum accepted amount"}},
+			wantCode: CodeInvalid, wantFields: []FieldError{{"amount", "exceeds the maximum accepted amount"}},
 		},
 		{
 			name: "number that float64 would round down",
@@ -55,15 +55,15 @@ func TestDecodeRequest(t *testing.T) {
 			name: "empty session", body: `{"payment_id":"p","amount":1,"currency":"EUR","session_id":""}`,
 			want: Request{PaymentID: "p", AmountMinor: 100, Currency: "EUR"},
 		},
-		{name: "not json", body: `{"payment_id":`, wantStatus: 400},
-		{name: "array", body: `[1,2]`, wantStatus: 400},
-		{name: "null", body: `null`, wantStatus: 400},
-		{name: "string", body: `"x"`, wantStatus: 400},
-		{name: "empty body", body: ``, wantStatus: 400},
-		{name: "trailing data", body: `{"payment_id":"p","amount":1,"currency":"USD"} {}`, wantStatus: 400},
-		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantStatus: 400},
+		{name: "not json", body: `{"payment_id":`, wantCode: CodeMalformed},
+		{name: "array", body: `[1,2]`, wantCode: CodeMalformed},
+		{name: "null", body: `null`, wantCode: CodeMalformed},
+		{name: "string", body: `"x"`, wantCode: CodeMalformed},
+		{name: "empty body", body: ``, wantCode: CodeMalformed},
+		{name: "trailing data", body: `{"payment_id":"p","amount":1,"currency":"USD"} {}`, wantCode: CodeMalformed},
+		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantCode: CodeMalformed},
 		{
-			name: "missing everything", body: `{}`, wantStatus: 422,
+			name: "missing everything", body: `{}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{
 				{"payment_id", "is required"},
 				{"amount", "is required"},
@@ -71,58 +71,58 @@ func TestDecodeRequest(t *testing.T) {
 			},
 		},
 		{
-			name: "bad payment id charset", body: `{"payment_id":"a b","amount":1,"currency":"USD"}`, wantStatus: 422,
+			name: "bad payment id charset", body: `{"payment_id":"a b","amount":1,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"payment_id", "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'"}},
 		},
 		{
-			name: "payment id too long", body: `{"payment_id":"` + strings.Repeat("a", 65) + `","amount":1,"currency":"USD"}`, wantStatus: 422,
+			name: "payment id too long", body: `{"payment_id":"` + strings.Repeat("a", 65) + `","amount":1,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"payment_id", "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'"}},
 		},
 		{
-			name: "payment id number", body: `{"payment_id":7,"amount":1,"currency":"USD"}`, wantStatus: 422,
+			name: "payment id number", body: `{"payment_id":7,"amount":1,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"payment_id", "must be a string"}},
 		},
 		{
-			name: "zero amount", body: `{"payment_id":"p","amount":0,"currency":"USD"}`, wantStatus: 422,
+			name: "zero amount", body: `{"payment_id":"p","amount":0,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"amount", "must be greater than zero"}},
 		},
 		{
-			name: "negative amount", body: `{"payment_id":"p","amount":-1.5,"currency":"USD"}`, wantStatus: 422,
+			name: "negative amount", body: `{"payment_id":"p","amount":-1.5,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"amount", "must be greater than zero"}},
 		},
 		{
-			name: "too precise for jpy", body: `{"payment_id":"p","amount":"1.5","currency":"JPY"}`, wantStatus: 422,
+			name: "too precise for jpy", body: `{"payment_id":"p","amount":"1.5","currency":"JPY"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"amount", "has more fraction digits than the currency allows"}},
 		},
 		{
-			name: "exponent", body: `{"payment_id":"p","amount":1e3,"currency":"USD"}`, wantStatus: 422,
+			name: "exponent", body: `{"payment_id":"p","amount":1e3,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"amount", errAmountSyntax.Error()}},
 		},
 		{
-			name: "bool amount", body: `{"payment_id":"p","amount":true,"currency":"USD"}`, wantStatus: 422,
+			name: "bool amount", body: `{"payment_id":"p","amount":true,"currency":"USD"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"amount", "must be a decimal number or a string holding one"}},
 		},
 		{
-			name: "lower-case currency", body: `{"payment_id":"p","amount":1,"currency":"usd"}`, wantStatus: 422,
+			name: "lower-case currency", body: `{"payment_id":"p","amount":1,"currency":"usd"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"currency", "must be an active ISO 4217 currency code in upper case, such as USD"}},
 		},
 		{
-			name: "unknown currency skips precision check", body: `{"payment_id":"p","amount":"1.23456","currency":"XXX"}`, wantStatus: 422,
+			name: "unknown currency skips precision check", body: `{"payment_id":"p","amount":"1.23456","currency":"XXX"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"currency", "must be an active ISO 4217 currency code in upper case, such as USD"}},
 		},
 		{
-			name: "bad session", body: `{"payment_id":"p","amount":1,"currency":"USD","session_id":"a/b"}`, wantStatus: 422,
+			name: "bad session", body: `{"payment_id":"p","amount":1,"currency":"USD","session_id":"a/b"}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"session_id", "must be 1 to 128 characters from A-Z, a-z, 0-9, '_' and '-'"}},
 		},
 		{
-			name: "unknown fields sorted", body: `{"payment_id":"p","amount":1,"currency":"USD","zeta":1,"ammount":2}`, wantStatus: 422,
+			name: "unknown fields sorted", body: `{"payment_id":"p","amount":1,"currency":"USD","zeta":1,"ammount":2}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"ammount", "is not a known field"}, {"zeta", "is not a known field"}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeRequest([]byte(tt.body))
-			if tt.wantStatus == 0 {
+			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatalf("DecodeRequest(%s) error = %v", tt.body, err)
 				}
@@ -135,8 +135,8 @@ func TestDecodeRequest(t *testing.T) {
 			if !errors.As(err, &re) {
 				t.Fatalf("DecodeRequest(%s) error = %v, want *RequestError", tt.body, err)
 			}
-			if re.Status != tt.wantStatus {
-				t.Errorf("DecodeRequest(%s) status = %d, want %d", tt.body, re.Status, tt.wantStatus)
+			if re.Code != tt.wantCode {
+				t.Errorf("DecodeRequest(%s) code = %s, want %s", tt.body, re.Code, tt.wantCode)
 			}
 			if diff := cmp.Diff(tt.wantFields, re.Fields); diff != "" {
 				t.Errorf("DecodeRequest(%s) fields mismatch (-want +got):\n%s", tt.body, diff)
@@ -188,10 +188,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		req, err := DecodeRequest(body)
 		if err != nil {
 			var re *RequestError
-			if !errors.As(err, &re) || (re.Status != 400 && re.Status != 422) {
+			if !errors.As(err, &re) || (re.Code != CodeMalformed && re.Code != CodeInvalid) {
 				t.Fatalf("DecodeRequest(%q) error = %#v, want a 400 or 422 *RequestError", body, err)
 			}
-			if re.Status == 422 && len(re.Fields) == 0 {
+			if re.Code == CodeInvalid && len(re.Fields) == 0 {
 				t.Fatalf("DecodeRequest(%q) 422 without a field", body)
 			}
 			return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -92,9 +91,9 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
-// Result is the answer to a processed payment request.
+// Result is the answer to a processed payment request: the payment is
+// recorded (created, or replayed when it existed before).
 type Result struct {
-	Status   int    // 201, also for replays
 	Body     []byte // the exact bytes first returned for this payment_id
 	Replayed bool   // the payment existed before this request
 	Record   Record
@@ -215,10 +214,10 @@ func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 		if stored.Fingerprint != fp {
 			return Result{}, conflict(req, stored.Payment)
 		}
-		return Result{Status: http.StatusCreated, Body: stored.Response, Replayed: true, Record: stored}, nil
+		return Result{Body: stored.Response, Replayed: true, Record: stored}, nil
 	}
 	s.afterCommit(ctx, stored)
-	return Result{Status: http.StatusCreated, Body: stored.Response, Record: stored}, nil
+	return Result{Body: stored.Response, Record: stored}, nil
 }
 
 // fromCache answers a request from the response cache when the ledger
@@ -231,7 +230,7 @@ func (s *Service) fromCache(ctx context.Context, req Request, fp [32]byte) (Resu
 	if cached.Fingerprint != fp {
 		return Result{}, true, conflict(req, cached.Payment)
 	}
-	return Result{Status: http.StatusCreated, Body: cached.Response, Replayed: true, Record: cached}, true, nil
+	return Result{Body: cached.Response, Replayed: true, Record: cached}, true, nil
 }
 
 // afterCommit caches the response and publishes the event concurrently.
@@ -301,15 +300,14 @@ func conflict(req Request, stored Payment) *RequestError {
 		fields = append(fields, FieldError{"payment_id", "was used for a different request"})
 	}
 	return &RequestError{
-		Status:  http.StatusConflict,
 		Code:    CodeConflict,
 		Message: "payment_id " + req.PaymentID + " was already used for a different request; use a new payment_id for a new payment",
 		Fields:  fields,
 	}
 }
 
-// IsConflict reports whether err is an idempotency conflict (409).
+// IsConflict reports whether err is an idempotency conflict.
 func IsConflict(err error) bool {
 	var re *RequestError
-	return errors.As(err, &re) && re.Status == http.StatusConflict
+	return errors.As(err, &re) && re.Code == CodeConflict
 }

@@ -147,7 +147,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *requestInfo) (bool, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, payment.MaxBodyBytes+1))
 	if err != nil {
-		err = &payment.RequestError{Status: http.StatusBadRequest, Code: payment.CodeMalformed, Message: "malformed request: body could not be read"}
+		err = &payment.RequestError{Code: payment.CodeMalformed, Message: "malformed request: body could not be read"}
 		h.writeFailure(w, err)
 		return false, err
 	}
@@ -166,13 +166,28 @@ func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *request
 	if res.Replayed {
 		w.Header().Set(HeaderReplayed, "true")
 	}
-	w.WriteHeader(res.Status)
+	w.WriteHeader(http.StatusCreated) // created, or the replay of its first answer
 	_, _ = w.Write(res.Body)
 	return res.Replayed, nil
 }
 
+// httpStatus is the HTTP status of each payment error code.
+var httpStatus = map[string]int{
+	payment.CodeMalformed:   http.StatusBadRequest,
+	payment.CodeInvalid:     http.StatusUnprocessableEntity,
+	payment.CodeConflict:    http.StatusConflict,
+	payment.CodeUnavailable: http.StatusServiceUnavailable,
+	payment.CodeInternal:    http.StatusInternalServerError,
+	payment.CodeNotFound:    http.StatusNotFound,
+	payment.CodeMethod:      http.StatusMethodNotAllowed,
+}
+
 func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
-	status, body := payment.ErrorResponse(err)
+	body := payment.ErrorResponse(err)
+	status, ok := httpStatus[body.Error]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
