@@ -1,6 +1,7 @@
 package dr
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,12 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"paydr/internal/needs"
 )
 
 // fakeBackend records the steps it does; it fails (or crashes) at a chosen
@@ -261,34 +261,42 @@ func TestFileLockTakesOverDeadHolder(t *testing.T) {
 	unlock(context.Background())
 }
 
-// TestFileLockHeldByAnotherProcess: a lock held by a live process (here a
-// flock(1) child) is respected, and is free once that process dies.
+// TestFileLockHeldByAnotherProcess: a lock held by a live process (this
+// test binary, run again as the holder) is respected, and is free the
+// moment that process dies.
 func TestFileLockHeldByAnotherProcess(t *testing.T) {
-	flock, err := exec.LookPath("flock")
-	if err != nil {
-		needs.Tool(t, fmt.Errorf("flock(1) is not installed: %w; apt-get install util-linux", err))
+	if path := os.Getenv("PAYDR_DR_LOCK_HOLDER"); path != "" {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err == nil {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		}
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("locked")
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	}
 	path := filepath.Join(t.TempDir(), "lock")
 	os.WriteFile(path, []byte(`{"owner":"other","host":"elsewhere","pid":1}`), 0o644)
-	holder := exec.Command(flock, "-x", "-o", path, "sleep", "30")
+	holder := exec.Command(os.Args[0], "-test.run=^TestFileLockHeldByAnotherProcess$")
+	holder.Env = append(os.Environ(), "PAYDR_DR_LOCK_HOLDER="+path)
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "locked\n" {
+		t.Fatalf("holder said %q, want locked", line)
+	}
 	host, _ := os.Hostname()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		unlock, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()})
-		if errors.Is(err, ErrLocked) {
-			break
-		}
-		if err == nil {
-			unlock(context.Background())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Lock() while flock(1) holds the file = %v, want ErrLocked", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := (FileLock{Path: path}).Lock(context.Background(), LockInfo{Owner: "me", Host: host, PID: os.Getpid()}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock() while another process holds it = %v, want ErrLocked", err)
 	}
 	holder.Process.Kill()
 	holder.Wait()
