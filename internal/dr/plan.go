@@ -3,6 +3,7 @@ package dr
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -56,6 +57,19 @@ const (
 	// its ledger commits).
 	ActionVerify Action = "verify"
 )
+
+// VerifyPaymentID is the payment_id of the real payment ActionVerify sends
+// during operation opID: the same on every attempt, so retries are
+// idempotent, and recognisable in the ledger.
+func VerifyPaymentID(opID string) string {
+	id := "dr-verify-" + verifyIDChars.ReplaceAllString(opID, "-")
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return id
+}
+
+var verifyIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // Promotion modes of ActionPromote.
 const (

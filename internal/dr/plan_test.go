@@ -259,3 +259,15 @@ func TestPlanFence(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyPaymentID(t *testing.T) {
+	tests := []struct{ opID, want string }{
+		{"20260101T000000.000Z-failover", "dr-verify-20260101T000000-000Z-failover"},
+		{strings.Repeat("x", 80), "dr-verify-" + strings.Repeat("x", 54)},
+	}
+	for _, tt := range tests {
+		if got := VerifyPaymentID(tt.opID); got != tt.want {
+			t.Errorf("VerifyPaymentID(%q) = %q, want %q", tt.opID, got, tt.want)
+		}
+	}
+}

@@ -165,7 +165,7 @@ func TestSwitchoverIsSentToTheWritersRegion(t *testing.T) {
 	if n := wb.route53InStep.Load(); n != 0 {
 		t.Errorf("%d Route 53 API calls during steps, want none", n)
 	}
-	id := VerifyPaymentID(o.OpID)
+	id := dr.VerifyPaymentID(o.OpID)
 	if s, _ := o.Step(dr.ActionVerify, ""); !w.api["us-west-2"].payment(id) || !strings.Contains(s.Result, "committed by us-west-2") {
 		t.Errorf("verify result %q; payment %s in us-west-2: %v, want it committed there", s.Result, id, w.api["us-west-2"].payment(id))
 	}

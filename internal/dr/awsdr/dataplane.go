@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -179,16 +178,6 @@ func (b *Backend) waitTraffic(ctx context.Context, s dr.Step, side RegionTopolog
 	}
 }
 
-// VerifyPaymentID is the payment_id of the payment verify sends during
-// operation opID.
-func VerifyPaymentID(opID string) string {
-	id := "dr-verify-" + regexp.MustCompile(`[^A-Za-z0-9_-]+`).ReplaceAllString(opID, "-")
-	if len(id) > 64 {
-		id = id[:64]
-	}
-	return id
-}
-
 // verifyBody is the verify payment's request body.
 func verifyBody(id string) string {
 	return fmt.Sprintf(`{"payment_id":%q,"amount":"0.01","currency":"USD"}`, id)
@@ -207,7 +196,7 @@ type paymentAnswer struct {
 func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.Wait)
 	defer cancel()
-	id := VerifyPaymentID(opID)
+	id := dr.VerifyPaymentID(opID)
 	name := canonicalHost(b.topo.FailoverName)
 	u := b.DataPlane.url(name, processor.PathPayments)
 	var last string

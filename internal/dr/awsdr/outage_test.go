@@ -121,7 +121,7 @@ func TestFailoverWithoutUSEast1(t *testing.T) {
 		}
 	}
 
-	id := VerifyPaymentID(o.OpID)
+	id := dr.VerifyPaymentID(o.OpID)
 	if !w.api["us-west-2"].payment(id) {
 		t.Errorf("payment %s is not in us-west-2, want the verify payment committed there", id)
 	}
