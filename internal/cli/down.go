@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"paydr/internal/local"
+	"paydr/internal/local/env"
 )
 
 func newDownCmd() *cobra.Command {
@@ -22,6 +23,6 @@ against moto it is slow and fragile, and stopping the emulator leaves nothing.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", local.StateDirFromEnv(), "state directory (env "+local.EnvStateDir+")")
+	cmd.Flags().StringVar(&stateDir, "state-dir", env.StateDirFromEnv(), "state directory (env "+env.EnvStateDir+")")
 	return cmd
 }

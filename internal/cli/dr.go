@@ -13,7 +13,7 @@ import (
 	"paydr/internal/dr"
 	"paydr/internal/dr/awsdr"
 	"paydr/internal/dr/localdr"
-	"paydr/internal/local"
+	"paydr/internal/local/env"
 )
 
 // drFlags are the flags every paydr dr subcommand shares.
@@ -87,7 +87,7 @@ everything from the surviving region (--region): never Terraform state.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.backend, "backend", envOr("PAYDR_DR_BACKEND", "local"), "local (the environment of paydr up) or aws")
-	pf.StringVar(&f.stateDir, "state-dir", local.StateDirFromEnv(), "state directory of the local environment, and of the DR journal ($PAYDR_STATE_DIR)")
+	pf.StringVar(&f.stateDir, "state-dir", env.StateDirFromEnv(), "state directory of the local environment, and of the DR journal ($PAYDR_STATE_DIR)")
 	pf.StringVar(&f.region, "region", envOr("AWS_REGION", ""), "aws: the region to act from; for a failover, the surviving region")
 	pf.StringVar(&f.env, "env", envOr("PAYDR_ENV", "dev"), "aws: the stack's environment suffix ($PAYDR_ENV)")
 	pf.StringVar(&f.endpoint, "endpoint", envOr("PAYDR_AWS_ENDPOINT", ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")

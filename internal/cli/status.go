@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"paydr/internal/local"
+	"paydr/internal/local/env"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -42,7 +43,7 @@ region, where traffic goes). Exits 1 when something is down.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", local.StateDirFromEnv(), "state directory (env "+local.EnvStateDir+")")
+	cmd.Flags().StringVar(&stateDir, "state-dir", env.StateDirFromEnv(), "state directory (env "+env.EnvStateDir+")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with env.json as manifest)")
 	return cmd
 }

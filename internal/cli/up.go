@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"paydr/internal/local"
+	"paydr/internal/local/env"
 )
 
 func newUpCmd() *cobra.Command {
@@ -53,7 +54,7 @@ proxy an earlier run left.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.StateDir, "state-dir", local.StateDirFromEnv(), "state directory (env "+local.EnvStateDir+")")
+	f.StringVar(&o.StateDir, "state-dir", env.StateDirFromEnv(), "state directory (env "+env.EnvStateDir+")")
 	f.StringVar(&o.Suffix, "suffix", local.DefaultSuffix, "environment suffix of the local stack")
 	f.BoolVar(&o.FaultProxy, "fault-proxy", false, "run a fault proxy in front of moto and point the processors at it")
 	f.IntVar(&o.RouterPort, "router-port", 0, "router port on 127.0.0.1 (0: the last one, else a free one)")

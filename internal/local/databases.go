@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"paydr/internal/dr"
+	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
 	"paydr/internal/stack"
 )
@@ -16,9 +17,9 @@ import (
 // env.json records them, or, without a usable env.json, as the stack
 // deploys them (the primary slot writes).
 type dbRoles struct {
-	writer, standby Slot
+	writer, standby env.Slot
 	// names are the slots' region names, for messages.
-	names map[Slot]string
+	names map[env.Slot]string
 	// fromManifest is true when the roles come from env.json.
 	fromManifest bool
 	// manifest is env.json's path.
@@ -27,14 +28,14 @@ type dbRoles struct {
 
 // rolesOf reads the roles from prev, the manifest of the last up (nil when
 // there is none or it could not be read).
-func rolesOf(stateDir string, prev *Manifest) dbRoles {
+func rolesOf(stateDir string, prev *env.Manifest) dbRoles {
 	d := stack.Defaults()
-	r := dbRoles{writer: SlotPrimary, standby: SlotSecondary, manifest: ManifestPath(stateDir),
-		names: map[Slot]string{SlotPrimary: d.PrimaryRegion, SlotSecondary: d.SecondaryRegion}}
+	r := dbRoles{writer: env.SlotPrimary, standby: env.SlotSecondary, manifest: env.Path(stateDir),
+		names: map[env.Slot]string{env.SlotPrimary: d.PrimaryRegion, env.SlotSecondary: d.SecondaryRegion}}
 	if prev == nil {
 		return r
 	}
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		if reg := prev.Regions[s]; reg != nil && reg.Name != "" {
 			r.names[s] = reg.Name
 		}
@@ -46,7 +47,7 @@ func rolesOf(stateDir string, prev *Manifest) dbRoles {
 }
 
 // label names a slot with its region: "primary (us-east-1)".
-func (r dbRoles) label(s Slot) string { return fmt.Sprintf("%s (%s)", s, r.names[s]) }
+func (r dbRoles) label(s env.Slot) string { return fmt.Sprintf("%s (%s)", s, r.names[s]) }
 
 // recorded says where the roles come from: "recorded in env.json".
 func (r dbRoles) recorded() string {
@@ -68,10 +69,10 @@ type dbFacts struct {
 // another role: above all a fenced or superseded writer started writable
 // beside the writer. It starts and stops nothing. It returns a summary of
 // what it found.
-func checkDatabases(ctx context.Context, l layout, r dbRoles) (string, error) {
-	facts := map[Slot]dbFacts{}
-	for _, s := range Slots {
-		in, err := pg.Inspect(ctx, l.dataDir(s))
+func checkDatabases(ctx context.Context, l env.Layout, r dbRoles) (string, error) {
+	facts := map[env.Slot]dbFacts{}
+	for _, s := range env.Slots {
+		in, err := pg.Inspect(ctx, l.DataDir(s))
 		if err != nil {
 			return "", fmt.Errorf("up: check database %s: %w", r.label(s), err)
 		}
@@ -109,12 +110,12 @@ func summarize(f dbFacts) string {
 
 // decideDatabases is checkDatabases' judgement on what it found in the
 // writer's and the standby's slots.
-func decideDatabases(r dbRoles, w, s dbFacts, l layout) error {
+func decideDatabases(r dbRoles, w, s dbFacts, l env.Layout) error {
 	wl, sl := r.label(r.writer), r.label(r.standby)
 	nothing := "No database was started or stopped."
 	stale := fmt.Sprintf("Run paydr dr status to see which database writes; if %s is stale (a DR operation stopped between promoting a database and recording it), set each regions.<slot>.database.role there to what the databases are, then run paydr up again.", r.manifest)
 	// The standby slot's remedy: rebuild it from the writer, keeping its data.
-	aside := filepath.Join(l.root, "dr", "preserved")
+	aside := l.PreservedDir()
 	mv := fmt.Sprintf("mkdir -p %s && mv %s %s", aside, s.DataDir, filepath.Join(aside, "up-"+string(r.standby)))
 	rebuild := fmt.Sprintf("Run paydr dr failback, which keeps a copy of it and rebuilds it as a standby of %s; or move it aside, which keeps its data (%s), and run paydr up again, which clones a fresh standby from %s.", wl, mv, wl)
 	if !w.Running {
@@ -166,8 +167,8 @@ func decideDatabases(r dbRoles, w, s dbFacts, l layout) error {
 // first checks that the data directories can take those roles
 // (checkDatabases) and starts nothing when they cannot. On failure it stops
 // what it started and leaves running what it found running.
-func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slot]*pg.Server, err error) {
-	r := rolesOf(u.l.root, prev)
+func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map[env.Slot]*pg.Server, err error) {
+	r := rolesOf(u.l.Root, prev)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if _, err := checkDatabases(cctx, u.l, r); err != nil {
@@ -187,12 +188,12 @@ func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slo
 			}
 		}
 	}()
-	wasUp := func(s Slot) bool {
-		srv, err := pg.Open(u.l.dataDir(s))
+	wasUp := func(s env.Slot) bool {
+		srv, err := pg.Open(u.l.DataDir(s))
 		return err == nil && srv.Running()
 	}
 	wUp := wasUp(r.writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.dataDir(r.writer), Name: string(r.writer)})
+	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer)})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
 	}
@@ -203,7 +204,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slo
 		return nil, fmt.Errorf("up: %w", err)
 	}
 	sUp := wasUp(r.standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.dataDir(r.standby), Name: string(r.standby)})
+	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby)})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
 	}
@@ -219,7 +220,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slo
 			return nil, fmt.Errorf("up: database %s runs with pg_is_in_recovery() = %v after start, against its recorded role; see %s", srv.Name(), in, srv.LogPath())
 		}
 	}
-	return map[Slot]*pg.Server{r.writer: w, r.standby: s}, nil
+	return map[env.Slot]*pg.Server{r.writer: w, r.standby: s}, nil
 }
 
 // checkNoUnfinishedDR refuses while a DR operation is unfinished in the
@@ -228,7 +229,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *Manifest) (dbs map[Slo
 // a switchover's fence, before its promotion) would start the fenced writer
 // and lift the fence.
 func checkNoUnfinishedDR(stateDir string) error {
-	j := &dr.Journal{Dir: DRJournalDir(stateDir)}
+	j := &dr.Journal{Dir: env.Layout{Root: stateDir}.DRJournalDir()}
 	u, err := j.Unfinished()
 	if err != nil {
 		return fmt.Errorf("up: read the DR journal: %w", err)

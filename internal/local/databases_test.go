@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"paydr/internal/dr"
+	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
 	"paydr/internal/needs"
 )
@@ -30,7 +31,7 @@ import (
 type dbEnv struct {
 	t   *testing.T
 	ctx context.Context
-	l   layout
+	l   env.Layout
 }
 
 // newDBEnv starts a writer in the primary slot and a streaming standby in
@@ -46,37 +47,37 @@ func newDBEnv(t *testing.T) *dbEnv {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
-	e := &dbEnv{t: t, ctx: ctx, l: layout{traversableDir(t)}}
-	if err := os.MkdirAll(e.l.pgDir(), 0o755); err != nil {
+	e := &dbEnv{t: t, ctx: ctx, l: env.Layout{Root: traversableDir(t)}}
+	if err := os.MkdirAll(e.l.PGDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		// Stop whatever runs from either data directory, whoever started it.
-		for _, s := range Slots {
-			if srv, err := pg.Open(e.l.dataDir(s)); err == nil {
+		for _, s := range env.Slots {
+			if srv, err := pg.Open(e.l.DataDir(s)); err == nil {
 				if err := srv.Stop(context.Background()); err != nil {
 					t.Errorf("cleanup: %v", err)
 				}
 			}
 		}
 	})
-	w, err := pg.StartPrimary(ctx, pg.Options{DataDir: e.l.dataDir(SlotPrimary), Name: string(SlotPrimary)})
+	w, err := pg.StartPrimary(ctx, pg.Options{DataDir: e.l.DataDir(env.SlotPrimary), Name: string(env.SlotPrimary)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w.CreateDatabase(ctx, DatabaseName); err != nil {
 		t.Fatal(err)
 	}
-	e.exec(SlotPrimary, "CREATE TABLE payments (id text PRIMARY KEY)", "INSERT INTO payments VALUES ('before')")
-	if _, err := pg.StartStandby(ctx, w, pg.Options{DataDir: e.l.dataDir(SlotSecondary), Name: string(SlotSecondary)}); err != nil {
+	e.exec(env.SlotPrimary, "CREATE TABLE payments (id text PRIMARY KEY)", "INSERT INTO payments VALUES ('before')")
+	if _, err := pg.StartStandby(ctx, w, pg.Options{DataDir: e.l.DataDir(env.SlotSecondary), Name: string(env.SlotSecondary)}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitRows(SlotSecondary, 1)
-	m := &Manifest{Version: ManifestVersion, StateDir: e.l.root, Suffix: DefaultSuffix, Regions: map[Slot]*Region{}}
-	for s, name := range map[Slot]string{SlotPrimary: "us-east-1", SlotSecondary: "us-west-2"} {
-		m.Regions[s] = &Region{Slot: s, Name: name, Database: Database{Name: string(s), DataDir: e.l.dataDir(s), Role: RoleStandby}}
+	e.waitRows(env.SlotSecondary, 1)
+	m := &env.Manifest{Version: env.Version, StateDir: e.l.Root, Suffix: DefaultSuffix, Regions: map[env.Slot]*env.Region{}}
+	for s, name := range map[env.Slot]string{env.SlotPrimary: "us-east-1", env.SlotSecondary: "us-west-2"} {
+		m.Regions[s] = &env.Region{Slot: s, Name: name, Database: env.Database{Name: string(s), DataDir: e.l.DataDir(s), Role: env.RoleStandby}}
 	}
-	m.Regions[SlotPrimary].Database.Role = RoleWriter
+	m.Regions[env.SlotPrimary].Database.Role = env.RoleWriter
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,16 +104,16 @@ func traversableDir(t *testing.T) string {
 	return filepath.Join(dir, "state")
 }
 
-func (e *dbEnv) server(s Slot) *pg.Server {
+func (e *dbEnv) server(s env.Slot) *pg.Server {
 	e.t.Helper()
-	srv, err := pg.Open(e.l.dataDir(s))
+	srv, err := pg.Open(e.l.DataDir(s))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return srv
 }
 
-func (e *dbEnv) exec(s Slot, stmts ...string) {
+func (e *dbEnv) exec(s env.Slot, stmts ...string) {
 	e.t.Helper()
 	conn, err := pgx.Connect(e.ctx, e.server(s).DSN(DatabaseName))
 	if err != nil {
@@ -127,7 +128,7 @@ func (e *dbEnv) exec(s Slot, stmts ...string) {
 }
 
 // waitRows waits until slot s's payments table holds n rows.
-func (e *dbEnv) waitRows(s Slot, n int) {
+func (e *dbEnv) waitRows(s env.Slot, n int) {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -149,14 +150,15 @@ func (e *dbEnv) waitRows(s Slot, n int) {
 
 // recordWriter records w as the writer in env.json, as localdr's promote
 // step does.
-func (e *dbEnv) recordWriter(w Slot) {
+func (e *dbEnv) recordWriter(w env.Slot) {
 	e.t.Helper()
-	m, err := LoadManifest(e.l.root)
+	m, err := env.Load(e.l.Root)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m.Regions[w].Database.Role = RoleWriter
-	m.Regions[w.Other()].Database.Role = RoleStandby
+	if err := m.SetWriter(w); err != nil {
+		e.t.Fatal(err)
+	}
 	if err := m.Save(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -169,33 +171,33 @@ func (e *dbEnv) recordWriter(w Slot) {
 func (e *dbEnv) failover(diverge, record bool) {
 	e.t.Helper()
 	if diverge {
-		if err := e.server(SlotSecondary).DisconnectReplication(e.ctx); err != nil {
+		if err := e.server(env.SlotSecondary).DisconnectReplication(e.ctx); err != nil {
 			e.t.Fatal(err)
 		}
-		e.exec(SlotPrimary, "INSERT INTO payments VALUES ('lost')", "CHECKPOINT")
+		e.exec(env.SlotPrimary, "INSERT INTO payments VALUES ('lost')", "CHECKPOINT")
 	}
-	if err := e.server(SlotPrimary).Stop(e.ctx); err != nil {
+	if err := e.server(env.SlotPrimary).Stop(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.server(SlotSecondary).Promote(e.ctx); err != nil {
+	if err := e.server(env.SlotSecondary).Promote(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}
 	if diverge {
-		if err := e.server(SlotSecondary).ReconnectReplication(e.ctx); err != nil {
+		if err := e.server(env.SlotSecondary).ReconnectReplication(e.ctx); err != nil {
 			e.t.Fatal(err)
 		}
 	}
 	// A payment on the new writer, so its timeline holds WAL of its own.
-	e.exec(SlotSecondary, "INSERT INTO payments VALUES ('after')")
+	e.exec(env.SlotSecondary, "INSERT INTO payments VALUES ('after')")
 	if record {
-		e.recordWriter(SlotSecondary)
+		e.recordWriter(env.SlotSecondary)
 	}
 }
 
 // running returns the postmaster pid of each slot (0: not running).
-func (e *dbEnv) running() map[Slot]int {
-	out := map[Slot]int{}
-	for _, s := range Slots {
+func (e *dbEnv) running() map[env.Slot]int {
+	out := map[env.Slot]int{}
+	for _, s := range env.Slots {
 		out[s] = e.server(s).PID()
 	}
 	return out
@@ -203,9 +205,9 @@ func (e *dbEnv) running() map[Slot]int {
 
 // logSizes returns the size of each slot's server log: a server start
 // writes to it.
-func (e *dbEnv) logSizes() map[Slot]int64 {
-	out := map[Slot]int64{}
-	for _, s := range Slots {
+func (e *dbEnv) logSizes() map[env.Slot]int64 {
+	out := map[env.Slot]int64{}
+	for _, s := range env.Slots {
 		if fi, err := os.Stat(e.server(s).LogPath()); err == nil {
 			out[s] = fi.Size()
 		}
@@ -216,8 +218,8 @@ func (e *dbEnv) logSizes() map[Slot]int64 {
 // watchWriters samples pg_is_in_recovery on both slots' ports until stop is
 // called, and returns the times both answered false (two writers).
 func (e *dbEnv) watchWriters() (stop func() []string) {
-	ports := map[Slot]int{}
-	for _, s := range Slots {
+	ports := map[env.Slot]int{}
+	for _, s := range env.Slots {
 		ports[s] = e.server(s).Port()
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -261,15 +263,15 @@ func (e *dbEnv) watchWriters() (stop func() []string) {
 
 // startStep runs the database step of paydr up on the environment, as Up
 // would with the manifest it finds, watching for two writers meanwhile.
-func (e *dbEnv) startStep(timeout time.Duration) (map[Slot]*pg.Server, []string, error) {
+func (e *dbEnv) startStep(timeout time.Duration) (map[env.Slot]*pg.Server, []string, error) {
 	e.t.Helper()
-	prev, err := LoadManifest(e.l.root)
+	prev, err := env.Load(e.l.Root)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
-	u := &upRun{o: UpOptions{Out: io.Discard, StateDir: e.l.root}, l: e.l}
+	u := &upRun{o: UpOptions{Out: io.Discard, StateDir: e.l.Root}, l: e.l}
 	stop := e.watchWriters()
 	start := time.Now()
 	dbs, err := u.startDatabases(ctx, prev)
@@ -294,7 +296,7 @@ func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
 		name: "after a failover, both databases stopped (a reboot)",
 		setup: func(e *dbEnv) {
 			e.failover(false, true)
-			if err := e.server(SlotSecondary).Stop(e.ctx); err != nil {
+			if err := e.server(env.SlotSecondary).Stop(e.ctx); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -303,7 +305,7 @@ func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
 		name: "the old writer diverged, then was given a standby.signal by hand",
 		setup: func(e *dbEnv) {
 			e.failover(true, true)
-			sig := filepath.Join(e.l.dataDir(SlotPrimary), "standby.signal")
+			sig := filepath.Join(e.l.DataDir(env.SlotPrimary), "standby.signal")
 			if err := os.WriteFile(sig, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -313,7 +315,7 @@ func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
 		name: "a promotion was not recorded: env.json still names the fenced writer",
 		setup: func(e *dbEnv) {
 			e.failover(false, false)
-			if err := e.server(SlotSecondary).Stop(e.ctx); err != nil {
+			if err := e.server(env.SlotSecondary).Stop(e.ctx); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -338,13 +340,13 @@ func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
 			if len(both) > 0 {
 				t.Errorf("pg_is_in_recovery() was false on both servers in %d samples from %s to %s: two writers", len(both), both[0], both[len(both)-1])
 			}
-			if e.server(SlotPrimary).Running() {
+			if e.server(env.SlotPrimary).Running() {
 				t.Errorf("the fenced old writer (primary slot) runs after the refusal; it must stay stopped")
 			}
-			if after := e.running(); after[SlotPrimary] != before[SlotPrimary] || after[SlotSecondary] != before[SlotSecondary] {
+			if after := e.running(); after[env.SlotPrimary] != before[env.SlotPrimary] || after[env.SlotSecondary] != before[env.SlotSecondary] {
 				t.Errorf("postmaster pids = %v after the refusal, want %v as before it: stop what this run started, touch nothing else", after, before)
 			}
-			if after := e.logSizes(); after[SlotPrimary] != logs[SlotPrimary] || after[SlotSecondary] != logs[SlotSecondary] {
+			if after := e.logSizes(); after[env.SlotPrimary] != logs[env.SlotPrimary] || after[env.SlotSecondary] != logs[env.SlotSecondary] {
 				t.Errorf("server log sizes = %v after the refusal, want %v: the roles must be checked before any server starts", after, logs)
 			}
 		})
@@ -356,10 +358,10 @@ func TestStartDatabasesStartsEachInItsRecordedRole(t *testing.T) {
 	e.failover(false, true)
 	// The first half of paydr dr failback: the old writer rebuilt as a
 	// standby of the new one.
-	if _, err := e.server(SlotPrimary).RebuildAsStandby(e.ctx, e.server(SlotSecondary)); err != nil {
+	if _, err := e.server(env.SlotPrimary).RebuildAsStandby(e.ctx, e.server(env.SlotSecondary)); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		if err := e.server(s).Stop(e.ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -373,28 +375,28 @@ func TestStartDatabasesStartsEachInItsRecordedRole(t *testing.T) {
 	if len(both) > 0 {
 		t.Errorf("pg_is_in_recovery() was false on both servers in %d samples from %s to %s: two writers", len(both), both[0], both[len(both)-1])
 	}
-	for s, want := range map[Slot]bool{SlotSecondary: false, SlotPrimary: true} {
+	for s, want := range map[env.Slot]bool{env.SlotSecondary: false, env.SlotPrimary: true} {
 		if in, err := dbs[s].InRecovery(e.ctx); err != nil || in != want {
 			t.Errorf("%s InRecovery() = %v, %v; want %v (env.json records it as %s)", s, in, err, want, map[bool]string{false: "the writer", true: "the standby"}[want])
 		}
 	}
-	st, err := dbs[SlotPrimary].StandbyStatus(e.ctx)
-	if err != nil || st.ReceiverStatus != "streaming" || st.SenderPort != dbs[SlotSecondary].Port() {
-		t.Errorf("primary StandbyStatus() = %+v, %v; want streaming from the writer on port %d", st, err, dbs[SlotSecondary].Port())
+	st, err := dbs[env.SlotPrimary].StandbyStatus(e.ctx)
+	if err != nil || st.ReceiverStatus != "streaming" || st.SenderPort != dbs[env.SlotSecondary].Port() {
+		t.Errorf("primary StandbyStatus() = %+v, %v; want streaming from the writer on port %d", st, err, dbs[env.SlotSecondary].Port())
 	}
-	e.exec(SlotSecondary, "INSERT INTO payments VALUES ('later')")
-	e.waitRows(SlotPrimary, 3) // before, after, later
+	e.exec(env.SlotSecondary, "INSERT INTO payments VALUES ('later')")
+	e.waitRows(env.SlotPrimary, 3) // before, after, later
 }
 
 // TestDecideDatabases covers checkDatabases' judgement on states that are
 // awkward to produce with real servers, and the fresh and consistent ones.
 func TestDecideDatabases(t *testing.T) {
-	l := layout{"/state"}
-	prev := &Manifest{Regions: map[Slot]*Region{
-		SlotPrimary:   {Name: "us-east-1", Database: Database{Role: RoleStandby}},
-		SlotSecondary: {Name: "us-west-2", Database: Database{Role: RoleWriter}},
+	l := env.Layout{Root: "/state"}
+	prev := &env.Manifest{Regions: map[env.Slot]*env.Region{
+		env.SlotPrimary:   {Name: "us-east-1", Database: env.Database{Role: env.RoleStandby}},
+		env.SlotSecondary: {Name: "us-west-2", Database: env.Database{Role: env.RoleWriter}},
 	}}
-	r := rolesOf(l.root, prev)
+	r := rolesOf(l.Root, prev)
 	const sys = 7714577718063144918
 	// The writer (secondary slot) was promoted on timeline 2 when timeline 1
 	// ended at 0/3000100.
@@ -471,7 +473,7 @@ func TestUpRefusesDuringAnUnfinishedDROperation(t *testing.T) {
 	if err := checkNoUnfinishedDR(state); err != nil {
 		t.Fatalf("checkNoUnfinishedDR(no journal) = %v, want nil", err)
 	}
-	j, err := dr.OpenJournal(DRJournalDir(state))
+	j, err := dr.OpenJournal(env.Layout{Root: state}.DRJournalDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +485,7 @@ func TestUpRefusesDuringAnUnfinishedDROperation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "20260101T000000.000Z-switchover (switchover from us-east-1 to us-west-2) is unfinished") || !strings.Contains(err.Error(), "paydr dr abandon") {
 		t.Errorf("checkNoUnfinishedDR(unfinished switchover) = %v, want a refusal naming it and the way out", err)
 	}
-	if _, err := dr.Abandon(context.Background(), dr.FileLock{Path: filepath.Join(DRDir(state), "lock")}, j, "test", "given up", false, io.Discard); err != nil {
+	if _, err := dr.Abandon(context.Background(), dr.FileLock{Path: env.Layout{Root: state}.DRLock()}, j, "test", "given up", false, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkNoUnfinishedDR(state); err != nil {

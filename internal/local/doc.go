@@ -6,18 +6,19 @@
 //
 // Everything lives in a state directory (default .paydr/local, or
 // $PAYDR_STATE_DIR): data directories, logs, pid files, the Terraform
-// working directory, and env.json, the Manifest, which records what runs
-// where. Regions are kept by slot ("primary", "secondary"): the processor of
-// a slot always talks to the database of that slot, while which slot holds
-// the writer is data (Database.Role) that DR operations change.
+// working directory, and env.json, the manifest, which records what runs
+// where. Both are package env: env.Manifest and env.Layout. Regions are kept
+// by slot ("primary", "secondary"): the processor of a slot always talks to
+// the database of that slot, while which slot holds the writer is data
+// (env.Database.Role) that DR operations change.
 //
-// Long-lived processes are started detached (their own session, logs and
-// pid files in the state directory) and outlive paydr up, like
-// docker compose up -d; paydr down stops every one of them from the pid
-// files and the manifest.
+// Long-lived processes are started detached by package daemon (their own
+// session, logs and pid files in the state directory) and outlive paydr up,
+// like docker compose up -d; paydr down stops every one of them from the pid
+// files and the manifest. The router is read through router.Client.
 //
 // With paydr up --fault-proxy, a fault proxy (package faultproxy, run as
 // paydr fault-proxy) stands between the processors and the emulator, so an
 // outage of one region can be staged through its control API;
-// Manifest.AWSEndpoint is the endpoint local clients use either way.
+// env.Manifest.AWSEndpoint is the endpoint local clients use either way.
 package local

@@ -12,9 +12,10 @@ import (
 	"sort"
 	"time"
 
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 )
 
 // DownReport is what Down stopped.
@@ -44,14 +45,14 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 	begin := time.Now()
 	if stateDir == "" {
-		stateDir = DefaultStateDir
+		stateDir = env.DefaultStateDir
 	}
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("down: %w", err)
 	}
-	l := layout{abs}
-	m, _ := LoadManifest(abs)
+	l := env.Layout{Root: abs}
+	m, _ := env.Load(abs)
 	rep := &DownReport{}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -74,15 +75,15 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	type proc struct {
 		name, pidFile, want string
 	}
-	procs := []proc{{"router", l.routerPID(), "router"}}
-	for _, s := range Slots {
-		procs = append(procs, proc{"processor " + string(s), l.processorPID(s), "serve"})
+	procs := []proc{{"router", l.RouterPID(), "router"}}
+	for _, s := range env.Slots {
+		procs = append(procs, proc{"processor " + string(s), l.ProcessorPID(s), "serve"})
 	}
-	procs = append(procs, proc{"fault proxy", l.faultProxyPID(), faultProxyCmd})
+	procs = append(procs, proc{"fault proxy", l.FaultProxyPID(), faultProxyCmd})
 	for _, p := range procs {
-		pid := readPIDFile(p.pidFile)
-		if pid != 0 && process.Alive(pid, p.want) {
-			if err := stopProcess(ctx, pid, p.want, 5*time.Second); err != nil {
+		pid := daemon.ReadPIDFile(p.pidFile)
+		if pid != 0 && daemon.Alive(pid, p.want) {
+			if err := daemon.Stop(ctx, pid, p.want, 5*time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("down: stop %s: %w", p.name, err))
 			} else {
 				rep.Stopped = append(rep.Stopped, fmt.Sprintf("%s (pid %d)", p.name, pid))
@@ -95,8 +96,8 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	// Databases: the data directories of both slots, and any other left in
 	// the pg directory.
 	dirs := map[string]bool{}
-	for _, s := range Slots {
-		dirs[l.dataDir(s)] = true
+	for _, s := range env.Slots {
+		dirs[l.DataDir(s)] = true
 	}
 	if m != nil {
 		for _, r := range m.Regions {
@@ -105,10 +106,10 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 			}
 		}
 	}
-	if ents, err := os.ReadDir(l.pgDir()); err == nil {
+	if ents, err := os.ReadDir(l.PGDir()); err == nil {
 		for _, e := range ents {
 			if e.IsDir() {
-				dirs[filepath.Join(l.pgDir(), e.Name())] = true
+				dirs[filepath.Join(l.PGDir(), e.Name())] = true
 			}
 		}
 	}
@@ -131,7 +132,7 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 
 	// Moto: kill it; its state is in memory and goes with it.
-	if ms, err := moto.Open(l.motoDir()); err == nil {
+	if ms, err := moto.Open(l.MotoDir()); err == nil {
 		ports[ms.Port()] = true
 		if pid := ms.PID(); ms.Running() {
 			if err := ms.Stop(ctx); err != nil {
@@ -147,17 +148,17 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 
 	// Discard state that described the stopped processes.
-	_ = os.RemoveAll(l.pgDir())
-	_ = os.RemoveAll(l.runDir())
-	_ = os.Remove(filepath.Join(l.motoDir(), "moto.json"))
-	if stacks, err := filepath.Glob(filepath.Join(l.stackRoot(), "stacks", "*")); err == nil {
+	_ = os.RemoveAll(l.PGDir())
+	_ = os.RemoveAll(l.RunDir())
+	_ = os.Remove(filepath.Join(l.MotoDir(), "moto.json"))
+	if stacks, err := filepath.Glob(filepath.Join(l.StackRoot(), "stacks", "*")); err == nil {
 		for _, d := range stacks {
 			for _, f := range []string{"terraform.tfstate", "terraform.tfstate.backup", "paydr-applied.json"} {
 				_ = os.Remove(filepath.Join(d, f))
 			}
 		}
 	}
-	_ = os.Remove(l.manifest())
+	_ = os.Remove(l.Manifest())
 	delete(ports, 0)
 	for p := range ports {
 		rep.Ports = append(rep.Ports, p)
@@ -167,6 +168,6 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	if len(rep.Stopped) == 0 {
 		fmt.Fprintf(out, "nothing was running in %s\n", abs)
 	}
-	fmt.Fprintf(out, "down in %s; logs kept in %s\n", round(rep.Elapsed), l.logDir())
+	fmt.Fprintf(out, "down in %s; logs kept in %s\n", round(rep.Elapsed), l.LogDir())
 	return rep, nil
 }

@@ -11,12 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
-	"paydr/internal/local/process"
 )
 
 // faultProxyCmd is the paydr subcommand hosting the fault proxy, and what
-// its command line contains (process.Alive), so a recycled pid is not taken
+// its command line contains (daemon.Alive), so a recycled pid is not taken
 // for it.
 const faultProxyCmd = "fault-proxy"
 
@@ -32,13 +33,13 @@ func faultProxyCommand(exe, upstream, addr string) []string {
 // adopted keeps the rules it has, and the detail names them. Terraform does
 // not go through the proxy (see Up), so rules in force cannot stall an
 // apply.
-func (u *upRun) startFaultProxy(ctx context.Context, m *Manifest, prev *Manifest) (string, error) {
-	pidFile := u.l.faultProxyPID()
+func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.Manifest) (string, error) {
+	pidFile := u.l.FaultProxyPID()
 	port := 0
 	if prev != nil && prev.FaultProxy != nil {
 		port = prev.FaultProxy.Port
 	}
-	if pid := readPIDFile(pidFile); process.Alive(pid, faultProxyCmd) {
+	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, faultProxyCmd) {
 		if prev != nil && prev.FaultProxy != nil && port != 0 {
 			old := *prev.FaultProxy
 			want := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, "127.0.0.1:"+strconv.Itoa(port))
@@ -53,34 +54,34 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *Manifest, prev *Manifest
 		// Its settings changed (the emulator moved), or it is not the
 		// proxy env.json recorded: replace it.
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := stopProcess(cctx, pid, faultProxyCmd, 5*time.Second)
+		err := daemon.Stop(cctx, pid, faultProxyCmd, 5*time.Second)
 		cancel()
 		if err != nil {
 			return "", fmt.Errorf("up: fault proxy: stop the old one: %w", err)
 		}
 		_ = os.Remove(pidFile)
 	}
-	if port == 0 || !process.PortFree(port) {
+	if port == 0 || !daemon.PortFree(port) {
 		var err error
-		if port, err = process.FreePort(); err != nil {
+		if port, err = daemon.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start fault proxy: %w", err)
 		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, addr)
-	child, err := startDetached(detached{Name: "fault proxy", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.faultProxyLog(), PIDFile: pidFile})
+	child, err := daemon.Start(daemon.Spec{Name: "fault proxy", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.FaultProxyLog(), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
 	pid, exited := child.PID, child.Done()
 	u.started = append(u.started, func(ctx context.Context) error {
-		err := stopProcess(ctx, pid, "", 5*time.Second)
+		err := daemon.Stop(ctx, pid, "", 5*time.Second)
 		_ = os.Remove(pidFile)
 		return err
 	})
 	url := "http://" + addr
-	m.FaultProxy = &FaultProxy{URL: url, ControlURL: url + faultproxy.ControlPath + "rules", Upstream: m.Moto.Endpoint,
-		Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.faultProxyLog(), Command: argv}
+	m.FaultProxy = &env.FaultProxy{URL: url, ControlURL: url + faultproxy.ControlPath + "rules", Upstream: m.Moto.Endpoint,
+		Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.FaultProxyLog(), Command: argv}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rules, err := faultProxyRules(ctx, m.FaultProxy.ControlURL)
@@ -89,13 +90,13 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *Manifest, prev *Manifest
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("up: fault proxy exited at start; log %s ends:\n%s", u.l.faultProxyLog(), logTail(u.l.faultProxyLog(), 15))
+			return "", fmt.Errorf("up: fault proxy exited at start; log %s ends:\n%s", u.l.FaultProxyLog(), logTail(u.l.FaultProxyLog(), 15))
 		case <-ctx.Done():
 			return "", fmt.Errorf("up: wait for the fault proxy: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("up: fault proxy at %s does not answer its control API after 30s (%v); see %s", url, err, u.l.faultProxyLog())
+			return "", fmt.Errorf("up: fault proxy at %s does not answer its control API after 30s (%v); see %s", url, err, u.l.FaultProxyLog())
 		}
 	}
 }
@@ -103,15 +104,15 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *Manifest, prev *Manifest
 // stopFaultProxy stops the fault proxy a previous paydr up --fault-proxy
 // left running, and returns what it stopped ("" when none ran).
 func (u *upRun) stopFaultProxy(ctx context.Context) (string, error) {
-	pidFile := u.l.faultProxyPID()
-	pid := readPIDFile(pidFile)
-	if !process.Alive(pid, faultProxyCmd) {
+	pidFile := u.l.FaultProxyPID()
+	pid := daemon.ReadPIDFile(pidFile)
+	if !daemon.Alive(pid, faultProxyCmd) {
 		_ = os.Remove(pidFile)
 		return "", nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := stopProcess(cctx, pid, faultProxyCmd, 5*time.Second); err != nil {
+	if err := daemon.Stop(cctx, pid, faultProxyCmd, 5*time.Second); err != nil {
 		return "", fmt.Errorf("up: stop the fault proxy of the last up: %w", err)
 	}
 	_ = os.Remove(pidFile)
@@ -165,7 +166,7 @@ var takeUSEast1 = []faultproxy.Rule{{Region: "us-east-1", Fault: faultproxy.Blac
 
 // printFaultProxyHint tells how to take a region away through fp and how
 // to give it back.
-func printFaultProxyHint(w io.Writer, fp *FaultProxy) {
+func printFaultProxyHint(w io.Writer, fp *env.FaultProxy) {
 	body, _ := json.Marshal(takeUSEast1)
 	fmt.Fprintf(w, "\nfault proxy %s: the processors reach AWS through it (point paydr dr --endpoint at it too).\n", fp.URL)
 	fmt.Fprintf(w, "take us-east-1 away (its requests are held unanswered until the client gives up):\n")

@@ -20,8 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/moto/mototest"
-	"paydr/internal/local/process"
 )
 
 // EnvTestAsPaydr, set to 1, makes this package's test binary act as the
@@ -47,7 +48,7 @@ func proxyRun(t *testing.T, dir string, on bool) *upRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &upRun{o: o, l: layout{o.StateDir}}
+	return &upRun{o: o, l: env.Layout{Root: o.StateDir}}
 }
 
 // testLog sends lines to t.Log.
@@ -58,12 +59,24 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// proxyManifest is testManifest with the emulator at endpoint.
-func proxyManifest(dir, endpoint string) *Manifest {
-	m := testManifest(dir)
+// proxyManifest is a manifest of an environment in dir with the emulator
+// at endpoint (env's testManifest, with that emulator).
+func proxyManifest(dir, endpoint string) *env.Manifest {
 	port, _ := strconv.Atoi(endpoint[strings.LastIndexByte(endpoint, ':')+1:])
-	m.Moto = Moto{Endpoint: endpoint, Port: port}
-	return m
+	return &env.Manifest{
+		StateDir: dir,
+		Suffix:   "local",
+		Moto:     env.Moto{Endpoint: endpoint, Port: port},
+		Regions: map[env.Slot]*env.Region{
+			env.SlotPrimary: {Slot: env.SlotPrimary, Name: "us-east-1",
+				Database:  env.Database{Name: "primary", Port: 5433, DSN: "postgres://postgres@127.0.0.1:5433/payments", Role: env.RoleWriter},
+				Processor: env.Processor{URL: "http://127.0.0.1:8081", Port: 8081, Env: map[string]string{"PAYDR_REGION": "us-east-1"}}},
+			env.SlotSecondary: {Slot: env.SlotSecondary, Name: "us-west-2",
+				Database: env.Database{Name: "secondary", Port: 5434, Role: env.RoleStandby}},
+		},
+		Router: env.Router{URL: "http://127.0.0.1:8080", HealthInterval: env.Duration(1500 * time.Millisecond), FailureThreshold: 3, Primary: env.SlotPrimary, Secondary: env.SlotSecondary},
+		Gaps:   []string{"a gap"},
+	}
 }
 
 // listTables calls DynamoDB ListTables in region through endpoint, once
@@ -96,7 +109,7 @@ func putRules(t *testing.T, controlURL, body string) {
 
 func gone(t *testing.T, what string, pid, port int) {
 	t.Helper()
-	if process.Alive(pid, "") {
+	if daemon.Alive(pid, "") {
 		t.Errorf("%s pid %d still runs", what, pid)
 	}
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 300*time.Millisecond); err == nil {
@@ -129,13 +142,13 @@ func TestFaultProxyStep(t *testing.T) {
 		t.Fatal("startFaultProxy left Manifest.FaultProxy nil")
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(fp.Port)
-	want := &FaultProxy{URL: url, ControlURL: url + "/_faultproxy/rules", Upstream: ms.Endpoint(), Port: fp.Port, PID: fp.PID,
+	want := &env.FaultProxy{URL: url, ControlURL: url + "/_faultproxy/rules", Upstream: ms.Endpoint(), Port: fp.Port, PID: fp.PID,
 		PIDFile: filepath.Join(dir, "run", "fault-proxy.pid"), LogPath: filepath.Join(dir, "logs", "fault-proxy.log"),
 		Command: []string{u.o.Exe, "fault-proxy", "--upstream", ms.Endpoint(), "--listen", "127.0.0.1:" + strconv.Itoa(fp.Port)}}
 	if diff := cmp.Diff(want, fp); diff != "" {
 		t.Errorf("Manifest.FaultProxy mismatch (-want +got):\n%s", diff)
 	}
-	if got := readPIDFile(fp.PIDFile); got != fp.PID || !process.Alive(fp.PID, "fault-proxy") {
+	if got := daemon.ReadPIDFile(fp.PIDFile); got != fp.PID || !daemon.Alive(fp.PID, "fault-proxy") {
 		t.Errorf("pid file holds %d, want the running proxy %d", got, fp.PID)
 	}
 	if got := m.AWSEndpoint(); got != url {
@@ -174,12 +187,12 @@ func TestFaultProxyStep(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	prev, err := LoadManifest(dir)
+	prev, err := env.Load(dir)
 	if err != nil {
-		t.Fatalf("LoadManifest error = %v", err)
+		t.Fatalf("env.Load error = %v", err)
 	}
 	if diff := cmp.Diff(m, prev); diff != "" {
-		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+		t.Errorf("env.Load(Save(m)) mismatch (-want +got):\n%s", diff)
 	}
 
 	t.Run("a second up adopts it, rules and all", func(t *testing.T) {
@@ -223,8 +236,8 @@ func TestFaultProxyStep(t *testing.T) {
 		if err != nil {
 			t.Fatalf("startFaultProxy (moved) error = %v", err)
 		}
-		if moved.FaultProxy.PID == fp.PID || process.Alive(fp.PID, "") {
-			t.Errorf("proxy pid %d (old %d, alive %v), want a new process and the old one gone", moved.FaultProxy.PID, fp.PID, process.Alive(fp.PID, ""))
+		if moved.FaultProxy.PID == fp.PID || daemon.Alive(fp.PID, "") {
+			t.Errorf("proxy pid %d (old %d, alive %v), want a new process and the old one gone", moved.FaultProxy.PID, fp.PID, daemon.Alive(fp.PID, ""))
 		}
 		if moved.FaultProxy.Port != fp.Port || moved.FaultProxy.Upstream != "http://127.0.0.1:1" {
 			t.Errorf("replaced proxy port %d upstream %s, want port %d upstream http://127.0.0.1:1", moved.FaultProxy.Port, moved.FaultProxy.Upstream, fp.Port)

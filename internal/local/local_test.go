@@ -37,6 +37,7 @@ import (
 
 	"paydr/internal/cli"
 	"paydr/internal/local"
+	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/router"
 	"paydr/internal/needs"
@@ -156,20 +157,20 @@ func TestLocalEnvironment(t *testing.T) {
 	}
 
 	t.Run("manifest", func(t *testing.T) {
-		got, err := local.LoadManifest(dir)
+		got, err := env.Load(dir)
 		if err != nil {
-			t.Fatalf("LoadManifest error = %v", err)
+			t.Fatalf("env.Load error = %v", err)
 		}
-		if w, ok := got.Writer(); !ok || w != local.SlotPrimary {
+		if w, ok := got.Writer(); !ok || w != env.SlotPrimary {
 			t.Errorf("Writer() = %q, %v, want primary, true", w, ok)
 		}
-		if got.Regions[local.SlotPrimary].Name != "us-east-1" || got.Regions[local.SlotSecondary].Name != "us-west-2" {
-			t.Errorf("regions = %s, %s, want us-east-1, us-west-2", got.Regions[local.SlotPrimary].Name, got.Regions[local.SlotSecondary].Name)
+		if got.Regions[env.SlotPrimary].Name != "us-east-1" || got.Regions[env.SlotSecondary].Name != "us-west-2" {
+			t.Errorf("regions = %s, %s, want us-east-1, us-west-2", got.Regions[env.SlotPrimary].Name, got.Regions[env.SlotSecondary].Name)
 		}
 		if len(got.Gaps) < 5 {
 			t.Errorf("Gaps = %q, want the stack's local gaps and paydr up's workarounds", got.Gaps)
 		}
-		for _, s := range local.Slots {
+		for _, s := range env.Slots {
 			r := got.Regions[s]
 			if r.Processor.Env["PAYDR_DB_DSN"] != r.Database.DSN {
 				t.Errorf("%s processor PAYDR_DB_DSN = %q, want its slot's database %q", s, r.Processor.Env["PAYDR_DB_DSN"], r.Database.DSN)
@@ -178,7 +179,7 @@ func TestLocalEnvironment(t *testing.T) {
 		if got.FaultProxy == nil || got.FaultProxy.Upstream != got.Moto.Endpoint {
 			t.Fatalf("FaultProxy = %+v, want a proxy in front of moto %s", got.FaultProxy, got.Moto.Endpoint)
 		}
-		for _, s := range local.Slots {
+		for _, s := range env.Slots {
 			if ep := got.Regions[s].Processor.Env["PAYDR_AWS_ENDPOINT"]; ep != got.FaultProxy.URL {
 				t.Errorf("%s processor PAYDR_AWS_ENDPOINT = %q, want the fault proxy %q", s, ep, got.FaultProxy.URL)
 			}
@@ -203,7 +204,7 @@ func TestLocalEnvironment(t *testing.T) {
 		if again.Apply != nil {
 			t.Errorf("second Up applied again (%d changes); want apply skipped for an unchanged stack", again.Apply.Done)
 		}
-		for _, s := range local.Slots {
+		for _, s := range env.Slots {
 			if a, b := again.Manifest.Regions[s].Processor.PID, m.Regions[s].Processor.PID; a != b {
 				t.Errorf("%s processor pid = %d after second up, want %d (adopted)", s, a, b)
 			}
@@ -225,7 +226,7 @@ func TestLocalEnvironment(t *testing.T) {
 		var b strings.Builder
 		local.PrintStatus(&b, st)
 		t.Log("\n" + b.String())
-		if !st.Up || st.Writer != local.SlotPrimary || len(st.Components) != 7 {
+		if !st.Up || st.Writer != env.SlotPrimary || len(st.Components) != 7 {
 			t.Errorf("status up=%v writer=%q components=%d, want true primary 7 (with the fault proxy)", st.Up, st.Writer, len(st.Components))
 		}
 	})
@@ -235,7 +236,7 @@ func TestLocalEnvironment(t *testing.T) {
 		var ports []int
 		pids = append(pids, m.Moto.PID, m.Router.PID, m.FaultProxy.PID)
 		ports = append(ports, m.Moto.Port, m.Router.Port, m.FaultProxy.Port)
-		for _, s := range local.Slots {
+		for _, s := range env.Slots {
 			r := m.Regions[s]
 			pids = append(pids, r.Processor.PID, r.Database.PID)
 			ports = append(ports, r.Processor.Port, r.Database.Port)
@@ -265,8 +266,8 @@ func TestLocalEnvironment(t *testing.T) {
 				t.Errorf("port %d still accepts connections after Down", p)
 			}
 		}
-		if _, err := local.LoadManifest(dir); err == nil {
-			t.Errorf("LoadManifest after Down = nil error, want ErrNoManifest")
+		if _, err := env.Load(dir); err == nil {
+			t.Errorf("env.Load after Down = nil error, want ErrNoManifest")
 		}
 	})
 }
@@ -274,7 +275,7 @@ func TestLocalEnvironment(t *testing.T) {
 // checkThroughProxy asserts that the processors' DynamoDB calls (the
 // session written for a payment, the health checks' pings) went through
 // the fault proxy, signed for their regions.
-func checkThroughProxy(t *testing.T, m *local.Manifest) {
+func checkThroughProxy(t *testing.T, m *env.Manifest) {
 	code, body := get(t, m.FaultProxy.URL+faultproxy.ControlPath+"requests")
 	if code != http.StatusOK {
 		t.Fatalf("GET %srequests = %d %s, want 200", faultproxy.ControlPath, code, body)
@@ -283,7 +284,7 @@ func checkThroughProxy(t *testing.T, m *local.Manifest) {
 	if err := json.Unmarshal(body, &seen); err != nil {
 		t.Fatalf("decode the proxy's requests: %v", err)
 	}
-	for _, s := range local.Slots {
+	for _, s := range env.Slots {
 		region, n := m.Regions[s].Name, 0
 		for _, r := range seen {
 			if r.Service == "dynamodb" && r.SignedRegion == region && r.Fault == "" {
@@ -321,7 +322,7 @@ func zombie(pid int) bool {
 }
 
 // awsConfig returns an SDK configuration for region on the emulator.
-func awsConfig(m *local.Manifest, region string) aws.Config {
+func awsConfig(m *env.Manifest, region string) aws.Config {
 	return aws.Config{
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -329,7 +330,7 @@ func awsConfig(m *local.Manifest, region string) aws.Config {
 	}
 }
 
-func output(t *testing.T, m *local.Manifest, name string) string {
+func output(t *testing.T, m *env.Manifest, name string) string {
 	t.Helper()
 	v := m.OutputString(name)
 	if v == "" {
@@ -339,13 +340,13 @@ func output(t *testing.T, m *local.Manifest, name string) string {
 }
 
 // checkAWS asserts the applied stack through the AWS APIs on the emulator.
-func checkAWS(t *testing.T, m *local.Manifest) {
+func checkAWS(t *testing.T, m *env.Manifest) {
 	ctx := context.Background()
-	p, s := m.Regions[local.SlotPrimary], m.Regions[local.SlotSecondary]
+	p, s := m.Regions[env.SlotPrimary], m.Regions[env.SlotSecondary]
 	regions := []struct {
-		slot   local.Slot
+		slot   env.Slot
 		region string
-	}{{local.SlotPrimary, p.Name}, {local.SlotSecondary, s.Name}}
+	}{{env.SlotPrimary, p.Name}, {env.SlotSecondary, s.Name}}
 
 	for _, r := range regions {
 		cfg := awsConfig(m, r.region)
@@ -531,7 +532,7 @@ func checkAWS(t *testing.T, m *local.Manifest) {
 // decodes its XML answer into out. The SDK's CloudWatch client speaks the
 // Smithy RPC v2 CBOR protocol, which moto 5.2 does not; the Terraform
 // provider, like this helper, uses the Query protocol.
-func cloudWatchQuery(t *testing.T, m *local.Manifest, region string, params url.Values, out any) {
+func cloudWatchQuery(t *testing.T, m *env.Manifest, region string, params url.Values, out any) {
 	t.Helper()
 	params.Set("Version", "2010-08-01")
 	body := params.Encode()
@@ -575,9 +576,9 @@ func post(t *testing.T, url, body string) (int, http.Header, []byte) {
 
 // checkPayment sends a payment through the router and follows it into the
 // primary ledger, the standby, the session table, and a retry.
-func checkPayment(t *testing.T, m *local.Manifest) {
+func checkPayment(t *testing.T, m *env.Manifest) {
 	ctx := context.Background()
-	p, s := m.Regions[local.SlotPrimary], m.Regions[local.SlotSecondary]
+	p, s := m.Regions[env.SlotPrimary], m.Regions[env.SlotSecondary]
 	id := fmt.Sprintf("local-e2e-%d", time.Now().UnixNano())
 	body := fmt.Sprintf(`{"payment_id":%q,"amount":"12.34","currency":"EUR","session_id":"s-local-e2e"}`, id)
 	status, hdr, first := post(t, m.Router.URL, body)

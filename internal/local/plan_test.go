@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
 
-	"paydr/internal/local"
+	"paydr/internal/local/env"
 	"paydr/internal/terraform"
 )
 
@@ -30,7 +30,7 @@ type planCopy struct {
 
 // newPlanCopy copies m's configuration and state, lets edit rewrite the
 // state's resources, and runs terraform init.
-func newPlanCopy(t *testing.T, ctx context.Context, m *local.Manifest, edit func(resources []map[string]any)) *planCopy {
+func newPlanCopy(t *testing.T, ctx context.Context, m *env.Manifest, edit func(resources []map[string]any)) *planCopy {
 	t.Helper()
 	p := &planCopy{t: t, ctx: ctx, dir: t.TempDir()}
 	p.file = filepath.Join(p.dir, filepath.Base(m.Stack.File))
@@ -100,7 +100,7 @@ func (p *planCopy) stripLifecycle(typ string, names ...string) {
 // terraform-provider-aws #42919 shows, may read with no global cluster), and
 // plans without refreshing. As a control, the same plan without the stack's
 // ignore_changes must want to change the clusters, so the check can fail.
-func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *local.Manifest) {
+func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *env.Manifest) {
 	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
 		arn := map[string]string{}
 		for _, rm := range resources {
@@ -180,7 +180,7 @@ var processorFunctions = []string{"primary_processor", "secondary_processor"}
 // asserts the plan leaves their concurrency alone. As a control, the same
 // plan without the functions' ignore_changes must want to change it, so the
 // check can fail.
-func checkPlanAfterFence(t *testing.T, ctx context.Context, m *local.Manifest) {
+func checkPlanAfterFence(t *testing.T, ctx context.Context, m *env.Manifest) {
 	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
 		found := map[string]any{}
 		for _, rm := range resources {

@@ -7,9 +7,9 @@ import (
 	"os/exec"
 	"strings"
 
+	"paydr/internal/local/daemon"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 	"paydr/internal/terraform"
 )
 
@@ -86,7 +86,7 @@ func CheckPrerequisites(exe string, needGo bool, ports map[string]int) (Prerequi
 		p.Exe = exe
 	}
 	for what, port := range ports {
-		if port != 0 && !process.PortFree(port) {
+		if port != 0 && !daemon.PortFree(port) {
 			add(fmt.Sprintf("%s port %d", what, port), fmt.Errorf("127.0.0.1:%d is in use; stop what listens there (`ss -ltnp 'sport = :%d'`) or choose another port (0 picks a free one)", port, port))
 		}
 	}

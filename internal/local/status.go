@@ -10,9 +10,10 @@ import (
 
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 )
 
 // Component is the observed state of one running piece.
@@ -37,21 +38,21 @@ type Status struct {
 	// Up is true when every component runs and traffic reaches a healthy writer.
 	Up bool `json:"up"`
 	// Writer is the slot recorded as holding the writer.
-	Writer Slot `json:"writer,omitempty"`
+	Writer env.Slot `json:"writer,omitempty"`
 	// Routing is where the router sends traffic, such as "primary (us-east-1)".
 	Routing    string      `json:"routing,omitempty"`
 	Components []Component `json:"components"`
 	// Manifest is env.json, when there is one.
-	Manifest *Manifest `json:"manifest,omitempty"`
+	Manifest *env.Manifest `json:"manifest,omitempty"`
 }
 
 // GetStatus probes every component recorded in stateDir's manifest. Without
 // a manifest it returns an error matching ErrNoManifest.
 func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 	if stateDir == "" {
-		stateDir = DefaultStateDir
+		stateDir = env.DefaultStateDir
 	}
-	m, err := LoadManifest(stateDir)
+	m, err := env.Load(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
@@ -79,7 +80,7 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		}
 	}
 
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		r := m.Regions[s]
 		db := Component{Name: "database " + string(s), Address: fmt.Sprintf("127.0.0.1:%d", r.Database.Port), Log: r.Database.LogPath}
 		if srv, err := pg.Open(r.Database.DataDir); err == nil && srv.Running() {
@@ -88,10 +89,10 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		}
 		add(db)
 	}
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		r := m.Regions[s]
 		p := Component{Name: "processor " + string(s), Address: r.Processor.URL, Log: r.Processor.LogPath}
-		if pid := readPIDFile(r.Processor.PIDFile); process.Alive(pid, "serve") {
+		if pid := daemon.ReadPIDFile(r.Processor.PIDFile); daemon.Alive(pid, "serve") {
 			p.Running, p.PID = true, pid
 			code, body, err := httpStatus(ctx, r.Processor.URL+"/health")
 			if err != nil {
@@ -103,21 +104,21 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 		add(p)
 	}
 	rc := Component{Name: "router", Address: m.Router.URL, Log: m.Router.LogPath}
-	if pid := readPIDFile(m.Router.PIDFile); process.Alive(pid, "router") {
+	if pid := daemon.ReadPIDFile(m.Router.PIDFile); daemon.Alive(pid, "router") {
 		rc.Running, rc.PID = true, pid
-		if rs, err := RouterStatus(ctx, m.Router.URL); err != nil {
+		if rs, err := routerClient(m.Router.URL).Status(ctx); err != nil {
 			rc.State = err.Error()
 			st.Up = false
 		} else {
 			slot := m.Router.Primary
-			if string(rs.Active) == string(SlotSecondary) {
+			if string(rs.Active) == string(env.SlotSecondary) {
 				slot = m.Router.Secondary
 			}
 			st.Routing = fmt.Sprintf("%s (%s)", slot, rs.ActiveTarget)
 			var hs []string
 			for _, t := range rs.Targets {
-				hs = append(hs, fmt.Sprintf("%s healthy=%v", t.Role, t.Healthy))
-				if t.Role == rs.Active && !t.Healthy {
+				hs = append(hs, fmt.Sprintf("%s healthy=%v", t.Position, t.Healthy))
+				if t.Position == rs.Active && !t.Healthy {
 					st.Up = false
 				}
 			}
@@ -138,10 +139,10 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 // force, and reports whether its control API answers. Rules in force do
 // not make the environment degraded; what they take away shows in the
 // other components.
-func faultProxyState(ctx context.Context, fp *FaultProxy) (c Component, answers bool) {
+func faultProxyState(ctx context.Context, fp *env.FaultProxy) (c Component, answers bool) {
 	c = Component{Name: "fault proxy", Address: fp.URL, Log: fp.LogPath}
-	pid := readPIDFile(fp.PIDFile)
-	if !process.Alive(pid, faultProxyCmd) {
+	pid := daemon.ReadPIDFile(fp.PIDFile)
+	if !daemon.Alive(pid, faultProxyCmd) {
 		return c, false
 	}
 	c.Running, c.PID = true, pid
@@ -155,7 +156,7 @@ func faultProxyState(ctx context.Context, fp *FaultProxy) (c Component, answers 
 }
 
 // dbState describes a running database: its actual role and replication.
-func dbState(ctx context.Context, srv *pg.Server, r *Region) string {
+func dbState(ctx context.Context, srv *pg.Server, r *env.Region) string {
 	in, err := srv.InRecovery(ctx)
 	if err != nil {
 		return "unreachable: " + err.Error()
@@ -167,7 +168,7 @@ func dbState(ctx context.Context, srv *pg.Server, r *Region) string {
 				s += fmt.Sprintf("; replica %s %s, lag %d B %s", rp.ApplicationName, rp.State, rp.LagBytes, rp.ReplayLag)
 			}
 		}
-		if r.Database.Role != RoleWriter {
+		if r.Database.Role != env.RoleWriter {
 			s += " (manifest says " + string(r.Database.Role) + ")"
 		}
 		return s
@@ -176,7 +177,7 @@ func dbState(ctx context.Context, srv *pg.Server, r *Region) string {
 	if ss, err := srv.StandbyStatus(ctx); err == nil {
 		s += fmt.Sprintf(" (wal receiver %q from port %d)", ss.ReceiverStatus, ss.SenderPort)
 	}
-	if r.Database.Role != RoleStandby {
+	if r.Database.Role != env.RoleStandby {
 		s += " (manifest says " + string(r.Database.Role) + ")"
 	}
 	return s
@@ -213,15 +214,15 @@ func PrintStatus(w io.Writer, st *Status) {
 }
 
 // PrintManifest writes what runs where, for people.
-func PrintManifest(w io.Writer, m *Manifest) {
-	fmt.Fprintf(w, "what runs where (%s):\n", ManifestPath(m.StateDir))
+func PrintManifest(w io.Writer, m *env.Manifest) {
+	fmt.Fprintf(w, "what runs where (%s):\n", env.Path(m.StateDir))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  payments API (router)\t%s\tPOST /payments; status %s/_router/status\n", m.Router.URL, m.Router.URL)
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		r := m.Regions[s]
 		fmt.Fprintf(tw, "  processor %s (%s)\t%s\tpid %d, log %s\n", s, r.Name, r.Processor.URL, r.Processor.PID, r.Processor.LogPath)
 	}
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		r := m.Regions[s]
 		fmt.Fprintf(tw, "  database %s (%s)\t%s\t%s, pid %d, log %s\n", s, r.Name, r.Database.DSN, r.Database.Role, r.Database.PID, r.Database.LogPath)
 	}

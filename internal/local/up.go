@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +18,10 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 
 	"paydr/internal/bundle"
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 	"paydr/internal/stack"
 	"paydr/internal/terraform"
@@ -84,7 +83,7 @@ type UpOptions struct {
 
 func (o UpOptions) withDefaults() (UpOptions, error) {
 	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
+		o.StateDir = env.DefaultStateDir
 	}
 	abs, err := filepath.Abs(o.StateDir)
 	if err != nil {
@@ -135,7 +134,7 @@ type StepTime struct {
 
 // UpReport is what Up did.
 type UpReport struct {
-	Manifest *Manifest
+	Manifest *env.Manifest
 	Steps    []StepTime
 	Apply    *ApplyReport // nil when apply was skipped
 	Total    time.Duration
@@ -144,7 +143,7 @@ type UpReport struct {
 // upRun is one run of Up: its options, progress and what it started.
 type upRun struct {
 	o       UpOptions
-	l       layout
+	l       env.Layout
 	started []func(context.Context) error // undo, in start order
 	steps   []StepTime
 	n, of   int
@@ -202,7 +201,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		return nil, err
 	}
 	o.Out = &syncWriter{w: o.Out}
-	u := &upRun{o: o, l: layout{o.StateDir}, of: 11}
+	u := &upRun{o: o, l: env.Layout{Root: o.StateDir}, of: 11}
 	if o.FaultProxy {
 		u.of++
 	}
@@ -226,13 +225,13 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		}
 	}()
 	fmt.Fprintf(o.Out, "paydr up: state directory %s\n", o.StateDir)
-	prev, _ := LoadManifest(o.StateDir)
-	for _, d := range []string{o.StateDir, u.l.logDir(), u.l.runDir(), u.l.pgDir()} {
+	prev, _ := env.Load(o.StateDir)
+	for _, d := range []string{o.StateDir, u.l.LogDir(), u.l.RunDir(), u.l.PGDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("up: %w", err)
 		}
 	}
-	m := &Manifest{Version: ManifestVersion, StateDir: o.StateDir, Suffix: o.Suffix, Regions: map[Slot]*Region{}, Gaps: stack.LocalGaps()}
+	m := &env.Manifest{Version: env.Version, StateDir: o.StateDir, Suffix: o.Suffix, Regions: map[env.Slot]*env.Region{}, Gaps: stack.LocalGaps()}
 	if prev != nil {
 		m.CreatedAt = prev.CreatedAt
 	}
@@ -240,7 +239,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	// 1. Prerequisites.
 	routerPort := o.RouterPort
 	ports := map[string]int{}
-	if routerPort != 0 && !(prev != nil && prev.Router.Port == routerPort && process.Alive(prev.Router.PID, "router")) {
+	if routerPort != 0 && !(prev != nil && prev.Router.Port == routerPort && daemon.Alive(prev.Router.PID, "router")) {
 		ports["router"] = routerPort
 	}
 	if err := u.step("check prerequisites", func() (string, error) {
@@ -272,15 +271,15 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	if err := u.step("start moto (AWS API emulator)", func() (string, error) {
 		wasRunning := false
 		port := 0
-		if old, err := moto.Open(u.l.motoDir()); err == nil {
+		if old, err := moto.Open(u.l.MotoDir()); err == nil {
 			wasRunning = old.Running()
-			if process.PortFree(old.Port()) {
+			if daemon.PortFree(old.Port()) {
 				port = old.Port() // keep the endpoint, so the stack is unchanged
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		s, err := moto.Start(cctx, moto.Options{StateDir: u.l.motoDir(), Port: port})
+		s, err := moto.Start(cctx, moto.Options{StateDir: u.l.MotoDir(), Port: port})
 		if err != nil {
 			return "", fmt.Errorf("up: start moto: %w", err)
 		}
@@ -290,14 +289,14 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		}
 		u.started = append(u.started, func(ctx context.Context) error {
 			err := s.Stop(ctx)
-			_ = os.Remove(filepath.Join(u.l.motoDir(), "moto.json"))
+			_ = os.Remove(filepath.Join(u.l.MotoDir(), "moto.json"))
 			return err
 		})
 		return fmt.Sprintf("%s (pid %d), log %s", s.Endpoint(), s.PID(), s.LogPath()), nil
 	}); err != nil {
 		return nil, err
 	}
-	m.Moto = Moto{Endpoint: ms.Endpoint(), Port: ms.Port(), PID: ms.PID(), LogPath: ms.LogPath(), StateDir: u.l.motoDir()}
+	m.Moto = env.Moto{Endpoint: ms.Endpoint(), Port: ms.Port(), PID: ms.PID(), LogPath: ms.LogPath(), StateDir: u.l.MotoDir()}
 
 	// 3b. The fault proxy in front of moto, with --fault-proxy.
 	if o.FaultProxy {
@@ -316,7 +315,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	cfg.LocalStatePath = "terraform.tfstate"
 	cfg.HealthCheckInterval = 10
 	cfg.HealthCheckFailureThreshold = o.FailureThreshold
-	stackDir := u.l.stackDir(cfg.StackName())
+	stackDir := u.l.StackDir(cfg.StackName())
 	if err := u.step("build the processor Lambda zip", func() (string, error) {
 		if err := os.MkdirAll(stackDir, 0o755); err != nil {
 			return "", fmt.Errorf("up: %w", err)
@@ -370,8 +369,8 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("up: %w", err)
 	}
-	m.Stack = Stack{Name: cfg.StackName(), Dir: stackDir, File: filepath.Join(stackDir, "cdk.tf.json"),
-		StatePath: filepath.Join(stackDir, cfg.LocalStatePath), LogPath: u.l.terraformLog(), Hash: hash}
+	m.Stack = env.Stack{Name: cfg.StackName(), Dir: stackDir, File: filepath.Join(stackDir, "cdk.tf.json"),
+		StatePath: filepath.Join(stackDir, cfg.LocalStatePath), LogPath: u.l.TerraformLog(), Hash: hash}
 
 	// 6. Terraform apply.
 	var applyRep *ApplyReport
@@ -384,7 +383,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}
 
 	// 7. PostgreSQL primary and standby.
-	var dbs map[Slot]*pg.Server
+	var dbs map[env.Slot]*pg.Server
 	if err := u.step("start PostgreSQL writer and streaming standby", func() (string, error) {
 		var err error
 		dbs, err = u.startDatabases(ctx, prev)
@@ -396,19 +395,19 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	for _, s := range Slots {
+	for _, s := range env.Slots {
 		db := dbs[s]
-		role := RoleStandby
+		role := env.RoleStandby
 		if in, err := db.InRecovery(ctx); err != nil {
 			return nil, fmt.Errorf("up: database %s: %w", s, err)
 		} else if !in {
-			role = RoleWriter
+			role = env.RoleWriter
 		}
 		name := cfg.PrimaryRegion
-		if s == SlotSecondary {
+		if s == env.SlotSecondary {
 			name = cfg.SecondaryRegion
 		}
-		m.Regions[s] = &Region{Slot: s, Name: name, Database: Database{
+		m.Regions[s] = &env.Region{Slot: s, Name: name, Database: env.Database{
 			Name: db.Name(), DataDir: db.DataDir(), Port: db.Port(), DSN: db.DSN(DatabaseName), Database: DatabaseName,
 			PID: db.PID(), LogPath: db.LogPath(), Role: role,
 		}}
@@ -417,7 +416,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	// 8. Processors.
 	if err := u.step("start the processor in each region", func() (string, error) {
 		var parts []string
-		for _, s := range Slots {
+		for _, s := range env.Slots {
 			d, err := u.startProcessor(ctx, m, s, prev)
 			if err != nil {
 				return "", err
@@ -456,7 +455,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		if err := m.Save(); err != nil {
 			return "", err
 		}
-		return m.StateDir + "/" + ManifestFile, nil
+		return m.StateDir + "/" + env.File, nil
 	}); err != nil {
 		return nil, err
 	}
@@ -492,9 +491,9 @@ type appliedRecord struct {
 
 // apply runs terraform init and apply unless the applied record shows the
 // same stack on the same emulator process.
-func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*ApplyReport, string, error) {
+func (u *upRun) apply(ctx context.Context, m *env.Manifest, ms *moto.Server) (*ApplyReport, string, error) {
 	dir := m.Stack.Dir
-	recPath := u.l.applied(dir)
+	recPath := u.l.Applied(dir)
 	var rec appliedRecord
 	if b, err := os.ReadFile(recPath); err == nil {
 		_ = json.Unmarshal(b, &rec)
@@ -525,7 +524,7 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 		_ = os.Remove(m.Stack.StatePath + ".backup")
 		_ = os.Remove(recPath)
 	}
-	logf, err := openLog(u.l.terraformLog())
+	logf, err := openLog(u.l.TerraformLog())
 	if err != nil {
 		return nil, "", fmt.Errorf("up: terraform: %w", err)
 	}
@@ -539,16 +538,16 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 	err = tf.Init(ictx, tfexec.Upgrade(false))
 	cancel()
 	if err != nil {
-		return nil, "", fmt.Errorf("up: terraform init: %w; see %s", err, u.l.terraformLog())
+		return nil, "", fmt.Errorf("up: terraform init: %w; see %s", err, u.l.TerraformLog())
 	}
-	fmt.Fprintf(u.o.Out, "      init done; applying (log %s) ...\n", u.l.terraformLog())
+	fmt.Fprintf(u.o.Out, "      init done; applying (log %s) ...\n", u.l.TerraformLog())
 	attempt := func() (ApplyReport, error) {
 		actx, cancel := context.WithTimeout(ctx, u.o.ApplyTimeout)
 		defer cancel()
 		r, err := applyOnce(actx, tf, logf, u.o.Out, u.o.ProgressEvery, u.o.Parallelism)
 		if err != nil && isDeadline(actx.Err()) && ctx.Err() == nil {
 			return r, fmt.Errorf("up: terraform apply: no result after %s (%d/%d resources done); see %s, and raise --apply-timeout if moto is just slow: %w",
-				u.o.ApplyTimeout, r.Done, r.Planned, u.l.terraformLog(), context.DeadlineExceeded)
+				u.o.ApplyTimeout, r.Done, r.Planned, u.l.TerraformLog(), context.DeadlineExceeded)
 		}
 		return r, err
 	}
@@ -562,22 +561,22 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 		r.Planned = max(r.Planned, first.Planned)
 	}
 	if err != nil && ctx.Err() != nil {
-		return &r, "", fmt.Errorf("up: terraform apply: interrupted after %d/%d changes (log %s): %w", r.Done, r.Planned, u.l.terraformLog(), ctx.Err())
+		return &r, "", fmt.Errorf("up: terraform apply: interrupted after %d/%d changes (log %s): %w", r.Done, r.Planned, u.l.TerraformLog(), ctx.Err())
 	}
 	if err != nil {
 		if len(r.Errors) > 0 {
-			return &r, "", fmt.Errorf("up: terraform apply: %d errors:\n  %s\nsee %s: %w", len(r.Errors), strings.Join(r.Errors, "\n  "), u.l.terraformLog(), err)
+			return &r, "", fmt.Errorf("up: terraform apply: %d errors:\n  %s\nsee %s: %w", len(r.Errors), strings.Join(r.Errors, "\n  "), u.l.TerraformLog(), err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return &r, "", err
 		}
-		return &r, "", fmt.Errorf("up: terraform apply: %w; see %s", err, u.l.terraformLog())
+		return &r, "", fmt.Errorf("up: terraform apply: %w; see %s", err, u.l.TerraformLog())
 	}
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	outs, err := tf.Output(octx)
 	cancel()
 	if err != nil {
-		return &r, "", fmt.Errorf("up: terraform output: %w; see %s", err, u.l.terraformLog())
+		return &r, "", fmt.Errorf("up: terraform output: %w; see %s", err, u.l.TerraformLog())
 	}
 	m.Outputs = map[string]json.RawMessage{}
 	for k, v := range outs {
@@ -606,29 +605,16 @@ func (u *upRun) apply(ctx context.Context, m *Manifest, ms *moto.Server) (*Apply
 }
 
 // exeEnv returns the environment of a process started from the paydr
-// executable: ours without AWS credentials or PAYDR_* settings, then
-// extra, then o.ExeEnv.
-func (u *upRun) exeEnv(extra map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PAYDR_") && k != EnvStateDir || strings.HasPrefix(k, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	// Emulator credentials: never hand real ones to the emulator.
-	env = append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		env = append(env, k+"="+extra[k])
-	}
-	return append(env, u.o.ExeEnv...)
+// executable: a child of the emulator's (daemon.Environ) with set, then
+// o.ExeEnv.
+func (u *upRun) exeEnv(set map[string]string) []string {
+	return append(daemon.Environ(set), u.o.ExeEnv...)
 }
 
 // startProcessor starts (or adopts) the processor of slot s, pointed at the
 // slot's database and the emulator (through the fault proxy when one runs),
 // and waits until it answers /health.
-func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *Manifest) (string, error) {
+func (u *upRun) startProcessor(ctx context.Context, m *env.Manifest, s env.Slot, prev *env.Manifest) (string, error) {
 	r := m.Regions[s]
 	outPrefix := string(s) + "_"
 	table := m.OutputString("sessions_table_name")
@@ -640,8 +626,8 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 	if prev != nil && prev.Regions[s] != nil {
 		port = prev.Regions[s].Processor.Port
 	}
-	pidFile := u.l.processorPID(s)
-	env := map[string]string{
+	pidFile := u.l.ProcessorPID(s)
+	vars := map[string]string{
 		"PAYDR_REGION":         r.Name,
 		"PAYDR_SESSIONS_TABLE": table,
 		"PAYDR_EVENT_BUS":      bus,
@@ -649,45 +635,45 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 		"PAYDR_AWS_ENDPOINT":   m.AWSEndpoint(),
 	}
 	// Adopt a running processor whose settings are unchanged.
-	if pid := readPIDFile(pidFile); process.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
+	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
 		old := prev.Regions[s].Processor
 		same := true
-		for k, v := range env {
+		for k, v := range vars {
 			if old.Env[k] != v {
 				same = false
 			}
 		}
-		if same && process.Listening(port) {
+		if same && daemon.Listening(port) {
 			r.Processor = old
 			r.Processor.PID = pid
 			return fmt.Sprintf("%s %s already running (pid %d)", s, old.URL, pid), nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = stopProcess(cctx, pid, "serve", 5*time.Second)
+		_ = daemon.Stop(cctx, pid, "serve", 5*time.Second)
 		cancel()
 	}
-	if port == 0 || !process.PortFree(port) {
+	if port == 0 || !daemon.PortFree(port) {
 		var err error
-		if port, err = process.FreePort(); err != nil {
+		if port, err = daemon.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start processor %s: %w", s, err)
 		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	env["PAYDR_LISTEN"] = addr
+	vars["PAYDR_LISTEN"] = addr
 	argv := []string{u.o.Exe, "serve", "--listen", addr}
-	child, err := startDetached(detached{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(env), LogPath: u.l.processorLog(s), PIDFile: pidFile})
+	child, err := daemon.Start(daemon.Spec{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(vars), LogPath: u.l.ProcessorLog(s), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
 	pid, exited := child.PID, child.Done()
 	u.started = append(u.started, func(ctx context.Context) error {
-		err := stopProcess(ctx, pid, "", 5*time.Second)
+		err := daemon.Stop(ctx, pid, "", 5*time.Second)
 		_ = os.Remove(pidFile)
 		return err
 	})
-	r.Processor = Processor{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.processorLog(s), Command: argv, Env: env}
+	r.Processor = env.Processor{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.ProcessorLog(s), Command: argv, Env: vars}
 	// The writer's processor must be healthy; a standby's answers 503.
-	wantHealthy := r.Database.Role == RoleWriter
+	wantHealthy := r.Database.Role == env.RoleWriter
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, body, err := httpStatus(ctx, r.Processor.URL+"/health")
@@ -713,12 +699,12 @@ func (u *upRun) startProcessor(ctx context.Context, m *Manifest, s Slot, prev *M
 
 // startRouter starts (or adopts) the failover router in front of the two
 // processors.
-func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, port int) (string, error) {
-	p, s := m.Regions[SlotPrimary], m.Regions[SlotSecondary]
+func (u *upRun) startRouter(ctx context.Context, m *env.Manifest, prev *env.Manifest, port int) (string, error) {
+	p, s := m.Regions[env.SlotPrimary], m.Regions[env.SlotSecondary]
 	if port == 0 && prev != nil {
 		port = prev.Router.Port
 	}
-	pidFile := u.l.routerPID()
+	pidFile := u.l.RouterPID()
 	args := func(addr string) []string {
 		return []string{u.o.Exe, "router",
 			"--listen", addr,
@@ -728,75 +714,59 @@ func (u *upRun) startRouter(ctx context.Context, m *Manifest, prev *Manifest, po
 			"--failure-threshold", strconv.Itoa(u.o.FailureThreshold),
 		}
 	}
-	if pid := readPIDFile(pidFile); process.Alive(pid, "router") && prev != nil && port != 0 {
+	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "router") && prev != nil && port != 0 {
 		want := args("127.0.0.1:" + strconv.Itoa(port))
-		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && process.Listening(port) {
+		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && daemon.Listening(port) {
 			m.Router = prev.Router
 			m.Router.PID = pid
 			return fmt.Sprintf("%s already running (pid %d)", prev.Router.URL, pid), nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = stopProcess(cctx, pid, "router", 5*time.Second)
+		_ = daemon.Stop(cctx, pid, "router", 5*time.Second)
 		cancel()
 	}
-	if port == 0 || !process.PortFree(port) {
+	if port == 0 || !daemon.PortFree(port) {
 		if u.o.RouterPort != 0 {
 			return "", fmt.Errorf("up: router: 127.0.0.1:%d is in use; stop what listens there or choose another --router-port", port)
 		}
 		var err error
-		if port, err = process.FreePort(); err != nil {
+		if port, err = daemon.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start router: %w", err)
 		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := args(addr)
-	child, err := startDetached(detached{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.routerLog(), PIDFile: pidFile})
+	child, err := daemon.Start(daemon.Spec{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.RouterLog(), PIDFile: pidFile})
 	if err != nil {
 		return "", fmt.Errorf("up: %w", err)
 	}
 	pid, exited := child.PID, child.Done()
 	u.started = append(u.started, func(ctx context.Context) error {
-		err := stopProcess(ctx, pid, "", 5*time.Second)
+		err := daemon.Stop(ctx, pid, "", 5*time.Second)
 		_ = os.Remove(pidFile)
 		return err
 	})
-	m.Router = Router{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.routerLog(), Command: argv,
-		HealthInterval: Duration(u.o.HealthInterval), FailureThreshold: u.o.FailureThreshold, Primary: SlotPrimary, Secondary: SlotSecondary}
+	m.Router = env.Router{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.RouterLog(), Command: argv,
+		HealthInterval: env.Duration(u.o.HealthInterval), FailureThreshold: u.o.FailureThreshold, Primary: env.SlotPrimary, Secondary: env.SlotSecondary}
 	deadline := time.Now().Add(30 * time.Second)
-	for !process.Listening(port) {
+	for !daemon.Listening(port) {
 		select {
 		case <-exited:
-			return "", fmt.Errorf("up: router exited at start; log %s ends:\n%s", u.l.routerLog(), logTail(u.l.routerLog(), 15))
+			return "", fmt.Errorf("up: router exited at start; log %s ends:\n%s", u.l.RouterLog(), logTail(u.l.RouterLog(), 15))
 		case <-ctx.Done():
 			return "", fmt.Errorf("up: wait for router: %w", ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("up: router not listening on %s after 30s; see %s", addr, u.l.routerLog())
+			return "", fmt.Errorf("up: router not listening on %s after 30s; see %s", addr, u.l.RouterLog())
 		}
 	}
 	return fmt.Sprintf("%s (pid %d), checks every %s, unhealthy after %d failures", m.Router.URL, pid, u.o.HealthInterval, u.o.FailureThreshold), nil
 }
 
-// RouterStatus fetches the router's /_router/status.
-func RouterStatus(ctx context.Context, routerURL string) (router.Status, error) {
-	var st router.Status
-	code, body, err := httpStatus(ctx, routerURL+"/_router/status")
-	if err != nil {
-		return st, fmt.Errorf("router status: %w", err)
-	}
-	if code != 200 {
-		return st, fmt.Errorf("router status: HTTP %d", code)
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("router status: %w", err)
-	}
-	return st, nil
-}
-
 // waitRouted waits until the router has checked the writer's processor,
 // found it healthy, and sends traffic to it.
-func waitRouted(ctx context.Context, m *Manifest, timeout time.Duration) (string, error) {
+func waitRouted(ctx context.Context, m *env.Manifest, timeout time.Duration) (string, error) {
 	w, ok := m.Writer()
 	if !ok {
 		return "", errors.New("up: wait for routing: no single writer recorded")
@@ -808,12 +778,12 @@ func waitRouted(ctx context.Context, m *Manifest, timeout time.Duration) (string
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		st, err := RouterStatus(ctx, m.Router.URL)
+		st, err := routerClient(m.Router.URL).Status(ctx)
 		if err == nil {
 			last = fmt.Sprintf("active %s (%s)", st.Active, st.ActiveTarget)
 			for _, t := range st.Targets {
-				last += fmt.Sprintf("; %s healthy=%v checks=%d last=%q", t.Role, t.Healthy, t.Checks, t.LastResult)
-				if t.Role == want && st.Active == want && t.Healthy && t.Checks > 0 && t.ConsecutiveFailures == 0 && !st.AllUnhealthy {
+				last += fmt.Sprintf("; %s healthy=%v checks=%d last=%q", t.Position, t.Healthy, t.Checks, t.LastResult)
+				if t.Position == want && st.Active == want && t.Healthy && t.Checks > 0 && t.ConsecutiveFailures == 0 && !st.AllUnhealthy {
 					return fmt.Sprintf("traffic -> %s %s (%s), after %d check(s)", want, t.Name, t.URL, t.Checks), nil
 				}
 			}

@@ -2,10 +2,8 @@ package localdr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"time"
@@ -13,9 +11,9 @@ import (
 	"paydr/internal/dr"
 	"paydr/internal/dr/drill"
 	"paydr/internal/ledger"
-	"paydr/internal/local"
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 )
 
@@ -61,15 +59,15 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		return func(context.Context) error { return nil }, nil
 	case drill.FaultKillProcessor:
 		pid := r.Processor.PID
-		if !process.Alive(pid, "serve") {
+		if !daemon.Alive(pid, "serve") {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
 		}
-		if err := process.SignalGroup(pid, syscall.SIGKILL); err != nil {
+		if err := daemon.SignalGroup(pid, syscall.SIGKILL); err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
 		// The fault is real only once nothing answers on the processor's port.
 		port := r.Processor.Port
-		if !process.WaitGone(time.Now().Add(5*time.Second), func() bool { return process.Alive(pid, "") || process.Listening(port) }) {
+		if !daemon.WaitGone(time.Now().Add(5*time.Second), func() bool { return daemon.Alive(pid, "") || daemon.Listening(port) }) {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s still answers on port %d after SIGKILL to pid %d", kind, region, port, pid)
 		}
 		return func(ctx context.Context) error {
@@ -83,14 +81,14 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 	case drill.FaultCutRegion:
 		dbPID, procPID := srv.PID(), r.Processor.PID
 		for _, pid := range []int{dbPID, procPID} {
-			if err := process.SignalGroup(pid, syscall.SIGSTOP); err != nil {
+			if err := daemon.SignalGroup(pid, syscall.SIGSTOP); err != nil {
 				return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 			}
 		}
 		return func(context.Context) error {
 			var errs []error
 			for _, pid := range []int{dbPID, procPID} {
-				if err := process.SignalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+				if err := daemon.SignalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
 					errs = append(errs, err)
 				}
 			}
@@ -119,7 +117,7 @@ func (e *DrillEnv) CutReplication(ctx context.Context, region string) (func(cont
 }
 
 // region returns the named region's slot, manifest entry and database.
-func (e *DrillEnv) region(name string) (local.Slot, *local.Region, *pg.Server, error) {
+func (e *DrillEnv) region(name string) (env.Slot, *env.Region, *pg.Server, error) {
 	m, err := e.b.manifest()
 	if err != nil {
 		return "", nil, nil, err
@@ -141,18 +139,9 @@ func (e *DrillEnv) HealthEvents(ctx context.Context) ([]drill.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Router.URL+"/_router/events", nil)
+	evs, err := e.b.routerClient(m.Router.URL).Events(ctx)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := e.b.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("localdr: router events: %w", err)
-	}
-	defer resp.Body.Close()
-	var evs []router.Event
-	if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
-		return nil, fmt.Errorf("localdr: router events: %w", err)
+		return nil, fmt.Errorf("localdr: %w", err)
 	}
 	out := make([]drill.Event, 0, len(evs))
 	for _, ev := range evs {

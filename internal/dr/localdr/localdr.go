@@ -2,7 +2,9 @@
 // the PostgreSQL primary and streaming standby standing in for the Aurora
 // global database, the processor of each region, and the failover router
 // standing in for Route 53. It reads what runs where from the manifest
-// (env.json) and records role changes there.
+// (env.json, package env) and records role changes there; it restarts
+// processes with package daemon and reads the router with router.Client. It
+// does not link paydr up (package local) or the stack's synthesis.
 //
 // How each step is done locally:
 //   - fence: the region's database is stopped (a fast shutdown, which
@@ -27,7 +29,6 @@ package localdr
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,17 +37,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
-	"paydr/internal/local"
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
-	"paydr/internal/local/process"
 	"paydr/internal/local/router"
 )
 
@@ -62,7 +61,7 @@ type Backend struct {
 // Open returns the backend of the environment in stateDir; it fails when no
 // environment was brought up there.
 func Open(stateDir string) (*Backend, error) {
-	if _, err := local.LoadManifest(stateDir); err != nil {
+	if _, err := env.Load(stateDir); err != nil {
 		return nil, fmt.Errorf("localdr: %w", err)
 	}
 	abs, err := filepath.Abs(stateDir)
@@ -73,19 +72,22 @@ func Open(stateDir string) (*Backend, error) {
 		client: &http.Client{Timeout: probeTimeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}}, nil
 }
 
+// layout names the files of the backend's state directory.
+func (b *Backend) layout() env.Layout { return env.Layout{Root: b.stateDir} }
+
 // DRDir is where the journal, the lock and preserved data live.
-func (b *Backend) DRDir() string { return DRDir(b.stateDir) }
+func (b *Backend) DRDir() string { return b.layout().DRDir() }
 
 // DRDir is where the journal, the lock and preserved data of the
 // environment in stateDir live.
-func DRDir(stateDir string) string { return local.DRDir(stateDir) }
+func DRDir(stateDir string) string { return env.Layout{Root: stateDir}.DRDir() }
 
 // Journal opens the backend's journal.
 func (b *Backend) Journal() (*dr.Journal, error) { return OpenJournal(b.stateDir) }
 
 // OpenJournal opens the DR journal of the environment in stateDir.
 func OpenJournal(stateDir string) (*dr.Journal, error) {
-	return dr.OpenJournal(local.DRJournalDir(stateDir))
+	return dr.OpenJournal(env.Layout{Root: stateDir}.DRJournalDir())
 }
 
 // Locker returns the backend's lock.
@@ -94,20 +96,26 @@ func (b *Backend) Locker() dr.Locker { return Locker(b.stateDir) }
 // Locker returns the DR lock of the environment in stateDir: a flock(2) on
 // a file in the state directory.
 func Locker(stateDir string) dr.Locker {
-	return dr.FileLock{Path: filepath.Join(DRDir(stateDir), "lock")}
+	return dr.FileLock{Path: env.Layout{Root: stateDir}.DRLock()}
 }
 
-func (b *Backend) manifest() (*local.Manifest, error) {
-	m, err := local.LoadManifest(b.stateDir)
+func (b *Backend) manifest() (*env.Manifest, error) {
+	m, err := env.Load(b.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("localdr: %w", err)
 	}
 	return m, nil
 }
 
+// routerClient returns a client of the router at url, bounded by the
+// backend's probe timeout.
+func (b *Backend) routerClient(url string) router.Client {
+	return router.Client{URL: url, HTTP: b.client}
+}
+
 // slotOf returns the slot of region name.
-func slotOf(m *local.Manifest, name string) (local.Slot, *local.Region, error) {
-	for _, s := range local.Slots {
+func slotOf(m *env.Manifest, name string) (env.Slot, *env.Region, error) {
+	for _, s := range env.Slots {
 		if r := m.Regions[s]; r != nil && r.Name == name {
 			return s, r, nil
 		}
@@ -121,7 +129,7 @@ func slotOf(m *local.Manifest, name string) (local.Slot, *local.Region, error) {
 const probeTimeout = time.Second
 
 // dbState observes one database: its role and whether it answered.
-func dbState(ctx context.Context, r *local.Region) (*pg.Server, dr.Role, bool, error) {
+func dbState(ctx context.Context, r *env.Region) (*pg.Server, dr.Role, bool, error) {
 	srv, err := pg.Open(r.Database.DataDir)
 	if err != nil {
 		return nil, dr.RoleUnknown, false, err
@@ -149,12 +157,12 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	}
 	st := dr.Status{Backend: "local", Observed: time.Now().UTC(), Global: m.StateDir,
 		Sessions: "one table per region (moto ignores global-table replicas)", Replication: dr.Replication{LagBytes: -1}}
-	servers := map[local.Slot]*pg.Server{}
-	regions := make([]dr.Region, len(local.Slots))
-	notes := make([]string, len(local.Slots))
-	srvs := make([]*pg.Server, len(local.Slots))
+	servers := map[env.Slot]*pg.Server{}
+	regions := make([]dr.Region, len(env.Slots))
+	notes := make([]string, len(env.Slots))
+	srvs := make([]*pg.Server, len(env.Slots))
 	var wg sync.WaitGroup
-	for i, s := range local.Slots {
+	for i, s := range env.Slots {
 		r := m.Regions[s]
 		wg.Go(func() {
 			// Both regions are probed at once: a frozen region costs one
@@ -175,7 +183,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 		})
 	}
 	wg.Wait()
-	for i, s := range local.Slots {
+	for i, s := range env.Slots {
 		servers[s] = srvs[i]
 		st.Regions = append(st.Regions, regions[i])
 		if notes[i] != "" {
@@ -184,8 +192,8 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	}
 	// Replication, from the writer's side when it answers, else from the
 	// standby's.
-	var writer, standby local.Slot
-	for i, s := range local.Slots {
+	var writer, standby env.Slot
+	for i, s := range env.Slots {
 		switch st.Regions[i].Role {
 		case dr.RoleWriter:
 			writer = s
@@ -222,7 +230,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	if !st.Replication.LastReplayed.IsZero() && st.Replication.LagBytes != 0 {
 		st.Replication.RPOLag = max(0, st.Observed.Sub(st.Replication.LastReplayed))
 	}
-	if rs, err := routerStatus(ctx, b.client, m.Router.URL); err == nil {
+	if rs, err := b.routerClient(m.Router.URL).Status(ctx); err == nil {
 		st.Traffic = rs.ActiveTarget
 		if rs.AllUnhealthy {
 			st.Notes = append(st.Notes, "router: both regions unhealthy; like Route 53 it answers with the primary")
@@ -255,23 +263,6 @@ func shortErr(err error) string {
 	return s
 }
 
-func routerStatus(ctx context.Context, c *http.Client, base string) (router.Status, error) {
-	var st router.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_router/status", nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("router status: %w", err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("router status: %w", err)
-	}
-	return st, nil
-}
-
 // Calls implements dr.Runner: what each step does here, for a dry run.
 func (b *Backend) Calls(s dr.Step) []string {
 	m, err := b.manifest()
@@ -282,7 +273,7 @@ func (b *Backend) Calls(s dr.Step) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var peer *local.Region
+	var peer *env.Region
 	if s.Peer != "" {
 		_, peer, _ = slotOf(m, s.Peer)
 	}
@@ -291,14 +282,14 @@ func (b *Backend) Calls(s dr.Step) []string {
 	case dr.ActionFence:
 		return []string{fmt.Sprintf("stop postgres -D %s (fast shutdown; SIGKILL after 5s, 2s when best effort); processor %s then answers 503", db.DataDir, r.Processor.URL)}
 	case dr.ActionPreserve:
-		return []string{fmt.Sprintf("cp -a %s %s", db.DataDir, filepath.Join(b.DRDir(), "preserved", "<op-id>-"+db.Name))}
+		return []string{fmt.Sprintf("cp -a %s %s", db.DataDir, filepath.Join(b.layout().PreservedDir(), "<op-id>-"+db.Name))}
 	case dr.ActionWaitCaughtUp:
 		if peer == nil {
 			return nil
 		}
 		return []string{fmt.Sprintf("pg_controldata %s (shutdown checkpoint)", peer.Database.DataDir), fmt.Sprintf("poll pg_last_wal_replay_lsn() on 127.0.0.1:%d until past it", db.Port)}
 	case dr.ActionPromote:
-		return []string{fmt.Sprintf("SELECT pg_promote() on 127.0.0.1:%d", db.Port), "record roles in " + local.ManifestPath(b.stateDir)}
+		return []string{fmt.Sprintf("SELECT pg_promote() on 127.0.0.1:%d", db.Port), "record roles in " + env.Path(b.stateDir)}
 	case dr.ActionRebuildStandby:
 		if peer == nil {
 			return nil
@@ -359,8 +350,11 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 		if err := srv.Promote(ctx); err != nil {
 			return "", fmt.Errorf("localdr: promote %s: %w", s.Region, err)
 		}
-		if err := setRoles(m, slot); err != nil {
-			return "", err
+		if err := m.SetWriter(slot); err != nil {
+			return "", fmt.Errorf("localdr: record roles: %w", err)
+		}
+		if err := m.Save(); err != nil {
+			return "", fmt.Errorf("localdr: record roles: %w", err)
 		}
 		return fmt.Sprintf("%s promoted in %s (%s)", r.Database.Name, time.Since(start).Round(time.Millisecond), s.Mode), nil
 	case dr.ActionRebuildStandby:
@@ -403,7 +397,7 @@ func (b *Backend) preserve(opID string, srv *pg.Server) (string, error) {
 	if srv.Running() {
 		return "", fmt.Errorf("localdr: preserve %s: the database is running; fence it first", srv.Name())
 	}
-	dst := filepath.Join(b.DRDir(), "preserved", opID+"-"+srv.Name())
+	dst := filepath.Join(b.layout().PreservedDir(), opID+"-"+srv.Name())
 	if _, err := os.Stat(dst); err == nil {
 		return "final state kept in " + dst + " (already)", nil
 	}
@@ -498,21 +492,11 @@ func rebuild(ctx context.Context, srv *pg.Server, peerDir string) (string, error
 	return fmt.Sprintf("%s rebuilt as a standby of %s with %s in %s", srv.Name(), peer.Name(), method, time.Since(start).Round(time.Millisecond)), nil
 }
 
-// setRoles records writer as the writer slot in the manifest.
-func setRoles(m *local.Manifest, writer local.Slot) error {
-	m.Regions[writer].Database.Role = local.RoleWriter
-	m.Regions[writer.Other()].Database.Role = local.RoleStandby
-	if err := m.Save(); err != nil {
-		return fmt.Errorf("localdr: record roles: %w", err)
-	}
-	return nil
-}
-
 // ensureProcessor starts the slot's processor from the manifest when it is
 // not running, and waits until it answers /health (with any status).
-func (b *Backend) ensureProcessor(ctx context.Context, m *local.Manifest, slot local.Slot) (string, error) {
+func (b *Backend) ensureProcessor(ctx context.Context, m *env.Manifest, slot env.Slot) (string, error) {
 	p := m.Regions[slot].Processor
-	if process.Alive(p.PID, "") {
+	if daemon.Alive(p.PID, "") {
 		return fmt.Sprintf("processor %s runs (pid %d)", p.URL, p.PID), nil
 	}
 	pid, err := StartProcessor(p)
@@ -538,49 +522,26 @@ func (b *Backend) ensureProcessor(ctx context.Context, m *local.Manifest, slot l
 }
 
 // StartProcessor starts a processor again from its manifest record (its
-// command and PAYDR_* environment, emulator credentials), detached in its
-// own session, logging to its log, and records its pid file.
-func StartProcessor(p local.Processor) (int, error) {
+// command and PAYDR_* environment, emulator credentials: daemon.Environ),
+// detached in its own session, logging to its log, and records its pid
+// file.
+func StartProcessor(p env.Processor) (int, error) {
 	if len(p.Command) == 0 {
 		return 0, errors.New("start processor: the manifest records no command")
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PAYDR_") || strings.HasPrefix(k, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
-	for k, v := range p.Env {
-		env = append(env, k+"="+v)
-	}
-	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	child, err := daemon.Start(daemon.Spec{Name: "processor", Argv: p.Command, Env: daemon.Environ(p.Env),
+		LogPath: p.LogPath, PIDFile: p.PIDFile, Banner: "paydr dr restarts the processor"})
 	if err != nil {
-		return 0, fmt.Errorf("start processor: %w", err)
+		return 0, err
 	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "--- %s paydr dr restarts the processor: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(p.Command, " "))
-	cmd := exec.Command(p.Command[0], p.Command[1:]...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start processor: %w", err)
-	}
-	pid := cmd.Process.Pid
-	go func() { _ = cmd.Wait() }()
-	if p.PIDFile != "" {
-		_ = os.WriteFile(p.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
-	}
-	return pid, nil
+	return child.PID, nil
 }
 
 func (b *Backend) waitTraffic(ctx context.Context, routerURL, region string) (string, error) {
 	start := time.Now()
 	var last router.Status
 	for {
-		rs, err := routerStatus(ctx, b.client, routerURL)
+		rs, err := b.routerClient(routerURL).Status(ctx)
 		if err == nil {
 			last = rs
 			if rs.ActiveTarget == region && !rs.AllUnhealthy {
@@ -598,11 +559,8 @@ func (b *Backend) waitTraffic(ctx context.Context, routerURL, region string) (st
 // verify sends a real payment through the router, retrying the same
 // payment id (idempotent) until it is acknowledged, and finds it in the
 // region's ledger.
-func (b *Backend) verify(ctx context.Context, routerURL string, r *local.Region, opID string) (string, error) {
-	id := "dr-verify-" + regexp.MustCompile(`[^A-Za-z0-9_-]+`).ReplaceAllString(opID, "-")
-	if len(id) > 64 {
-		id = id[:64]
-	}
+func (b *Backend) verify(ctx context.Context, routerURL string, r *env.Region, opID string) (string, error) {
+	id := dr.VerifyPaymentID(opID)
 	body := fmt.Sprintf(`{"payment_id":%q,"amount":"0.01","currency":"USD"}`, id)
 	var last string
 	for {

@@ -2,20 +2,154 @@
 // detached (the emulator, PostgreSQL servers, processors, the router):
 // children reaped in the background, liveness that sees through zombies and
 // recycled pids, process groups, loopback ports, and the ends of their logs.
-package process
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// Spec is a long-lived process to start detached.
+type Spec struct {
+	// Name names the process in errors and in its log, such as
+	// "processor primary".
+	Name string
+	// Argv is its command line; Argv[0] is the executable.
+	Argv []string
+	// Env is its whole environment (see Environ).
+	Env []string
+	// LogPath is the file its stdout and stderr are appended to.
+	LogPath string
+	// PIDFile is the file its pid is written to; empty writes none.
+	PIDFile string
+	// Banner is the line written to the log before it starts, followed by
+	// ": " and the command line; default "paydr starts <Name>".
+	Banner string
+}
+
+// Start starts s in its own session (so it outlives paydr and a Ctrl-C in
+// the terminal does not reach it), with stdin from /dev/null and its output
+// appended to s.LogPath, and writes its pid to s.PIDFile. It returns the
+// child, reaped when it exits (while this process lives). When the pid file
+// cannot be written the child is killed: a process no pid file records
+// could not be stopped.
+func Start(s Spec) (*Child, error) {
+	if len(s.Argv) == 0 {
+		return nil, fmt.Errorf("start %s: no command", s.Name)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.LogPath), 0o755); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	logf, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: open log: %w", s.Name, err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	defer devnull.Close()
+	banner := s.Banner
+	if banner == "" {
+		banner = "paydr starts " + s.Name
+	}
+	fmt.Fprintf(logf, "--- %s %s: %s\n", time.Now().UTC().Format(time.RFC3339), banner, strings.Join(s.Argv, " "))
+	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Env = s.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: run %s: %w", s.Name, s.Argv[0], err)
+	}
+	child := Watch(cmd)
+	if s.PIDFile == "" {
+		return child, nil
+	}
+	err = os.MkdirAll(filepath.Dir(s.PIDFile), 0o755)
+	if err == nil {
+		err = os.WriteFile(s.PIDFile, []byte(strconv.Itoa(child.PID)+"\n"), 0o644)
+	}
+	if err != nil {
+		_ = SignalGroup(child.PID, syscall.SIGKILL)
+		return nil, fmt.Errorf("start %s: write pid file: %w", s.Name, err)
+	}
+	return child, nil
+}
+
+// envStateDir is the one PAYDR_* variable Environ passes on: it says where
+// the environment lives (env.EnvStateDir), not how a child behaves.
+const envStateDir = "PAYDR_STATE_DIR"
+
+// Environ returns the environment of a child that talks to the AWS
+// emulator: this process's environment without AWS_* variables and without
+// PAYDR_* settings (PAYDR_STATE_DIR excepted), then the emulator's
+// credentials, so real ones are never handed to the emulator, then set,
+// sorted by name. The child's PAYDR_* settings are exactly those in set.
+func Environ(set map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PAYDR_") && k != envStateDir || strings.HasPrefix(k, "AWS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		env = append(env, k+"="+set[k])
+	}
+	return env
+}
+
+// ReadPIDFile returns the pid recorded in the file at path, or 0 when there
+// is none.
+func ReadPIDFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// Stop stops a process paydr started, SIGTERM to its group and SIGKILL
+// after grace, and waits until it is gone, at most until ctx ends. want is
+// as for Alive; a process that is not alive is not an error.
+func Stop(ctx context.Context, pid int, want string, grace time.Duration) error {
+	if !Alive(pid, want) {
+		return nil
+	}
+	_ = SignalGroup(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for Alive(pid, want) {
+		if time.Now().After(deadline) {
+			_ = SignalGroup(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			_ = SignalGroup(pid, syscall.SIGKILL)
+			return fmt.Errorf("stop pid %d: %w", pid, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
 
 // Child is a process this process started, waited for in the background so
 // it is reaped as soon as it exits. A nil *Child stands for a process

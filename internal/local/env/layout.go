@@ -1,50 +1,83 @@
-package local
+package env
 
 import (
 	"path/filepath"
 )
 
-// DRDir is where DR operations keep their journal, lock and preserved data
-// in the state directory stateDir.
-func DRDir(stateDir string) string { return filepath.Join(stateDir, "dr") }
-
-// DRJournalDir is the DR journal of the environment in stateDir.
-func DRJournalDir(stateDir string) string { return filepath.Join(DRDir(stateDir), "journal") }
-
-// layout names the files and directories inside a state directory.
-type layout struct{ root string }
-
-func (l layout) manifest() string  { return ManifestPath(l.root) }
-func (l layout) motoDir() string   { return filepath.Join(l.root, "moto") }
-func (l layout) pgDir() string     { return filepath.Join(l.root, "pg") }
-func (l layout) logDir() string    { return filepath.Join(l.root, "logs") }
-func (l layout) runDir() string    { return filepath.Join(l.root, "run") }
-func (l layout) stackRoot() string { return filepath.Join(l.root, "stack") }
-
-// stackDir is the Terraform working directory of the stack named name.
-func (l layout) stackDir(name string) string {
-	return filepath.Join(l.stackRoot(), "stacks", name)
+// Layout names the files and directories inside a state directory: what
+// paydr up writes there, and where DR operations keep their journal, lock
+// and preserved data.
+type Layout struct {
+	// Root is the state directory.
+	Root string
 }
 
-// dataDir is the PostgreSQL data directory of a slot.
-func (l layout) dataDir(s Slot) string { return filepath.Join(l.pgDir(), string(s)) }
+// Manifest is env.json.
+func (l Layout) Manifest() string { return Path(l.Root) }
 
-func (l layout) terraformLog() string { return filepath.Join(l.logDir(), "terraform.log") }
+// MotoDir holds the emulator's pid file and record (moto.Open).
+func (l Layout) MotoDir() string { return filepath.Join(l.Root, "moto") }
 
-func (l layout) processorLog(s Slot) string {
-	return filepath.Join(l.logDir(), "processor-"+string(s)+".log")
+// PGDir holds the PostgreSQL data directories, one per slot.
+func (l Layout) PGDir() string { return filepath.Join(l.Root, "pg") }
+
+// LogDir holds the logs; paydr down keeps it.
+func (l Layout) LogDir() string { return filepath.Join(l.Root, "logs") }
+
+// RunDir holds the pid files of the processes paydr up starts detached.
+func (l Layout) RunDir() string { return filepath.Join(l.Root, "run") }
+
+// StackRoot is the synthesis output root (the cdktf.out of paydr synth).
+func (l Layout) StackRoot() string { return filepath.Join(l.Root, "stack") }
+
+// StackDir is the Terraform working directory of the stack named name.
+func (l Layout) StackDir(name string) string {
+	return filepath.Join(l.StackRoot(), "stacks", name)
 }
 
-func (l layout) processorPID(s Slot) string {
-	return filepath.Join(l.runDir(), "processor-"+string(s)+".pid")
+// DataDir is the PostgreSQL data directory of a slot.
+func (l Layout) DataDir(s Slot) string { return filepath.Join(l.PGDir(), string(s)) }
+
+// TerraformLog is the log of terraform init and apply.
+func (l Layout) TerraformLog() string { return filepath.Join(l.LogDir(), "terraform.log") }
+
+// ProcessorLog is the log of a slot's processor.
+func (l Layout) ProcessorLog(s Slot) string {
+	return filepath.Join(l.LogDir(), "processor-"+string(s)+".log")
 }
 
-func (l layout) routerLog() string { return filepath.Join(l.logDir(), "router.log") }
-func (l layout) routerPID() string { return filepath.Join(l.runDir(), "router.pid") }
+// ProcessorPID is the pid file of a slot's processor.
+func (l Layout) ProcessorPID(s Slot) string {
+	return filepath.Join(l.RunDir(), "processor-"+string(s)+".pid")
+}
 
-func (l layout) faultProxyLog() string { return filepath.Join(l.logDir(), "fault-proxy.log") }
-func (l layout) faultProxyPID() string { return filepath.Join(l.runDir(), "fault-proxy.pid") }
+// RouterLog is the failover router's log.
+func (l Layout) RouterLog() string { return filepath.Join(l.LogDir(), "router.log") }
 
-// applied records what the last successful apply applied, and to which
-// emulator process.
-func (l layout) applied(stackDir string) string { return filepath.Join(stackDir, "paydr-applied.json") }
+// RouterPID is the failover router's pid file.
+func (l Layout) RouterPID() string { return filepath.Join(l.RunDir(), "router.pid") }
+
+// FaultProxyLog is the fault proxy's log.
+func (l Layout) FaultProxyLog() string { return filepath.Join(l.LogDir(), "fault-proxy.log") }
+
+// FaultProxyPID is the fault proxy's pid file.
+func (l Layout) FaultProxyPID() string { return filepath.Join(l.RunDir(), "fault-proxy.pid") }
+
+// Applied records what the last successful apply in stackDir applied, and
+// to which emulator process.
+func (l Layout) Applied(stackDir string) string {
+	return filepath.Join(stackDir, "paydr-applied.json")
+}
+
+// DRDir is where DR operations keep their journal, lock and preserved data.
+func (l Layout) DRDir() string { return filepath.Join(l.Root, "dr") }
+
+// DRJournalDir is the DR journal.
+func (l Layout) DRJournalDir() string { return filepath.Join(l.DRDir(), "journal") }
+
+// DRLock is the file DR operations lock (flock(2)).
+func (l Layout) DRLock() string { return filepath.Join(l.DRDir(), "lock") }
+
+// PreservedDir holds the data directories DR operations and paydr up's
+// remedies keep aside: an old writer's final state, a standby moved away.
+func (l Layout) PreservedDir() string { return filepath.Join(l.DRDir(), "preserved") }

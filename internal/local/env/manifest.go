@@ -1,4 +1,4 @@
-package local
+package env
 
 import (
 	"encoding/json"
@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-// ManifestFile is the manifest's file name inside the state directory.
-const ManifestFile = "env.json"
+// File is the manifest's file name inside the state directory.
+const File = "env.json"
 
-// ManifestVersion is the version of the manifest format this package writes.
-// A manifest of another version is refused by LoadManifest.
-const ManifestVersion = 1
+// Version is the version of the manifest format this package writes. A
+// manifest of another version is refused by Load.
+const Version = 1
 
 // DefaultStateDir is the state directory, relative to the working directory,
 // used when neither --state-dir nor PAYDR_STATE_DIR is given.
@@ -24,7 +24,7 @@ const DefaultStateDir = ".paydr/local"
 // EnvStateDir names the environment variable that sets the state directory.
 const EnvStateDir = "PAYDR_STATE_DIR"
 
-// ErrNoManifest is matched (errors.Is) by the error LoadManifest returns when
+// ErrNoManifest is matched (errors.Is) by the error Load returns when
 // the state directory holds no manifest: no environment was brought up there.
 var ErrNoManifest = errors.New("no local environment")
 
@@ -66,10 +66,10 @@ const (
 
 // Manifest is env.json: everything paydr up started and where, for paydr
 // down, paydr status, DR operations and scripts. paydr up writes it once the
-// environment is ready; DR operations update Regions[slot].Database.Role and
+// environment is ready; DR operations move the writer with SetWriter and
 // save it with Save.
 type Manifest struct {
-	// Version is the manifest format (ManifestVersion).
+	// Version is the manifest format (the constant Version).
 	Version int `json:"version"`
 	// StateDir is the absolute state directory holding data dirs, logs, pid
 	// files, the Terraform working directory and this file.
@@ -276,8 +276,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ManifestPath returns the manifest's path in stateDir.
-func ManifestPath(stateDir string) string { return filepath.Join(stateDir, ManifestFile) }
+// Path returns the manifest's path in stateDir.
+func Path(stateDir string) string { return filepath.Join(stateDir, File) }
 
 // StateDirFromEnv returns $PAYDR_STATE_DIR, or DefaultStateDir when unset.
 func StateDirFromEnv() string {
@@ -287,10 +287,10 @@ func StateDirFromEnv() string {
 	return DefaultStateDir
 }
 
-// LoadManifest reads and checks stateDir's env.json. When there is none, the
-// error matches ErrNoManifest.
-func LoadManifest(stateDir string) (*Manifest, error) {
-	path := ManifestPath(stateDir)
+// Load reads and checks stateDir's env.json. When there is none, the error
+// matches ErrNoManifest.
+func Load(stateDir string) (*Manifest, error) {
+	path := Path(stateDir)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("local: load manifest: %s: %w; run paydr up (or pass its --state-dir)", path, ErrNoManifest)
@@ -302,8 +302,8 @@ func LoadManifest(stateDir string) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("local: load manifest: parse %s: %w; run paydr down and paydr up to recreate it", path, err)
 	}
-	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("local: load manifest: %s has version %d, this paydr reads %d; run paydr down and paydr up to recreate it", path, m.Version, ManifestVersion)
+	if m.Version != Version {
+		return nil, fmt.Errorf("local: load manifest: %s has version %d, this paydr reads %d; run paydr down and paydr up to recreate it", path, m.Version, Version)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("local: load manifest: %s: %w", path, err)
@@ -365,6 +365,23 @@ func (m *Manifest) Writer() (Slot, bool) {
 	return w[0], true
 }
 
+// SetWriter records the database of slot w as the writer and the other
+// slot's as its standby, as a promotion leaves them. It changes m only;
+// Save writes it.
+func (m *Manifest) SetWriter(w Slot) error {
+	if w != SlotPrimary && w != SlotSecondary {
+		return fmt.Errorf("local: manifest: set writer: %q is not a slot", w)
+	}
+	for _, s := range Slots {
+		if m.Regions[s] == nil {
+			return fmt.Errorf("local: manifest: set writer: regions.%s is missing", s)
+		}
+	}
+	m.Regions[w].Database.Role = RoleWriter
+	m.Regions[w.Other()].Database.Role = RoleStandby
+	return nil
+}
+
 // AWSEndpoint returns the endpoint the local clients of the emulator use
 // (the processors, and whatever else should see the fault proxy's faults):
 // FaultProxy.URL when paydr up runs one, else Moto.Endpoint. Terraform
@@ -414,7 +431,7 @@ func (m *Manifest) Save() error {
 	if m.StateDir == "" {
 		return errors.New("local: save manifest: StateDir is empty")
 	}
-	m.Version = ManifestVersion
+	m.Version = Version
 	m.UpdatedAt = time.Now().UTC()
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = m.UpdatedAt
@@ -424,7 +441,7 @@ func (m *Manifest) Save() error {
 		return fmt.Errorf("local: save manifest: %w", err)
 	}
 	b = append(b, '\n')
-	tmp, err := os.CreateTemp(m.StateDir, ManifestFile+".*")
+	tmp, err := os.CreateTemp(m.StateDir, File+".*")
 	if err != nil {
 		return fmt.Errorf("local: save manifest: %w", err)
 	}
@@ -436,7 +453,7 @@ func (m *Manifest) Save() error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("local: save manifest: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), ManifestPath(m.StateDir)); err != nil {
+	if err := os.Rename(tmp.Name(), Path(m.StateDir)); err != nil {
 		return fmt.Errorf("local: save manifest: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package local
+package env
 
 import (
 	"errors"
@@ -35,12 +35,12 @@ func TestManifestRoundTrip(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatalf("Save error = %v", err)
 	}
-	got, err := LoadManifest(dir)
+	got, err := Load(dir)
 	if err != nil {
-		t.Fatalf("LoadManifest error = %v", err)
+		t.Fatalf("Load error = %v", err)
 	}
 	if diff := cmp.Diff(m, got); diff != "" {
-		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+		t.Errorf("Load(Save(m)) mismatch (-want +got):\n%s", diff)
 	}
 	if w, ok := got.Writer(); !ok || w != SlotPrimary {
 		t.Errorf("Writer() = %q, %v, want primary, true", w, ok)
@@ -56,9 +56,9 @@ func TestManifestWriterMoves(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadManifest(dir)
+	got, err := Load(dir)
 	if err != nil {
-		t.Fatalf("LoadManifest error = %v", err)
+		t.Fatalf("Load error = %v", err)
 	}
 	if w, _ := got.Writer(); w != SlotSecondary {
 		t.Errorf("Writer() = %q after promotion, want secondary", w)
@@ -68,10 +68,10 @@ func TestManifestWriterMoves(t *testing.T) {
 	}
 }
 
-func TestLoadManifestErrors(t *testing.T) {
+func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := LoadManifest(dir); !errors.Is(err, ErrNoManifest) {
-		t.Errorf("LoadManifest(empty dir) = %v, want ErrNoManifest", err)
+	if _, err := Load(dir); !errors.Is(err, ErrNoManifest) {
+		t.Errorf("Load(empty dir) = %v, want ErrNoManifest", err)
 	}
 	m := testManifest(dir)
 	m.Outputs = nil
@@ -79,8 +79,8 @@ func TestLoadManifestErrors(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadManifest(dir); err == nil || !strings.Contains(err.Error(), "2 slots hold the writer") {
-		t.Errorf("LoadManifest(two writers) = %v, want an error naming 2 writers", err)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "2 slots hold the writer") {
+		t.Errorf("Load(two writers) = %v, want an error naming 2 writers", err)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestManifestFaultProxy(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(ManifestPath(dir))
+	b, err := os.ReadFile(Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +121,12 @@ func TestManifestFaultProxy(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadManifest(dir)
+	got, err := Load(dir)
 	if err != nil {
-		t.Fatalf("LoadManifest error = %v", err)
+		t.Fatalf("Load error = %v", err)
 	}
 	if diff := cmp.Diff(m, got); diff != "" {
-		t.Errorf("LoadManifest(Save(m)) mismatch (-want +got):\n%s", diff)
+		t.Errorf("Load(Save(m)) mismatch (-want +got):\n%s", diff)
 	}
 	if got := got.AWSEndpoint(); got != "http://127.0.0.1:5001" {
 		t.Errorf("AWSEndpoint() with a fault proxy = %q, want the proxy http://127.0.0.1:5001", got)
@@ -136,7 +136,57 @@ func TestManifestFaultProxy(t *testing.T) {
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadManifest(dir); err == nil || !strings.Contains(err.Error(), "fault_proxy") {
-		t.Errorf("LoadManifest(fault proxy without control URL) = %v, want an error naming fault_proxy", err)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "fault_proxy") {
+		t.Errorf("Load(fault proxy without control URL) = %v, want an error naming fault_proxy", err)
+	}
+}
+
+func TestSetWriter(t *testing.T) {
+	m := testManifest(t.TempDir())
+	if err := m.SetWriter(SlotSecondary); err != nil {
+		t.Fatalf("SetWriter(secondary) error = %v", err)
+	}
+	got := map[Slot]DBRole{SlotPrimary: m.Regions[SlotPrimary].Database.Role, SlotSecondary: m.Regions[SlotSecondary].Database.Role}
+	if diff := cmp.Diff(map[Slot]DBRole{SlotPrimary: RoleStandby, SlotSecondary: RoleWriter}, got); diff != "" {
+		t.Errorf("roles after SetWriter(secondary) mismatch (-want +got):\n%s", diff)
+	}
+	if err := m.Validate(); err != nil {
+		t.Errorf("Validate() after SetWriter = %v, want nil", err)
+	}
+	if err := m.SetWriter("tertiary"); err == nil || !strings.Contains(err.Error(), "not a slot") {
+		t.Errorf("SetWriter(tertiary) = %v, want an error saying it is not a slot", err)
+	}
+	delete(m.Regions, SlotPrimary)
+	if err := m.SetWriter(SlotSecondary); err == nil || !strings.Contains(err.Error(), "regions.primary is missing") {
+		t.Errorf("SetWriter with no primary region = %v, want an error naming regions.primary", err)
+	}
+}
+
+// TestLayout pins where things live in a state directory: paydr down, DR
+// operations and scripts find them there.
+func TestLayout(t *testing.T) {
+	l := Layout{Root: "/s"}
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"Manifest", l.Manifest(), "/s/env.json"},
+		{"MotoDir", l.MotoDir(), "/s/moto"},
+		{"DataDir", l.DataDir(SlotSecondary), "/s/pg/secondary"},
+		{"StackDir", l.StackDir("TapStacklocal"), "/s/stack/stacks/TapStacklocal"},
+		{"Applied", l.Applied("/s/stack/stacks/TapStacklocal"), "/s/stack/stacks/TapStacklocal/paydr-applied.json"},
+		{"TerraformLog", l.TerraformLog(), "/s/logs/terraform.log"},
+		{"ProcessorLog", l.ProcessorLog(SlotPrimary), "/s/logs/processor-primary.log"},
+		{"ProcessorPID", l.ProcessorPID(SlotPrimary), "/s/run/processor-primary.pid"},
+		{"RouterLog", l.RouterLog(), "/s/logs/router.log"},
+		{"RouterPID", l.RouterPID(), "/s/run/router.pid"},
+		{"FaultProxyLog", l.FaultProxyLog(), "/s/logs/fault-proxy.log"},
+		{"FaultProxyPID", l.FaultProxyPID(), "/s/run/fault-proxy.pid"},
+		{"DRJournalDir", l.DRJournalDir(), "/s/dr/journal"},
+		{"DRLock", l.DRLock(), "/s/dr/lock"},
+		{"PreservedDir", l.PreservedDir(), "/s/dr/preserved"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("Layout{/s}.%s = %q, want %q", tc.name, tc.got, tc.want)
+		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"paydr/internal/local/process"
+	"paydr/internal/local/daemon"
 )
 
 // EnvBin names the environment variable that overrides the moto_server
@@ -64,7 +64,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	pid   int
-	child *process.Child // nil when adopted from another process
+	child *daemon.Child // nil when adopted from another process
 }
 
 // pidFile is the JSON content of StateDir/moto.json.
@@ -91,14 +91,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("moto: start: %w", err)
 	}
 	port := opts.Port
 	if port == 0 {
-		if port, err = process.FreePort(); err != nil {
+		if port, err = daemon.FreePort(); err != nil {
 			return nil, fmt.Errorf("moto: start: %w", err)
 		}
 	}
@@ -125,12 +125,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("moto: start: run %s: %w", bin, err)
 	}
-	child := process.Watch(cmd)
+	child := daemon.Watch(cmd)
 	s := &Server{stateDir: opts.StateDir, port: port, logPath: logPath, pid: child.PID, child: child}
 
 	if err := s.waitReady(ctx, child.Done()); err != nil {
 		_ = s.kill()
-		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, process.LogTail(logPath, logStart, 30))
+		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, daemon.LogTail(logPath, logStart, 30))
 	}
 	b, _ := json.Marshal(pidFile{PID: s.pid, Port: port, LogPath: logPath})
 	if err := os.WriteFile(filepath.Join(opts.StateDir, pidFileName), b, 0o644); err != nil {
@@ -184,7 +184,7 @@ func (s *Server) Running() bool {
 	if child != nil {
 		return child.Running()
 	}
-	return process.Alive(pid, "moto")
+	return daemon.Alive(pid, "moto")
 }
 
 // Reset discards all emulated AWS state (POST /moto-api/reset).
@@ -208,18 +208,18 @@ func (s *Server) Reset(ctx context.Context) error {
 // ctx ends or after 5 s), waits until no process of it is left, and removes
 // the pid file. Stopping a stopped server returns nil.
 func (s *Server) Stop(ctx context.Context) error {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	s.mu.Lock()
 	pid := s.pid
 	s.mu.Unlock()
 	if s.Running() {
-		_ = process.SignalGroup(pid, syscall.SIGTERM)
+		_ = daemon.SignalGroup(pid, syscall.SIGTERM)
 		deadline := time.Now().Add(5 * time.Second)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 			deadline = d
 		}
-		if !process.WaitGone(deadline, func() bool { return s.Running() || !s.child.Reaped() || process.GroupAlive(pid) }) {
+		if !daemon.WaitGone(deadline, func() bool { return s.Running() || !s.child.Reaped() || daemon.GroupAlive(pid) }) {
 			if err := s.kill(); err != nil {
 				return fmt.Errorf("moto: stop: %w", err)
 			}
@@ -237,8 +237,8 @@ func (s *Server) kill() error {
 	s.mu.Lock()
 	pid := s.pid
 	s.mu.Unlock()
-	_ = process.SignalGroup(pid, syscall.SIGKILL)
-	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || !s.child.Reaped() || process.GroupAlive(pid) }) {
+	_ = daemon.SignalGroup(pid, syscall.SIGKILL)
+	if !daemon.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.Running() || !s.child.Reaped() || daemon.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil

@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"paydr/internal/local/daemon"
 	"paydr/internal/local/pg"
 	"paydr/internal/local/pg/pgtest"
-	"paydr/internal/local/process"
 
 	"paydr/internal/needs"
 )
@@ -190,7 +190,7 @@ func TestKillPromoteRebuild(t *testing.T) {
 			if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 				t.Errorf("process group %d after the fault: kill(0) = %v, want ESRCH (no process left)", pid, err)
 			}
-			if !process.PortFree(primary.Port()) {
+			if !daemon.PortFree(primary.Port()) {
 				t.Errorf("port %d still bound after the fault", primary.Port())
 			}
 
@@ -278,7 +278,7 @@ func TestStopFreesPortAndRestart(t *testing.T) {
 	if srv.Running() {
 		t.Error("Running() = true after Stop")
 	}
-	if !process.PortFree(port) {
+	if !daemon.PortFree(port) {
 		t.Errorf("port %d still bound after Stop", port)
 	}
 	if err := srv.Stop(ctx); err != nil {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"paydr/internal/local/process"
+	"paydr/internal/local/daemon"
 	"strconv"
 	"strings"
 	"time"
@@ -174,7 +174,7 @@ SELECT pg_is_in_recovery(),
 // replayed, and its primary keeps committing without it (replication is
 // asynchronous). It waits until no WAL receiver runs.
 func (s *Server) DisconnectReplication(ctx context.Context) error {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := s.exec(ctx, "ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("pg: disconnect replication %s: %w", s.name, err)
@@ -196,7 +196,7 @@ func (s *Server) DisconnectReplication(ctx context.Context) error {
 // primary_conninfo applies again and its WAL receiver restarts. On a server
 // promoted meanwhile it only removes the override.
 func (s *Server) ReconnectReplication(ctx context.Context) error {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := s.exec(ctx, "ALTER SYSTEM RESET primary_conninfo", "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("pg: reconnect replication %s: %w", s.name, err)
@@ -247,7 +247,7 @@ func (s *Server) CurrentLSN(ctx context.Context) (LSN, error) {
 // Promote turns a standby into a primary (pg_promote) and waits until it
 // leaves recovery and accepts writes. Promoting a primary returns nil.
 func (s *Server) Promote(ctx context.Context) error {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	in, err := s.InRecovery(ctx)
 	if err != nil {
@@ -440,7 +440,7 @@ const (
 // Anything s wrote that never reached newPrimary is discarded; copy the data
 // directory first if those writes must be kept.
 func (s *Server) RebuildAsStandby(ctx context.Context, newPrimary *Server) (RebuildMethod, error) {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if newPrimary == nil || !newPrimary.Running() {
 		return "", fmt.Errorf("pg: rebuild %s as standby: new primary is not running; start or promote it first", s.name)

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"paydr/internal/local/process"
+	"paydr/internal/local/daemon"
 )
 
 // A data directory's role is its files' business: PostgreSQL starts a
@@ -100,7 +100,7 @@ func Inspect(ctx context.Context, dataDir string) (*Inspection, error) {
 		return in, nil
 	}
 	in.Initialized = true
-	if pid, err := readPostmasterPID(abs); err == nil && process.Alive(pid, "postgres") {
+	if pid, err := readPostmasterPID(abs); err == nil && daemon.Alive(pid, "postgres") {
 		in.Running = true
 	}
 	in.Standby = hasStandbySignal(abs)
@@ -227,7 +227,7 @@ func controlData(ctx context.Context, dataDir string) (map[string]string, error)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-D", dataDir)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")

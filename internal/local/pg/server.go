@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"paydr/internal/local/process"
+	"paydr/internal/local/daemon"
 )
 
 // Superuser is the database superuser every server is initialised with.
@@ -65,7 +65,7 @@ type Server struct {
 	mu    sync.Mutex
 	port  int
 	pid   int
-	child *process.Child // the postmaster, when this process started it
+	child *daemon.Child // the postmaster, when this process started it
 }
 
 // PortInUseError reports that the port a server was asked to listen on is
@@ -111,7 +111,7 @@ func Open(dataDir string) (*Server, error) {
 			s.as = &runAs{name: strconv.Itoa(int(st.Uid)), uid: st.Uid, gid: st.Gid}
 		}
 	}
-	if pid, err := readPostmasterPID(abs); err == nil && process.Alive(pid, "postgres") {
+	if pid, err := readPostmasterPID(abs); err == nil && daemon.Alive(pid, "postgres") {
 		s.pid = pid
 	}
 	return s, nil
@@ -167,11 +167,11 @@ func (s *Server) livePID() int {
 		}
 		return 0
 	}
-	if pid != 0 && process.Alive(pid, "postgres") {
+	if pid != 0 && daemon.Alive(pid, "postgres") {
 		return pid
 	}
 	// Someone else may have started it since we looked.
-	if p, err := readPostmasterPID(s.dataDir); err == nil && process.Alive(p, "postgres") {
+	if p, err := readPostmasterPID(s.dataDir); err == nil && daemon.Alive(p, "postgres") {
 		s.mu.Lock()
 		s.pid = p
 		s.mu.Unlock()
@@ -199,13 +199,13 @@ func (s *Server) Stop(ctx context.Context) error {
 	if pid == 0 {
 		return nil
 	}
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("pg: stop %s: signal postmaster %d: %w", s.name, pid, err)
 	}
 	deadline, _ := ctx.Deadline()
-	if process.WaitGone(deadline, func() bool { return s.livePID() != 0 || s.unreaped() || process.GroupAlive(pid) }) {
+	if daemon.WaitGone(deadline, func() bool { return s.livePID() != 0 || s.unreaped() || daemon.GroupAlive(pid) }) {
 		return nil
 	}
 	if err := s.killGroup(pid); err != nil {
@@ -237,7 +237,7 @@ func (s *Server) killGroup(pid int) error {
 	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("sigkill %d: %w", target, err)
 	}
-	if !process.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || s.unreaped() || process.GroupAlive(pid) }) {
+	if !daemon.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || s.unreaped() || daemon.GroupAlive(pid) }) {
 		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"paydr/internal/local/process"
+	"paydr/internal/local/daemon"
 )
 
 // maxSocketPath is the longest Unix-domain socket path Linux accepts
@@ -89,7 +89,7 @@ func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, 
 	if primary == nil {
 		return nil, errors.New("pg: start standby: no primary given; start the primary first and pass it")
 	}
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if initialized(s.dataDir) {
 		if err := s.checkFollows(ctx, primary); err != nil {
@@ -260,7 +260,7 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	if err := checkSignal(s.dataDir, standby); err != nil {
 		return err
 	}
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	if s.binDir == "" {
 		dir, err := FindBinDir("")
@@ -310,7 +310,7 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	}
 	// A stale postmaster.pid whose pid now belongs to another process would
 	// make postgres refuse to start.
-	if pid, err := readPostmasterPID(s.dataDir); err == nil && !process.Alive(pid, "postgres") {
+	if pid, err := readPostmasterPID(s.dataDir); err == nil && !daemon.Alive(pid, "postgres") {
 		_ = os.Remove(filepath.Join(s.dataDir, "postmaster.pid"))
 	}
 	logf, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -324,13 +324,13 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", bin, err)
 	}
-	child := process.Watch(cmd)
+	child := daemon.Watch(cmd)
 	s.mu.Lock()
 	s.port, s.pid, s.child = port, child.PID, child
 	s.mu.Unlock()
 
 	if err := s.waitReady(ctx, child.Done()); err != nil {
-		tail := process.LogTail(s.LogPath(), logStart, 30)
+		tail := daemon.LogTail(s.LogPath(), logStart, 30)
 		if regexp.MustCompile(`could not bind|Address already in use`).MatchString(tail) {
 			return &PortInUseError{Port: port, Err: err}
 		}
@@ -366,7 +366,7 @@ func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
 // run runs a PostgreSQL client binary as the server's OS user, killing its
 // process group if ctx ends, and returns its output in the error.
 func (s *Server) run(ctx context.Context, bin string, args ...string) error {
-	ctx, cancel := process.WithDefaultDeadline(ctx, DefaultWait)
+	ctx, cancel := daemon.WithDefaultDeadline(ctx, DefaultWait)
 	defer cancel()
 	cmd := s.as.command(bin, args...)
 	var out bytes.Buffer
@@ -383,7 +383,7 @@ func (s *Server) run(ctx context.Context, bin string, args ...string) error {
 		}
 		return nil
 	case <-ctx.Done():
-		_ = process.SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
+		_ = daemon.SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		return fmt.Errorf("%s: %w: %s", filepath.Base(bin), ctx.Err(), strings.TrimSpace(out.String()))
 	}
@@ -391,7 +391,7 @@ func (s *Server) run(ctx context.Context, bin string, args ...string) error {
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
-	port, err := process.FreePort()
+	port, err := daemon.FreePort()
 	if err != nil {
 		return 0, fmt.Errorf("pg: %w", err)
 	}

@@ -23,9 +23,9 @@
 //
 // The router reports its state at GET /_router/status (Status as JSON) and
 // its health and routing changes at GET /_router/events (Events as JSON),
-// each with a timestamp: a drill reads detection time from them. Responses
-// it proxies carry the header X-Paydr-Target naming the target that served
-// them.
+// each with a timestamp: a drill reads detection time from them. Client
+// reads both, with the same types. Responses it proxies carry the header
+// X-Paydr-Target naming the target that served them.
 package router
 
 import (
@@ -42,14 +42,18 @@ import (
 	"time"
 )
 
-// Role is a target's place in the failover pair.
-type Role string
+// Position is a target's place in the failover pair, as a Route 53 failover
+// record's type: primary or secondary. It is not a database's role (writer
+// or standby): locally the router's primary target is the processor of the
+// primary slot whichever database writes. On the wire (status and events)
+// it is the field "role".
+type Position string
 
 const (
 	// Primary receives traffic while it is healthy.
-	Primary Role = "primary"
+	Primary Position = "primary"
 	// Secondary receives traffic while the primary is unhealthy.
-	Secondary Role = "secondary"
+	Secondary Position = "secondary"
 )
 
 // TargetHeader is the response header naming the target that served a
@@ -165,21 +169,21 @@ const (
 type Event struct {
 	Time time.Time `json:"time"`
 	Kind EventKind `json:"kind"`
-	// Role and Target name the target whose health changed, or that
+	// Position and Target name the target whose health changed, or that
 	// traffic moved to.
-	Role   Role   `json:"role"`
-	Target string `json:"target"`
+	Position Position `json:"role"`
+	Target   string   `json:"target"`
 	// Healthy is the target's new health (HealthChange only).
 	Healthy bool `json:"healthy,omitempty"`
-	// From is the role traffic moved away from (RouteChange only).
-	From Role `json:"from,omitempty"`
+	// From is the position traffic moved away from (RouteChange only).
+	From Position `json:"from,omitempty"`
 	// Reason explains the change, such as the last check's error.
 	Reason string `json:"reason"`
 }
 
 // TargetStatus is one target's health-check state.
 type TargetStatus struct {
-	Role                 Role      `json:"role"`
+	Position             Position  `json:"role"`
 	Name                 string    `json:"name"`
 	URL                  string    `json:"url"`
 	Healthy              bool      `json:"healthy"`
@@ -193,9 +197,10 @@ type TargetStatus struct {
 
 // Status is the router's state: each target's health and where traffic goes.
 type Status struct {
-	// Active is the role that receives traffic now, ActiveTarget its name.
-	Active       Role   `json:"active"`
-	ActiveTarget string `json:"active_target"`
+	// Active is the position that receives traffic now, ActiveTarget its
+	// name.
+	Active       Position `json:"active"`
+	ActiveTarget string   `json:"active_target"`
 	// AllUnhealthy is true when both targets are unhealthy and traffic goes
 	// to the primary regardless, as Route 53 does.
 	AllUnhealthy     bool           `json:"all_unhealthy"`
@@ -206,7 +211,7 @@ type Status struct {
 }
 
 type target struct {
-	role  Role
+	pos   Position
 	cfg   Target
 	url   *url.URL
 	proxy *httputil.ReverseProxy
@@ -221,7 +226,7 @@ type Router struct {
 
 	mu      sync.Mutex
 	targets [2]*target // primary, secondary
-	active  Role
+	active  Position
 	events  []Event
 }
 
@@ -243,12 +248,12 @@ func New(cfg Config) (*Router, error) {
 		active: Primary,
 	}
 	for i, tc := range []struct {
-		role Role
-		t    Target
+		pos Position
+		t   Target
 	}{{Primary, cfg.Primary}, {Secondary, cfg.Secondary}} {
 		u, _ := url.Parse(tc.t.URL)
-		t := &target{role: tc.role, cfg: tc.t, url: u,
-			st: TargetStatus{Role: tc.role, Name: tc.t.Name, URL: tc.t.URL, Healthy: true}}
+		t := &target{pos: tc.pos, cfg: tc.t, url: u,
+			st: TargetStatus{Position: tc.pos, Name: tc.t.Name, URL: tc.t.URL, Healthy: true}}
 		t.proxy = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
@@ -257,7 +262,7 @@ func New(cfg Config) (*Router, error) {
 			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
 			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 				writeJSON(w, http.StatusBadGateway, map[string]string{
-					"error":  fmt.Sprintf("router: proxy to %s (%s): %v", tc.t.Name, tc.role, err),
+					"error":  fmt.Sprintf("router: proxy to %s (%s): %v", tc.t.Name, tc.pos, err),
 					"target": tc.t.Name,
 				})
 			},
@@ -337,19 +342,19 @@ func (r *Router) record(idx []int, results []error) {
 		case st.Healthy && st.ConsecutiveFailures >= r.cfg.FailureThreshold:
 			st.Healthy = false
 			st.LastChange = now
-			fresh = append(fresh, Event{Time: now, Kind: HealthChange, Role: t.role, Target: t.cfg.Name, Healthy: false,
+			fresh = append(fresh, Event{Time: now, Kind: HealthChange, Position: t.pos, Target: t.cfg.Name, Healthy: false,
 				Reason: fmt.Sprintf("%d consecutive failed checks, last: %s", st.ConsecutiveFailures, st.LastResult)})
 		case !st.Healthy && st.ConsecutiveSuccesses >= r.cfg.FailureThreshold:
 			st.Healthy = true
 			st.LastChange = now
-			fresh = append(fresh, Event{Time: now, Kind: HealthChange, Role: t.role, Target: t.cfg.Name, Healthy: true,
+			fresh = append(fresh, Event{Time: now, Kind: HealthChange, Position: t.pos, Target: t.cfg.Name, Healthy: true,
 				Reason: fmt.Sprintf("%d consecutive passed checks", st.ConsecutiveSuccesses)})
 		}
 	}
 	active, reason := r.decide()
 	if active != r.active {
 		to := r.target(active)
-		fresh = append(fresh, Event{Time: now, Kind: RouteChange, Role: active, Target: to.cfg.Name, From: r.active, Reason: reason})
+		fresh = append(fresh, Event{Time: now, Kind: RouteChange, Position: active, Target: to.cfg.Name, From: r.active, Reason: reason})
 		r.active = active
 	}
 	r.events = append(r.events, fresh...)
@@ -362,8 +367,9 @@ func (r *Router) record(idx []int, results []error) {
 	}
 }
 
-// decide returns the role that should receive traffic, and why. r.mu held.
-func (r *Router) decide() (Role, string) {
+// decide returns the position that should receive traffic, and why. r.mu
+// held.
+func (r *Router) decide() (Position, string) {
 	p, s := r.targets[0].st.Healthy, r.targets[1].st.Healthy
 	switch {
 	case p:
@@ -375,8 +381,8 @@ func (r *Router) decide() (Role, string) {
 	}
 }
 
-func (r *Router) target(role Role) *target {
-	if role == Primary {
+func (r *Router) target(pos Position) *target {
+	if pos == Primary {
 		return r.targets[0]
 	}
 	return r.targets[1]
@@ -440,10 +446,10 @@ func (r *Router) Events() []Event {
 // other request to the active target.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch req.URL.Path {
-	case "/_router/status":
+	case StatusPath:
 		writeJSON(w, http.StatusOK, r.Status())
 		return
-	case "/_router/events":
+	case EventsPath:
 		writeJSON(w, http.StatusOK, r.Events())
 		return
 	}

@@ -78,7 +78,7 @@ func TestHealthTransitionsFollowRoute53Semantics(t *testing.T) {
 	// where traffic goes and each target's health and counters.
 	type round struct {
 		primary, secondary int
-		wantActive         router.Role
+		wantActive         router.Position
 		wantHealthy        [2]bool
 		wantFailures       [2]int
 		wantSuccesses      [2]int
@@ -104,10 +104,10 @@ func TestHealthTransitionsFollowRoute53Semantics(t *testing.T) {
 				{204, 200, router.Primary, [2]bool{true, true}, [2]int{0, 0}, [2]int{3, 9}},
 			},
 			wantEvents: []router.Event{
-				{Time: epoch.Add(4 * time.Second), Kind: router.HealthChange, Role: router.Primary, Target: "us-east-1", Healthy: false},
-				{Time: epoch.Add(4 * time.Second), Kind: router.RouteChange, Role: router.Secondary, Target: "us-west-2", From: router.Primary},
-				{Time: epoch.Add(9 * time.Second), Kind: router.HealthChange, Role: router.Primary, Target: "us-east-1", Healthy: true},
-				{Time: epoch.Add(9 * time.Second), Kind: router.RouteChange, Role: router.Primary, Target: "us-east-1", From: router.Secondary},
+				{Time: epoch.Add(4 * time.Second), Kind: router.HealthChange, Position: router.Primary, Target: "us-east-1", Healthy: false},
+				{Time: epoch.Add(4 * time.Second), Kind: router.RouteChange, Position: router.Secondary, Target: "us-west-2", From: router.Primary},
+				{Time: epoch.Add(9 * time.Second), Kind: router.HealthChange, Position: router.Primary, Target: "us-east-1", Healthy: true},
+				{Time: epoch.Add(9 * time.Second), Kind: router.RouteChange, Position: router.Primary, Target: "us-east-1", From: router.Secondary},
 			},
 		},
 		{
@@ -119,12 +119,12 @@ func TestHealthTransitionsFollowRoute53Semantics(t *testing.T) {
 				{500, 200, router.Secondary, [2]bool{false, true}, [2]int{3, 0}, [2]int{0, 1}},
 			},
 			wantEvents: []router.Event{
-				{Time: epoch.Add(1 * time.Second), Kind: router.HealthChange, Role: router.Primary, Target: "us-east-1", Healthy: false},
-				{Time: epoch.Add(1 * time.Second), Kind: router.RouteChange, Role: router.Secondary, Target: "us-west-2", From: router.Primary},
-				{Time: epoch.Add(2 * time.Second), Kind: router.HealthChange, Role: router.Secondary, Target: "us-west-2", Healthy: false},
-				{Time: epoch.Add(2 * time.Second), Kind: router.RouteChange, Role: router.Primary, Target: "us-east-1", From: router.Secondary},
-				{Time: epoch.Add(3 * time.Second), Kind: router.HealthChange, Role: router.Secondary, Target: "us-west-2", Healthy: true},
-				{Time: epoch.Add(3 * time.Second), Kind: router.RouteChange, Role: router.Secondary, Target: "us-west-2", From: router.Primary},
+				{Time: epoch.Add(1 * time.Second), Kind: router.HealthChange, Position: router.Primary, Target: "us-east-1", Healthy: false},
+				{Time: epoch.Add(1 * time.Second), Kind: router.RouteChange, Position: router.Secondary, Target: "us-west-2", From: router.Primary},
+				{Time: epoch.Add(2 * time.Second), Kind: router.HealthChange, Position: router.Secondary, Target: "us-west-2", Healthy: false},
+				{Time: epoch.Add(2 * time.Second), Kind: router.RouteChange, Position: router.Primary, Target: "us-east-1", From: router.Secondary},
+				{Time: epoch.Add(3 * time.Second), Kind: router.HealthChange, Position: router.Secondary, Target: "us-west-2", Healthy: true},
+				{Time: epoch.Add(3 * time.Second), Kind: router.RouteChange, Position: router.Secondary, Target: "us-west-2", From: router.Primary},
 			},
 		},
 	}
