@@ -12,7 +12,7 @@
 // configuration; it is committed, so generation needs no network and no
 // Terraform. When a listed type is missing from it, or with -refresh,
 // tfbindgen runs Terraform (offline, from the provider mirror; see
-// paydr/internal/terraform) to read the full schema and writes the trimmed
+// paydr/internal/tfcli) to read the full schema and writes the trimmed
 // schema anew.
 //
 // For each type it writes one file, named after the kind and type, holding the
@@ -39,7 +39,7 @@ import (
 
 	tfjson "github.com/hashicorp/terraform-json"
 
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 func main() {
@@ -69,7 +69,7 @@ func run(args []string) error {
 	fs.StringVar(&c.pkg, "pkg", "aws", "package name")
 	fs.StringVar(&c.provider, "provider", "registry.terraform.io/hashicorp/aws", "provider address")
 	fs.StringVar(&c.local, "local", "aws", "provider local name")
-	fs.StringVar(&c.version, "version", terraform.ProviderVersion, "provider version")
+	fs.StringVar(&c.version, "version", tfcli.ProviderVersion, "provider version")
 	fs.BoolVar(&c.refresh, "refresh", false, "read the schema from Terraform even if the trimmed one has every type")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -221,7 +221,7 @@ func readFullSchema(c config) ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(dir, "main.tf.json"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	tf, err := terraform.New(dir, terraform.Options{})
+	tf, err := tfcli.New(dir, tfcli.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -29,7 +29,7 @@ Terraform's implied mirror directories) and never reach a network.`,
 			printSynth(out, res)
 			start := time.Now()
 			fmt.Fprintf(out, "terraform init -backend=false && terraform validate in %s ...\n", res.Dir)
-			tf, err := terraform.New(res.Dir, terraform.Options{})
+			tf, err := tfcli.New(res.Dir, tfcli.Options{})
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // applyEvent is the part of a line of `terraform apply -json` paydr reads.
@@ -212,7 +212,7 @@ func (p *applyProgress) report() ApplyReport {
 // applyOnce runs terraform apply -json in tf's directory, logging every line
 // to logPath and printing progress to out every tick. It stops at ctx's
 // deadline.
-func applyOnce(ctx context.Context, tf *terraform.Runner, logf io.Writer, out io.Writer, tick time.Duration, parallelism int) (ApplyReport, error) {
+func applyOnce(ctx context.Context, tf *tfcli.Runner, logf io.Writer, out io.Writer, tick time.Duration, parallelism int) (ApplyReport, error) {
 	p := newApplyProgress(logf, out)
 	pr, pw := io.Pipe()
 	consumed := make(chan struct{})

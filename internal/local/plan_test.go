@@ -13,7 +13,7 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 
 	"paydr/internal/local/env"
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // planCopy is a copy of the applied stack's configuration and state in a
@@ -25,7 +25,7 @@ type planCopy struct {
 	ctx  context.Context
 	dir  string
 	file string // the configuration, cdk.tf.json
-	tf   *terraform.Runner
+	tf   *tfcli.Runner
 }
 
 // newPlanCopy copies m's configuration and state, lets edit rewrite the
@@ -44,7 +44,7 @@ func newPlanCopy(t *testing.T, ctx context.Context, m *env.Manifest, edit func(r
 	}
 	edit(resources)
 	writeJSON(t, filepath.Join(p.dir, "terraform.tfstate"), state)
-	tf, err := terraform.New(p.dir, terraform.Options{})
+	tf, err := tfcli.New(p.dir, tfcli.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

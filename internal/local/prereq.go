@@ -10,7 +10,7 @@ import (
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/moto"
 	"paydr/internal/local/pg"
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // ErrMissingPrerequisite is matched (errors.Is) by every error of
@@ -47,12 +47,12 @@ func CheckPrerequisites(exe string, needGo bool, ports map[string]int) (Prerequi
 	var errs []error
 	add := func(what string, err error) { errs = append(errs, &PrerequisiteError{What: what, Err: err}) }
 
-	if bin, err := terraform.LookPath(); err != nil {
+	if bin, err := tfcli.LookPath(); err != nil {
 		add("terraform", err)
 	} else {
 		p.Terraform = bin
 	}
-	if dir, err := terraform.FindMirror(); err != nil {
+	if dir, err := tfcli.FindMirror(); err != nil {
 		add("provider mirror", err)
 	} else {
 		p.Mirror = dir

@@ -24,7 +24,7 @@ import (
 	"paydr/internal/local/pg"
 	"paydr/internal/local/router"
 	"paydr/internal/stack"
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // DatabaseName is the database holding the ledger in each PostgreSQL server.
@@ -530,7 +530,7 @@ func (u *upRun) apply(ctx context.Context, m *env.Manifest, ms *moto.Server) (*A
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s paydr up: terraform init + apply in %s\n", time.Now().UTC().Format(time.RFC3339), dir)
-	tf, err := terraform.New(dir, terraform.Options{Stdout: logf, Stderr: logf})
+	tf, err := tfcli.New(dir, tfcli.Options{Stdout: logf, Stderr: logf})
 	if err != nil {
 		return nil, "", fmt.Errorf("up: terraform: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // Tool skips or fails t when err, which says what is missing and how to get
@@ -31,8 +31,8 @@ func Tool(t testing.TB, err error) {
 // Terraform runs use.
 func Terraform(t testing.TB) {
 	t.Helper()
-	_, errBin := terraform.LookPath()
-	_, errMirror := terraform.FindMirror()
+	_, errBin := tfcli.LookPath()
+	_, errMirror := tfcli.FindMirror()
 	Tool(t, errors.Join(errBin, errMirror))
 }
 

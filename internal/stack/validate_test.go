@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"paydr/internal/needs"
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // TestTerraformValidates runs the real terraform validate, offline, on the
@@ -25,7 +25,7 @@ func TestTerraformValidates(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, c.ProcessorZip), []byte("zip"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r, err := terraform.New(dir, terraform.Options{})
+			r, err := tfcli.New(dir, tfcli.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,9 +11,9 @@ import (
 
 	"paydr/internal/golden"
 	"paydr/internal/needs"
-	"paydr/internal/terraform"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
+	"paydr/internal/tfcli"
 )
 
 // sample declares one of each thing a stack can hold.
@@ -101,7 +101,7 @@ func TestSynthValidates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "main.tf.json"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := terraform.New(dir, terraform.Options{})
+	r, err := tfcli.New(dir, tfcli.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestDependsOnTheManifestNotOnUp(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages; the check would be vacuous", len(deps))
 	}
 	exact := []string{"paydr/internal/local"}
-	trees := []string{"paydr/internal/stack", "paydr/internal/tf", "paydr/internal/terraform", "paydr/internal/bundle", "paydr/internal/cli", "github.com/hashicorp/"}
+	trees := []string{"paydr/internal/stack", "paydr/internal/tf", "paydr/internal/tfcli", "paydr/internal/bundle", "paydr/internal/cli", "github.com/hashicorp/"}
 	for _, d := range deps {
 		for _, f := range exact {
 			if d == f {

@@ -1,4 +1,4 @@
-// Package terraform runs the Terraform CLI for paydr through
+// Package tfcli runs the Terraform CLI for paydr through
 // hashicorp/terraform-exec, offline.
 //
 // paydr's own Terraform runs never download a provider: [New] writes a CLI
@@ -6,7 +6,7 @@
 // TF_CLI_CONFIG_FILE says) whose only installation method is a filesystem
 // mirror that holds the pinned hashicorp/aws provider. [FindMirror] says where
 // it looked when there is none.
-package terraform
+package tfcli
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package terraform_test
+package tfcli_test
 
 import (
 	"os"
@@ -7,17 +7,17 @@ import (
 	"testing"
 
 	"paydr/internal/needs"
-	"paydr/internal/terraform"
+	"paydr/internal/tfcli"
 )
 
 // An external test: needs imports this package.
 func TestNewWritesItsOwnCLIConfig(t *testing.T) {
-	if _, err := terraform.LookPath(); err != nil {
+	if _, err := tfcli.LookPath(); err != nil {
 		needs.Tool(t, err)
 	}
 	t.Setenv("TF_CLI_CONFIG_FILE", "/nonexistent/.terraformrc")
 	dir := t.TempDir()
-	r, err := terraform.New(dir, terraform.Options{Mirror: "/some/mirror"})
+	r, err := tfcli.New(dir, tfcli.Options{Mirror: "/some/mirror"})
 	if err != nil {
 		t.Fatal(err)
 	}
