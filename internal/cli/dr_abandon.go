@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+
 	"paydr/internal/dr"
 	"paydr/internal/dr/localdr"
 

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"paydr/internal/dr/drill"
 	"strings"
 	"time"
+
+	"paydr/internal/dr/drill"
 
 	"github.com/spf13/cobra"
 )

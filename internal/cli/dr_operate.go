@@ -3,8 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"paydr/internal/dr"
 	"time"
+
+	"paydr/internal/dr"
 
 	"github.com/spf13/cobra"
 )

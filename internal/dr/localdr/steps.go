@@ -12,15 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
 	"paydr/internal/local/router"
-	"regexp"
-	"strings"
-	"time"
 )
 
 // fence stops a database: a fast shutdown streams its last WAL to the
