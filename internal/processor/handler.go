@@ -12,20 +12,16 @@ import (
 	"time"
 
 	"paydr/internal/payment"
+	"paydr/internal/processor/api"
 )
 
-// Routes served by the Handler.
+// Routes served by the Handler, and its response headers, as clients see
+// them in paydr/internal/processor/api.
 const (
-	PathPayments = "/payments"
-	PathHealth   = "/health"
-)
-
-// Response headers.
-const (
-	HeaderRequestID = "X-Request-Id"
-	// HeaderReplayed is "true" on a response replayed from an earlier
-	// request with the same payment_id.
-	HeaderReplayed = "Idempotent-Replayed"
+	PathPayments    = api.PathPayments
+	PathHealth      = api.PathHealth
+	HeaderRequestID = api.HeaderRequestID
+	HeaderReplayed  = api.HeaderReplayed
 )
 
 // healthTimeout bounds each health probe.
@@ -204,13 +200,8 @@ func writeError(w http.ResponseWriter, status int, body payment.ErrorBody) {
 	_, _ = w.Write(b)
 }
 
-// HealthBody is the JSON body of GET /health. The status is 200 when
-// DatabaseWritable, else 503; DynamoDBReachable is reported, not gating.
-type HealthBody struct {
-	Region            string `json:"region"`
-	DatabaseWritable  bool   `json:"database_writable"`
-	DynamoDBReachable bool   `json:"dynamodb_reachable"`
-}
+// HealthBody is the JSON body of GET /health (api.HealthBody).
+type HealthBody = api.HealthBody
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"paydr/internal/dr"
-	"paydr/internal/processor"
+	"paydr/internal/processor/api"
 )
 
 // DataPlane is how the backend sees what clients see, without any control
@@ -122,7 +122,7 @@ func (b *Backend) traffic(ctx context.Context) (trafficAnswer, error) {
 func (b *Backend) probeHealth(ctx context.Context, side RegionTopology) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, b.ProbeTimeout)
 	defer cancel()
-	u := b.DataPlane.url(endpointHost(side.APIEndpoint), processor.PathHealth)
+	u := b.DataPlane.url(endpointHost(side.APIEndpoint), api.PathHealth)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, fmt.Sprintf("GET %s: %v", u, err)
@@ -132,7 +132,7 @@ func (b *Backend) probeHealth(ctx context.Context, side RegionTopology) (bool, s
 		return false, fmt.Sprintf("GET %s: %v", u, err)
 	}
 	defer resp.Body.Close()
-	var body processor.HealthBody
+	var body api.HealthBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err := json.Unmarshal(raw, &body); err != nil {
 		return false, fmt.Sprintf("GET %s: HTTP %d, body is not the processor's health JSON", u, resp.StatusCode)
@@ -198,7 +198,7 @@ func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (st
 	defer cancel()
 	id := dr.VerifyPaymentID(opID)
 	name := canonicalHost(b.topo.FailoverName)
-	u := b.DataPlane.url(name, processor.PathPayments)
+	u := b.DataPlane.url(name, api.PathPayments)
 	var last string
 	for {
 		a, err := b.traffic(ctx)

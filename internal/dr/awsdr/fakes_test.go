@@ -30,7 +30,7 @@ import (
 	"paydr/internal/dr"
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
-	"paydr/internal/processor"
+	"paydr/internal/processor/api"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -232,15 +232,15 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writable := a.rds.isWriter(a.arn)
 	switch r.URL.Path {
-	case processor.PathHealth:
+	case api.PathHealth:
 		status := http.StatusOK
 		if !writable {
 			status = http.StatusServiceUnavailable
 		}
-		b, _ := json.Marshal(processor.HealthBody{Region: a.region, DatabaseWritable: writable, DynamoDBReachable: true})
+		b, _ := json.Marshal(api.HealthBody{Region: a.region, DatabaseWritable: writable, DynamoDBReachable: true})
 		w.WriteHeader(status)
 		w.Write(b)
-	case processor.PathPayments:
+	case api.PathPayments:
 		var req struct {
 			PaymentID string `json:"payment_id"`
 			Amount    string `json:"amount"`

@@ -14,7 +14,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 
 	"paydr/internal/dr"
-	"paydr/internal/processor"
+	"paydr/internal/processor/api"
 )
 
 // SnapshotID is the identifier of the final snapshot preserve takes of a
@@ -73,14 +73,14 @@ func (b *Backend) Calls(s dr.Step) []string {
 	case dr.ActionWaitTraffic:
 		return []string{
 			fmt.Sprintf("dns CNAME %s (every %s until it answers %s, the endpoint of %s)", name, b.Poll, record, s.Region),
-			fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, processor.PathHealth)),
+			fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, api.PathHealth)),
 		}
 	case dr.ActionVerify:
 		return []string{
 			describe(s.Region) + fmt.Sprintf(" (%s must be the writer)", side.ClusterID),
 			fmt.Sprintf("dns CNAME %s (must answer %s, the endpoint of %s)", name, record, s.Region),
 			fmt.Sprintf("%s POST %s %s (the same payment until acknowledged; %s must have committed it)",
-				s.Region, b.DataPlane.url(name, processor.PathPayments), verifyBody("dr-verify-<op-id>"), s.Region),
+				s.Region, b.DataPlane.url(name, api.PathPayments), verifyBody("dr-verify-<op-id>"), s.Region),
 		}
 	}
 	return nil
