@@ -69,8 +69,8 @@ type synthResult struct {
 	Elapsed   time.Duration
 }
 
-// synthesize builds the stack, writes cdk.tf.json and the processor zip into
-// <out>/stacks/<StackName>/, and returns where.
+// synthesize builds the stack and writes it, cdk.tf.json and the processor
+// zip, into <out>/stacks/<StackName>/ (stack.WriteDir), and returns where.
 func synthesize(ctx context.Context, f *stackFlags, log io.Writer) (*synthResult, error) {
 	cfg := f.config()
 	start := time.Now()
@@ -78,54 +78,41 @@ func synthesize(ctx context.Context, f *stackFlags, log io.Writer) (*synthResult
 	if err != nil {
 		return nil, err
 	}
-	js, err := st.Synth()
+	elapsed := time.Since(start)
+	zip, err := processorZip(ctx, f, log)
 	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start)
 	dir := filepath.Join(f.out, "stacks", cfg.StackName())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	start = time.Now()
+	file, err := st.WriteDir(dir, zip)
+	if err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	file := filepath.Join(dir, "cdk.tf.json")
-	if err := writeIfChanged(file, js); err != nil {
-		return nil, fmt.Errorf("synth: %w", err)
-	}
-	zipDst := filepath.Join(dir, cfg.ProcessorZip)
+	elapsed += time.Since(start)
+	return &synthResult{Dir: dir, File: file, Resources: st.Resources(), Notes: st.Notes, Elapsed: elapsed}, nil
+}
+
+// processorZip returns the processor's Lambda zip: --processor-zip's, or
+// one built into <out>/build.
+func processorZip(ctx context.Context, f *stackFlags, log io.Writer) ([]byte, error) {
 	if f.processorZip != "" {
 		b, err := os.ReadFile(f.processorZip)
 		if err != nil {
 			return nil, fmt.Errorf("synth: --processor-zip: %w", err)
 		}
-		if err := writeIfChanged(zipDst, b); err != nil {
-			return nil, fmt.Errorf("synth: %w", err)
-		}
-	} else {
-		fmt.Fprintf(log, "building the processor (linux/arm64) ...\n")
-		art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build")})
-		if err != nil {
-			return nil, fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
-		}
-		if filepath.Clean(art.ZipPath) != filepath.Clean(zipDst) {
-			b, err := os.ReadFile(art.ZipPath)
-			if err != nil {
-				return nil, fmt.Errorf("synth: %w", err)
-			}
-			if err := writeIfChanged(zipDst, b); err != nil {
-				return nil, fmt.Errorf("synth: %w", err)
-			}
-		}
+		return b, nil
 	}
-	return &synthResult{Dir: dir, File: file, Resources: st.Resources(), Notes: st.Notes, Elapsed: elapsed}, nil
-}
-
-// writeIfChanged writes b to path unless the file already holds exactly b,
-// so an unchanged synthesis leaves file times alone.
-func writeIfChanged(path string, b []byte) error {
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
-		return nil
+	fmt.Fprintf(log, "building the processor (linux/arm64) ...\n")
+	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build")})
+	if err != nil {
+		return nil, fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
 	}
-	return os.WriteFile(path, b, 0o644)
+	b, err := os.ReadFile(art.ZipPath)
+	if err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	return b, nil
 }
 
 func newSynthCmd() *cobra.Command {

@@ -18,6 +18,143 @@ import (
 	"paydr/internal/tfcli"
 )
 
+// The apply step of Up: terraform init and apply of the local stack on the
+// emulator, skipped when the emulator still holds the same stack, with
+// progress read from apply's JSON lines.
+
+// appliedRecord is paydr-applied.json: the stack hash last applied and the
+// emulator process that holds its resources.
+type appliedRecord struct {
+	Hash      string          `json:"hash"`
+	MotoPID   int             `json:"moto_pid"`
+	Resources int             `json:"resources"`
+	Outputs   json.RawMessage `json:"outputs"`
+}
+
+// applyStack is Up's step applying the stack to the emulator (apply).
+func (u *upRun) applyStack(ctx context.Context) (string, error) {
+	r, detail, err := u.apply(ctx)
+	u.applied = r
+	return detail, err
+}
+
+// apply runs terraform init and apply unless the applied record shows the
+// same stack on the same emulator process, and enters the outputs and the
+// number of resources in the manifest.
+func (u *upRun) apply(ctx context.Context) (*ApplyReport, string, error) {
+	m, ms := u.m, u.moto
+	dir := m.Stack.Dir
+	recPath := u.l.Applied(dir)
+	var rec appliedRecord
+	if b, err := os.ReadFile(recPath); err == nil {
+		_ = json.Unmarshal(b, &rec)
+	}
+	_, stateErr := os.Stat(m.Stack.StatePath)
+	if rec.MotoPID != ms.PID() {
+		// A new emulator holds nothing: the old state describes resources
+		// that no longer exist.
+		_ = os.Remove(m.Stack.StatePath)
+		_ = os.Remove(m.Stack.StatePath + ".backup")
+		_ = os.Remove(recPath)
+	} else if rec.Hash == m.Stack.Hash && stateErr == nil && len(rec.Outputs) > 0 {
+		if err := json.Unmarshal(rec.Outputs, &m.Outputs); err == nil {
+			m.Stack.Resources = rec.Resources
+			return nil, fmt.Sprintf("skipped: stack unchanged since the last apply and moto (pid %d) still holds its %d resources", ms.PID(), rec.Resources), nil
+		}
+	} else if stateErr == nil {
+		// The stack changed. Updating in place on the emulator trips over
+		// what it does not keep (tags, blocks it never returns): a DMS
+		// subnet group's tag update, for one, waits minutes for tags that
+		// never appear. The emulator's state is disposable, so start from
+		// an empty one and apply afresh.
+		fmt.Fprintf(u.o.Out, "      the stack changed since the last apply: resetting the emulator and applying afresh\n")
+		if err := ms.Reset(ctx); err != nil {
+			return nil, "", fmt.Errorf("up: reset the emulator: %w", err)
+		}
+		_ = os.Remove(m.Stack.StatePath)
+		_ = os.Remove(m.Stack.StatePath + ".backup")
+		_ = os.Remove(recPath)
+	}
+	logf, err := openLog(u.l.TerraformLog())
+	if err != nil {
+		return nil, "", fmt.Errorf("up: terraform: %w", err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- %s paydr up: terraform init + apply in %s\n", time.Now().UTC().Format(time.RFC3339), dir)
+	tf, err := tfcli.New(dir, tfcli.Options{Stdout: logf, Stderr: logf})
+	if err != nil {
+		return nil, "", fmt.Errorf("up: terraform: %w", err)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = tf.Init(ictx, tfexec.Upgrade(false))
+	cancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("up: terraform init: %w; see %s", err, u.l.TerraformLog())
+	}
+	fmt.Fprintf(u.o.Out, "      init done; applying (log %s) ...\n", u.l.TerraformLog())
+	attempt := func() (ApplyReport, error) {
+		actx, cancel := context.WithTimeout(ctx, u.o.ApplyTimeout)
+		defer cancel()
+		r, err := applyOnce(actx, tf, logf, u.o.Out, u.o.ProgressEvery, u.o.Parallelism)
+		if err != nil && isDeadline(actx.Err()) && ctx.Err() == nil {
+			return r, fmt.Errorf("up: terraform apply: no result after %s (%d/%d resources done); see %s, and raise --apply-timeout if moto is just slow: %w",
+				u.o.ApplyTimeout, r.Done, r.Planned, u.l.TerraformLog(), context.DeadlineExceeded)
+		}
+		return r, err
+	}
+	r, err := attempt()
+	if err != nil && alreadyExists(r, err) && ctx.Err() == nil {
+		fmt.Fprintf(u.o.Out, "      apply failed on \"already exists\" (%s); applying once more, which converges\n", strings.Join(r.Errors, "; "))
+		first := r
+		r, err = attempt()
+		r.Elapsed += first.Elapsed
+		r.Done += first.Done
+		r.Planned = max(r.Planned, first.Planned)
+	}
+	if err != nil && ctx.Err() != nil {
+		return &r, "", fmt.Errorf("up: terraform apply: interrupted after %d/%d changes (log %s): %w", r.Done, r.Planned, u.l.TerraformLog(), ctx.Err())
+	}
+	if err != nil {
+		if len(r.Errors) > 0 {
+			return &r, "", fmt.Errorf("up: terraform apply: %d errors:\n  %s\nsee %s: %w", len(r.Errors), strings.Join(r.Errors, "\n  "), u.l.TerraformLog(), err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return &r, "", err
+		}
+		return &r, "", fmt.Errorf("up: terraform apply: %w; see %s", err, u.l.TerraformLog())
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	outs, err := tf.Output(octx)
+	cancel()
+	if err != nil {
+		return &r, "", fmt.Errorf("up: terraform output: %w; see %s", err, u.l.TerraformLog())
+	}
+	m.Outputs = map[string]json.RawMessage{}
+	for k, v := range outs {
+		m.Outputs[k] = v.Value
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	state, err := tf.Show(sctx)
+	cancel()
+	if err == nil && state.Values != nil && state.Values.RootModule != nil {
+		m.Stack.Resources = countManaged(state.Values.RootModule.Resources)
+	}
+	outJSON, _ := json.Marshal(m.Outputs)
+	b, _ := json.MarshalIndent(appliedRecord{Hash: m.Stack.Hash, MotoPID: ms.PID(), Resources: m.Stack.Resources, Outputs: outJSON}, "", "  ")
+	if err := os.WriteFile(recPath, b, 0o644); err != nil {
+		return &r, "", fmt.Errorf("up: record apply: %w", err)
+	}
+	var slow []string
+	for i, t := range r.Slowest {
+		if i == 5 {
+			break
+		}
+		slow = append(slow, fmt.Sprintf("%s %s", t.Address, round(t.Elapsed)))
+	}
+	fmt.Fprintf(u.o.Out, "      planning took %s; slowest: %s\n", round(r.Planning), strings.Join(slow, ", "))
+	return &r, fmt.Sprintf("%d/%d changes applied, %d resources in state", r.Done, r.Planned, m.Stack.Resources), nil
+}
+
 // applyEvent is the part of a line of `terraform apply -json` paydr reads.
 type applyEvent struct {
 	Level     string    `json:"@level"`

@@ -162,65 +162,16 @@ func decideDatabases(r dbRoles, w, s dbFacts, l env.Layout) error {
 	return nil
 }
 
-// startDatabases starts (or adopts) each slot's database in the role
-// recorded in prev: the writer, then the standby streaming from it. It
-// first checks that the data directories can take those roles
-// (checkDatabases) and starts nothing when they cannot. On failure it stops
-// what it started and leaves running what it found running.
-func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map[env.Slot]*pg.Server, err error) {
-	r := rolesOf(u.l.Root, prev)
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+// checkRoles is Up's step checking the data directories against the roles
+// env.json records (checkDatabases), after refusing while a DR operation is
+// unfinished.
+func (u *upRun) checkRoles(ctx context.Context) (string, error) {
+	if err := checkNoUnfinishedDR(u.o.StateDir); err != nil {
+		return "", err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := checkDatabases(cctx, u.l, r); err != nil {
-		return nil, err
-	}
-	var started []func(context.Context) error
-	defer func() {
-		if err == nil {
-			u.started = append(u.started, started...)
-			return
-		}
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer scancel()
-		for i := len(started) - 1; i >= 0; i-- {
-			if serr := started[i](sctx); serr != nil {
-				err = fmt.Errorf("%w; stopping what this step started: %v", err, serr)
-			}
-		}
-	}()
-	wasUp := func(s env.Slot) bool {
-		srv, err := pg.Open(u.l.DataDir(s))
-		return err == nil && srv.Running()
-	}
-	wUp := wasUp(r.writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer)})
-	if err != nil {
-		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
-	}
-	if !wUp {
-		started = append(started, w.Stop)
-	}
-	if err := w.CreateDatabase(cctx, DatabaseName); err != nil {
-		return nil, fmt.Errorf("up: %w", err)
-	}
-	sUp := wasUp(r.standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby)})
-	if err != nil {
-		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
-	}
-	if !sUp {
-		started = append(started, s.Stop)
-	}
-	for srv, want := range map[*pg.Server]bool{w: false, s: true} {
-		in, err := srv.InRecovery(cctx)
-		if err != nil {
-			return nil, fmt.Errorf("up: database %s: %w", srv.Name(), err)
-		}
-		if in != want {
-			return nil, fmt.Errorf("up: database %s runs with pg_is_in_recovery() = %v after start, against its recorded role; see %s", srv.Name(), in, srv.LogPath())
-		}
-	}
-	return map[env.Slot]*pg.Server{r.writer: w, r.standby: s}, nil
+	return checkDatabases(cctx, u.l, rolesOf(u.o.StateDir, u.prev))
 }
 
 // checkNoUnfinishedDR refuses while a DR operation is unfinished in the

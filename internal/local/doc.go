@@ -15,10 +15,16 @@
 // Long-lived processes are started detached by package daemon (their own
 // session, logs and pid files in the state directory) and outlive paydr up,
 // like docker compose up -d; paydr down stops every one of them from the pid
-// files and the manifest. The router is read through router.Client.
+// files and the manifest. The router is read through router.Client, the
+// fault proxy's control API through faultproxy.Client.
 //
 // With paydr up --fault-proxy, a fault proxy (package faultproxy, run as
 // paydr fault-proxy) stands between the processors and the emulator, so an
 // outage of one region can be staged through its control API;
 // env.Manifest.AWSEndpoint is the endpoint local clients use either way.
+//
+// Up is a table of steps (upRun.plan), each a named entry run by one loop:
+// checks (prereq.go, databases.go), starting or adopting the processes
+// (start.go, faultproxy.go), the stack and its zip (synth.go), Terraform
+// (apply.go), and the waits (wait.go).
 package local

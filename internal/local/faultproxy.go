@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -27,6 +28,27 @@ func faultProxyCommand(exe, upstream, addr string) []string {
 	return []string{exe, faultProxyCmd, "--upstream", upstream, "--listen", addr}
 }
 
+// startProxy is Up's fault proxy step, with --fault-proxy.
+func (u *upRun) startProxy(ctx context.Context) (string, error) {
+	return u.startFaultProxy(ctx, u.m, u.prev)
+}
+
+// retireFaultProxy stops, without --fault-proxy, the proxy an earlier up
+// started: the processors just started no longer use it.
+func (u *upRun) retireFaultProxy(ctx context.Context) error {
+	if u.o.FaultProxy {
+		return nil
+	}
+	d, err := u.stopFaultProxy(ctx)
+	if err != nil {
+		return err
+	}
+	if d != "" {
+		fmt.Fprintf(u.o.Out, "      %s\n", d)
+	}
+	return nil
+}
+
 // startFaultProxy starts (or adopts) the fault proxy in front of the
 // emulator at m.Moto.Endpoint, records it in m.FaultProxy, and waits until
 // its control API answers. A proxy this run starts has no rules; one
@@ -44,7 +66,7 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.
 			old := *prev.FaultProxy
 			want := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, "127.0.0.1:"+strconv.Itoa(port))
 			if slices.Equal(old.Command, want) {
-				if rules, err := faultProxyRules(ctx, old.ControlURL); err == nil {
+				if rules, err := faultProxyClient(old.URL).Rules(ctx); err == nil {
 					m.FaultProxy = &old
 					m.FaultProxy.PID = pid
 					return fmt.Sprintf("%s already running (pid %d); %s", old.URL, pid, describeRules(rules)), nil
@@ -80,11 +102,11 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.
 		return err
 	})
 	url := "http://" + addr
-	m.FaultProxy = &env.FaultProxy{URL: url, ControlURL: url + faultproxy.ControlPath + "rules", Upstream: m.Moto.Endpoint,
+	m.FaultProxy = &env.FaultProxy{URL: url, ControlURL: url + faultproxy.RulesPath, Upstream: m.Moto.Endpoint,
 		Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.FaultProxyLog(), Command: argv}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		rules, err := faultProxyRules(ctx, m.FaultProxy.ControlURL)
+		rules, err := faultProxyClient(url).Rules(ctx)
 		if err == nil {
 			return fmt.Sprintf("%s (pid %d) in front of %s; %s", url, pid, m.Moto.Endpoint, describeRules(rules)), nil
 		}
@@ -119,21 +141,10 @@ func (u *upRun) stopFaultProxy(ctx context.Context) (string, error) {
 	return fmt.Sprintf("stopped the fault proxy of the last up (pid %d): this up runs without --fault-proxy", pid), nil
 }
 
-// faultProxyRules fetches the rules in force from the control API at
-// controlURL (FaultProxy.ControlURL).
-func faultProxyRules(ctx context.Context, controlURL string) ([]faultproxy.Rule, error) {
-	code, body, err := httpStatus(ctx, controlURL)
-	if err != nil {
-		return nil, fmt.Errorf("fault proxy rules: %w", err)
-	}
-	if code != 200 {
-		return nil, fmt.Errorf("fault proxy rules: HTTP %d %s", code, strings.TrimSpace(string(body)))
-	}
-	var rules []faultproxy.Rule
-	if err := json.Unmarshal(body, &rules); err != nil {
-		return nil, fmt.Errorf("fault proxy rules: %w", err)
-	}
-	return rules, nil
+// faultProxyClient drives the control API of the fault proxy at url, each
+// request bounded to 3 s.
+func faultProxyClient(url string) faultproxy.Client {
+	return faultproxy.Client{URL: url, HTTP: &http.Client{Timeout: 3 * time.Second}}
 }
 
 // describeRules says what rules are in force, one phrase each.

@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +21,7 @@ import (
 
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
+	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
 )
 
@@ -90,20 +90,13 @@ func listTables(endpoint, region string, timeout time.Duration) error {
 	return err
 }
 
-// putRules replaces the rules through the control API with body.
-func putRules(t *testing.T, controlURL, body string) {
+// putRules replaces the rules through the control API of the proxy at url.
+func putRules(t *testing.T, url string, rules ...faultproxy.Rule) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, controlURL, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("PUT %s: %v", controlURL, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT %s %s = HTTP %d, want 200", controlURL, body, resp.StatusCode)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := (faultproxy.Client{URL: url}).SetRules(ctx, rules...); err != nil {
+		t.Fatalf("SetRules %v: %v", rules, err)
 	}
 }
 
@@ -165,7 +158,7 @@ func TestFaultProxyStep(t *testing.T) {
 		if err := listTables(url, "us-east-1", 10*time.Second); err != nil {
 			t.Fatalf("ListTables in us-east-1 through the proxy with no rules: %v", err)
 		}
-		putRules(t, fp.ControlURL, `[{"region":"us-east-1","fault":"refuse"}]`)
+		putRules(t, fp.URL, faultproxy.Rule{Region: "us-east-1", Fault: faultproxy.Refuse})
 		err := listTables(url, "us-east-1", 10*time.Second)
 		var re *awshttp.ResponseError
 		if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusServiceUnavailable {
@@ -175,11 +168,10 @@ func TestFaultProxyStep(t *testing.T) {
 			t.Errorf("ListTables in us-west-2 after a us-east-1 rule: %v, want it to pass", err)
 		}
 		// The example paydr up prints.
-		body, _ := json.Marshal(takeUSEast1)
-		putRules(t, fp.ControlURL, string(body))
+		putRules(t, fp.URL, takeUSEast1...)
 		begin := time.Now()
 		if err := listTables(url, "us-east-1", 500*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("ListTables in us-east-1 after %s = %v, want it held until the client's deadline", body, err)
+			t.Errorf("ListTables in us-east-1 after %v = %v, want it held until the client's deadline", takeUSEast1, err)
 		}
 		t.Logf("black-holed request gave up after %s", time.Since(begin).Round(time.Millisecond))
 	})

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -115,3 +116,13 @@ func (m multiError) Error() string {
 }
 
 func (m multiError) Unwrap() []error { return m }
+
+// checkPrerequisites is Up's first step: the tools it needs, and the
+// router port asked for free unless the running router holds it.
+func (u *upRun) checkPrerequisites(context.Context) (string, error) {
+	p, err := CheckPrerequisites(u.o.Exe, u.o.ProcessorZip == "", u.ports)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("terraform %s, provider mirror %s, moto_server %s, PostgreSQL %s", p.Terraform, p.Mirror, p.MotoBin, p.PGBinDir), nil
+}

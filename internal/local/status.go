@@ -146,7 +146,7 @@ func faultProxyState(ctx context.Context, fp *env.FaultProxy) (c Component, answ
 		return c, false
 	}
 	c.Running, c.PID = true, pid
-	rules, err := faultProxyRules(ctx, fp.ControlURL)
+	rules, err := faultProxyClient(fp.URL).Rules(ctx)
 	if err != nil {
 		c.State = err.Error()
 		return c, false

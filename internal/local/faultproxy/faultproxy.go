@@ -36,6 +36,8 @@
 //	DELETE /_faultproxy/rules      remove every rule
 //	GET    /_faultproxy/requests   the last signed requests seen (Request)
 //
+// Client drives the control API with these types.
+//
 // The proxy listens on loopback only: it is a test and drill tool for the
 // emulator, started by Start (Go) or paydr fault-proxy (CLI), and clients
 // reach it by pointing their endpoint (paydr --endpoint) at URL.

@@ -1,0 +1,297 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"paydr/internal/local/daemon"
+	"paydr/internal/local/env"
+	"paydr/internal/local/moto"
+	"paydr/internal/local/pg"
+	"paydr/internal/processor/environ"
+)
+
+// The steps of Up that start, or adopt, the long-lived pieces: moto, the
+// databases, the processors and the router. (The fault proxy's step is in
+// faultproxy.go.) What a step starts it records in upRun.started, so a
+// failed up stops it; what it adopts it leaves running.
+
+// startMoto starts the emulator, or adopts the one running, keeping its
+// port when it can so that the stack is unchanged.
+func (u *upRun) startMoto(ctx context.Context) (string, error) {
+	wasRunning := false
+	port := 0
+	if old, err := moto.Open(u.l.MotoDir()); err == nil {
+		wasRunning = old.Running()
+		if daemon.PortFree(old.Port()) {
+			port = old.Port() // keep the endpoint, so the stack is unchanged
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	s, err := moto.Start(cctx, moto.Options{StateDir: u.l.MotoDir(), Port: port})
+	if err != nil {
+		return "", fmt.Errorf("up: start moto: %w", err)
+	}
+	u.moto = s
+	u.m.Moto = env.Moto{Endpoint: s.Endpoint(), Port: s.Port(), PID: s.PID(), LogPath: s.LogPath(), StateDir: u.l.MotoDir()}
+	if wasRunning {
+		return fmt.Sprintf("already running at %s (pid %d)", s.Endpoint(), s.PID()), nil
+	}
+	u.started = append(u.started, func(ctx context.Context) error {
+		err := s.Stop(ctx)
+		_ = os.Remove(filepath.Join(u.l.MotoDir(), "moto.json"))
+		return err
+	})
+	return fmt.Sprintf("%s (pid %d), log %s", s.Endpoint(), s.PID(), s.LogPath()), nil
+}
+
+// startPostgres starts the writer and the streaming standby in the roles
+// env.json records (startDatabases).
+func (u *upRun) startPostgres(ctx context.Context) (string, error) {
+	dbs, err := u.startDatabases(ctx, u.prev)
+	if err != nil {
+		return "", err
+	}
+	u.dbs = dbs
+	r := rolesOf(u.o.StateDir, u.prev)
+	return fmt.Sprintf("writer %s 127.0.0.1:%d, standby %s 127.0.0.1:%d", r.label(r.writer), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Port()), nil
+}
+
+// recordDatabases enters each slot's region and database in the manifest,
+// with the role the running server actually has.
+func (u *upRun) recordDatabases(ctx context.Context) error {
+	for _, s := range env.Slots {
+		db := u.dbs[s]
+		role := env.RoleStandby
+		if in, err := db.InRecovery(ctx); err != nil {
+			return fmt.Errorf("up: database %s: %w", s, err)
+		} else if !in {
+			role = env.RoleWriter
+		}
+		name := u.cfg.PrimaryRegion
+		if s == env.SlotSecondary {
+			name = u.cfg.SecondaryRegion
+		}
+		u.m.Regions[s] = &env.Region{Slot: s, Name: name, Database: env.Database{
+			Name: db.Name(), DataDir: db.DataDir(), Port: db.Port(), DSN: db.DSN(DatabaseName), Database: DatabaseName,
+			PID: db.PID(), LogPath: db.LogPath(), Role: role,
+		}}
+	}
+	return nil
+}
+
+// startDatabases starts (or adopts) each slot's database in the role
+// recorded in prev: the writer, then the standby streaming from it. It
+// first checks that the data directories can take those roles
+// (checkDatabases) and starts nothing when they cannot. On failure it stops
+// what it started and leaves running what it found running.
+func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map[env.Slot]*pg.Server, err error) {
+	r := rolesOf(u.l.Root, prev)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := checkDatabases(cctx, u.l, r); err != nil {
+		return nil, err
+	}
+	var started []func(context.Context) error
+	defer func() {
+		if err == nil {
+			u.started = append(u.started, started...)
+			return
+		}
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer scancel()
+		for i := len(started) - 1; i >= 0; i-- {
+			if serr := started[i](sctx); serr != nil {
+				err = fmt.Errorf("%w; stopping what this step started: %v", err, serr)
+			}
+		}
+	}()
+	wasUp := func(s env.Slot) bool {
+		srv, err := pg.Open(u.l.DataDir(s))
+		return err == nil && srv.Running()
+	}
+	wUp := wasUp(r.writer)
+	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer)})
+	if err != nil {
+		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
+	}
+	if !wUp {
+		started = append(started, w.Stop)
+	}
+	if err := w.CreateDatabase(cctx, DatabaseName); err != nil {
+		return nil, fmt.Errorf("up: %w", err)
+	}
+	sUp := wasUp(r.standby)
+	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby)})
+	if err != nil {
+		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
+	}
+	if !sUp {
+		started = append(started, s.Stop)
+	}
+	for srv, want := range map[*pg.Server]bool{w: false, s: true} {
+		in, err := srv.InRecovery(cctx)
+		if err != nil {
+			return nil, fmt.Errorf("up: database %s: %w", srv.Name(), err)
+		}
+		if in != want {
+			return nil, fmt.Errorf("up: database %s runs with pg_is_in_recovery() = %v after start, against its recorded role; see %s", srv.Name(), in, srv.LogPath())
+		}
+	}
+	return map[env.Slot]*pg.Server{r.writer: w, r.standby: s}, nil
+}
+
+// startProcessors starts (or adopts) the processor of each region.
+func (u *upRun) startProcessors(ctx context.Context) (string, error) {
+	var parts []string
+	for _, s := range env.Slots {
+		d, err := u.startProcessor(ctx, s)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, d)
+	}
+	return strings.Join(parts, "; "), nil
+}
+
+// exeEnv returns the environment of a process started from the paydr
+// executable: a child of the emulator's (daemon.Environ) with set, then
+// o.ExeEnv.
+func (u *upRun) exeEnv(set map[string]string) []string {
+	return append(daemon.Environ(set), u.o.ExeEnv...)
+}
+
+// startProcessor starts (or adopts) the processor of slot s, pointed at the
+// slot's database and the emulator (through the fault proxy when one runs),
+// and waits until it answers /health.
+func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) {
+	m, prev := u.m, u.prev
+	r := m.Regions[s]
+	outPrefix := string(s) + "_"
+	table := m.OutputString("sessions_table_name")
+	bus := m.OutputString(outPrefix + "event_bus_name")
+	if table == "" || bus == "" {
+		return "", fmt.Errorf("up: start processor %s: terraform outputs sessions_table_name and %sevent_bus_name are missing; run paydr down and paydr up to apply afresh", s, outPrefix)
+	}
+	port := 0
+	if prev != nil && prev.Regions[s] != nil {
+		port = prev.Regions[s].Processor.Port
+	}
+	pidFile := u.l.ProcessorPID(s)
+	ev := environ.Vars[string]{
+		Region:        r.Name,
+		SessionsTable: table,
+		EventBus:      bus,
+		DBDSN:         r.Database.DSN,
+		AWSEndpoint:   m.AWSEndpoint(),
+	}
+	// Adopt a running processor whose settings are unchanged.
+	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
+		old := prev.Regions[s].Processor
+		same := true
+		for k, v := range ev.Map() {
+			if old.Env[k] != v {
+				same = false
+			}
+		}
+		if same && daemon.Listening(port) {
+			r.Processor = old
+			r.Processor.PID = pid
+			return fmt.Sprintf("%s %s already running (pid %d)", s, old.URL, pid), nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = daemon.Stop(cctx, pid, "serve", 5*time.Second)
+		cancel()
+	}
+	if port == 0 || !daemon.PortFree(port) {
+		var err error
+		if port, err = daemon.FreePort(); err != nil {
+			return "", fmt.Errorf("up: start processor %s: %w", s, err)
+		}
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	ev.Listen = addr
+	vars := ev.Map()
+	argv := []string{u.o.Exe, "serve", "--listen", addr}
+	child, err := daemon.Start(daemon.Spec{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(vars), LogPath: u.l.ProcessorLog(s), PIDFile: pidFile})
+	if err != nil {
+		return "", fmt.Errorf("up: %w", err)
+	}
+	pid, exited := child.PID, child.Done()
+	u.started = append(u.started, func(ctx context.Context) error {
+		err := daemon.Stop(ctx, pid, "", 5*time.Second)
+		_ = os.Remove(pidFile)
+		return err
+	})
+	r.Processor = env.Processor{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.ProcessorLog(s), Command: argv, Env: vars}
+	// The writer's processor must be healthy; a standby's answers 503.
+	code, err := waitProcessor(ctx, s, r.Processor, r.Database.Role == env.RoleWriter, exited)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %s (pid %d, /health %d)", s, r.Processor.URL, pid, code), nil
+}
+
+// startRouter starts (or adopts) the failover router in front of the two
+// processors, on --router-port, else the last up's port, else a free one.
+func (u *upRun) startRouter(ctx context.Context) (string, error) {
+	m, prev, port := u.m, u.prev, u.o.RouterPort
+	p, s := m.Regions[env.SlotPrimary], m.Regions[env.SlotSecondary]
+	if port == 0 && prev != nil {
+		port = prev.Router.Port
+	}
+	pidFile := u.l.RouterPID()
+	args := func(addr string) []string {
+		return []string{u.o.Exe, "router",
+			"--listen", addr,
+			"--primary", p.Processor.URL, "--primary-name", p.Name,
+			"--secondary", s.Processor.URL, "--secondary-name", s.Name,
+			"--interval", u.o.HealthInterval.String(),
+			"--failure-threshold", strconv.Itoa(u.o.FailureThreshold),
+		}
+	}
+	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "router") && prev != nil && port != 0 {
+		want := args("127.0.0.1:" + strconv.Itoa(port))
+		if strings.Join(prev.Router.Command, " ") == strings.Join(want, " ") && daemon.Listening(port) {
+			m.Router = prev.Router
+			m.Router.PID = pid
+			return fmt.Sprintf("%s already running (pid %d)", prev.Router.URL, pid), nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = daemon.Stop(cctx, pid, "router", 5*time.Second)
+		cancel()
+	}
+	if port == 0 || !daemon.PortFree(port) {
+		if u.o.RouterPort != 0 {
+			return "", fmt.Errorf("up: router: 127.0.0.1:%d is in use; stop what listens there or choose another --router-port", port)
+		}
+		var err error
+		if port, err = daemon.FreePort(); err != nil {
+			return "", fmt.Errorf("up: start router: %w", err)
+		}
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	argv := args(addr)
+	child, err := daemon.Start(daemon.Spec{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.RouterLog(), PIDFile: pidFile})
+	if err != nil {
+		return "", fmt.Errorf("up: %w", err)
+	}
+	pid, exited := child.PID, child.Done()
+	u.started = append(u.started, func(ctx context.Context) error {
+		err := daemon.Stop(ctx, pid, "", 5*time.Second)
+		_ = os.Remove(pidFile)
+		return err
+	})
+	m.Router = env.Router{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.RouterLog(), Command: argv,
+		HealthInterval: env.Duration(u.o.HealthInterval), FailureThreshold: u.o.FailureThreshold, Primary: env.SlotPrimary, Secondary: env.SlotSecondary}
+	if err := waitRouterListening(ctx, addr, port, u.l.RouterLog(), exited); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s (pid %d), checks every %s, unhealthy after %d failures", m.Router.URL, pid, u.o.HealthInterval, u.o.FailureThreshold), nil
+}
