@@ -14,6 +14,7 @@ import (
 	"paydr/internal/dr/awsdr"
 	"paydr/internal/dr/localdr"
 	"paydr/internal/local/env"
+	"paydr/internal/processor/environ"
 )
 
 // drFlags are the flags every paydr dr subcommand shares.
@@ -90,7 +91,7 @@ everything from the surviving region (--region): never Terraform state.`,
 	pf.StringVar(&f.stateDir, "state-dir", env.StateDirFromEnv(), "state directory of the local environment, and of the DR journal ($PAYDR_STATE_DIR)")
 	pf.StringVar(&f.region, "region", envOr("AWS_REGION", ""), "aws: the region to act from; for a failover, the surviving region")
 	pf.StringVar(&f.env, "env", envOr("PAYDR_ENV", "dev"), "aws: the stack's environment suffix ($PAYDR_ENV)")
-	pf.StringVar(&f.endpoint, "endpoint", envOr("PAYDR_AWS_ENDPOINT", ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")
+	pf.StringVar(&f.endpoint, "endpoint", envOr(environ.AWSEndpoint, ""), "aws: an emulator endpoint for every service ($PAYDR_AWS_ENDPOINT)")
 	pf.BoolVar(&f.yes, "yes", false, "aws: act; without it an AWS operation is a dry run")
 	pf.BoolVar(&f.dryRun, "dry-run", false, "print the plan and its calls without acting")
 	cmd.AddCommand(newDRStatusCmd(f), newDROpCmd(f, dr.Switchover), newDROpCmd(f, dr.Failover), newDROpCmd(f, dr.Failback), newDRFenceCmd(f), newDRAbandonCmd(f), newDRDrillCmd(f))

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"paydr/internal/local/faultproxy"
+	"paydr/internal/processor/environ"
 )
 
 func newFaultProxyCmd() *cobra.Command {
@@ -55,7 +56,7 @@ global endpoint away, as losing us-east-1 does. It listens on loopback only.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&upstream, "upstream", envOr("PAYDR_AWS_ENDPOINT", ""), "the emulator's URL ($PAYDR_AWS_ENDPOINT)")
+	fl.StringVar(&upstream, "upstream", envOr(environ.AWSEndpoint, ""), "the emulator's URL ($PAYDR_AWS_ENDPOINT)")
 	fl.StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to listen on (port 0 picks a free one)")
 	fl.StringArrayVar(&routes, "route", nil, "SERVICE=URL: send a service's requests to another upstream (repeatable)")
 	return cmd

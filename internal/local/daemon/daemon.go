@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"paydr/internal/local/env"
 )
 
 // Spec is a long-lived process to start detached.
@@ -89,8 +91,8 @@ func Start(s Spec) (*Child, error) {
 }
 
 // envStateDir is the one PAYDR_* variable Environ passes on: it says where
-// the environment lives (env.EnvStateDir), not how a child behaves.
-const envStateDir = "PAYDR_STATE_DIR"
+// the environment lives, not how a child behaves.
+const envStateDir = env.EnvStateDir
 
 // Environ returns the environment of a child that talks to the AWS
 // emulator: this process's environment without AWS_* variables and without
