@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"paydr/internal/dr/awsdr"
 	"paydr/internal/local/env"
 )
 
@@ -127,6 +128,26 @@ func checkAWS(t *testing.T, m *env.Manifest) {
 			}
 			if len(out.InvalidParameters) > 0 || len(out.Parameters) != len(names) {
 				t.Errorf("GetParameters in %s: %d found, invalid %v; want all %d", r.region, len(out.Parameters), out.InvalidParameters, len(names))
+			}
+		})
+		// The topology the stack wrote, parsed as the AWS DR backend reads
+		// it (awsdr.Discover, through topology.Parse) in either region.
+		t.Run(string(r.slot)+"/dr topology", func(t *testing.T) {
+			topo, err := awsdr.Discover(ctx, ssm.NewFromConfig(cfg), m.Suffix)
+			if err != nil {
+				t.Fatalf("Discover in %s: %v", r.region, err)
+			}
+			if topo.Primary.Region != p.Name || topo.Secondary.Region != s.Name {
+				t.Errorf("topology regions = %s, %s; want %s, %s", topo.Primary.Region, topo.Secondary.Region, p.Name, s.Name)
+			}
+			if want := "payment-cluster-primary-" + m.Suffix; topo.Primary.ClusterID != want {
+				t.Errorf("topology primary cluster = %q, want %q", topo.Primary.ClusterID, want)
+			}
+			if want := output(t, m, "global_cluster_id"); topo.GlobalClusterID != want {
+				t.Errorf("topology global cluster = %q, want the stack's %q", topo.GlobalClusterID, want)
+			}
+			if topo.Environment != m.Suffix || !strings.HasPrefix(topo.Secondary.FunctionName, "payment-processor") || topo.ZoneID == "" {
+				t.Errorf("topology = %+v; want the environment %s, the processor functions and the zone", topo, m.Suffix)
 			}
 		})
 	}
