@@ -17,6 +17,7 @@ import (
 	"paydr/internal/dr"
 	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
+	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/needs"
 )
 
@@ -47,7 +48,7 @@ func newDBEnv(t *testing.T) *dbEnv {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
-	e := &dbEnv{t: t, ctx: ctx, l: env.Layout{Root: traversableDir(t)}}
+	e := &dbEnv{t: t, ctx: ctx, l: env.Layout{Root: filepath.Join(pgtest.TempDir(t), "state")}}
 	if err := os.MkdirAll(e.l.PGDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -82,26 +83,6 @@ func newDBEnv(t *testing.T) *dbEnv {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// traversableDir returns a temporary directory that PostgreSQL's
-// unprivileged user can reach when the test runs as root.
-func traversableDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		root := filepath.Clean(os.TempDir())
-		for p := dir; strings.HasPrefix(p, root+string(filepath.Separator)); p = filepath.Dir(p) {
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, fi.Mode().Perm()|0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return filepath.Join(dir, "state")
 }
 
 func (e *dbEnv) server(s env.Slot) *pg.Server {

@@ -23,6 +23,7 @@ import (
 	"paydr/internal/local"
 	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
+	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/local/router"
 	"paydr/internal/needs"
 	"paydr/internal/sessions"
@@ -50,26 +51,6 @@ func requireTools(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the local environment test in -short mode: paydr up takes about 3 minutes")
 	}
-}
-
-// stateDir returns a temporary state directory that PostgreSQL's
-// unprivileged user can traverse when tests run as root.
-func stateDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		root := filepath.Clean(os.TempDir())
-		for p := dir; strings.HasPrefix(p, root+string(filepath.Separator)); p = filepath.Dir(p) {
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, fi.Mode().Perm()|0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return filepath.Join(dir, "state")
 }
 
 // logWriter sends progress lines to t.Log.
@@ -104,7 +85,7 @@ func TestLocalEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := stateDir(t)
+	dir := filepath.Join(pgtest.TempDir(t), "state")
 	out := &logWriter{t: t}
 	opts := local.UpOptions{
 		StateDir:       dir,

@@ -32,7 +32,7 @@ const (
 func Start(t testing.TB) *pg.Server {
 	t.Helper()
 	requireBinaries(t)
-	dir := tempDir(t)
+	dir := TempDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(dir, "primary")})
@@ -81,9 +81,9 @@ func requireBinaries(t testing.TB) {
 	}
 }
 
-// tempDir returns t.TempDir(), made searchable by the unprivileged user the
+// TempDir returns t.TempDir(), made searchable by the unprivileged user the
 // servers run as when the test runs as root (t.TempDir directories are 0700).
-func tempDir(t testing.TB) string {
+func TempDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	if os.Geteuid() != 0 {
