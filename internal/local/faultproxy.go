@@ -91,16 +91,10 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, addr)
-	child, err := daemon.Start(daemon.Spec{Name: "fault proxy", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.FaultProxyLog(), PIDFile: pidFile})
+	pid, exited, err := u.startDaemon(daemon.Spec{Name: "fault proxy", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.FaultProxyLog(), PIDFile: pidFile})
 	if err != nil {
-		return "", fmt.Errorf("up: %w", err)
+		return "", err
 	}
-	pid, exited := child.PID, child.Done()
-	u.started = append(u.started, func(ctx context.Context) error {
-		err := daemon.Stop(ctx, pid, "", 5*time.Second)
-		_ = os.Remove(pidFile)
-		return err
-	})
 	url := "http://" + addr
 	m.FaultProxy = &env.FaultProxy{URL: url, ControlURL: url + faultproxy.RulesPath, Upstream: m.Moto.Endpoint,
 		Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.FaultProxyLog(), Command: argv}

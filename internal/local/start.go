@@ -219,16 +219,10 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 	ev.Listen = addr
 	vars := ev.Map()
 	argv := []string{u.o.Exe, "serve", "--listen", addr}
-	child, err := daemon.Start(daemon.Spec{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(vars), LogPath: u.l.ProcessorLog(s), PIDFile: pidFile})
+	pid, exited, err := u.startDaemon(daemon.Spec{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(vars), LogPath: u.l.ProcessorLog(s), PIDFile: pidFile})
 	if err != nil {
-		return "", fmt.Errorf("up: %w", err)
+		return "", err
 	}
-	pid, exited := child.PID, child.Done()
-	u.started = append(u.started, func(ctx context.Context) error {
-		err := daemon.Stop(ctx, pid, "", 5*time.Second)
-		_ = os.Remove(pidFile)
-		return err
-	})
 	r.Processor = env.Processor{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.ProcessorLog(s), Command: argv, Env: vars}
 	// The writer's processor must be healthy; a standby's answers 503.
 	code, err := waitProcessor(ctx, s, r.Processor, r.Database.Role == env.RoleWriter, exited)
@@ -278,20 +272,29 @@ func (u *upRun) startRouter(ctx context.Context) (string, error) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := args(addr)
-	child, err := daemon.Start(daemon.Spec{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.RouterLog(), PIDFile: pidFile})
+	pid, exited, err := u.startDaemon(daemon.Spec{Name: "router", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.RouterLog(), PIDFile: pidFile})
 	if err != nil {
-		return "", fmt.Errorf("up: %w", err)
+		return "", err
 	}
-	pid, exited := child.PID, child.Done()
-	u.started = append(u.started, func(ctx context.Context) error {
-		err := daemon.Stop(ctx, pid, "", 5*time.Second)
-		_ = os.Remove(pidFile)
-		return err
-	})
 	m.Router = env.Router{URL: "http://" + addr, Port: port, PID: pid, PIDFile: pidFile, LogPath: u.l.RouterLog(), Command: argv,
 		HealthInterval: env.Duration(u.o.HealthInterval), FailureThreshold: u.o.FailureThreshold, Primary: env.SlotPrimary, Secondary: env.SlotSecondary}
 	if err := waitRouterListening(ctx, addr, port, u.l.RouterLog(), exited); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s (pid %d), checks every %s, unhealthy after %d failures", m.Router.URL, pid, u.o.HealthInterval, u.o.FailureThreshold), nil
+}
+
+// startDaemon starts a detached process for this run and registers how to
+// stop it again (and remove its pid file) if a later step fails.
+func (u *upRun) startDaemon(spec daemon.Spec) (pid int, exited <-chan struct{}, err error) {
+	child, err := daemon.Start(spec)
+	if err != nil {
+		return 0, nil, fmt.Errorf("up: %w", err)
+	}
+	u.started = append(u.started, func(ctx context.Context) error {
+		err := daemon.Stop(ctx, child.PID, "", 5*time.Second)
+		_ = os.Remove(spec.PIDFile)
+		return err
+	})
+	return child.PID, child.Done(), nil
 }
