@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"encoding/json"
 	"paydr/internal/dr"
 	"strings"
 	"testing"
@@ -171,5 +172,62 @@ func TestLossEstimateCheck(t *testing.T) {
 				t.Errorf("estimate check = %v %q, want %v containing %q", got.Pass, got.Detail, tt.wantPass, tt.want)
 			}
 		})
+	}
+}
+
+// TestSplitBrainFailsTheDrill: payments acknowledged after the fault and then
+// lost are what an old writer still taking writes leaves behind. They fail a
+// check of their own, count in the loss window, and are reported as
+// lost_after_fault (issue 11: a drill with 14 such losses passed both RPO
+// checks, the window clamped to 0).
+func TestSplitBrainFailsTheDrill(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := &Report{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
+		FaultAt: at(5000), DetectedAt: at(7000), PromoteStarted: at(7100), PromotedAt: at(7500), RPOLagAtFault: 40 * time.Millisecond,
+		LossEstimate: &dr.LossEstimate{MayLoseData: true, Window: 3 * time.Second, Since: at(4990)},
+		Attempts: []Attempt{
+			{PaymentID: "p1", AmountMinor: 100, Sent: at(4900), Done: at(4950), Status: 201, Answer: Acked},
+			{PaymentID: "p2", AmountMinor: 100, Sent: at(5500), Done: at(5600), Status: 201, Answer: Acked}, // the old writer, after the fault
+			{PaymentID: "p3", AmountMinor: 100, Sent: at(6200), Done: at(6300), Status: 201, Answer: Acked}, // likewise
+			{PaymentID: "p4", AmountMinor: 100, Sent: at(9000), Done: at(9020), Status: 201, Answer: Acked},
+		}}
+	r.finish([]LedgerRow{{"p1", 100}, {"p4", 100}})
+	if r.LostAfterFault != 2 {
+		t.Errorf("LostAfterFault = %d, want 2 (p2, p3)", r.LostAfterFault)
+	}
+	if want := 700 * time.Millisecond; r.LostWindow != want {
+		t.Errorf("LostWindow = %s, want %s: from the earliest lost acknowledgement (p2, 5.6s) to the latest (p3, 6.3s)", r.LostWindow, want)
+	}
+	failed := map[string]bool{}
+	for _, c := range r.Checks {
+		if !c.Pass {
+			failed[c.Name] = true
+		}
+	}
+	for _, name := range []string{"no payment acknowledged after the fault is lost", "rpo within the replication lag at the fault"} {
+		if !failed[name] {
+			t.Errorf("check %q passed (or is missing) with 2 payments acknowledged after the fault and lost; checks: %+v", name, r.Checks)
+		}
+	}
+	if r.Passed() {
+		t.Error("Passed() = true for a split brain")
+	}
+	// A payment in flight at the fault (sent 10 ms before it, answered 12
+	// ms after) may have committed before the fault: it is lost within the
+	// window up to the fault, not a split brain.
+	inflight := &Report{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
+		FaultAt: at(5000), RPOLagAtFault: 40 * time.Millisecond,
+		Attempts: []Attempt{
+			{PaymentID: "q1", AmountMinor: 100, Sent: at(4970), Done: at(4980), Status: 201, Answer: Acked},
+			{PaymentID: "q2", AmountMinor: 100, Sent: at(4990), Done: at(5012), Status: 201, Answer: Acked},
+		}}
+	inflight.finish(nil)
+	if inflight.LostAfterFault != 0 || inflight.LostWindow != 20*time.Millisecond {
+		t.Errorf("in flight at the fault: LostAfterFault %d, LostWindow %s; want 0 and 20ms (from q1's answer to the fault)", inflight.LostAfterFault, inflight.LostWindow)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(b), `"lost_after_fault":2`) {
+		t.Errorf("JSON report lacks \"lost_after_fault\":2: %v", err)
 	}
 }

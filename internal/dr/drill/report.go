@@ -59,6 +59,10 @@ type Report struct {
 	// them was acknowledged.
 	LostCount  int           `json:"rpo_lost_payments"`
 	LostWindow time.Duration `json:"rpo_window_ns"`
+	// LostAfterFault counts lost payments sent (so acknowledged and
+	// committed) after the fault: the mark of an old writer that still took
+	// writes (split brain).
+	LostAfterFault int `json:"lost_after_fault"`
 	// ReplicationCutAt is when the drill cut replication to the standby
 	// (Options.CutReplication), zero when it did not.
 	ReplicationCutAt time.Time `json:"replication_cut_at,omitzero"`
@@ -143,15 +147,32 @@ func (r *Report) finish(rows []LedgerRow) {
 		r.Promote = r.PromotedAt.Sub(r.PromoteStarted)
 		r.Events = append(r.Events, Event{Time: r.PromotedAt, Kind: "promoted", Region: r.To})
 	}
-	var earliest time.Time
+	// The loss window spans every lost acknowledgement: from the earliest
+	// to the fault, or further, to the latest lost payment sent after the
+	// fault. Such a payment was committed after the fault, by an old writer
+	// still taking writes (a split brain): it is counted, never clamped
+	// away. A payment in flight at the fault (sent before, answered after)
+	// may have committed just before it, and counts up to the fault.
+	var earliest, latest time.Time
+	r.LostAfterFault = 0
 	for _, a := range r.lostAttempts() {
 		if earliest.IsZero() || a.Done.Before(earliest) {
 			earliest = a.Done
 		}
+		if a.Sent.After(r.FaultAt) {
+			r.LostAfterFault++
+			if a.Done.After(latest) {
+				latest = a.Done
+			}
+		}
 	}
 	r.LostCount = len(r.Classification.Lost)
 	if !earliest.IsZero() {
-		r.LostWindow = max(0, r.FaultAt.Sub(earliest))
+		end := r.FaultAt
+		if latest.After(end) {
+			end = latest
+		}
+		r.LostWindow = max(0, end.Sub(earliest))
 	}
 	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Time.Before(r.Events[j].Time) })
 	r.Checks = r.checks()
@@ -194,6 +215,8 @@ func (r *Report) checks() []Check {
 		{Name: "conservation", Pass: c.Conserved, Detail: fmt.Sprintf("ledger %d = acknowledged %d - lost %d + indeterminate %d", c.LedgerTotal, c.AckedTotal, c.LostTotal, c.IndeterminateTotal)},
 		{Name: "operation completed", Pass: r.OperationError == "", Detail: orNone(r.OperationError)},
 		{Name: "recovered", Pass: r.Recovered, Detail: fmt.Sprintf("rto %s", r.RTO.Round(time.Millisecond))},
+		{Name: "no payment acknowledged after the fault is lost", Pass: r.LostAfterFault == 0,
+			Detail: fmt.Sprintf("%d lost after the fault (an old writer still taking writes)", r.LostAfterFault)},
 	}
 	if r.Fault == FaultSwitchover {
 		out = append(out, Check{Name: "switchover rpo is 0 payments", Pass: r.LostCount == 0, Detail: fmt.Sprintf("%d lost", r.LostCount)})
