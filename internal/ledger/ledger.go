@@ -11,6 +11,13 @@
 // retry is answered byte for byte in either region (the table replicates
 // with the Aurora global database).
 //
+// Insert never claims "not recorded" unless it is certain: a failure before
+// the INSERT left (no connection, pgx sent nothing) or the server's refusal
+// of the statement wraps payment.ErrUnavailable (when the database cannot
+// take writes); a failure after it was sent (connection lost, deadline
+// passed, session ended by the server, which may follow a local commit
+// under synchronous replication) wraps payment.ErrOutcomeUnknown.
+//
 // Amounts are bigint minor units with a currency code; created_at is a real
 // UTC timestamptz chosen by the processor (microsecond precision).
 //
@@ -123,8 +130,13 @@ func (l *Ledger) ensureSchema(ctx context.Context) error {
 const columns = `payment_id, amount_minor, currency, coalesce(session_id, ''), region, created_at, request_sha256, response_body`
 
 // Insert stores rec unless its payment_id exists and returns the stored
-// record; see payment.Ledger. Errors meaning the database cannot take writes
-// (read-only, in recovery, unreachable) wrap payment.ErrUnavailable.
+// record; see payment.Ledger. It tells "not recorded" from "outcome
+// unknown": an error before the INSERT left (no connection could be had,
+// pgx sent nothing) or the server's refusal of the statement itself (read
+// only, in recovery) is as mapErr says, wrapping payment.ErrUnavailable
+// when the database cannot take writes; any error after the INSERT was sent
+// (connection lost, deadline passed, the session ended by the server) wraps
+// payment.ErrOutcomeUnknown, because the commit may have happened.
 func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record, bool, error) {
 	if err := l.ensureSchema(ctx); err != nil {
 		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: %w", rec.PaymentID, err)
@@ -133,8 +145,15 @@ func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record
 	if rec.SessionID != "" {
 		session = &rec.SessionID
 	}
+	// Acquire first, so a failure to connect (or a deadline passing while
+	// waiting for a connection) is known to precede the INSERT.
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return payment.Record{}, false, mapErr("insert "+rec.PaymentID+": acquire a connection", err)
+	}
+	defer conn.Release()
 	var createdAt time.Time
-	err := l.pool.QueryRow(ctx, `INSERT INTO payments (payment_id, amount_minor, currency, session_id, region, created_at, request_sha256, response_body)
+	err = conn.QueryRow(ctx, `INSERT INTO payments (payment_id, amount_minor, currency, session_id, region, created_at, request_sha256, response_body)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (payment_id) DO NOTHING
 		RETURNING created_at`,
@@ -145,16 +164,45 @@ func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record
 		rec.CreatedAt = createdAt.UTC()
 		return rec, true, nil
 	case !errors.Is(err, pgx.ErrNoRows):
-		return payment.Record{}, false, mapErr("insert "+rec.PaymentID, err)
+		return payment.Record{}, false, insertErr("insert "+rec.PaymentID, err)
 	}
-	stored, found, err := l.Get(ctx, rec.PaymentID)
+	// A conflict: the payment_id is recorded, by an earlier request. Until
+	// its row is read, whether it is this payment is unknown.
+	stored, found, err := get(ctx, conn, rec.PaymentID)
 	if err != nil {
-		return payment.Record{}, false, err
+		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: read the existing row: %w: %w", rec.PaymentID, payment.ErrOutcomeUnknown, err)
 	}
 	if !found {
 		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: conflicting row vanished", rec.PaymentID)
 	}
 	return stored, false, nil
+}
+
+// insertErr wraps an error of the INSERT statement, which pgx was given.
+// When pgx sent nothing (pgconn.SafeToRetry) or the server failed the
+// statement itself (an ERROR: the implicit transaction rolled back), the
+// payment is not recorded and mapErr decides. Anything else may have come
+// after the commit and wraps payment.ErrOutcomeUnknown: a lost connection or
+// a passed deadline (pgx closes the connection on it), a result that could
+// not be read, or a FATAL ending the session, which PostgreSQL sends, for
+// one, when it terminates a backend whose commit waits for a synchronous
+// standby and "has already committed locally".
+func insertErr(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if pgconn.SafeToRetry(err) || errors.As(err, &pgErr) && !sessionEnding(pgErr) {
+		return mapErr(op, err)
+	}
+	return fmt.Errorf("ledger: %s: %w: %w", op, payment.ErrOutcomeUnknown, err)
+}
+
+// sessionEnding reports whether the server error ends the session (FATAL,
+// PANIC) rather than the statement (ERROR).
+func sessionEnding(e *pgconn.PgError) bool {
+	sev := e.SeverityUnlocalized
+	if sev == "" {
+		sev = e.Severity
+	}
+	return sev == "FATAL" || sev == "PANIC"
 }
 
 // MarkPublished stamps paymentID's event as published; see payment.Ledger.
@@ -213,10 +261,18 @@ func (l *Ledger) PublishUnpublished(ctx context.Context, before time.Time, limit
 	return len(published), pubErr
 }
 
-// Get returns the record stored for paymentID.
+// Get returns the record stored for paymentID; see payment.Ledger.
 func (l *Ledger) Get(ctx context.Context, paymentID string) (payment.Record, bool, error) {
-	row := l.pool.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE payment_id = $1`, paymentID)
-	rec, err := scanRecord(row)
+	return get(ctx, l.pool, paymentID)
+}
+
+// querier is a pool or one of its connections.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func get(ctx context.Context, q querier, paymentID string) (payment.Record, bool, error) {
+	rec, err := scanRecord(q.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE payment_id = $1`, paymentID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Record{}, false, nil
 	}

@@ -7,15 +7,19 @@ import (
 
 // Error codes carried in the "error" member of an error response body. A
 // transport maps each to its own status (the processor: 400, 422, 409, 503,
-// 500, 404 and 405).
+// 504, 500, 404 and 405).
 const (
 	CodeMalformed   = "malformed_request"    // the body is not a JSON object
 	CodeInvalid     = "invalid_field"        // a field has a bad value
 	CodeConflict    = "idempotency_conflict" // the payment_id was used for another request
-	CodeUnavailable = "unavailable"          // this region cannot take payments now
-	CodeInternal    = "internal_error"
-	CodeNotFound    = "not_found"
-	CodeMethod      = "method_not_allowed"
+	CodeUnavailable = "unavailable"          // this region cannot take payments now; this request recorded nothing
+	// CodeOutcomeUnknown: the payment may or may not have been recorded
+	// (the database went away, or the deadline passed, after the write was
+	// sent). A retry with the same payment_id is safe and settles it.
+	CodeOutcomeUnknown = "outcome_unknown"
+	CodeInternal       = "internal_error"
+	CodeNotFound       = "not_found"
+	CodeMethod         = "method_not_allowed"
 )
 
 // FieldError names one invalid field of a request and says what is wrong.
@@ -63,10 +67,20 @@ func invalid(fields []FieldError) *RequestError {
 }
 
 // ErrUnavailable is wrapped by store errors meaning "this region cannot
-// record payments right now" (the database is read-only after a failover or
-// fencing, or unreachable). The processor answers 503 so clients retry,
-// possibly in the other region.
+// record payments right now, and this request recorded nothing" (an
+// earlier request with the same payment_id may have): the
+// database refused the write (read-only after a failover or fencing, in
+// recovery) or could not be reached before the write was sent. The
+// processor answers 503 so clients retry, possibly in the other region.
 var ErrUnavailable = errors.New("payment store unavailable")
+
+// ErrOutcomeUnknown is wrapped by store errors meaning "the write was sent
+// and its outcome is unknown": the connection was lost, the deadline
+// passed or the server ended the session after the INSERT left, so the
+// payment may be committed (with synchronous replication, a commit whose
+// wait for the standby is cancelled is committed locally). The processor
+// answers 504; a retry with the same payment_id settles it.
+var ErrOutcomeUnknown = errors.New("payment outcome unknown")
 
 // ErrorBody is the JSON body of every error response. Field names the first
 // offending field, Fields all of them.
@@ -78,16 +92,19 @@ type ErrorBody struct {
 }
 
 // ErrorResponse maps err to a body safe to show callers, its Error member
-// the code: a *RequestError keeps its message; ErrUnavailable becomes a
-// generic CodeUnavailable; anything else is a generic CodeInternal without
-// the internal error text.
+// the code: a *RequestError keeps its message; ErrOutcomeUnknown becomes a
+// generic CodeOutcomeUnknown (it wins over ErrUnavailable: "not recorded"
+// is said only when certain); ErrUnavailable a generic CodeUnavailable;
+// anything else is a generic CodeInternal without the internal error text.
 func ErrorResponse(err error) ErrorBody {
 	var re *RequestError
 	switch {
 	case errors.As(err, &re):
 		return ErrorBody{Error: re.Code, Message: re.Message, Field: re.Field(), Fields: re.Fields}
+	case errors.Is(err, ErrOutcomeUnknown):
+		return ErrorBody{Error: CodeOutcomeUnknown, Message: "the payment may or may not have been recorded; retrying with the same payment_id is safe and returns the payment if it was"}
 	case errors.Is(err, ErrUnavailable):
-		return ErrorBody{Error: CodeUnavailable, Message: "payments are temporarily unavailable in this region; retry with the same payment_id"}
+		return ErrorBody{Error: CodeUnavailable, Message: "payments are temporarily unavailable in this region and this request recorded nothing; retry with the same payment_id"}
 	default:
 		return ErrorBody{Error: CodeInternal, Message: "internal error; retry with the same payment_id"}
 	}

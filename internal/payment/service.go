@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,8 +45,13 @@ type Ledger interface {
 	// Insert stores rec unless a record with rec.PaymentID already exists. It
 	// returns the record now stored and whether it is rec (inserted) or an
 	// earlier one. A nil error with inserted=true means rec is committed.
-	// Errors meaning the store cannot take writes wrap ErrUnavailable.
+	// Errors meaning the store cannot take writes and rec was not recorded
+	// wrap ErrUnavailable; errors after which rec may or may not be
+	// committed (the write was sent, then the connection was lost or the
+	// deadline passed) wrap ErrOutcomeUnknown.
 	Insert(ctx context.Context, rec Record) (stored Record, inserted bool, err error)
+	// Get returns the record stored for paymentID and whether there is one.
+	Get(ctx context.Context, paymentID string) (Record, bool, error)
 
 	// The ledger is also the event outbox: a payment is committed with
 	// its PaymentProcessed event marked unpublished, in the same row, so no
@@ -62,16 +68,15 @@ type Ledger interface {
 	PublishUnpublished(ctx context.Context, before time.Time, limit int, publish func(context.Context, Payment) error) (int, error)
 }
 
-// Sessions keeps per-session payment links and a cache of responses. It is
-// never the arbiter of whether a payment is new (the DynamoDB global table
-// behind it is last-writer-wins across regions); the Service reads it only to
-// replay a response when the ledger cannot be reached.
+// Sessions keeps per-session payment links and a cache of responses,
+// written after the ledger commits. The Service never reads it: the
+// DynamoDB global table behind it is last-writer-wins across regions and,
+// after a failover that lost data, still holds payments the new writer's
+// ledger does not, so only the ledger may answer for a payment.
 type Sessions interface {
 	// Save caches rec's response under its payment_id and, when it has a
 	// session, links the payment to the session.
 	Save(ctx context.Context, rec Record) error
-	// Lookup returns the cached record for paymentID, if any.
-	Lookup(ctx context.Context, paymentID string) (Record, bool, error)
 }
 
 // Events publishes a PaymentProcessed event for a newly recorded payment.
@@ -134,6 +139,10 @@ func ResponseBody(p Payment) ([]byte, error) {
 	return b, nil
 }
 
+// RecheckTimeout bounds the ledger read that follows an insert whose
+// outcome is unknown; it runs after the request's own deadline.
+const RecheckTimeout = 500 * time.Millisecond
+
 // Service processes payments idempotently. Its zero value is not usable;
 // build it with NewService.
 type Service struct {
@@ -179,15 +188,21 @@ func NewService(d Deps) *Service {
 // naming the differing fields, with no side effects. Concurrent duplicates
 // are settled by the ledger: one insert wins, the others replay it.
 //
-// A successful Result is only returned once the ledger has committed the
-// payment. After the commit, the response is cached in Sessions and a
-// PaymentProcessed event is published and marked so in the ledger; failures
-// there are logged, not returned, because the payment stands. An event not
-// marked published is sent later by PublishPending, from either region.
+// A successful Result is only returned once this region's ledger holds the
+// committed payment; nothing else (the response cache in Sessions least of
+// all) answers for it. After the commit, the response is cached in Sessions
+// and a PaymentProcessed event is published and marked so in the ledger;
+// failures there are logged, not returned, because the payment stands. An
+// event not marked published is sent later by PublishPending, from either
+// region.
 //
-// When the ledger fails, a cached response for the same request is replayed
-// (it was cached only after an earlier commit); otherwise the ledger's error
-// is returned (wrapping ErrUnavailable when the region cannot take writes).
+// When the ledger's insert fails, its error is returned: wrapping
+// ErrUnavailable when the payment was not recorded, ErrOutcomeUnknown when
+// it may have been. Before returning ErrOutcomeUnknown, Process reads the
+// ledger once more (within RecheckTimeout, past ctx's deadline): a stored
+// record answers as usual (created, replayed or conflict); a failed read or
+// no record leaves the outcome unknown, never "not recorded", since the
+// write may still be in flight.
 func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	fp := req.Fingerprint()
 	p := Payment{
@@ -202,12 +217,12 @@ func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("process payment %s: %w", req.PaymentID, err)
 	}
-	stored, inserted, err := s.ledger.Insert(ctx, Record{Payment: p, Fingerprint: fp, Response: body})
+	rec := Record{Payment: p, Fingerprint: fp, Response: body}
+	stored, inserted, err := s.ledger.Insert(ctx, rec)
+	if errors.Is(err, ErrOutcomeUnknown) {
+		stored, inserted, err = s.recheck(ctx, rec, err)
+	}
 	if err != nil {
-		if res, ok, cerr := s.fromCache(ctx, req, fp); ok {
-			s.log.WarnContext(ctx, "ledger insert failed; answered from the response cache", "err", err)
-			return res, cerr
-		}
 		return Result{}, fmt.Errorf("process payment %s: %w", req.PaymentID, err)
 	}
 	if !inserted {
@@ -220,17 +235,25 @@ func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	return Result{Body: stored.Response, Record: stored}, nil
 }
 
-// fromCache answers a request from the response cache when the ledger
-// cannot; ok reports whether the cache had an answer.
-func (s *Service) fromCache(ctx context.Context, req Request, fp [32]byte) (Result, bool, error) {
-	cached, found, err := s.sessions.Lookup(ctx, req.PaymentID)
-	if err != nil || !found {
-		return Result{}, false, nil
+// recheck reads the ledger after an insert of rec that failed with
+// insertErr, outcome unknown. A stored record that is rec itself (same
+// response bytes: same created_at and region) was inserted by this
+// request; another one is returned as an earlier record; no record, or a
+// failed read, returns insertErr.
+func (s *Service) recheck(ctx context.Context, rec Record, insertErr error) (Record, bool, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecheckTimeout)
+	defer cancel()
+	stored, found, err := s.ledger.Get(rctx, rec.PaymentID)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "outcome unknown: the ledger could not be read again", "err", insertErr, "recheck_err", err)
+		return Record{}, false, insertErr
+	case !found:
+		s.log.WarnContext(ctx, "outcome unknown: the payment is not in the ledger yet; the write may still be in flight", "err", insertErr)
+		return Record{}, false, insertErr
 	}
-	if cached.Fingerprint != fp {
-		return Result{}, true, conflict(req, cached.Payment)
-	}
-	return Result{Body: cached.Response, Replayed: true, Record: cached}, true, nil
+	s.log.InfoContext(ctx, "the ledger answer was lost; the payment was found on reading it again", "err", insertErr)
+	return stored, stored.Fingerprint == rec.Fingerprint && bytes.Equal(stored.Response, rec.Response), nil
 }
 
 // afterCommit caches the response and publishes the event concurrently.

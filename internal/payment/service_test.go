@@ -1,8 +1,10 @@
 package payment_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -191,22 +193,23 @@ func TestProcessLedgerDown(t *testing.T) {
 			t.Errorf("ErrorResponse code = %s, want %s", body.Error, payment.CodeUnavailable)
 		}
 	})
-	t.Run("cached replay", func(t *testing.T) {
+	// After a failover that lost the payment, the global session table may
+	// still hold its cached response while this region's ledger, which does
+	// not have it, fails: the cache must not answer for the ledger.
+	t.Run("cached response is no answer", func(t *testing.T) {
 		f := newFixture()
-		first, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
-		if err != nil {
+		if _, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`)); err != nil {
 			t.Fatal(err)
 		}
 		f.ledger.Err = payment.ErrUnavailable
-		res, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"1","currency":"USD"}`))
-		if err != nil {
-			t.Fatalf("Process(retry, ledger down) error = %v", err)
-		}
-		if !res.Replayed || string(res.Body) != string(first.Body) {
-			t.Errorf("Process(retry, ledger down) = %s replayed %v, want %s replayed", res.Body, res.Replayed, first.Body)
-		}
-		if _, err := f.svc.Process(ctx, mustDecode(t, `{"payment_id":"p","amount":"2","currency":"USD"}`)); !payment.IsConflict(err) {
-			t.Errorf("Process(conflict, ledger down) error = %v, want conflict", err)
+		for _, body := range []string{
+			`{"payment_id":"p","amount":"1","currency":"USD"}`, // same request
+			`{"payment_id":"p","amount":"2","currency":"USD"}`, // conflicting one
+		} {
+			res, err := f.svc.Process(ctx, mustDecode(t, body))
+			if !errors.Is(err, payment.ErrUnavailable) {
+				t.Errorf("Process(%s, ledger down, response cached) = %s replayed %v, %v; want ErrUnavailable", body, res.Body, res.Replayed, err)
+			}
 		}
 	})
 }
@@ -269,5 +272,106 @@ func TestEventOutbox(t *testing.T) {
 	}
 	if got := published(); !cmp.Equal(got, []string{"pay_2", "pay_1"}) {
 		t.Errorf("published = %v, want [pay_2 pay_1]: each event exactly once here", got)
+	}
+}
+
+// lossyLedger is a memory ledger whose Insert loses its answer: it commits
+// the record when commit is set, then fails with an outcome-unknown error,
+// as the PostgreSQL ledger does when the connection drops after the INSERT
+// was sent. Get fails with getErr when it is set.
+type lossyLedger struct {
+	*memory.Ledger
+	commit bool
+	getErr error
+}
+
+func (l *lossyLedger) Insert(ctx context.Context, rec payment.Record) (payment.Record, bool, error) {
+	if l.commit {
+		if _, _, err := l.Ledger.Insert(ctx, rec); err != nil {
+			return payment.Record{}, false, err
+		}
+	}
+	return payment.Record{}, false, fmt.Errorf("ledger: insert %s: %w: read: connection reset by peer", rec.PaymentID, payment.ErrOutcomeUnknown)
+}
+
+func (l *lossyLedger) Get(ctx context.Context, paymentID string) (payment.Record, bool, error) {
+	if l.getErr != nil {
+		return payment.Record{}, false, fmt.Errorf("ledger: get %s: %w", paymentID, l.getErr)
+	}
+	return l.Ledger.Get(ctx, paymentID)
+}
+
+// TestProcessOutcomeUnknown: after an insert whose answer was lost, the
+// ledger is read again; only the row decides, and without it the outcome
+// stays unknown, never "not recorded".
+func TestProcessOutcomeUnknown(t *testing.T) {
+	const body = `{"payment_id":"p","amount":"1","currency":"USD"}`
+	earlier := func(amount string) func(t *testing.T, f fixture) {
+		return func(t *testing.T, f fixture) {
+			t.Helper()
+			if _, err := f.svc.Process(context.Background(), mustDecode(t, `{"payment_id":"p","amount":"`+amount+`","currency":"USD"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name     string
+		before   func(t *testing.T, f fixture) // with a working ledger
+		commit   bool
+		getErr   error
+		code     string // "" for a payment
+		replayed bool
+		events   int
+	}{
+		{name: "committed, the row is read back", commit: true, events: 1},
+		{name: "committed, the ledger cannot be read", commit: true, getErr: payment.ErrUnavailable, code: payment.CodeOutcomeUnknown},
+		{name: "not committed, no row yet", code: payment.CodeOutcomeUnknown},
+		{name: "an earlier request's row, same content", before: earlier("1"), replayed: true, events: 1},
+		{name: "an earlier request's row, other content", before: earlier("2"), code: payment.CodeConflict, events: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture()
+			if tt.before != nil {
+				tt.before(t, f)
+			}
+			lossy := &lossyLedger{Ledger: f.ledger, commit: tt.commit, getErr: tt.getErr}
+			svc := payment.NewService(payment.Deps{
+				Ledger: lossy, Sessions: f.sessions, Events: f.events,
+				Clock: memory.NewClock(t0.Add(time.Hour), time.Second), Region: "us-east-1",
+			})
+			res, err := svc.Process(context.Background(), mustDecode(t, body))
+			if tt.code == "" {
+				if err != nil {
+					t.Fatalf("Process error = %v, want the payment", err)
+				}
+				if res.Replayed != tt.replayed {
+					t.Errorf("Process replayed = %v, want %v", res.Replayed, tt.replayed)
+				}
+				stored, found, _ := f.ledger.Get(context.Background(), "p")
+				if !found || !bytes.Equal(res.Body, stored.Response) {
+					t.Errorf("Process body = %s, want the stored %s", res.Body, stored.Response)
+				}
+			} else {
+				if got := payment.ErrorResponse(err).Error; got != tt.code {
+					t.Errorf("Process error = %v (code %s), want code %s", err, got, tt.code)
+				}
+				if errors.Is(err, payment.ErrUnavailable) && !errors.Is(err, payment.ErrOutcomeUnknown) {
+					t.Errorf("Process error = %v says \"not recorded\" after the insert was sent", err)
+				}
+			}
+			if n := len(f.events.Published()); n != tt.events {
+				t.Errorf("events published = %d, want %d", n, tt.events)
+			}
+		})
+	}
+}
+
+func TestErrorResponseOutcomeUnknown(t *testing.T) {
+	// An outcome-unknown error that also wraps ErrUnavailable (a re-read
+	// that found the region unavailable) still says "unknown".
+	err := fmt.Errorf("%w (recheck: %w)", payment.ErrOutcomeUnknown, payment.ErrUnavailable)
+	if got := payment.ErrorResponse(err).Error; got != payment.CodeOutcomeUnknown {
+		t.Errorf("ErrorResponse(outcome unknown and unavailable) = %s, want %s", got, payment.CodeOutcomeUnknown)
 	}
 }

@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 		Logger:   log,
 	})
 	app.Outbox = svc
-	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log})
+	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log, RequestTimeout: cfg.RequestTimeout})
 	return app, nil
 }
 

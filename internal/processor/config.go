@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"time"
 
 	"paydr/internal/processor/environ"
 )
@@ -14,27 +15,37 @@ import (
 // paydr/internal/processor/environ (which the stack and the local
 // environment use to set them).
 const (
-	EnvRegion        = environ.Region
-	EnvSessionsTable = environ.SessionsTable
-	EnvEventBus      = environ.EventBus
-	EnvDBHost        = environ.DBHost
-	EnvDBPort        = environ.DBPort
-	EnvDBName        = environ.DBName
-	EnvDBHealthHost  = environ.DBHealthHost
-	EnvDBSecretARN   = environ.DBSecretARN
-	EnvDBUser        = environ.DBUser
-	EnvDBPassword    = environ.DBPassword
-	EnvDBDSN         = environ.DBDSN
-	EnvAWSEndpoint   = environ.AWSEndpoint
-	EnvListen        = environ.Listen
+	EnvRegion         = environ.Region
+	EnvSessionsTable  = environ.SessionsTable
+	EnvEventBus       = environ.EventBus
+	EnvDBHost         = environ.DBHost
+	EnvDBPort         = environ.DBPort
+	EnvDBName         = environ.DBName
+	EnvDBHealthHost   = environ.DBHealthHost
+	EnvDBSecretARN    = environ.DBSecretARN
+	EnvDBUser         = environ.DBUser
+	EnvDBPassword     = environ.DBPassword
+	EnvDBDSN          = environ.DBDSN
+	EnvAWSEndpoint    = environ.AWSEndpoint
+	EnvListen         = environ.Listen
+	EnvRequestTimeout = environ.RequestTimeout
 )
 
 // Defaults of optional settings.
 const (
-	DefaultDBPort = 5432
-	DefaultDBName = "payments"
-	DefaultListen = "127.0.0.1:8080"
+	DefaultDBPort         = 5432
+	DefaultDBName         = "payments"
+	DefaultListen         = "127.0.0.1:8080"
+	DefaultRequestTimeout = 10 * time.Second
 )
+
+// MaxRequestTimeout bounds PAYDR_REQUEST_TIMEOUT. A payment's answer can
+// take the deadline, then payment.RecheckTimeout to read the ledger again
+// after a lost answer, or up to 2 s of after-commit side effects; all of it
+// must fit, with room for a cold start, under API Gateway's 29 s
+// integration timeout and the Lambda's 30 s (internal/stack), whose own
+// 504 would carry no body.
+const MaxRequestTimeout = 20 * time.Second
 
 // Config is the processor's configuration. In AWS the stack sets it on the
 // Lambda function; locally the local environment sets it for the server.
@@ -54,6 +65,11 @@ type Config struct {
 
 	AWSEndpoint string // PAYDR_AWS_ENDPOINT: endpoint for DynamoDB, EventBridge, Secrets Manager (emulator)
 	Listen      string // PAYDR_LISTEN: address of the local HTTP server (default 127.0.0.1:8080)
+
+	// RequestTimeout is PAYDR_REQUEST_TIMEOUT, a Go duration (default 10s,
+	// at most MaxRequestTimeout): the deadline of a payment request's
+	// database work, after which it answers 503 or 504.
+	RequestTimeout time.Duration
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -80,6 +96,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("config: %s=%q is not a port number", EnvDBPort, p))
 		}
 		c.DBPort = port
+	}
+	c.RequestTimeout = DefaultRequestTimeout
+	if v := getenv(EnvRequestTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %s=%q is not a duration such as 10s", EnvRequestTimeout, v))
+		} else {
+			c.RequestTimeout = d
+		}
 	}
 	if c.DBPort == 0 && len(errs) == 0 {
 		c.DBPort = DefaultDBPort
@@ -128,6 +153,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.AWSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("%s=%q must be an http(s) URL such as http://127.0.0.1:5000", EnvAWSEndpoint, c.AWSEndpoint)
 		}
+	}
+	if c.RequestTimeout <= 0 || c.RequestTimeout > MaxRequestTimeout {
+		add("%s=%s is out of range: set a duration above 0s and at most %s, so the answer comes before API Gateway's 29 s and the Lambda's 30 s", EnvRequestTimeout, c.RequestTimeout, MaxRequestTimeout)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("%s=%q must be host:port", EnvListen, c.Listen)

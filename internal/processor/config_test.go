@@ -3,6 +3,7 @@ package processor
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -22,6 +23,7 @@ func TestConfigFromEnv(t *testing.T) {
 		Region: "us-east-1", SessionsTable: "paydr-sessions", EventBus: "paydr",
 		DBHost: "127.0.0.1", DBPort: 5432, DBName: "payments", DBHealthHost: "127.0.0.1",
 		DBUser: "paydr", DBPassword: "p@ss word", Listen: "127.0.0.1:8080",
+		RequestTimeout: DefaultRequestTimeout,
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("ConfigFromEnv(local) mismatch (-want +got):\n%s", diff)
@@ -32,6 +34,7 @@ func TestConfigFromEnv(t *testing.T) {
 	aws := map[string]string{
 		EnvRegion: "us-west-2", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "global.cluster-x.rds.amazonaws.com",
 		EnvDBHealthHost: "west.cluster-y.rds.amazonaws.com", EnvDBSecretARN: "arn:aws:secretsmanager:us-west-2:1:secret:db", EnvDBPort: "6432",
+		EnvRequestTimeout: "2500ms",
 	}
 	c, err = ConfigFromEnv(envOf(aws))
 	if err != nil {
@@ -39,6 +42,9 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if got, want := c.ledgerDSN(c.DBHealthHost), "postgres://west.cluster-y.rds.amazonaws.com:6432/payments"; got != want {
 		t.Errorf("ledgerDSN(health) = %q, want %q (no credentials: they come from the secret)", got, want)
+	}
+	if c.RequestTimeout != 2500*time.Millisecond {
+		t.Errorf("RequestTimeout = %s, want 2.5s", c.RequestTimeout)
 	}
 }
 
@@ -51,6 +57,9 @@ func TestConfigValidateNamesVariables(t *testing.T) {
 		{"empty", map[string]string{}, []string{EnvRegion, EnvSessionsTable, EnvEventBus, EnvDBHost, EnvDBSecretARN}},
 		{"bad port", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvDBPort: "http"}, []string{EnvDBPort}},
 		{"bad endpoint", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAWSEndpoint: "localhost:5000"}, []string{EnvAWSEndpoint}},
+		{"request timeout without unit", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "10"}, []string{EnvRequestTimeout}},
+		{"request timeout zero", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "0s"}, []string{EnvRequestTimeout}},
+		{"request timeout past API Gateway's", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "29s"}, []string{EnvRequestTimeout}},
 		{"bad listen", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvListen: "8080"}, []string{EnvListen}},
 	}
 	for _, tt := range tests {

@@ -57,16 +57,28 @@ type Options struct {
 	Sessions Pinger        // the DynamoDB table
 	Region   string
 	Logger   *slog.Logger // nil: slog.Default()
+	// RequestTimeout is the deadline of a payment's database work
+	// (Config.RequestTimeout; 0: DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // Handler serves the processor's HTTP API:
 //
 //	POST /payments  body {"payment_id","amount","currency","session_id"?}
 //	    201 + payment JSON, first time and on replay (replays carry
-//	    Idempotent-Replayed: true and the stored bytes); 400 malformed body;
+//	    Idempotent-Replayed: true and the stored bytes), only once this
+//	    region's ledger holds the committed row; 400 malformed body;
 //	    422 invalid fields; 409 payment_id reused with different content;
-//	    503 this region cannot take writes; 500 otherwise. Error bodies are
-//	    payment.ErrorBody and never carry internal error text.
+//	    503 + Retry-After: this region cannot take writes and this
+//	    request recorded nothing (the database refused the write, or could
+//	    not be reached before the write was sent); 504 outcome_unknown:
+//	    the write was sent and its answer lost (connection lost, deadline
+//	    passed), so the payment may or may not be recorded; 500 otherwise.
+//	    All are safe to retry with the same payment_id, which settles a
+//	    504 or a 500.
+//	    Each request has a deadline (Options.RequestTimeout) that cancels
+//	    its database work, including waiting for a connection. Error
+//	    bodies are payment.ErrorBody and never carry internal error text.
 //	GET /health
 //	    {"region","database_writable","dynamodb_reachable"}: 200 when the
 //	    database is writable, else 503, so DNS failover sends traffic to the
@@ -153,7 +165,13 @@ func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *request
 		return false, err
 	}
 	info.paymentID = req.PaymentID
-	res, err := h.opts.Service.Process(r.Context(), req)
+	timeout := h.opts.RequestTimeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	res, err := h.opts.Service.Process(ctx, req)
 	if err != nil {
 		h.writeFailure(w, err)
 		return false, err
@@ -173,9 +191,12 @@ var httpStatus = map[string]int{
 	payment.CodeInvalid:     http.StatusUnprocessableEntity,
 	payment.CodeConflict:    http.StatusConflict,
 	payment.CodeUnavailable: http.StatusServiceUnavailable,
-	payment.CodeInternal:    http.StatusInternalServerError,
-	payment.CodeNotFound:    http.StatusNotFound,
-	payment.CodeMethod:      http.StatusMethodNotAllowed,
+	// API Gateway's own answer when an integration times out: the
+	// outcome is unknown there too.
+	payment.CodeOutcomeUnknown: http.StatusGatewayTimeout,
+	payment.CodeInternal:       http.StatusInternalServerError,
+	payment.CodeNotFound:       http.StatusNotFound,
+	payment.CodeMethod:         http.StatusMethodNotAllowed,
 }
 
 func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
@@ -184,7 +205,7 @@ func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable { // not recorded: retry, here or elsewhere
 		w.Header().Set("Retry-After", "1")
 	}
 	writeError(w, status, body)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,6 +108,10 @@ func TestPayments(t *testing.T) {
 		{name: "invalid-fields", body: `{"payment_id":"a b","amount":"0","currency":"usd","extra":true}`, status: 422},
 		{name: "too-precise-jpy", body: `{"payment_id":"p","amount":"1.5","currency":"JPY"}`, status: 422},
 		{name: "ledger-read-only", setup: func(e *env) { e.ledger.Err = payment.ErrUnavailable }, body: valid, status: 503},
+		{name: "cached-but-ledger-down", before: []string{valid}, setup: func(e *env) { e.ledger.Err = payment.ErrUnavailable }, body: valid, status: 503},
+		{name: "outcome-unknown", setup: func(e *env) {
+			e.ledger.Err = fmt.Errorf("read tcp: connection reset by peer: %w", payment.ErrOutcomeUnknown)
+		}, body: valid, status: 504},
 		{name: "internal-error-hidden", setup: func(e *env) { e.ledger.Err = errors.New("FATAL: password authentication failed for user \"admin\"") }, body: valid, status: 500},
 		{name: "wrong-method", method: http.MethodGet, status: 405},
 		{name: "not-found", path: "/payment", body: valid, status: 404},
@@ -241,4 +246,57 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// stuckService is a processor.Processor whose database never answers: it
+// waits for the request's deadline and fails as the ledger does then.
+type stuckService struct{ deadline chan time.Time }
+
+func (s stuckService) Process(ctx context.Context, req payment.Request) (payment.Result, error) {
+	d, _ := ctx.Deadline()
+	s.deadline <- d
+	<-ctx.Done()
+	return payment.Result{}, fmt.Errorf("ledger: insert %s: %w: %w", req.PaymentID, payment.ErrOutcomeUnknown, ctx.Err())
+}
+
+// TestPaymentDeadline: each payment request runs under RequestTimeout (the
+// default when unset), and a database that never answers gets a 504 when
+// it passes.
+func TestPaymentDeadline(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"set", 50 * time.Millisecond, 50 * time.Millisecond},
+		{"default", 0, processor.DefaultRequestTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := stuckService{deadline: make(chan time.Time, 1)}
+			h := processor.NewHandler(processor.Options{Service: svc, Database: fakeDB{writable: true}, Sessions: memory.NewSessions(),
+				Region: "us-east-1", Logger: slog.New(slog.DiscardHandler), RequestTimeout: tt.timeout})
+			r := httptest.NewRequest(http.MethodPost, processor.PathPayments, strings.NewReader(`{"payment_id":"p","amount":"1","currency":"USD"}`))
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			w := httptest.NewRecorder()
+			start := time.Now()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				h.ServeHTTP(w, r.WithContext(ctx))
+			}()
+			deadline := <-svc.deadline
+			if got := deadline.Sub(start); got < tt.want-time.Second || got > tt.want+time.Second {
+				t.Errorf("Process deadline = start + %s, want start + %s", got, tt.want)
+			}
+			if tt.timeout == 0 {
+				cancel() // no need to wait 10 s: the caller goes away
+			}
+			<-done
+			if tt.timeout > 0 && (w.Code != http.StatusGatewayTimeout || !strings.Contains(w.Body.String(), payment.CodeOutcomeUnknown)) {
+				t.Errorf("POST /payments past the deadline = %d %s, want 504 %s", w.Code, w.Body, payment.CodeOutcomeUnknown)
+			}
+		})
+	}
 }

@@ -44,9 +44,10 @@ import (
 //	 "body": "{\"payment_id\":\"...\",\"status\":\"succeeded\",...}"}
 //
 // Payment errors are answered the same way with their status (400, 409,
-// 422, 503, 500) and a payment.ErrorBody; the function itself does not
-// fail, so the Lambda service does not retry an invocation whose outcome is
-// known. The
+// 422, 503, 504, 500; see Handler) and a payment.ErrorBody; the function
+// itself does not fail, so the Lambda service does not retry the
+// invocation (a client retry with the same payment_id is what settles a
+// 504). The
 // request id is API Gateway's for HTTP events and the Lambda request id for
 // direct invocations.
 func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.APIGatewayV2HTTPResponse, error) {

@@ -22,10 +22,12 @@
 // item as absent.
 //
 // DynamoDB here is a cache and session store, never the arbiter of whether a
-// payment is new: items are written only after the PostgreSQL ledger has
-// committed the payment, and the processor reads the response cache only to
-// replay an answer while the ledger is unreachable. Conditional writes would
-// be regional only on a global table, so none are used.
+// payment is new nor a source of answers: items are written only after the
+// PostgreSQL ledger has committed the payment, and the processor never reads
+// them (after a failover that lost data, the global table still holds
+// payments the new writer's ledger does not). Lookup reads a cached response
+// back for tests and operators. Conditional writes would be regional only on
+// a global table, so none are used.
 package sessions
 
 import (
@@ -181,6 +183,8 @@ func (st *Store) Save(ctx context.Context, rec payment.Record) error {
 }
 
 // Lookup returns the cached record of paymentID; expired items are absent.
+// It is for tests and operators: the processor answers only from the
+// ledger.
 func (st *Store) Lookup(ctx context.Context, paymentID string) (payment.Record, bool, error) {
 	out, err := st.api.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &st.table,

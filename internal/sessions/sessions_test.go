@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"paydr/internal/local/moto/mototest"
-	"paydr/internal/payment"
 	"paydr/internal/payment/paymenttest"
 	"paydr/internal/sessions"
 )
@@ -59,7 +58,7 @@ func newTable(t *testing.T) (*dynamodb.Client, string) {
 func TestDynamoDBContract(t *testing.T) {
 	client, table := newTable(t)
 	store := sessions.New(client, table, sessions.Options{})
-	paymenttest.TestSessions(t, func(*testing.T) payment.Sessions { return store })
+	paymenttest.TestSessions(t, func(*testing.T) paymenttest.InspectableSessions { return store })
 }
 
 func TestKeysAndTTL(t *testing.T) {

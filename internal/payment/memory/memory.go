@@ -45,6 +45,17 @@ func (l *Ledger) Insert(_ context.Context, rec payment.Record) (payment.Record, 
 	return clone(rec), true, nil
 }
 
+// Get returns the record stored for paymentID; see payment.Ledger.
+func (l *Ledger) Get(_ context.Context, paymentID string) (payment.Record, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Err != nil {
+		return payment.Record{}, false, fmt.Errorf("memory ledger: get %s: %w", paymentID, l.Err)
+	}
+	r, ok := l.records[paymentID]
+	return clone(r), ok, nil
+}
+
 // MarkPublished records that paymentID's event was published; see
 // payment.Ledger.
 func (l *Ledger) MarkPublished(_ context.Context, paymentID string) error {
@@ -153,7 +164,8 @@ func (s *Sessions) Save(_ context.Context, rec payment.Record) error {
 	return nil
 }
 
-// Lookup returns the cached record for paymentID.
+// Lookup returns the cached record for paymentID, for tests that check
+// what was cached (the Service never reads the cache).
 func (s *Sessions) Lookup(_ context.Context, paymentID string) (payment.Record, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,7 +3,6 @@ package memory_test
 import (
 	"testing"
 
-	"paydr/internal/payment"
 	"paydr/internal/payment/memory"
 	"paydr/internal/payment/paymenttest"
 )
@@ -13,5 +12,5 @@ func TestLedgerContract(t *testing.T) {
 }
 
 func TestSessionsContract(t *testing.T) {
-	paymenttest.TestSessions(t, func(*testing.T) payment.Sessions { return memory.NewSessions() })
+	paymenttest.TestSessions(t, func(*testing.T) paymenttest.InspectableSessions { return memory.NewSessions() })
 }

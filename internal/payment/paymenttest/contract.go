@@ -81,6 +81,24 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) InspectableLedger) {
 		}
 	})
 
+	t.Run("Get", func(t *testing.T) {
+		l := newLedger(t)
+		rec := NewRecord(t, UniqueID("get"), 4321, contractTime)
+		if _, found, err := l.Get(ctx, rec.PaymentID); err != nil || found {
+			t.Fatalf("Get(before insert) = found %v, %v; want not found, nil", found, err)
+		}
+		if _, _, err := l.Insert(ctx, rec); err != nil {
+			t.Fatalf("Insert error = %v", err)
+		}
+		got, found, err := l.Get(ctx, rec.PaymentID)
+		if err != nil || !found {
+			t.Fatalf("Get(inserted) = found %v, %v; want found, nil", found, err)
+		}
+		if diff := cmp.Diff(rec, got); diff != "" {
+			t.Errorf("Get(inserted) mismatch (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("DuplicateReturnsOriginal", func(t *testing.T) {
 		l := newLedger(t)
 		id := UniqueID("dup")
@@ -256,8 +274,16 @@ func TestLedger(t *testing.T, newLedger func(t *testing.T) InspectableLedger) {
 	})
 }
 
+// InspectableSessions is a payment.Sessions that can also read back a
+// cached response, which the contract needs to check what Save wrote (the
+// Service itself never reads the cache).
+type InspectableSessions interface {
+	payment.Sessions
+	Lookup(ctx context.Context, paymentID string) (payment.Record, bool, error)
+}
+
 // TestSessions runs the sessions contract against stores made by newSessions.
-func TestSessions(t *testing.T, newSessions func(t *testing.T) payment.Sessions) {
+func TestSessions(t *testing.T, newSessions func(t *testing.T) InspectableSessions) {
 	ctx := context.Background()
 
 	t.Run("LookupMissing", func(t *testing.T) {

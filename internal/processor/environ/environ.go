@@ -10,19 +10,20 @@ import "reflect"
 
 // The variable names.
 const (
-	Region        = "PAYDR_REGION"
-	SessionsTable = "PAYDR_SESSIONS_TABLE"
-	EventBus      = "PAYDR_EVENT_BUS"
-	DBHost        = "PAYDR_DB_HOST"
-	DBPort        = "PAYDR_DB_PORT"
-	DBName        = "PAYDR_DB_NAME"
-	DBHealthHost  = "PAYDR_DB_HEALTH_HOST"
-	DBSecretARN   = "PAYDR_DB_SECRET_ARN"
-	DBUser        = "PAYDR_DB_USER"
-	DBPassword    = "PAYDR_DB_PASSWORD"
-	DBDSN         = "PAYDR_DB_DSN"
-	AWSEndpoint   = "PAYDR_AWS_ENDPOINT"
-	Listen        = "PAYDR_LISTEN"
+	Region         = "PAYDR_REGION"
+	SessionsTable  = "PAYDR_SESSIONS_TABLE"
+	EventBus       = "PAYDR_EVENT_BUS"
+	DBHost         = "PAYDR_DB_HOST"
+	DBPort         = "PAYDR_DB_PORT"
+	DBName         = "PAYDR_DB_NAME"
+	DBHealthHost   = "PAYDR_DB_HEALTH_HOST"
+	DBSecretARN    = "PAYDR_DB_SECRET_ARN"
+	DBUser         = "PAYDR_DB_USER"
+	DBPassword     = "PAYDR_DB_PASSWORD"
+	DBDSN          = "PAYDR_DB_DSN"
+	AWSEndpoint    = "PAYDR_AWS_ENDPOINT"
+	Listen         = "PAYDR_LISTEN"
+	RequestTimeout = "PAYDR_REQUEST_TIMEOUT"
 )
 
 // Vars is a processor's environment with values of type S. Unset (zero)
@@ -41,6 +42,9 @@ type Vars[S any] struct {
 	DBDSN         S // a full DSN instead of the DB* fields (local)
 	AWSEndpoint   S // an emulator endpoint for every AWS service (local)
 	Listen        S // the local server's address
+	// RequestTimeout is the deadline of a payment request, a Go duration
+	// such as 10s (default 10s).
+	RequestTimeout S
 }
 
 // Map returns the set variables by name.
@@ -64,5 +68,6 @@ func (v Vars[S]) Map() map[string]S {
 	add(DBDSN, v.DBDSN)
 	add(AWSEndpoint, v.AWSEndpoint)
 	add(Listen, v.Listen)
+	add(RequestTimeout, v.RequestTimeout)
 	return out
 }
