@@ -31,11 +31,14 @@
 // # Errors
 //
 // Errors carry codes, not transport statuses: malformed (body not a JSON
-// object), invalid (fields, each named), conflict (idempotency),
+// object, or a key twice in one of its objects), invalid (fields, each
+// named; unknown ones up to a bound), conflict (idempotency: says only that
+// the payment_id is taken), unsupported media type (set by the transport),
 // unavailable (this region cannot take writes and this request recorded
 // nothing; retry), outcome unknown (the write was sent and its answer lost:
 // the payment may or may not be recorded; a retry with the same payment_id
-// is safe and settles it) and internal; ErrorResponse builds their bodies
-// and never exposes internal text. The processor maps codes to HTTP
+// is safe and settles it) and internal; ErrorResponse builds their bodies,
+// which never expose internal text or stored values and stay under
+// MaxErrorBodyBytes whatever the request. The processor maps codes to HTTP
 // statuses.
 package payment

@@ -3,16 +3,22 @@ package payment
 import (
 	"errors"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error codes carried in the "error" member of an error response body. A
-// transport maps each to its own status (the processor: 400, 422, 409, 503,
-// 504, 500, 404 and 405).
+// transport maps each to its own status (the processor: 400, 422, 409, 415,
+// 503, 504, 500, 404 and 405).
 const (
-	CodeMalformed   = "malformed_request"    // the body is not a JSON object
-	CodeInvalid     = "invalid_field"        // a field has a bad value
-	CodeConflict    = "idempotency_conflict" // the payment_id was used for another request
-	CodeUnavailable = "unavailable"          // this region cannot take payments now; this request recorded nothing
+	CodeMalformed = "malformed_request"    // the body is not a JSON object, or has a key twice
+	CodeInvalid   = "invalid_field"        // a field has a bad value
+	CodeConflict  = "idempotency_conflict" // the payment_id was used for another request
+	// CodeUnsupportedMediaType: the body is not declared as JSON
+	// (Content-Type other than application/json, or none), or is encoded
+	// (Content-Encoding).
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeUnavailable          = "unavailable" // this region cannot take payments now; this request recorded nothing
 	// CodeOutcomeUnknown: the payment may or may not have been recorded
 	// (the database went away, or the deadline passed, after the write was
 	// sent). A retry with the same payment_id is safe and settles it.
@@ -29,13 +35,18 @@ type FieldError struct {
 }
 
 // RequestError is an error a caller can fix: a body that is not a JSON
-// object (CodeMalformed), invalid fields (CodeInvalid), an idempotency
-// conflict (CodeConflict). Its message is safe to return to callers.
+// object or has a key twice (CodeMalformed), invalid fields (CodeInvalid),
+// an idempotency conflict (CodeConflict), a body not declared as JSON
+// (CodeUnsupportedMediaType). Its message is safe to return to callers
+// and bounded in size: it never echoes more than a short, sanitized
+// (Sanitize) field name of what the caller sent, nor anything stored.
 type RequestError struct {
 	Code    string
 	Message string
-	// Fields lists every invalid field or the field that conflicts, in
-	// the order of the request schema.
+	// Fields lists the invalid fields in the order of the request schema
+	// (unknown ones after, at most MaxUnknownFieldsListed of them), the
+	// duplicated key, or payment_id for a conflict. A Field may name a
+	// request header (Idempotency-Key).
 	Fields []FieldError
 }
 
@@ -81,6 +92,31 @@ var ErrUnavailable = errors.New("payment store unavailable")
 // wait for the standby is cancelled is committed locally). The processor
 // answers 504; a retry with the same payment_id settles it.
 var ErrOutcomeUnknown = errors.New("payment outcome unknown")
+
+// MaxErrorBodyBytes bounds the JSON encoding of an ErrorBody. The bodies
+// ErrorResponse builds stay well under it whatever the request; a
+// transport may enforce it (the processor does).
+const MaxErrorBodyBytes = 4 << 10
+
+// Sanitize returns s made safe to echo in an error body or a log line, at
+// most maxBytes bytes long plus "..." when it had to be cut: every
+// character that is not printable, not valid UTF-8 (or U+FFFD), or one of
+// " \ < > &, becomes '?', so its JSON encoding is no longer than itself.
+func Sanitize(s string, maxBytes int) string {
+	var b strings.Builder
+	for _, r := range s {
+		size := utf8.RuneLen(r)
+		if r == utf8.RuneError || !unicode.IsPrint(r) || strings.ContainsRune(`"\<>&`, r) {
+			r, size = '?', 1
+		}
+		if b.Len()+size > maxBytes {
+			b.WriteString("...")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // ErrorBody is the JSON body of every error response. Field names the first
 // offending field, Fields all of them.

@@ -18,6 +18,12 @@ const (
 	MaxSessionIDLen = 128
 	// MaxBodyBytes is the largest request body accepted.
 	MaxBodyBytes = 16 << 10
+	// MaxUnknownFieldsListed is how many unknown fields a 422 names; it
+	// counts the others.
+	MaxUnknownFieldsListed = 5
+
+	// maxFieldNameBytes bounds a field name echoed in an error.
+	maxFieldNameBytes = 64
 )
 
 // Request is a validated payment request. Amount is exact: an integer count
@@ -63,29 +69,100 @@ func (r Request) canonical() string {
 // ""), 1..128 characters of [A-Za-z0-9_-]. Unknown fields are rejected so a
 // misspelt field cannot be silently ignored.
 //
-// A body that is not exactly one JSON object is a *RequestError with status
-// 400; invalid fields give a *RequestError with status 422 listing each one.
+// A body that is not exactly one JSON object, or that has a key twice in
+// any of its objects (at any depth; "amount" and "\u0061mount" are the
+// same key), is a *RequestError with status 400: with duplicate keys the
+// body could mean two payments, and parsers disagree on which. Invalid
+// fields give a *RequestError with status 422 listing each one, unknown
+// fields up to MaxUnknownFieldsListed of them (the message counts the
+// rest), so an error stays small whatever the body.
 func DecodeRequest(body []byte) (Request, error) {
 	if len(body) > MaxBodyBytes {
 		return Request{}, malformed("body larger than " + strconv.Itoa(MaxBodyBytes) + " bytes")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return Request{}, malformed("body must be a JSON object")
-		}
-		return Request{}, malformed("body is not valid JSON")
-	}
-	if raw == nil {
-		return Request{}, malformed("body must be a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Request{}, malformed("body has data after the JSON object")
+	raw, err := decodeObject(body)
+	if err != nil {
+		return Request{}, err
 	}
 	return validate(raw)
+}
+
+// frame is an object or array decodeObject is reading.
+type frame struct {
+	key  string          // its key in the parent object; "" for the body
+	elem int             // its index in the parent array; -1 in an object
+	keys map[string]bool // the keys read so far; nil for an array
+	n    int             // the elements read so far, in an array
+}
+
+// nested stands for an object or array member value: validate only needs
+// to know it is not a string, a number or null.
+type nested struct{}
+
+// decodeObject reads body as exactly one JSON object and returns its
+// members: strings, json.Numbers, bools, nil, or nested{} for objects and
+// arrays. It walks every token, so it sees every key of every object, and
+// refuses a key that appears twice in the same object (encoding/json would
+// keep the last one). It uses no recursion, so depth costs no stack.
+func decodeObject(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, malformed("body is not valid JSON")
+	}
+	if tok != json.Delim('{') {
+		return nil, malformed("body must be a JSON object")
+	}
+	members := map[string]any{}
+	stack := []frame{{elem: -1, keys: map[string]bool{}}}
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed("body is not valid JSON")
+		}
+		if tok == json.Delim('}') || tok == json.Delim(']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		child := frame{elem: -1}
+		if f.keys != nil {
+			key, ok := tok.(string) // the decoder only returns a string here
+			if !ok {
+				return nil, malformed("body is not valid JSON")
+			}
+			if f.keys[key] {
+				return nil, duplicateKey(stack, key)
+			}
+			f.keys[key] = true
+			child.key = key
+			if tok, err = dec.Token(); err != nil {
+				return nil, malformed("body is not valid JSON")
+			}
+		} else {
+			child.elem = f.n
+			f.n++
+		}
+		d, isDelim := tok.(json.Delim)
+		if len(stack) == 1 {
+			if isDelim {
+				members[child.key] = nested{}
+			} else {
+				members[child.key] = tok
+			}
+		}
+		if isDelim {
+			if d == '{' {
+				child.keys = map[string]bool{}
+			}
+			stack = append(stack, child)
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed("body has data after the JSON object")
+	}
+	return members, nil
 }
 
 // validate checks the decoded JSON members; numbers must be json.Number.
@@ -173,16 +250,55 @@ func validate(raw map[string]any) (Request, error) {
 		}
 	}
 	slices.Sort(unknown)
-	for _, k := range unknown {
-		if len(k) > 64 {
-			k = strings.ToValidUTF8(k[:64], "") + "..."
-		}
-		add(k, "is not a known field")
+	for _, k := range unknown[:min(len(unknown), MaxUnknownFieldsListed)] {
+		add(Sanitize(k, maxFieldNameBytes), "is not a known field")
 	}
 	if len(errs) > 0 {
-		return Request{}, invalid(errs)
+		err := invalid(errs)
+		if more := len(unknown) - MaxUnknownFieldsListed; more > 0 {
+			err.Message += "; and " + strconv.Itoa(more) + " more unknown fields"
+		}
+		return Request{}, err
 	}
 	return req, nil
+}
+
+// duplicateKey is the error for key found twice in the innermost object
+// of stack. It names the key by its path from the body ("meta.items[2].id"),
+// each step cut to maxFieldNameBytes/2 and the middle of a deep path left
+// out, so the name stays short whatever the body.
+func duplicateKey(stack []frame, key string) *RequestError {
+	steps := make([]string, 0, len(stack))
+	for _, f := range stack[1:] {
+		if f.elem >= 0 {
+			steps = append(steps, "["+strconv.Itoa(f.elem)+"]")
+		} else {
+			steps = append(steps, Sanitize(f.key, maxFieldNameBytes/2))
+		}
+	}
+	steps = append(steps, Sanitize(key, maxFieldNameBytes/2))
+	path := joinPath(steps)
+	if len(steps) > 4 {
+		path = joinPath(steps[:2]) + "..." + joinPath(steps[len(steps)-2:])
+	}
+	return &RequestError{
+		Code:    CodeMalformed,
+		Message: `malformed request: key "` + path + `" appears more than once; send each key once`,
+		Fields:  []FieldError{{Field: path, Message: "appears more than once"}},
+	}
+}
+
+// joinPath joins the steps of a path to a JSON value: keys with ".",
+// array indexes ("[2]") without.
+func joinPath(steps []string) string {
+	var b strings.Builder
+	for i, s := range steps {
+		if i > 0 && !strings.HasPrefix(s, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
 }
 
 func validID(s string, maxLen int) bool {

@@ -3,6 +3,7 @@ package payment
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,6 +119,51 @@ func TestDecodeRequest(t *testing.T) {
 			name: "unknown fields sorted", body: `{"payment_id":"p","amount":1,"currency":"USD","zeta":1,"ammount":2}`, wantCode: CodeInvalid,
 			wantFields: []FieldError{{"ammount", "is not a known field"}, {"zeta", "is not a known field"}},
 		},
+		{
+			name: "unknown fields bounded", wantCode: CodeInvalid,
+			body: `{"payment_id":"p","amount":1,"currency":"USD","f9":0,"f8":0,"f7":0,"f6":0,"f5":0,"f4":0,"f3":0,"f2":0,"f1":0,"f0":0}`,
+			wantFields: []FieldError{
+				{"f0", "is not a known field"}, {"f1", "is not a known field"}, {"f2", "is not a known field"},
+				{"f3", "is not a known field"}, {"f4", "is not a known field"},
+			},
+		},
+		{
+			name: "unknown field name made printable and cut", wantCode: CodeInvalid,
+			body:       `{"payment_id":"p","amount":1,"currency":"USD","a\u0000<\"` + strings.Repeat("z", 100) + `":0}`,
+			wantFields: []FieldError{{"a???" + strings.Repeat("z", 60) + "...", "is not a known field"}},
+		},
+		{
+			name: "duplicate key", body: `{"payment_id":"p","amount":"1.00","amount":"9999.00","currency":"USD"}`, wantCode: CodeMalformed,
+			wantFields: []FieldError{{"amount", "appears more than once"}},
+		},
+		{
+			name: "duplicate key spelt with an escape", body: `{"payment_id":"p","\u0061mount":"1.00","amount":"9999.00","currency":"USD"}`, wantCode: CodeMalformed,
+			wantFields: []FieldError{{"amount", "appears more than once"}},
+		},
+		{
+			name: "duplicate null key", body: `{"payment_id":"p","amount":"1","currency":"USD","session_id":null,"session_id":"s"}`, wantCode: CodeMalformed,
+			wantFields: []FieldError{{"session_id", "appears more than once"}},
+		},
+		{
+			name: "duplicate key nested", body: `{"payment_id":"p","amount":1,"currency":"USD","x":[1,{"y":{"z":1,"z":2}}]}`, wantCode: CodeMalformed,
+			wantFields: []FieldError{{"x[1].y.z", "appears more than once"}},
+		},
+		{
+			name: "duplicate key deep path shortened", body: `{"a":{"b":{"c":{"d":{"e":{"f":1,"f":2}}}}}}`, wantCode: CodeMalformed,
+			wantFields: []FieldError{{"a.b...e.f", "appears more than once"}},
+		},
+		{
+			name: "same key in sibling objects is fine", body: `{"payment_id":"p","amount":1,"currency":"USD","x":{"k":1},"y":[{"k":1},{"k":2}]}`, wantCode: CodeInvalid,
+			wantFields: []FieldError{{"x", "is not a known field"}, {"y", "is not a known field"}},
+		},
+		{
+			name: "nested value for a known field", body: `{"payment_id":{"id":"p"},"amount":[1],"currency":"USD"}`, wantCode: CodeInvalid,
+			wantFields: []FieldError{{"payment_id", "must be a string"}, {"amount", "must be a decimal number or a string holding one"}},
+		},
+		{name: "object not closed", body: `{"payment_id":"p","amount":1,"currency":"USD"`, wantCode: CodeMalformed},
+		{name: "trailing comma", body: `{"payment_id":"p","amount":1,"currency":"USD",}`, wantCode: CodeMalformed},
+		{name: "missing colon", body: `{"payment_id" "p"}`, wantCode: CodeMalformed},
+		{name: "nested not closed", body: `{"payment_id":"p","x":[{"a":1]}`, wantCode: CodeMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +188,31 @@ func TestDecodeRequest(t *testing.T) {
 				t.Errorf("DecodeRequest(%s) fields mismatch (-want +got):\n%s", tt.body, diff)
 			}
 		})
+	}
+}
+
+// TestDecodeRequestErrorsBounded: however many unknown fields a body
+// holds, its error lists a few and counts the rest.
+func TestDecodeRequestErrorsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"payment_id":"a b","amount":"x","currency":"usd","session_id":"/"`)
+	for i := range 1000 {
+		fmt.Fprintf(&b, `,"kkkkkk%04d":0`, i)
+	}
+	b.WriteString("}")
+	_, err := DecodeRequest([]byte(b.String()))
+	var re *RequestError
+	if !errors.As(err, &re) || re.Code != CodeInvalid {
+		t.Fatalf("DecodeRequest(1000 unknown fields) error = %v, want a 422 *RequestError", err)
+	}
+	if got, want := len(re.Fields), 4+5; got != want {
+		t.Errorf("DecodeRequest(1000 unknown fields) lists %d fields, want %d (4 known, 5 unknown)", got, want)
+	}
+	if !strings.HasSuffix(re.Message, "; and 995 more unknown fields") {
+		t.Errorf("DecodeRequest(1000 unknown fields) message = %q, want it to end with the count of the unlisted", re.Message)
+	}
+	if len(re.Message) > 1500 {
+		t.Errorf("DecodeRequest(1000 unknown fields) message is %d bytes, want at most 1500", len(re.Message))
 	}
 }
 

@@ -185,8 +185,9 @@ func NewService(d Deps) *Service {
 // into the ledger and returns 201 with a fresh body; a retry with the same
 // content (same fingerprint) returns 201 with the stored body byte for byte
 // and Replayed set; a reuse with different content is a 409 *RequestError
-// naming the differing fields, with no side effects. Concurrent duplicates
-// are settled by the ledger: one insert wins, the others replay it.
+// that discloses nothing of the stored payment, with no side effects.
+// Concurrent duplicates are settled by the ledger: one insert wins, the
+// others replay it.
 //
 // A successful Result is only returned once this region's ledger holds the
 // committed payment; nothing else (the response cache in Sessions least of
@@ -227,7 +228,7 @@ func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	}
 	if !inserted {
 		if stored.Fingerprint != fp {
-			return Result{}, conflict(req, stored.Payment)
+			return Result{}, conflict(req)
 		}
 		return Result{Body: stored.Response, Replayed: true, Record: stored}, nil
 	}
@@ -307,25 +308,16 @@ func (s *Service) PublishPending(ctx context.Context, minAge time.Duration, limi
 	return n, nil
 }
 
-// conflict builds the 409 for a payment_id reused with other content.
-func conflict(req Request, stored Payment) *RequestError {
-	var fields []FieldError
-	if req.AmountMinor != stored.AmountMinor {
-		fields = append(fields, FieldError{"amount", "differs from the original request (" + stored.Amount() + ")"})
-	}
-	if req.Currency != stored.Currency {
-		fields = append(fields, FieldError{"currency", "differs from the original request (" + stored.Currency + ")"})
-	}
-	if req.SessionID != stored.SessionID {
-		fields = append(fields, FieldError{"session_id", "differs from the original request"})
-	}
-	if len(fields) == 0 {
-		fields = append(fields, FieldError{"payment_id", "was used for a different request"})
-	}
+// conflict builds the 409 for a payment_id reused with other content. It
+// says only that: whoever sends a payment_id learns whether it is taken,
+// never what the stored payment holds (amount, currency, whether it has a
+// session) nor which fields differ, which would let a guesser read it
+// field by field.
+func conflict(req Request) *RequestError {
 	return &RequestError{
 		Code:    CodeConflict,
-		Message: "payment_id " + req.PaymentID + " was already used for a different request; use a new payment_id for a new payment",
-		Fields:  fields,
+		Message: "payment_id " + req.PaymentID + " was already used for a different request; use a new payment_id for a new payment, or resend the original request unchanged",
+		Fields:  []FieldError{{"payment_id", "was used for a different request"}},
 	}
 }
 

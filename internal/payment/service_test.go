@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,18 +105,19 @@ func TestProcessReplay(t *testing.T) {
 	}
 }
 
+// sameConflict is the only thing a conflict says about the fields.
+var sameConflict = []payment.FieldError{{Field: "payment_id", Message: "was used for a different request"}}
+
 func TestProcessConflict(t *testing.T) {
 	tests := []struct {
 		name   string
 		retry  string
 		fields []payment.FieldError
 	}{
-		{"amount", `{"payment_id":"p","amount":"2","currency":"USD","session_id":"s"}`,
-			[]payment.FieldError{{Field: "amount", Message: "differs from the original request (1.00)"}}},
-		{"currency", `{"payment_id":"p","amount":"1","currency":"EUR","session_id":"s"}`,
-			[]payment.FieldError{{Field: "currency", Message: "differs from the original request (USD)"}}},
-		{"session", `{"payment_id":"p","amount":"1","currency":"USD"}`,
-			[]payment.FieldError{{Field: "session_id", Message: "differs from the original request"}}},
+		{"amount", `{"payment_id":"p","amount":"2","currency":"USD","session_id":"s"}`, sameConflict},
+		{"currency", `{"payment_id":"p","amount":"1","currency":"EUR","session_id":"s"}`, sameConflict},
+		{"session", `{"payment_id":"p","amount":"1","currency":"USD"}`, sameConflict},
+		{"everything", `{"payment_id":"p","amount":"3","currency":"JPY","session_id":"t"}`, sameConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +133,13 @@ func TestProcessConflict(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.fields, re.Fields); diff != "" {
 				t.Errorf("conflict fields mismatch (-want +got):\n%s", diff)
+			}
+			// Whoever guesses a payment_id learns it is taken, nothing
+			// about the payment behind it.
+			for _, stored := range []string{"1.00", "USD", "session"} {
+				if strings.Contains(re.Error(), stored) {
+					t.Errorf("conflict message %q discloses %q of the original request", re.Error(), stored)
+				}
 			}
 			all, _ := f.ledger.Payments(ctx)
 			if len(all) != 1 || all[0].AmountMinor != 100 || all[0].Currency != "USD" {

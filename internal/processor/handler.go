@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +20,17 @@ import (
 // Routes served by the Handler, and its response headers, as clients see
 // them in paydr/internal/processor/api.
 const (
-	PathPayments    = api.PathPayments
-	PathHealth      = api.PathHealth
-	HeaderRequestID = api.HeaderRequestID
-	HeaderReplayed  = api.HeaderReplayed
+	PathPayments         = api.PathPayments
+	PathHealth           = api.PathHealth
+	HeaderRequestID      = api.HeaderRequestID
+	HeaderReplayed       = api.HeaderReplayed
+	HeaderIdempotencyKey = api.HeaderIdempotencyKey
+)
+
+// Bounds on what a request can put in a log line.
+const (
+	maxLoggedPath   = 256
+	maxLoggedMethod = 32
 )
 
 // healthTimeout bounds each health probe.
@@ -65,28 +74,43 @@ type Options struct {
 // Handler serves the processor's HTTP API:
 //
 //	POST /payments  body {"payment_id","amount","currency","session_id"?}
+//	    Content-Type: application/json (charset=utf-8 allowed)
+//	    Idempotency-Key: optional; if sent, equal to payment_id
 //	    201 + payment JSON, first time and on replay (replays carry
 //	    Idempotent-Replayed: true and the stored bytes), only once this
-//	    region's ledger holds the committed row; 400 malformed body;
-//	    422 invalid fields; 409 payment_id reused with different content;
+//	    region's ledger holds the committed row; 400 malformed body (not
+//	    one JSON object, larger than payment.MaxBodyBytes, or a key twice
+//	    in any object: refused, never "last wins"); 415 Content-Type
+//	    missing or not application/json, a charset other than UTF-8, or a
+//	    Content-Encoding; 422 invalid or unknown fields (at most
+//	    payment.MaxUnknownFieldsListed unknown ones named, the rest
+//	    counted), or an Idempotency-Key other than the payment_id (which
+//	    is the idempotency key); 409 payment_id already used for a
+//	    different request (nothing of the stored payment is disclosed,
+//	    not even which fields differ);
 //	    503 + Retry-After: this region cannot take writes and this
 //	    request recorded nothing (the database refused the write, or could
 //	    not be reached before the write was sent); 504 outcome_unknown:
 //	    the write was sent and its answer lost (connection lost, deadline
 //	    passed), so the payment may or may not be recorded; 500 otherwise.
-//	    All are safe to retry with the same payment_id, which settles a
-//	    504 or a 500.
+//	    A 4xx records nothing: fix the request (after a 409, use a new
+//	    payment_id). 503, 504 and 500 are safe to retry with the same
+//	    payment_id, which settles a 504 or a 500.
 //	    Each request has a deadline (Options.RequestTimeout) that cancels
-//	    its database work, including waiting for a connection. Error
-//	    bodies are payment.ErrorBody and never carry internal error text.
+//	    its database work, including waiting for a connection.
 //	GET /health
 //	    {"region","database_writable","dynamodb_reachable"}: 200 when the
 //	    database is writable, else 503, so DNS failover sends traffic to the
 //	    writer. DynamoDB is reported, not gating: it is a cache.
+//	any other route: 404, other methods: 405.
 //
+// Error bodies are payment.ErrorBody: they never carry internal error text,
+// never echo the path, a header value or a body value, name at most a
+// short sanitized field name, and are at most payment.MaxErrorBodyBytes.
 // Every response carries X-Request-Id (the caller's, when it sent a valid
 // one). Each request is logged once with slog, with request_id and
-// payment_id.
+// payment_id; the method and path it logs are cut and sanitized, so a log
+// line stays small whatever the request.
 type Handler struct {
 	opts Options
 	log  *slog.Logger
@@ -131,10 +155,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 		}
 		h.health(rec, r)
 	default:
-		writeError(rec, http.StatusNotFound, payment.ErrorBody{Error: payment.CodeNotFound, Message: "no route " + r.URL.Path + "; use POST /payments or GET /health"})
+		// The path is not echoed: it is the caller's, of any size and content.
+		writeError(rec, http.StatusNotFound, payment.ErrorBody{Error: payment.CodeNotFound, Message: "no such route; use POST /payments or GET /health"})
 	}
 	attrs := []any{
-		"method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"method", payment.Sanitize(r.Method, maxLoggedMethod), "path", payment.Sanitize(r.URL.Path, maxLoggedPath), "status", rec.status,
 		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 	}
 	if r.URL.Path == PathPayments {
@@ -144,7 +169,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 	case rec.status >= 500:
 		h.log.ErrorContext(ctx, "request failed", append(attrs, "err", failure)...)
 	case failure != nil:
-		h.log.InfoContext(ctx, "request refused", append(attrs, "reason", failure.Error())...)
+		h.log.InfoContext(ctx, "request refused", append(attrs, "reason", truncate(failure.Error(), payment.MaxErrorBodyBytes))...)
 	case r.URL.Path != PathHealth:
 		h.log.InfoContext(ctx, "request", attrs...)
 	}
@@ -153,6 +178,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 // payments handles POST /payments; it returns whether the answer was a
 // replay and the error behind an error answer.
 func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *requestInfo) (bool, error) {
+	if err := checkMediaType(r.Header); err != nil {
+		h.writeFailure(w, err)
+		return false, err
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, payment.MaxBodyBytes+1))
 	if err != nil {
 		err = &payment.RequestError{Code: payment.CodeMalformed, Message: "malformed request: body could not be read"}
@@ -165,6 +194,10 @@ func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *request
 		return false, err
 	}
 	info.paymentID = req.PaymentID
+	if err := checkIdempotencyKey(r.Header, req.PaymentID); err != nil {
+		h.writeFailure(w, err)
+		return false, err
+	}
 	timeout := h.opts.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
@@ -185,12 +218,75 @@ func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *request
 	return res.Replayed, nil
 }
 
+// checkMediaType refuses a body not declared as JSON: Content-Type must be
+// sent once, as application/json, with no charset other than UTF-8 (the
+// body is read as UTF-8, RFC 8259); a Content-Encoding other than identity
+// is refused too. A missing Content-Type is refused rather than assumed:
+// RFC 9110 lets a recipient treat it as application/octet-stream, every
+// paydr client sends it, and a browser page on another origin can send a
+// body without one (or as text/plain or a form) with no CORS preflight,
+// which application/json always needs. The caller's values are never
+// echoed.
+func checkMediaType(h http.Header) error {
+	unsupported := func(header, msg string) error {
+		return &payment.RequestError{Code: payment.CodeUnsupportedMediaType, Message: "unsupported media type: " + header + " " + msg,
+			Fields: []payment.FieldError{{Field: header, Message: msg}}}
+	}
+	ct := h.Values("Content-Type")
+	switch {
+	case len(ct) == 0:
+		return unsupported("Content-Type", "is missing; send Content-Type: application/json")
+	case len(ct) > 1:
+		return unsupported("Content-Type", "is sent more than once; send it once, as application/json")
+	}
+	mediaType, params, err := mime.ParseMediaType(ct[0])
+	if err != nil || mediaType != "application/json" {
+		return unsupported("Content-Type", "must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return unsupported("Content-Type", "must be application/json, in UTF-8 (no charset, or charset=utf-8)")
+	}
+	for _, v := range h.Values("Content-Encoding") {
+		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
+			return unsupported("Content-Encoding", "is not supported; send the body uncompressed")
+		}
+	}
+	return nil
+}
+
+// checkIdempotencyKey refuses an Idempotency-Key header that is not
+// paymentID. payment_id is this API's idempotency key; the header (IETF
+// draft "The Idempotency-Key HTTP Header Field") is accepted as a
+// restatement of it, as a quoted string (the draft's Structured Field
+// String) or a bare token, and never silently ignored: a different key, an
+// empty one or more than one would promise an idempotency the body does not
+// ask for.
+func checkIdempotencyKey(h http.Header, paymentID string) error {
+	keys := h.Values(HeaderIdempotencyKey)
+	if len(keys) == 0 {
+		return nil
+	}
+	if len(keys) == 1 {
+		k := strings.TrimSpace(keys[0])
+		if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+			k = k[1 : len(k)-1] // a valid payment_id has no escapes
+		}
+		if k == paymentID {
+			return nil
+		}
+	}
+	const msg = "must be sent once and equal payment_id, which is this API's idempotency key; send the same value or leave the header out"
+	return &payment.RequestError{Code: payment.CodeInvalid, Message: "invalid request: " + HeaderIdempotencyKey + ": " + msg,
+		Fields: []payment.FieldError{{Field: HeaderIdempotencyKey, Message: msg}}}
+}
+
 // httpStatus is the HTTP status of each payment error code.
 var httpStatus = map[string]int{
-	payment.CodeMalformed:   http.StatusBadRequest,
-	payment.CodeInvalid:     http.StatusUnprocessableEntity,
-	payment.CodeConflict:    http.StatusConflict,
-	payment.CodeUnavailable: http.StatusServiceUnavailable,
+	payment.CodeMalformed:            http.StatusBadRequest,
+	payment.CodeInvalid:              http.StatusUnprocessableEntity,
+	payment.CodeConflict:             http.StatusConflict,
+	payment.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	payment.CodeUnavailable:          http.StatusServiceUnavailable,
 	// API Gateway's own answer when an integration times out: the
 	// outcome is unknown there too.
 	payment.CodeOutcomeUnknown: http.StatusGatewayTimeout,
@@ -211,14 +307,28 @@ func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
 	writeError(w, status, body)
 }
 
+// writeError writes body with status. A body over
+// payment.MaxErrorBodyBytes (none is built so; this is the guarantee)
+// keeps its code and loses its details.
 func writeError(w http.ResponseWriter, status int, body payment.ErrorBody) {
 	b, err := json.Marshal(body)
+	if err == nil && len(b) > payment.MaxErrorBodyBytes {
+		b, err = json.Marshal(payment.ErrorBody{Error: payment.Sanitize(body.Error, 64), Message: "request refused; the details of the error were too long to return"})
+	}
 	if err != nil {
 		b = []byte(`{"error":"internal_error","message":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// truncate cuts s to at most n bytes of valid UTF-8, marking a cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // HealthBody is the JSON body of GET /health (api.HealthBody).

@@ -85,6 +85,7 @@ func do(t testing.TB, h http.Handler, method, path, body string) *httptest.Respo
 	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.Header.Set(processor.HeaderRequestID, "req-test-1")
+	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
@@ -277,6 +278,7 @@ func TestPaymentDeadline(t *testing.T) {
 			h := processor.NewHandler(processor.Options{Service: svc, Database: fakeDB{writable: true}, Sessions: memory.NewSessions(),
 				Region: "us-east-1", Logger: slog.New(slog.DiscardHandler), RequestTimeout: tt.timeout})
 			r := httptest.NewRequest(http.MethodPost, processor.PathPayments, strings.NewReader(`{"payment_id":"p","amount":"1","currency":"USD"}`))
+			r.Header.Set("Content-Type", "application/json")
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			w := httptest.NewRecorder()

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -43,8 +45,11 @@ import (
 //	             "Idempotent-Replayed": "true" (replays only)},
 //	 "body": "{\"payment_id\":\"...\",\"status\":\"succeeded\",...}"}
 //
+// API Gateway events get exactly the Handler's rules (Content-Type,
+// Idempotency-Key and every bound), whatever the case of their header
+// names; a direct invocation has no headers and is JSON by contract.
 // Payment errors are answered the same way with their status (400, 409,
-// 422, 503, 504, 500; see Handler) and a payment.ErrorBody; the function
+// 415, 422, 503, 504, 500; see Handler) and a payment.ErrorBody; the function
 // itself does not fail, so the Lambda service does not retry the
 // invocation (a client retry with the same payment_id is what settles a
 // 504). The
@@ -107,8 +112,13 @@ func (h *Handler) serveAPIGateway(ctx context.Context, ev events.APIGatewayV2HTT
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: build request from api gateway event: %w", err)
 	}
-	for k, v := range ev.Headers {
-		r.Header.Set(k, v)
+	// API Gateway lower-cases header names and joins a repeated header's
+	// values with commas; Add canonicalises the names, so the Handler's
+	// checks (Content-Type, Idempotency-Key) see what the HTTP server
+	// would, in any case. Sorted, so names that differ only in case (a
+	// hand-written event) give the same request every time.
+	for _, k := range slices.Sorted(maps.Keys(ev.Headers)) {
+		r.Header.Add(k, ev.Headers[k])
 	}
 	reqID := ev.RequestContext.RequestID
 	if reqID == "" {

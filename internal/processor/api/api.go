@@ -10,6 +10,15 @@ const (
 	PathHealth   = "/health"
 )
 
+// Request headers the processor reads besides Content-Type (which must be
+// application/json) and HeaderRequestID.
+const (
+	// HeaderIdempotencyKey (IETF draft "The Idempotency-Key HTTP Header
+	// Field") is optional: payment_id is the idempotency key, so the
+	// header, when sent, must equal it (as a token or a quoted string).
+	HeaderIdempotencyKey = "Idempotency-Key"
+)
+
 // Response headers.
 const (
 	HeaderRequestID = "X-Request-Id"
