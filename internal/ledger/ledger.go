@@ -130,7 +130,10 @@ func (l *Ledger) ensureSchema(ctx context.Context) error {
 const columns = `payment_id, amount_minor, currency, coalesce(session_id, ''), region, created_at, request_sha256, response_body`
 
 // Insert stores rec unless its payment_id exists and returns the stored
-// record; see payment.Ledger. It tells "not recorded" from "outcome
+// record; see payment.Ledger. A stored record of the same request is
+// returned only after a write of Insert's own commits (replayed_at), so it
+// is as durable as a new payment would be: under synchronous replication,
+// on the standby. It tells "not recorded" from "outcome
 // unknown": an error before the INSERT left (no connection could be had,
 // pgx sent nothing) or the server's refusal of the statement itself (read
 // only, in recovery) is as mapErr says, wrapping payment.ErrUnavailable
@@ -174,6 +177,13 @@ func (l *Ledger) Insert(ctx context.Context, rec payment.Record) (payment.Record
 	}
 	if !found {
 		return payment.Record{}, false, fmt.Errorf("ledger: insert %s: conflicting row vanished", rec.PaymentID)
+	}
+	if stored.Fingerprint == rec.Fingerprint {
+		// The answer will acknowledge the stored row: first make it as
+		// durable as a new commit (migration 0004).
+		if _, err := conn.Exec(ctx, `UPDATE payments SET replayed_at = now() WHERE payment_id = $1`, rec.PaymentID); err != nil {
+			return payment.Record{}, false, fmt.Errorf("ledger: insert %s: replay barrier: %w: %w", rec.PaymentID, payment.ErrOutcomeUnknown, err)
+		}
 	}
 	return stored, false, nil
 }

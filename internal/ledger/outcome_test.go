@@ -239,3 +239,47 @@ func setSyncStandby(t *testing.T, dsn, stmt, want string) {
 		}
 	}
 }
+
+// TestRetryIsNotAcknowledgedBeforeTheStandbyHasIt: a commit whose wait for
+// a synchronous standby was cancelled (the request's deadline) is committed
+// locally only. A retry of the same payment must not acknowledge that row
+// until the standby could have it: while commits wait for the standby the
+// retry's answer waits too (and ends outcome unknown at its deadline); once
+// they no longer wait, it is acknowledged as a replay. (Before the replay
+// barrier the retry was acknowledged at once, from the local-only row.)
+func TestRetryIsNotAcknowledgedBeforeTheStandbyHasIt(t *testing.T) {
+	dsn := startDB(t, "payments")
+	l := openLedger(t, dsn)
+	ctx := context.Background()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitForStandby(t, dsn)
+	released := false
+	defer func() {
+		if !released {
+			releaseStandby(t, dsn)
+		}
+	}()
+	rec := paymenttest.NewRecord(t, paymenttest.UniqueID("barrier"), 4200, time.Now())
+	insert := func() (bool, error) {
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, inserted, err := l.Insert(ictx, rec)
+		return inserted, err
+	}
+	if _, err := insert(); !errors.Is(err, payment.ErrOutcomeUnknown) {
+		t.Fatalf("first insert, the standby never answering = %v, want outcome unknown", err)
+	}
+	if !waitForRow(t, l, rec.PaymentID, true) {
+		t.Fatalf("row %s not committed locally after the cancelled wait", rec.PaymentID)
+	}
+	if inserted, err := insert(); err == nil || !errors.Is(err, payment.ErrOutcomeUnknown) {
+		t.Fatalf("retry while commits wait for the standby = inserted %v, %v; want outcome unknown, not an acknowledgement of a row the standby lacks", inserted, err)
+	}
+	releaseStandby(t, dsn)
+	released = true
+	if inserted, err := insert(); err != nil || inserted {
+		t.Fatalf("retry once commits no longer wait = inserted %v, %v; want the stored row (a replay)", inserted, err)
+	}
+}

@@ -45,6 +45,9 @@ type Ledger interface {
 	// Insert stores rec unless a record with rec.PaymentID already exists. It
 	// returns the record now stored and whether it is rec (inserted) or an
 	// earlier one. A nil error with inserted=true means rec is committed.
+	// An earlier record of the same request (same fingerprint) is returned
+	// only once it is as durable as a new commit would be (replicated, where
+	// commits wait for a standby), since the answer acknowledges it.
 	// Errors meaning the store cannot take writes and rec was not recorded
 	// wrap ErrUnavailable; errors after which rec may or may not be
 	// committed (the write was sent, then the connection was lost or the
@@ -199,11 +202,11 @@ func NewService(d Deps) *Service {
 //
 // When the ledger's insert fails, its error is returned: wrapping
 // ErrUnavailable when the payment was not recorded, ErrOutcomeUnknown when
-// it may have been. Before returning ErrOutcomeUnknown, Process reads the
-// ledger once more (within RecheckTimeout, past ctx's deadline): a stored
-// record answers as usual (created, replayed or conflict); a failed read or
-// no record leaves the outcome unknown, never "not recorded", since the
-// write may still be in flight.
+// it may have been. Before returning ErrOutcomeUnknown, Process inserts
+// once more (within RecheckTimeout, past ctx's deadline): a stored record
+// answers as usual (created, replayed or conflict); a failure leaves the
+// outcome unknown, never "not recorded", since the write may still be in
+// flight.
 func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	fp := req.Fingerprint()
 	p := Payment{
@@ -236,24 +239,27 @@ func (s *Service) Process(ctx context.Context, req Request) (Result, error) {
 	return Result{Body: stored.Response, Record: stored}, nil
 }
 
-// recheck reads the ledger after an insert of rec that failed with
-// insertErr, outcome unknown. A stored record that is rec itself (same
-// response bytes: same created_at and region) was inserted by this
-// request; another one is returned as an earlier record; no record, or a
-// failed read, returns insertErr.
+// recheck inserts rec once more after an insert that failed with
+// insertErr, outcome unknown. Inserting, not reading: a row found is
+// answered only as durable as a commit (the ledger's contract for a stored
+// record), and the lost insert may have committed locally only (its wait
+// for a synchronous standby cancelled). A stored record that is rec itself
+// (same response bytes: same created_at and region) was inserted by this
+// request; another one is returned as an earlier record; any failure
+// returns insertErr.
 func (s *Service) recheck(ctx context.Context, rec Record, insertErr error) (Record, bool, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecheckTimeout)
 	defer cancel()
-	stored, found, err := s.ledger.Get(rctx, rec.PaymentID)
+	stored, inserted, err := s.ledger.Insert(rctx, rec)
 	switch {
 	case err != nil:
-		s.log.WarnContext(ctx, "outcome unknown: the ledger could not be read again", "err", insertErr, "recheck_err", err)
+		s.log.WarnContext(ctx, "outcome unknown: the ledger could not be written again", "err", insertErr, "recheck_err", err)
 		return Record{}, false, insertErr
-	case !found:
-		s.log.WarnContext(ctx, "outcome unknown: the payment is not in the ledger yet; the write may still be in flight", "err", insertErr)
-		return Record{}, false, insertErr
+	case inserted:
+		s.log.InfoContext(ctx, "the ledger answer was lost; the payment was not recorded then and is now", "err", insertErr)
+		return stored, true, nil
 	}
-	s.log.InfoContext(ctx, "the ledger answer was lost; the payment was found on reading it again", "err", insertErr)
+	s.log.InfoContext(ctx, "the ledger answer was lost; the payment was found on inserting it again", "err", insertErr)
 	return stored, stored.Fingerprint == rec.Fingerprint && bytes.Equal(stored.Response, rec.Response), nil
 }
 

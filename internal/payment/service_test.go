@@ -284,17 +284,25 @@ func TestEventOutbox(t *testing.T) {
 	}
 }
 
-// lossyLedger is a memory ledger whose Insert loses its answer: it commits
-// the record when commit is set, then fails with an outcome-unknown error,
-// as the PostgreSQL ledger does when the connection drops after the INSERT
-// was sent. Get fails with getErr when it is set.
+// lossyLedger is a memory ledger whose first Insert loses its answer: it
+// commits the record when commit is set, then fails with an outcome-unknown
+// error, as the PostgreSQL ledger does when the connection drops after the
+// INSERT was sent. Later inserts fail with retryErr when it is set.
 type lossyLedger struct {
 	*memory.Ledger
-	commit bool
-	getErr error
+	commit   bool
+	retryErr error
+	inserts  int
 }
 
 func (l *lossyLedger) Insert(ctx context.Context, rec payment.Record) (payment.Record, bool, error) {
+	l.inserts++
+	if l.inserts > 1 {
+		if l.retryErr != nil {
+			return payment.Record{}, false, fmt.Errorf("ledger: insert %s: %w", rec.PaymentID, l.retryErr)
+		}
+		return l.Ledger.Insert(ctx, rec)
+	}
 	if l.commit {
 		if _, _, err := l.Ledger.Insert(ctx, rec); err != nil {
 			return payment.Record{}, false, err
@@ -303,16 +311,10 @@ func (l *lossyLedger) Insert(ctx context.Context, rec payment.Record) (payment.R
 	return payment.Record{}, false, fmt.Errorf("ledger: insert %s: %w: read: connection reset by peer", rec.PaymentID, payment.ErrOutcomeUnknown)
 }
 
-func (l *lossyLedger) Get(ctx context.Context, paymentID string) (payment.Record, bool, error) {
-	if l.getErr != nil {
-		return payment.Record{}, false, fmt.Errorf("ledger: get %s: %w", paymentID, l.getErr)
-	}
-	return l.Ledger.Get(ctx, paymentID)
-}
-
 // TestProcessOutcomeUnknown: after an insert whose answer was lost, the
-// ledger is read again; only the row decides, and without it the outcome
-// stays unknown, never "not recorded".
+// payment is inserted again (not read: a row found must be made durable
+// before it is acknowledged); only the ledger decides, and when it cannot
+// answer the outcome stays unknown, never "not recorded".
 func TestProcessOutcomeUnknown(t *testing.T) {
 	const body = `{"payment_id":"p","amount":"1","currency":"USD"}`
 	earlier := func(amount string) func(t *testing.T, f fixture) {
@@ -327,14 +329,15 @@ func TestProcessOutcomeUnknown(t *testing.T) {
 		name     string
 		before   func(t *testing.T, f fixture) // with a working ledger
 		commit   bool
-		getErr   error
+		retryErr error
 		code     string // "" for a payment
 		replayed bool
 		events   int
 	}{
-		{name: "committed, the row is read back", commit: true, events: 1},
-		{name: "committed, the ledger cannot be read", commit: true, getErr: payment.ErrUnavailable, code: payment.CodeOutcomeUnknown},
-		{name: "not committed, no row yet", code: payment.CodeOutcomeUnknown},
+		{name: "committed, the row is found again", commit: true, events: 1},
+		{name: "committed, the ledger cannot be written again", commit: true, retryErr: payment.ErrUnavailable, code: payment.CodeOutcomeUnknown},
+		{name: "not committed, the ledger cannot be written again", retryErr: payment.ErrOutcomeUnknown, code: payment.CodeOutcomeUnknown},
+		{name: "not committed, recorded on the second insert", events: 1},
 		{name: "an earlier request's row, same content", before: earlier("1"), replayed: true, events: 1},
 		{name: "an earlier request's row, other content", before: earlier("2"), code: payment.CodeConflict, events: 1},
 	}
@@ -344,7 +347,7 @@ func TestProcessOutcomeUnknown(t *testing.T) {
 			if tt.before != nil {
 				tt.before(t, f)
 			}
-			lossy := &lossyLedger{Ledger: f.ledger, commit: tt.commit, getErr: tt.getErr}
+			lossy := &lossyLedger{Ledger: f.ledger, commit: tt.commit, retryErr: tt.retryErr}
 			svc := payment.NewService(payment.Deps{
 				Ledger: lossy, Sessions: f.sessions, Events: f.events,
 				Clock: memory.NewClock(t0.Add(time.Hour), time.Second), Region: "us-east-1",
