@@ -58,6 +58,12 @@ type Options struct {
 	GOARCH    string // default arm64 (the host arch is useful for local runs)
 	ModuleDir string // directory to build in (default: the current directory)
 	Go        string // go command (default "go")
+	// NoCache builds even when the inputs of the last build in OutDir
+	// are unchanged (see the build cache in cache.go).
+	NoCache bool
+	// Progress, when set, is told when a build starts (not when one is
+	// reused).
+	Progress io.Writer
 }
 
 // Artifact is the result of Build.
@@ -66,6 +72,9 @@ type Artifact struct {
 	ZipPath      string
 	SHA256Base64 string // base64 of the zip's SHA-256 (Terraform source_code_hash)
 	Size         int64  // zip size in bytes
+	// Reused is true when the zip of an earlier build with the same
+	// inputs was reused instead of building.
+	Reused bool
 }
 
 // Build compiles the processor and writes its deterministic zip.
@@ -81,8 +90,26 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	if err != nil {
 		return Artifact{}, fmt.Errorf("bundle: build: %w", err)
 	}
+	goCmd, pkg, zipName := or(opts.Go, "go"), or(opts.Package, DefaultPackage), or(opts.ZipName, DefaultZipName)
+	var key string
+	if !opts.NoCache {
+		// A key that cannot be computed only costs the reuse.
+		key, _ = cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch)
+		if key != "" {
+			if art, ok := cached(outDir, zipName, key); ok {
+				return art, nil
+			}
+		}
+	}
+	zipPath := filepath.Join(outDir, zipName)
+	if err := forget(zipPath); err != nil {
+		return Artifact{}, err
+	}
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "building the processor (%s/%s) ...\n", goos, goarch)
+	}
 	bin := filepath.Join(outDir, BinaryName)
-	cmd := exec.CommandContext(ctx, or(opts.Go, "go"), BuildArgs(bin, or(opts.Package, DefaultPackage))...)
+	cmd := exec.CommandContext(ctx, goCmd, BuildArgs(bin, pkg)...)
 	cmd.Dir = opts.ModuleDir
 	cmd.Env = append(os.Environ(), BuildEnv(goos, goarch)...)
 	var stderr bytes.Buffer
@@ -98,9 +125,15 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	if err := WriteZip(&buf, map[string][]byte{BinaryName: data}); err != nil {
 		return Artifact{}, err
 	}
-	zipPath := filepath.Join(outDir, or(opts.ZipName, DefaultZipName))
 	if err := writeFileAtomic(zipPath, buf.Bytes()); err != nil {
 		return Artifact{}, err
+	}
+	if key != "" {
+		if after, _ := cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch); after == key {
+			if err := remember(zipPath, key); err != nil {
+				return Artifact{}, err
+			}
+		}
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return Artifact{

@@ -90,3 +90,79 @@ func TestBuildTwiceIsIdentical(t *testing.T) {
 	}
 	t.Logf("processor.zip: %d bytes, source_code_hash %s", first.Size, first.SHA256Base64)
 }
+
+// TestBuildReusesUnchangedInputs: a second build with the same inputs
+// reuses the first one's zip, byte-identical to a fresh build; a change to
+// anything that can go into the binary rebuilds, and a change to a test or
+// testdata does not.
+func TestBuildReusesUnchangedInputs(t *testing.T) {
+	mod := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		path := filepath.Join(mod, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/m\n\ngo 1.24\n")
+	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
+	out := t.TempDir()
+	ctx := context.Background()
+	build := func(o bundle.Options) bundle.Artifact {
+		t.Helper()
+		o.ModuleDir, o.Package, o.GOARCH = mod, "example.com/m", "amd64"
+		if o.OutDir == "" {
+			o.OutDir = out
+		}
+		art, err := bundle.Build(ctx, o)
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		return art
+	}
+	first := build(bundle.Options{})
+	steps := []struct {
+		name   string
+		change func()
+		reused bool
+	}{
+		{"unchanged", func() {}, true},
+		{"a test file added", func() { write("main_test.go", "package main\n") }, true},
+		{"testdata changed", func() { write("testdata/x.txt", "x") }, true},
+		{"source changed", func() { write("main.go", "package main\n\nfunc main() { println(\"two\") }\n") }, false},
+		{"unchanged again", func() {}, true},
+		{"a new non-test file", func() { write("extra.go", "package main\n\nvar _ = 1\n") }, false},
+		{"go.mod changed", func() { write("go.mod", "module example.com/m\n\ngo 1.25\n") }, false},
+	}
+	prev := first
+	for _, s := range steps {
+		s.change()
+		got := build(bundle.Options{})
+		if got.Reused != s.reused {
+			t.Errorf("%s: Reused = %v, want %v", s.name, got.Reused, s.reused)
+		}
+		if s.reused && got.SHA256Base64 != prev.SHA256Base64 {
+			t.Errorf("%s: reused artifact hash %s, want the previous %s", s.name, got.SHA256Base64, prev.SHA256Base64)
+		}
+		fresh := build(bundle.Options{OutDir: t.TempDir(), NoCache: true})
+		a, _ := os.ReadFile(got.ZipPath)
+		b, _ := os.ReadFile(fresh.ZipPath)
+		if !bytes.Equal(a, b) || got.SHA256Base64 != fresh.SHA256Base64 || fresh.Reused {
+			t.Errorf("%s: artifact differs from a fresh build (%s vs %s)", s.name, got.SHA256Base64, fresh.SHA256Base64)
+		}
+		prev = got
+	}
+	if prev.SHA256Base64 == first.SHA256Base64 {
+		t.Error("the source changes did not change the artifact")
+	}
+	// A zip whose key is gone is rebuilt, not trusted.
+	if err := os.Remove(prev.ZipPath + ".key"); err != nil {
+		t.Fatal(err)
+	}
+	if got := build(bundle.Options{}); got.Reused {
+		t.Error("Reused = true without a key file")
+	}
+}
