@@ -43,6 +43,7 @@ func (f *stackFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DBInstanceClass, "db-instance-class", c.DBInstanceClass, "Aurora instance class")
 	fs.StringVar(&c.DBEngineVersion, "db-engine-version", c.DBEngineVersion, "Aurora PostgreSQL engine version")
 	fs.IntVar(&c.DBPasswordVersion, "db-password-version", c.DBPasswordVersion, "bump to rotate the Aurora master password")
+	fs.IntVar(&c.RPOBoundSeconds, "rpo-bound-seconds", c.RPOBoundSeconds, "bound on loss in seconds (rds.global_db_rpo on the writer, at least 20; paydr dr moves it with the writer)")
 	fs.BoolVar(&f.noDMS, "no-dms", false, "leave DMS out")
 	fs.BoolVar(&c.DMSCreateVPCRole, "dms-create-vpc-role", c.DMSCreateVPCRole, "create the account-wide dms-vpc-role (one environment per account)")
 	fs.IntVar(&c.HealthCheckInterval, "health-check-interval", c.HealthCheckInterval, "Route 53 health check interval in seconds (10 or 30)")
@@ -103,8 +104,7 @@ func processorZip(ctx context.Context, f *stackFlags, log io.Writer) ([]byte, er
 		}
 		return b, nil
 	}
-	fmt.Fprintf(log, "building the processor (linux/arm64) ...\n")
-	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build")})
+	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build"), Progress: log})
 	if err != nil {
 		return nil, fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
 	}

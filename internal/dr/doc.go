@@ -19,8 +19,8 @@
 // checks its next step now, under the options of the command that runs
 // (never the journal's). The executor then observes again before every
 // step that changes who may write (fence, promote, rebuild-standby,
-// unfence; when resuming, also wait-traffic and verify) and applies
-// CheckStep. A step the rules refuse is not run: the refusal (*Refusal)
+// unfence) or whether the writer may commit (enforce-rpo), and when
+// resuming also before wait-traffic and verify, and applies CheckStep. A step the rules refuse is not run: the refusal (*Refusal)
 // says what the step would have done, why not, and how to give the
 // operation up (paydr dr abandon, journaled, undoes nothing). A dry run
 // prints the same decision from the same code.
@@ -37,16 +37,30 @@
 //   - never promote with data loss unless the command that runs said
 //     --allow-data-loss (the estimate is printed);
 //   - never unfence a region that is not the writer;
-//   - a failback keeps the old writer's final state before rebuilding it.
+//   - a failback keeps the old writer's final state before rebuilding it;
+//   - the bound on loss (Status.RPOTarget, rds.global_db_rpo on AWS: a
+//     writer whose standby lags more stops acknowledging) moves with the
+//     writer: a switchover or failback relaxes it on the fenced old writer
+//     before the promotion (no standby ever holds one) and enforces it on
+//     the new writer once the old one replicates from it, before unfencing;
+//     a failover relaxes it on the standby before promoting it (a writer
+//     without a healthy standby would block every commit; a failover never
+//     promotes a standby that holds one), and warns that nothing bounds the
+//     loss until a failback. enforce-rpo runs only on a writer whose standby
+//     streams within the bound, and is best effort: refused or failed, it is
+//     owed (it waits, the writer takes writes, the operation stays open),
+//     since keeping the new writer fenced for it would refuse every payment.
 //
-// Best-effort steps (fencing and preserving a lost region) that fail are
-// recorded as failed and owed: retried before every later guarded step as
-// soon as their region answers (a region that comes back is fenced before
-// anything else happens), and again when the operation resumes. While one
-// is owed the operation stays open (*IncompleteError; the CLI exits 3). An
-// owed step that no longer matters (its region is a standby now) is closed.
-// An operation whose steps are done is judged once more before it claims
-// success: its writer must serve and take the traffic.
+// Best-effort steps (fencing and preserving a lost region, enforcing the
+// bound on loss) that fail are recorded as failed and owed: retried before
+// every later guarded step as soon as their region answers (a region that
+// comes back is fenced before anything else happens; enforce-rpo waits
+// while the rules refuse it), and again when the operation resumes. While
+// one is owed the operation stays open (*IncompleteError; the CLI exits 3).
+// An owed step that no longer matters (its region is a standby now; the
+// bound is enforced already) is closed. An operation whose steps are done
+// is judged once more before it claims success: its writer must serve and
+// take the traffic.
 //
 // Crashes: one operator at a time (FileLock, flock(2): takeover of a dead
 // holder's lock is atomic, unlock releases only its own lock); a journal

@@ -97,7 +97,7 @@ func (e *IncompleteError) Error() string {
 	for _, r := range e.Owed {
 		owed = append(owed, fmt.Sprintf("%s (%s)", r.Step.Name(), r.Error))
 	}
-	return fmt.Sprintf("dr: %s %s: %s holds the writer and took a verified payment, but owes %s; the operation stays open (journal %s): when that region is reachable, run paydr dr %s again, which does these first, or close it with paydr dr abandon",
+	return fmt.Sprintf("dr: %s %s: %s holds the writer and took a verified payment, but owes %s; the operation stays open (journal %s): once they can be done (their region reachable; for enforce-rpo, its standby streaming within the bound), run paydr dr %s again, which does these first, or close it with paydr dr abandon",
 		e.Op, e.OpID, e.To, strings.Join(owed, ", "), e.Journal, e.Op)
 }
 
@@ -181,8 +181,10 @@ func (e *Executor) Execute(ctx context.Context, id string, plan Plan, resume *Un
 			if x.done[i] {
 				continue
 			}
-			if err := x.check(i, st); err != nil {
+			if deferred, err := x.check(i, st); err != nil {
 				return x.out, err
+			} else if deferred {
+				continue
 			}
 		}
 		if err := x.run(i, x.failed[i] != ""); err != nil {
@@ -227,13 +229,31 @@ func (x *execution) observe() (Status, error) {
 	return st, nil
 }
 
-// check applies the safety rules to step i in st, journaling a refusal.
-func (x *execution) check(i int, st Status) error {
+// check applies the safety rules to step i in st. A refusal of a
+// deferrable step (enforcing the bound on loss) leaves it owed, journaled
+// as a failed best-effort step, and reports deferred; any other refusal is
+// journaled and returned.
+func (x *execution) check(i int, st Status) (deferred bool, err error) {
 	s := x.plan.Steps[i]
-	if err := CheckStep(StepCheck{Plan: x.plan, Step: s, Promoted: x.promoted(), Options: x.e.Options}, st); err != nil {
-		return x.e.refused(x.id, i, s, err, x.attempted)
+	err = CheckStep(StepCheck{Plan: x.plan, Step: s, Promoted: x.promoted(), Options: x.e.Options}, st)
+	var r *Refusal
+	if err == nil || !deferrable(s) || !errors.As(err, &r) {
+		if err != nil {
+			err = x.e.refused(x.id, i, s, err, x.attempted)
+		}
+		return false, err
 	}
-	return nil
+	msg := "not now: " + r.Reason
+	if x.failed[i] == msg {
+		return true, nil
+	}
+	x.failed[i] = msg
+	x.out.Steps = append(x.out.Steps, StepRecord{Step: s, Start: x.e.now(), End: x.e.now(), Error: msg, Failed: true})
+	x.e.logf("%2d. %s: not now, owed (best effort; the operation goes on): %s", i+1, s.Name(), r.Reason)
+	if jerr := x.e.Journal.Append(Entry{Time: x.e.now(), OpID: x.id, Event: EventEnd, Step: i, Name: s.Name(), Error: msg, Skipped: true}); jerr != nil {
+		return false, fmt.Errorf("dr: %s: %w", x.plan.Op, jerr)
+	}
+	return true, nil
 }
 
 // run does step i and journals it; it returns a non-nil error when the
@@ -291,11 +311,11 @@ func (x *execution) settle() (Status, error) {
 	retried := false
 	for _, j := range slices.Sorted(maps.Keys(x.failed)) {
 		s := x.plan.Steps[j]
-		if moot(s, st) {
+		if why, ok := moot(s, st); ok {
 			delete(x.failed, j)
 			x.done[j] = true
-			x.e.logf("%2d. %s: no longer needed (%s is a standby now)", j+1, s.Name(), s.Region)
-			if err := x.e.Journal.Append(Entry{Time: x.e.now(), OpID: x.id, Event: EventEnd, Step: j, Name: s.Name(), Result: "no longer needed: " + s.Region + " is a standby now"}); err != nil {
+			x.e.logf("%2d. %s: no longer needed (%s)", j+1, s.Name(), why)
+			if err := x.e.Journal.Append(Entry{Time: x.e.now(), OpID: x.id, Event: EventEnd, Step: j, Name: s.Name(), Result: "no longer needed: " + why}); err != nil {
 				return st, fmt.Errorf("dr: %s: %w", x.plan.Op, err)
 			}
 			continue
@@ -303,8 +323,10 @@ func (x *execution) settle() (Status, error) {
 		if r, ok := st.Region(s.Region); !ok || !r.Reachable {
 			continue
 		}
-		if err := x.check(j, st); err != nil {
+		if deferred, err := x.check(j, st); err != nil {
 			return st, err
+		} else if deferred {
+			continue
 		}
 		if err := x.run(j, true); err != nil {
 			return st, err

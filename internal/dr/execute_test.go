@@ -74,6 +74,10 @@ func (f *fakeBackend) apply(s Step) {
 		r.Fenced, r.Healthy = false, r.Role == RoleWriter
 	case ActionWaitTraffic:
 		f.st.Traffic = s.Region
+	case ActionRelaxRPO:
+		r.RPOBound = 0
+	case ActionEnforceRPO:
+		r.RPOBound = f.st.RPOTarget
 	}
 }
 
@@ -93,15 +97,15 @@ func TestExecuteResumesAfterCrash(t *testing.T) {
 	if _, err := ex.Execute(ctx, "op1", plan, nil); err == nil {
 		t.Fatal("Execute() with a crash at promote = nil error")
 	}
-	if diff := cmp.Diff([]string{"fence us-east-1", "wait-caught-up us-west-2"}, fb.did); diff != "" {
+	if diff := cmp.Diff([]string{"fence us-east-1", "wait-caught-up us-west-2", "relax-rpo us-east-1"}, fb.did); diff != "" {
 		t.Errorf("steps before the crash (-want +got):\n%s", diff)
 	}
 	u, err := j.Unfinished()
 	if err != nil || u == nil {
 		t.Fatalf("Unfinished() = %v, %v, want op1", u, err)
 	}
-	if u.ID != "op1" || !cmp.Equal(u.Done, []bool{true, true, false, false, false, false, false}) {
-		t.Fatalf("Unfinished() = %s %v, want op1 with the first two steps done", u.ID, u.Done)
+	if u.ID != "op1" || !cmp.Equal(u.Done, []bool{true, true, true, false, false, false, false, false, false}) {
+		t.Fatalf("Unfinished() = %s %v, want op1 with the first three steps done", u.ID, u.Done)
 	}
 	// A new process resumes from the journal: the promote step runs again
 	// (it is idempotent), the finished steps do not.
@@ -110,7 +114,7 @@ func TestExecuteResumesAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Execute(resume) = %v", err)
 	}
-	want := []string{"promote us-west-2", "rebuild-standby us-east-1", "unfence us-west-2", "wait-traffic us-west-2", "verify us-west-2"}
+	want := []string{"promote us-west-2", "rebuild-standby us-east-1", "enforce-rpo us-west-2", "unfence us-west-2", "wait-traffic us-west-2", "verify us-west-2"}
 	if diff := cmp.Diff(want, fb2.did); diff != "" {
 		t.Errorf("steps after resume (-want +got):\n%s", diff)
 	}
@@ -128,7 +132,7 @@ func TestExecuteResumesAfterCrash(t *testing.T) {
 	for _, e := range entries {
 		events = append(events, e.Event)
 	}
-	wantEvents := "plan start end start end start end start end start end start end start end start end done"
+	wantEvents := "plan " + strings.Repeat("start end ", 10) + "done"
 	if got := strings.Join(events, " "); got != wantEvents {
 		t.Errorf("journal events = %s\nwant %s", got, wantEvents)
 	}
@@ -163,8 +167,8 @@ func TestExecuteBestEffortAndFailure(t *testing.T) {
 	}
 	fb = &fakeBackend{st: lost, failAt: "promote us-west-2"}
 	_, err = (&Executor{Backend: fb, Journal: j, Options: Options{AllowDataLoss: true}}).Execute(context.Background(), "op2", plan, nil)
-	if err == nil || !strings.Contains(err.Error(), "step 3 (promote us-west-2): boom") || !strings.Contains(err.Error(), "run the same command again to resume") {
-		t.Errorf("Execute() = %v, want step 3 failure with how to resume", err)
+	if err == nil || !strings.Contains(err.Error(), "step 4 (promote us-west-2): boom") || !strings.Contains(err.Error(), "run the same command again to resume") {
+		t.Errorf("Execute() = %v, want step 4 failure with how to resume", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -33,6 +34,10 @@ type prepared struct {
 	plan   Plan
 	resume *Unfinished
 	st     Status
+	// deferred holds, for a resumed operation, the owed steps the rules
+	// refuse now that wait rather than stop it (enforce-rpo), and why;
+	// mooted, the owed steps that no longer matter (closed when it runs).
+	deferred, mooted map[int]string
 }
 
 // prepare observes b and decides what req will do: resume the unfinished
@@ -59,14 +64,35 @@ func prepare(ctx context.Context, b Backend, j *Journal, req Request) (prepared,
 		}
 		return prepared{plan: plan, st: st}, nil
 	}
-	pr := prepared{id: u.ID, plan: u.Plan, resume: u, st: st}
-	i := u.Next()
-	if i < 0 {
-		return pr, nil
+	pr := prepared{id: u.ID, plan: u.Plan, resume: u, st: st, deferred: map[int]string{}, mooted: map[int]string{}}
+	for i, msg := range u.Failed {
+		if why, ok := moot(u.Plan.Steps[i], st); ok && msg != "" && !u.Done[i] {
+			pr.mooted[i] = why
+		}
 	}
 	pi := promoteIndex(u.Plan)
+	check := func(s Step) error {
+		return CheckStep(StepCheck{Plan: u.Plan, Step: s, Promoted: pi >= 0 && u.Done[pi], Options: req.Options}, st)
+	}
+	// The next step is checked now; a deferrable one the rules refuse
+	// waits (it stays owed) and the step after it is checked instead.
+	i := u.Next()
+	for ; i >= 0 && i < len(u.Plan.Steps); i++ {
+		if u.Done[i] || pr.mooted[i] != "" {
+			continue
+		}
+		var r *Refusal
+		if err := check(u.Plan.Steps[i]); deferrable(u.Plan.Steps[i]) && errors.As(err, &r) {
+			pr.deferred[i] = r.Reason
+			continue
+		}
+		break
+	}
+	if i < 0 || i >= len(u.Plan.Steps) {
+		return pr, nil
+	}
 	s := u.Plan.Steps[i]
-	if err := CheckStep(StepCheck{Plan: u.Plan, Step: s, Promoted: pi >= 0 && u.Done[pi], Options: req.Options}, st); err != nil {
+	if err := check(s); err != nil {
 		var r *Refusal
 		if errors.As(err, &r) {
 			r.Reason = fmt.Sprintf("resuming %s (%s from %s to %s), the next step would be %s, but %s",
@@ -87,10 +113,17 @@ func (pr prepared) render(w io.Writer, calls func(Step) []string) error {
 	u := pr.resume
 	fmt.Fprintf(w, "resumes %s (%s from %s to %s, begun %s) under this command's options\n",
 		u.ID, u.Plan.Op, u.Plan.From, u.Plan.To, u.Started.UTC().Format(time.RFC3339))
+	if pr.st.RPOTarget > 0 && u.Plan.Op != Fence && !slices.ContainsFunc(u.Plan.Steps, func(s Step) bool { return s.Action == ActionRelaxRPO }) {
+		fmt.Fprintf(w, "note: planned by an older paydr, without the steps that move the bound on loss (%s) with the writer: it leaves the bound where it is; check paydr dr status after it\n", pr.st.RPOTarget)
+	}
 	return u.Plan.render(w, calls, func(i int) string {
 		switch {
 		case u.Done[i]:
 			return "done: " + u.Results[i]
+		case pr.mooted[i] != "":
+			return "owed, no longer needed (closed when it runs): " + pr.mooted[i]
+		case pr.deferred[i] != "":
+			return "owed, waits (the operation goes on): " + pr.deferred[i]
 		case u.Failed[i] != "":
 			return "failed, owed (runs again): " + u.Failed[i]
 		}

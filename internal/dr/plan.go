@@ -48,6 +48,16 @@ const (
 	ActionRebuildStandby Action = "rebuild-standby"
 	// ActionUnfence lets Region's processor write again.
 	ActionUnfence Action = "unfence"
+	// ActionRelaxRPO stops enforcing a bound on loss on Region's writes, so
+	// that Region, as a writer without a healthy standby, can commit
+	// (rds.global_db_rpo reset in Region's cluster parameter group).
+	ActionRelaxRPO Action = "relax-rpo"
+	// ActionEnforceRPO enforces the deployment's bound on loss
+	// (Status.RPOTarget) on the writes of Region, the writer, whose standby
+	// is Peer: once Peer lags more than the bound, Region stops
+	// acknowledging commits until Peer catches up (rds.global_db_rpo in
+	// Region's cluster parameter group).
+	ActionEnforceRPO Action = "enforce-rpo"
 	// ActionWaitTraffic waits until the failover name sends traffic to
 	// Region.
 	ActionWaitTraffic Action = "wait-traffic"
@@ -110,6 +120,10 @@ type LossEstimate struct {
 	Since time.Time `json:"since,omitzero"`
 	// Basis says what the estimate rests on.
 	Basis string `json:"basis"`
+	// Unbounded is true when the old writer may still be acknowledging
+	// writes that will be lost (it cannot be reached, and no bound on loss
+	// is known to stop it): Window is then only a lower bound.
+	Unbounded bool `json:"unbounded,omitempty"`
 }
 
 // String renders the estimate for people.
@@ -118,6 +132,9 @@ func (l LossEstimate) String() string {
 		return "no data loss expected: " + l.Basis
 	}
 	s := fmt.Sprintf("writes of about the last %s may be lost", l.Window.Round(time.Millisecond))
+	if l.Unbounded {
+		s = fmt.Sprintf("writes of at least the last %s may be lost, with no upper bound", l.Window.Round(time.Millisecond))
+	}
 	if !l.Since.IsZero() {
 		s += fmt.Sprintf(" (everything committed after %s)", l.Since.UTC().Format(time.RFC3339Nano))
 	}
@@ -232,13 +249,28 @@ func splitBrain(op Operation, st Status) error {
 }
 
 // switchoverSteps are the steps that move the writer from one healthy
-// region to another without loss.
+// region to another without loss, and the bound on loss with it.
+//
+// The bound moves in two steps. relax-rpo comes after the fence and the
+// catch-up, when the old writer commits nothing the bound could protect, and
+// before the promotion, so that no standby ever holds a bound: a standby
+// promoted later by a failover has no healthy standby of its own, and a
+// bound would block its commits. enforce-rpo comes after rebuild-standby,
+// once the old writer replicates from the new one (enforced earlier, it
+// would block the new writer's commits), and before unfence, so the new
+// writer's first client write is bounded. It is best effort: when the
+// rebuilt standby does not stream within the bound yet, or the call fails,
+// the new writer still takes writes, and the step is owed (the operation
+// stays open until it is done), because refusing to unfence would stop
+// every payment to protect a bound on some of them.
 func switchoverSteps(from, to string) []Step {
 	return []Step{
 		{Action: ActionFence, Region: from, Why: "stop writes in the old writer region so nothing commits that the standby misses"},
 		{Action: ActionWaitCaughtUp, Region: to, Peer: from, Why: "wait until the standby has applied everything the old writer committed"},
+		{Action: ActionRelaxRPO, Region: from, Why: "stop enforcing the bound on loss in the old writer region, fenced now, so that it never holds one as a standby"},
 		{Action: ActionPromote, Region: to, Peer: from, Mode: ModeSwitchover, Why: "make the standby the writer (planned switchover: no data loss)"},
 		{Action: ActionRebuildStandby, Region: from, Peer: to, Why: "make the old writer a standby of the new writer"},
+		{Action: ActionEnforceRPO, Region: to, Peer: from, BestEffort: true, Why: "enforce the bound on loss on the new writer, now that the old writer replicates from it"},
 		{Action: ActionUnfence, Region: to, Why: "let the new writer region's processor take writes"},
 		{Action: ActionWaitTraffic, Region: to, Why: "wait until the failover name sends traffic to the new writer"},
 		{Action: ActionVerify, Region: to, Why: "send a real payment through the failover name and find it in the new writer's ledger"},
@@ -316,6 +348,7 @@ func PlanFailover(st Status, opts Options) (Plan, error) {
 	p.Steps = []Step{
 		{Action: ActionFence, Region: from.Name, BestEffort: true, Why: "stop the lost writer from taking writes if it comes back (never two writable regions)"},
 		{Action: ActionPreserve, Region: from.Name, BestEffort: true, Why: "keep the old writer's final state, including writes that never replicated"},
+		{Action: ActionRelaxRPO, Region: to.Name, Why: "enforce no bound on loss on the standby before it becomes a writer without a healthy standby (a bound would block its commits)"},
 		{Action: ActionPromote, Region: to.Name, Peer: from.Name, Mode: ModeFailover, Why: "make the standby the writer without waiting for the lost writer (unplanned failover)"},
 		{Action: ActionUnfence, Region: to.Name, Why: "let the new writer region's processor take writes"},
 		{Action: ActionWaitTraffic, Region: to.Name, Why: "wait until the failover name sends traffic to the new writer"},
@@ -324,7 +357,28 @@ func PlanFailover(st Status, opts Options) (Plan, error) {
 	if !from.Reachable {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s is unreachable: fencing and preserving it are best effort; fence it before it comes back", from.Name))
 	}
+	if w := rpoWarning(st, to.Name, from.Name); w != "" {
+		p.Warnings = append(p.Warnings, w)
+	}
 	return p, nil
+}
+
+// rpoWarning says that the writer a failover makes takes writes with no
+// bound on loss until a standby replicates from it again ("" when the
+// deployment sets no bound).
+func rpoWarning(st Status, to, from string) string {
+	if st.RPOTarget <= 0 && !st.RPOZero {
+		return ""
+	}
+	bound := st.RPOTarget.String()
+	if st.RPOZero {
+		bound = "rpo 0: commits wait for the standby"
+	}
+	how := fmt.Sprintf("paydr dr failback rebuilds %s as a standby and moves the writer back with the bound", from)
+	if r, ok := st.Region(to); ok && r.Slot == "primary" {
+		how = fmt.Sprintf("%s is a standby again and a switchover moves the writer with the bound", from)
+	}
+	return fmt.Sprintf("the bound on loss (%s) is not enforced on %s after this failover: with no healthy standby it would block every commit; it is enforced again when %s", bound, to, how)
 }
 
 // estimateLoss estimates what promoting the standby now loses.
@@ -337,6 +391,20 @@ func estimateLoss(st Status, from Region) LossEstimate {
 	switch {
 	case !from.Reachable || from.Role == RoleUnknown || from.Role == RoleDown:
 		l.Basis = fmt.Sprintf("%s cannot be asked what it committed; the last lag observed is the estimate", from.Name)
+		switch {
+		case from.Role == RoleDown && from.Reachable:
+			// Its database is stopped: it commits nothing more.
+		case from.Synchronous:
+			l.Basis += "; its commits waited for the standby (rpo 0), so what it acknowledged is there"
+		case from.RPOBound > 0:
+			// Cut off but alive, it went on committing until its bound
+			// stopped it.
+			l.Window = max(l.Window, from.RPOBound)
+			l.Basis += fmt.Sprintf("; if it is alive and cut off, it went on committing until its bound on loss (%s) stopped it", from.RPOBound)
+		default:
+			l.Unbounded = true
+			l.Basis += "; if it is alive and cut off, it may still be acknowledging writes: no bound on loss is known to be enforced on it"
+		}
 	case !rep.Known:
 		l.Basis = "replication lag is unknown"
 	case !rep.Streaming:

@@ -44,8 +44,10 @@ func TestPlanSwitchover(t *testing.T) {
 			want: Plan{Op: Switchover, From: "us-east-1", To: "us-west-2", Steps: []Step{
 				{Action: ActionFence, Region: "us-east-1", Why: "stop writes in the old writer region so nothing commits that the standby misses"},
 				{Action: ActionWaitCaughtUp, Region: "us-west-2", Peer: "us-east-1", Why: "wait until the standby has applied everything the old writer committed"},
+				{Action: ActionRelaxRPO, Region: "us-east-1", Why: "stop enforcing the bound on loss in the old writer region, fenced now, so that it never holds one as a standby"},
 				{Action: ActionPromote, Region: "us-west-2", Peer: "us-east-1", Mode: ModeSwitchover, Why: "make the standby the writer (planned switchover: no data loss)"},
 				{Action: ActionRebuildStandby, Region: "us-east-1", Peer: "us-west-2", Why: "make the old writer a standby of the new writer"},
+				{Action: ActionEnforceRPO, Region: "us-west-2", Peer: "us-east-1", BestEffort: true, Why: "enforce the bound on loss on the new writer, now that the old writer replicates from it"},
 				{Action: ActionUnfence, Region: "us-west-2", Why: "let the new writer region's processor take writes"},
 				{Action: ActionWaitTraffic, Region: "us-west-2", Why: "wait until the failover name sends traffic to the new writer"},
 				{Action: ActionVerify, Region: "us-west-2", Why: "send a real payment through the failover name and find it in the new writer's ledger"},
@@ -108,6 +110,7 @@ func failoverSteps(from, to string) []Step {
 	return []Step{
 		{Action: ActionFence, Region: from, BestEffort: true, Why: "stop the lost writer from taking writes if it comes back (never two writable regions)"},
 		{Action: ActionPreserve, Region: from, BestEffort: true, Why: "keep the old writer's final state, including writes that never replicated"},
+		{Action: ActionRelaxRPO, Region: to, Why: "enforce no bound on loss on the standby before it becomes a writer without a healthy standby (a bound would block its commits)"},
 		{Action: ActionPromote, Region: to, Peer: from, Mode: ModeFailover, Why: "make the standby the writer without waiting for the lost writer (unplanned failover)"},
 		{Action: ActionUnfence, Region: to, Why: "let the new writer region's processor take writes"},
 		{Action: ActionWaitTraffic, Region: to, Why: "wait until the failover name sends traffic to the new writer"},
@@ -121,8 +124,10 @@ func TestPlanFailover(t *testing.T) {
 		s.Regions[0] = region("us-east-1", "primary", RoleUnknown, false, false)
 		s.Replication = Replication{Known: false, LagBytes: -1, RPOLag: 800 * time.Millisecond, ReplayLag: 3 * time.Millisecond, LastReplayed: last}
 	})
-	lostLoss := LossEstimate{MayLoseData: true, Window: 800 * time.Millisecond, Since: last,
-		Basis: "us-east-1 cannot be asked what it committed; the last lag observed is the estimate"}
+	lostLoss := LossEstimate{MayLoseData: true, Window: 800 * time.Millisecond, Since: last, Unbounded: true,
+		Basis: "us-east-1 cannot be asked what it committed; the last lag observed is the estimate; if it is alive and cut off, it may still be acknowledging writes: no bound on loss is known to be enforced on it"}
+	boundedLoss := LossEstimate{MayLoseData: true, Window: 2 * time.Minute, Since: last,
+		Basis: "us-east-1 cannot be asked what it committed; the last lag observed is the estimate; if it is alive and cut off, it went on committing until its bound on loss (2m0s) stopped it"}
 	procDead := with(healthy(), func(s *Status) { s.Regions[0].Healthy = false })
 	tests := []struct {
 		name    string
@@ -139,8 +144,38 @@ func TestPlanFailover(t *testing.T) {
 				Warnings: []string{"us-east-1 is unreachable: fencing and preserving it are best effort; fence it before it comes back"}},
 		},
 		{
+			name: "writer lost, a bound on loss set: not enforced after",
+			st:   with(lost, func(s *Status) { s.RPOTarget = 5 * time.Minute }), opts: Options{AllowDataLoss: true},
+			want: Plan{Op: Failover, From: "us-east-1", To: "us-west-2", AllowDataLoss: true, Loss: &lostLoss,
+				Steps: failoverSteps("us-east-1", "us-west-2"),
+				Warnings: []string{"us-east-1 is unreachable: fencing and preserving it are best effort; fence it before it comes back",
+					"the bound on loss (5m0s) is not enforced on us-west-2 after this failover: with no healthy standby it would block every commit; it is enforced again when paydr dr failback rebuilds us-east-1 as a standby and moves the writer back with the bound"}},
+		},
+		{
+			name: "to the primary slot, a bound on loss set",
+			st: with(lost, func(s *Status) {
+				s.RPOTarget = time.Minute
+				s.Regions[0], s.Regions[1] = region("us-east-1", "primary", RoleStandby, true, false), region("us-west-2", "secondary", RoleUnknown, false, false)
+			}), opts: Options{AllowDataLoss: true},
+			want: Plan{Op: Failover, From: "us-west-2", To: "us-east-1", AllowDataLoss: true,
+				Loss:  &LossEstimate{MayLoseData: true, Window: 800 * time.Millisecond, Since: last, Unbounded: true, Basis: "us-west-2 cannot be asked what it committed; the last lag observed is the estimate; if it is alive and cut off, it may still be acknowledging writes: no bound on loss is known to be enforced on it"},
+				Steps: failoverSteps("us-west-2", "us-east-1"),
+				Warnings: []string{"us-west-2 is unreachable: fencing and preserving it are best effort; fence it before it comes back",
+					"the bound on loss (1m0s) is not enforced on us-east-1 after this failover: with no healthy standby it would block every commit; it is enforced again when us-west-2 is a standby again and a switchover moves the writer with the bound"}},
+		},
+		{
 			name: "writer lost, no acknowledgement",
-			st:   lost, refusal: "dr: failover refused: data may be lost; estimated loss: writes of about the last 800ms may be lost (everything committed after 2026-01-02T03:04:05Z): us-east-1 cannot be asked what it committed; the last lag observed is the estimate; pass --allow-data-loss to accept it",
+			st:   lost, refusal: "dr: failover refused: data may be lost; estimated loss: writes of at least the last 800ms may be lost, with no upper bound (everything committed after 2026-01-02T03:04:05Z): us-east-1 cannot be asked what it committed; the last lag observed is the estimate; if it is alive and cut off, it may still be acknowledging writes: no bound on loss is known to be enforced on it; pass --allow-data-loss to accept it",
+		},
+		{
+			// A writer that is cut off but alive goes on committing until
+			// its bound stops it: the estimate says so, not the last lag.
+			name: "writer lost with a bound enforced: the bound is the estimate",
+			st:   with(lost, func(s *Status) { s.RPOTarget, s.Regions[0].RPOBound = 2*time.Minute, 2*time.Minute }), opts: Options{AllowDataLoss: true},
+			want: Plan{Op: Failover, From: "us-east-1", To: "us-west-2", AllowDataLoss: true, Loss: &boundedLoss,
+				Steps: failoverSteps("us-east-1", "us-west-2"),
+				Warnings: []string{"us-east-1 is unreachable: fencing and preserving it are best effort; fence it before it comes back",
+					"the bound on loss (2m0s) is not enforced on us-west-2 after this failover: with no healthy standby it would block every commit; it is enforced again when paydr dr failback rebuilds us-east-1 as a standby and moves the writer back with the bound"}},
 		},
 		{
 			name: "processor dead, database caught up: no flag needed",

@@ -7,20 +7,28 @@ import (
 
 // The safety rules. Planning decides which steps an operation takes; these
 // rules decide, just before each step that changes who may write (fence,
-// promote, rebuild-standby, unfence), whether that step is still safe in the
+// promote, rebuild-standby, unfence) or whether the writer may commit
+// (enforce-rpo), whether that step is still safe in the
 // state observed at that moment. New, resumed and dry runs all pass through
 // CheckStep, so a journaled plan never runs on the strength of what was true
 // when it was written, and always under the options of the command that runs.
 
-// guarded reports whether a step changes who may write, and so is checked
-// against a fresh observation before it runs.
+// guarded reports whether a step changes who may write, or whether the
+// writer may commit, and so is checked against a fresh observation before it
+// runs.
 func guarded(a Action) bool {
 	switch a {
-	case ActionFence, ActionPromote, ActionRebuildStandby, ActionUnfence:
+	case ActionFence, ActionPromote, ActionRebuildStandby, ActionUnfence, ActionEnforceRPO:
 		return true
 	}
 	return false
 }
+
+// deferrable reports whether s, refused by the rules now, is owed rather
+// than stopping the operation: enforcing the bound on loss is best effort
+// and waits for the standby to stream within the bound, while the writer
+// takes writes. Every other refusal stops the operation.
+func deferrable(s Step) bool { return s.BestEffort && s.Action == ActionEnforceRPO }
 
 // live reports whether r takes writes from clients that reach it: its
 // database is the writer, its processor is not fenced, and it answers.
@@ -140,6 +148,13 @@ func CheckStep(c StepCheck, st Status) error {
 			return refuse(p.Op, fmt.Sprintf("%s: %s is %s, not a reachable standby", s.Name(), s.Region, roleText(r)),
 				"check paydr dr status")
 		}
+		if s.Mode == ModeFailover && (r.RPOBound > 0 || r.Synchronous) {
+			// The new writer has no healthy standby: a bound on loss
+			// would block its every commit. Plans relax it first; a plan
+			// journaled without that step (an older paydr) stops here.
+			return refuse(p.Op, fmt.Sprintf("%s: %s enforces a bound on loss (%s), which would block every commit of a writer without a healthy standby", s.Name(), s.Region, r.RPOBound),
+				fmt.Sprintf("give this operation up with paydr dr abandon and run paydr dr failover again: its plan relaxes the bound on %s first", s.Region))
+		}
 		if s.Mode == ModeFailover {
 			if loss := estimateLoss(st, peer); loss.MayLoseData && !c.Options.AllowDataLoss {
 				return &Refusal{Op: p.Op, Reason: fmt.Sprintf("%s may lose data", s.Name()), Loss: &loss,
@@ -159,6 +174,8 @@ func CheckStep(c StepCheck, st Status) error {
 				"check paydr dr status")
 		}
 		return nil
+	case ActionEnforceRPO:
+		return checkEnforceRPO(p.Op, s, r, peer, st)
 	case ActionWaitTraffic, ActionVerify:
 		if c.Promoted && r.Role != RoleWriter && r.Reachable {
 			return refuse(p.Op, fmt.Sprintf("%s: %s is %s, no longer the writer this operation made it", s.Name(), s.Region, roleText(r)),
@@ -169,10 +186,55 @@ func CheckStep(c StepCheck, st Status) error {
 	return nil
 }
 
-// moot reports whether a failed best-effort step no longer matters in st:
-// fencing or preserving a region that is a reachable standby now (it takes
-// no writes, and its old writes are replicated or already replaced).
-func moot(s Step, st Status) bool {
+// checkEnforceRPO is the rule of enforce-rpo: a bound on loss is enforced
+// only on the writer, and only while its standby streams within the bound;
+// enforced otherwise, it would stop the writer acknowledging at once. A
+// bound already enforced is left alone (the step changes nothing), and a
+// deployment that sets none has nothing to enforce.
+func checkEnforceRPO(op Operation, s Step, r, peer Region, st Status) error {
+	bound := st.RPOTarget
+	if (bound <= 0 && !st.RPOZero) || (r.Reachable && r.RPOBound == bound && r.Synchronous == st.RPOZero) {
+		return nil
+	}
+	remedy := fmt.Sprintf("wait until paydr dr status shows %s streaming within the bound, then run the command again", peer.Name)
+	rep := st.Replication
+	switch {
+	case r.Role != RoleWriter || !r.Reachable:
+		return refuse(op, fmt.Sprintf("%s: %s is %s; the bound on loss is enforced only on the writer", s.Name(), s.Region, roleText(r)),
+			"check paydr dr status")
+	case peer.Name != s.Peer || peer.Role != RoleStandby || !peer.Reachable:
+		return refuse(op, fmt.Sprintf("%s would block every commit of %s: %s is %s, not its reachable standby", s.Name(), s.Region, peer.Name, roleText(peer)), remedy)
+	case !rep.Known || !rep.Streaming:
+		return refuse(op, fmt.Sprintf("%s would block every commit of %s: the standby %s is not streaming (state %q)", s.Name(), s.Region, peer.Name, rep.State), remedy)
+	case !st.RPOZero && rep.RPOLag > bound:
+		return refuse(op, fmt.Sprintf("%s would block the commits of %s: the rpo lag of %s is %s, above the bound %s", s.Name(), s.Region, peer.Name, rep.RPOLag.Round(time.Millisecond), bound), remedy)
+	}
+	return nil
+}
+
+// moot reports whether a failed best-effort step no longer matters in st,
+// and why: fencing or preserving a region that is a reachable standby now
+// (it takes no writes, and its old writes are replicated or already
+// replaced); enforcing the deployment's bound where it is enforced already
+// (or the deployment sets none); relaxing a bound where none is enforced.
+func moot(s Step, st Status) (string, bool) {
 	r, ok := st.Region(s.Region)
-	return ok && r.Reachable && r.Role == RoleStandby && (s.Action == ActionFence || s.Action == ActionPreserve)
+	if !ok || !r.Reachable {
+		return "", false
+	}
+	switch {
+	case (s.Action == ActionFence || s.Action == ActionPreserve) && r.Role == RoleStandby:
+		return s.Region + " is a standby now", true
+	case s.Action == ActionEnforceRPO && r.RPOBound == st.RPOTarget && r.Synchronous == st.RPOZero:
+		if r.Synchronous {
+			return s.Region + " waits for its standby on every commit already (rpo 0)", true
+		}
+		if r.RPOBound == 0 {
+			return "the deployment sets no bound on loss", true
+		}
+		return fmt.Sprintf("%s enforces the bound %s already", s.Region, r.RPOBound), true
+	case s.Action == ActionRelaxRPO && r.RPOBound == 0 && !r.Synchronous:
+		return s.Region + " enforces no bound", true
+	}
+	return "", false
 }

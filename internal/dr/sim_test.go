@@ -86,13 +86,27 @@ func (w *simWorld) run(req Request) error {
 		w.completed[out.OpID] = true
 		f := w.afterStep
 		if !f.done { // resumed with every step done: judge the state now
-			f = simFacts{writers: w.liveWriters(), traffic: w.traffic(), state: w.state()}
-			if to, _ := w.region(out.Plan.To); to != nil && to.takesWrites() {
-				f.writer = to.name
+			f = w.facts()
+			if to, _ := w.region(out.Plan.To); to == nil || !to.takesWrites() {
+				f.writer = ""
 			}
 		}
 		if f.writers != 1 || f.writer != out.Plan.To || f.traffic != out.Plan.To {
 			w.violate("complete-one-writer", "%s %s completed, but after its last step the state was %s", req.Op, out.OpID, f.state)
+		}
+		// The bound on loss follows the writer: a completed switchover or
+		// failback enforces it on the new writer, whose standby the old
+		// one is, and never on the standby; a completed failover leaves
+		// its writer, which has no healthy standby, unbounded.
+		switch req.Op {
+		case Switchover, Failback:
+			if !f.rpo[out.Plan.To] || f.rpo[out.Plan.From] {
+				w.violate("rpo-follows-writer", "%s %s completed, but after its last step the state was %s (want the bound on %s only)", req.Op, out.OpID, f.state, out.Plan.To)
+			}
+		case Failover:
+			if f.rpo[out.Plan.To] {
+				w.violate("rpo-follows-writer", "%s %s completed, but after its last step the state was %s (want no bound on %s, which has no standby)", req.Op, out.OpID, f.state, out.Plan.To)
+			}
 		}
 	}
 	return err
@@ -138,7 +152,7 @@ func pendingFirst(out string) string {
 		if len(line) > 4 && line[2] == '.' && line[3] == ' ' {
 			name := strings.SplitN(strings.TrimSpace(line[4:]), ":", 2)[0]
 			name = strings.TrimSuffix(name, " (best effort)")
-			if i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), "[done") {
+			if i+1 < len(lines) && (strings.HasPrefix(strings.TrimSpace(lines[i+1]), "[done") || strings.HasPrefix(strings.TrimSpace(lines[i+1]), "[owed, ")) {
 				continue
 			}
 			return name
@@ -152,7 +166,7 @@ func newSimWorld(seed uint64, dir string) *simWorld {
 	w := &simWorld{
 		rng: rng, aws: rng.IntN(2) == 0,
 		r: [2]*simRegion{
-			{name: "us-east-1", slot: "primary", role: RoleWriter},
+			{name: "us-east-1", slot: "primary", role: RoleWriter, rpo: true},
 			{name: "us-west-2", slot: "secondary", role: RoleStandby},
 		},
 		mono: simEpoch, wall: simEpoch, caughtUpMono: simEpoch, caughtUp: simEpoch,
@@ -302,7 +316,7 @@ func TestSimulation(t *testing.T) {
 			t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
 		}
 		for _, line := range w.trace {
-			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "the operator fences", "exceeds 5s", "data may be lost", "both writable", "no longer the writer", "would fence the only writer", "no longer needed", "again: it failed before"} {
+			for _, k := range []string{"fault: operator process dies", "fault: torn journal", "second operator", "loses writes", "fault: clock jumps", "the operator fences", "exceeds 5s", "data may be lost", "both writable", "no longer the writer", "would fence the only writer", "no longer needed", "again: it failed before", "not now, owed", "-> enforced", "-> relaxed"} {
 				if strings.Contains(line, k) {
 					counts[k]++
 				}

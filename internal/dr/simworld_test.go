@@ -29,6 +29,11 @@ type simRegion struct {
 	// lsn counts the writes the database holds; preserved is the highest
 	// lsn kept in a preserved copy.
 	lsn, preserved int
+	// rpo: the deployment's bound on loss (simRPOBound) is enforced on
+	// the region's writes (AWS: rds.global_db_rpo in its cluster
+	// parameter group). As the writer, it then commits nothing while its
+	// standby does not keep within the bound.
+	rpo bool
 }
 
 // takesWrites reports whether clients that reach r can commit there.
@@ -77,6 +82,8 @@ type simFacts struct {
 	writers         int
 	writer, traffic string
 	state           string
+	// rpo is whether each region enforces the bound on loss.
+	rpo map[string]bool
 }
 
 // simCmd is one operator command as it runs.
@@ -103,6 +110,10 @@ var simEpoch = time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 // simMaxLag is the lag bound the simulated operators pass (--max-lag):
 // short, so that schedules of a few simulated minutes cross it.
 const simMaxLag = 5 * time.Second
+
+// simRPOBound is the deployment's bound on loss (the stack setting; AWS's
+// minimum), which enforce-rpo enforces on the writer.
+const simRPOBound = 20 * time.Second
 
 func (w *simWorld) region(name string) (*simRegion, *simRegion) {
 	if w.r[0].name == name {
@@ -145,6 +156,21 @@ func (w *simWorld) advance(d time.Duration) {
 	w.replicate()
 }
 
+// blocked reports whether r, a writer enforcing the bound on loss, holds
+// its commits back: its standby is lost, not a standby, not streaming, or
+// behind by more than the bound (by the true, monotonic, lag), as Aurora
+// judges it.
+func (w *simWorld) blocked(r *simRegion) bool {
+	if !r.rpo || r.role != RoleWriter {
+		return false
+	}
+	o := w.other(r)
+	if o.role != RoleStandby || o.lost || w.repl == replStalled {
+		return true
+	}
+	return o.lsn < r.lsn && w.mono.Sub(w.caughtUpMono) > simRPOBound
+}
+
 // liveWriters counts the regions clients can commit to.
 func (w *simWorld) liveWriters() int {
 	n := 0
@@ -166,14 +192,18 @@ func (w *simWorld) state() string {
 		if r.fenced {
 			b.WriteString("/fenced")
 		}
+		if r.rpo {
+			b.WriteString("/rpo")
+		}
 		b.WriteString(" ")
 	}
 	fmt.Fprintf(&b, "repl=%d traffic=%s", w.repl, w.traffic())
 	return b.String()
 }
 
-// healthy is what a health check sees: a writer that takes writes.
-func (w *simWorld) healthy(r *simRegion) bool { return r.takesWrites() }
+// healthy is what a health check sees: a writer that takes writes and
+// commits them.
+func (w *simWorld) healthy(r *simRegion) bool { return r.takesWrites() && !w.blocked(r) }
 
 // traffic is where the failover name sends clients: the primary slot while
 // healthy, else the secondary while healthy, else the primary.
@@ -218,7 +248,7 @@ func (w *simWorld) fault(where string) error {
 	}
 	if p() < 0.15 {
 		for _, r := range w.r {
-			if r.takesWrites() {
+			if r.takesWrites() && !w.blocked(r) {
 				r.lsn += 1 + w.rng.IntN(3)
 			}
 		}
@@ -330,11 +360,14 @@ func (w *simWorld) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	w.advance(100 * time.Millisecond)
-	st := Status{Backend: "sim", Observed: w.wall, Replication: Replication{LagBytes: -1}}
+	st := Status{Backend: "sim", Observed: w.wall, Replication: Replication{LagBytes: -1}, RPOTarget: simRPOBound}
 	for _, r := range w.r {
 		reg := Region{Name: r.name, Slot: r.slot, Role: r.role, Reachable: !r.lost, Healthy: w.healthy(r), Fenced: r.fenced || r.role == RoleDown}
+		if r.rpo {
+			reg.RPOBound = simRPOBound
+		}
 		if r.lost {
-			reg.Fenced = false
+			reg.Fenced, reg.RPOBound = false, 0 // its parameters cannot be read
 			if !w.aws {
 				reg.Role = RoleUnknown // locally an unreachable database says nothing
 			}
@@ -392,12 +425,8 @@ func (w *simWorld) Do(ctx context.Context, opID string, s Step) (string, error) 
 	if before < 2 && w.liveWriters() == 2 {
 		w.violate("single-writer", "%s made two regions writable", s.Name())
 	}
-	w.afterStep = simFacts{done: true, writers: w.liveWriters(), traffic: w.traffic(), state: w.state()}
-	for _, x := range w.r {
-		if x.takesWrites() {
-			w.afterStep.writer = x.name
-		}
-	}
+	w.afterStep = w.facts()
+	w.afterStep.done = true
 	if err != nil {
 		return "", err
 	}
@@ -405,6 +434,18 @@ func (w *simWorld) Do(ctx context.Context, opID string, s Step) (string, error) 
 		return "", err // the step happened; the crash lost its result
 	}
 	return res, nil
+}
+
+// facts are the facts now.
+func (w *simWorld) facts() simFacts {
+	f := simFacts{writers: w.liveWriters(), traffic: w.traffic(), state: w.state(), rpo: map[string]bool{}}
+	for _, x := range w.r {
+		if x.takesWrites() {
+			f.writer = x.name
+		}
+		f.rpo[x.name] = x.rpo
+	}
+	return f
 }
 
 // checkBefore checks the invariants about the step about to take effect.
@@ -433,6 +474,20 @@ func (w *simWorld) checkBefore(s Step, r, peer *simRegion) {
 	case ActionRebuildStandby:
 		if r.lsn > peer.lsn && r.preserved < r.lsn {
 			w.violate("preserve-before-discard", "rebuilding %s discards writes %d..%d never preserved", r.name, peer.lsn+1, r.lsn)
+		}
+	case ActionEnforceRPO:
+		// A bound is enforced only on a writer whose standby streams
+		// (within the bound, by the lag the decision was made on): else
+		// it stops acknowledging at once.
+		if !r.rpo && (r.role != RoleWriter || peer.role != RoleStandby || peer.lost || w.repl == replStalled ||
+			(peer.lsn < r.lsn && w.trueLagObserved > simRPOBound)) {
+			w.violate("rpo-needs-standby", "enforce-rpo on %s (%s) while %s is %s (lost %v, replication %d, true lag %s)", r.name, r.role, peer.name, peer.role, peer.lost, w.repl, w.trueLagObserved)
+		}
+	case ActionPromote:
+		// A failover's new writer has no healthy standby: a bound would
+		// block every commit.
+		if s.Mode == ModeFailover && r.rpo && r.role == RoleStandby {
+			w.violate("rpo-relaxed-before-failover", "promote %s (failover) while it enforces the bound on loss", r.name)
 		}
 	}
 }
@@ -503,13 +558,19 @@ func (w *simWorld) effect(s Step, r, peer *simRegion) (string, error) {
 	case ActionUnfence:
 		r.fenced = false
 		return "unfenced", nil
+	case ActionRelaxRPO:
+		r.rpo = false
+		return "relaxed", nil
+	case ActionEnforceRPO:
+		r.rpo = true
+		return "enforced", nil
 	case ActionWaitTraffic:
 		if w.traffic() != r.name {
 			return "", fmt.Errorf("sim: wait traffic: traffic goes to %s", w.traffic())
 		}
 		return "traffic", nil
 	case ActionVerify:
-		if !r.takesWrites() || w.traffic() != r.name {
+		if !r.takesWrites() || w.blocked(r) || w.traffic() != r.name {
 			return "", errors.New("sim: verify: the payment was not acknowledged by " + r.name)
 		}
 		r.lsn++

@@ -52,6 +52,15 @@ type Region struct {
 	Function string `json:"function,omitempty"`
 	// HealthCheckID is the Route 53 health check (AWS only).
 	HealthCheckID string `json:"health_check_id,omitempty"`
+	// RPOBound is the bound on loss enforced on the region's writes: as a
+	// writer it stops acknowledging commits while its standby lags more
+	// (rds.global_db_rpo in its cluster parameter group). 0 means none, or
+	// not observed (a note says why).
+	RPOBound time.Duration `json:"rpo_bound_ns,omitempty"`
+	// Synchronous is true when every commit of the region, as a writer,
+	// waits for its standby (RPO 0: the local environment's --rpo-bound 0;
+	// Aurora has no such mode).
+	Synchronous bool `json:"synchronous,omitempty"`
 }
 
 // Replication is the observed replication from the writer to the standby.
@@ -91,6 +100,13 @@ type Status struct {
 	Regions []Region `json:"regions"`
 	// Replication is from the writer to the standby.
 	Replication Replication `json:"replication"`
+	// RPOTarget is the bound on loss the deployment sets (a stack
+	// setting), which enforce-rpo enforces on the writer while its standby
+	// replicates; 0 when the deployment sets none.
+	RPOTarget time.Duration `json:"rpo_target_ns,omitempty"`
+	// RPOZero is true when the deployment sets RPO 0 instead of a bound:
+	// enforce-rpo makes every commit of the writer wait for its standby.
+	RPOZero bool `json:"rpo_zero,omitempty"`
 	// Traffic is the region the failover name sends traffic to now.
 	Traffic string `json:"traffic"`
 	// Sessions describes the session table's replicas.
@@ -174,6 +190,12 @@ func (s Status) Render(w io.Writer) error {
 	} else {
 		b.WriteString("replication:  unknown\n")
 	}
+	switch {
+	case s.RPOZero:
+		b.WriteString("rpo bound:    0: every commit of the writer waits for its standby while it replicates\n")
+	case s.RPOTarget > 0:
+		fmt.Fprintf(&b, "rpo bound:    %s, enforced on the writer while its standby replicates\n", s.RPOTarget)
+	}
 	if s.Sessions != "" {
 		fmt.Fprintf(&b, "sessions:     %s\n", s.Sessions)
 	}
@@ -193,7 +215,14 @@ func (s Status) Render(w io.Writer) error {
 		if !r.Reachable {
 			reach = ", unreachable"
 		}
-		fmt.Fprintf(&b, "%-14s%s: %s%s%s, %s\n", r.Slot+":", r.Name, r.Role, reach, fenced, health)
+		bound := ""
+		if r.RPOBound > 0 {
+			bound = ", rpo bound " + r.RPOBound.String()
+		}
+		if r.Synchronous {
+			bound = ", rpo 0 (commits wait for the standby)"
+		}
+		fmt.Fprintf(&b, "%-14s%s: %s%s%s%s, %s\n", r.Slot+":", r.Name, r.Role, reach, fenced, bound, health)
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "note:         %s\n", n)

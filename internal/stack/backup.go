@@ -44,7 +44,7 @@ func (b *builder) backup() {
 	roleName := b.name("payment-backup")
 	role := aws.NewIAMRole(p.scope, "backup", aws.IAMRoleArgs{
 		Name:             tf.S(roleName),
-		AssumeRolePolicy: assumeRolePolicy("backup.amazonaws.com"),
+		AssumeRolePolicy: b.serviceTrust("backup.amazonaws.com", tf.String{}),
 		Tags:             b.tags(roleName),
 	})
 	for _, managed := range []string{"AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores"} {

@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -47,17 +48,44 @@ type Config struct {
 	CreatedAt string
 	// Route53Domain is the hosted zone; default migration-<suffix>.internal.
 	Route53Domain string
+	// Route53Zone says whether the hosted zone is private (answering only
+	// inside the stack's two VPCs) or public: [ZonePrivate], [ZonePublic],
+	// or "" to choose by the domain: private under a name reserved for
+	// private use (.internal, .local, .home.arpa, .alt; see
+	// [PrivateUseName]), which is never delegated, and public otherwise.
+	// Preflight refuses a public zone under such a name, and any zone under
+	// names reserved for documentation and testing (.test, .example,
+	// example.com, .invalid, .localhost; see [ReservedDomain]).
+	Route53Zone string
 	// DBInstanceClass sizes the Aurora instances.
 	DBInstanceClass string
-	// DBEngineVersion is the Aurora PostgreSQL version of the global cluster.
+	// DBEngineVersion is the Aurora PostgreSQL version of the global
+	// cluster, pinned: automatic minor upgrades are off, and changing it
+	// upgrades the global cluster in place (both regions). When AWS moves
+	// the clusters itself (a forced upgrade at a version's end of support),
+	// set it to the version AWS moved to, or the next plan tries a
+	// downgrade, which RDS refuses.
 	DBEngineVersion string
 	// DBPasswordVersion is bumped to rotate the master password (write-only
 	// arguments are sent only when their version changes).
 	DBPasswordVersion int
+	// RPOBoundSeconds bounds what a failover may lose: the writer stops
+	// acknowledging commits while its standby lags more (Aurora
+	// PostgreSQL's rds.global_db_rpo, at least 20 seconds). The stack sets
+	// it on the primary cluster's parameter group when the group is
+	// created; paydr dr moves it with the writer after that.
+	RPOBoundSeconds int
 	// EnableDMS adds the DMS replication subnet group and instance.
 	EnableDMS bool
-	// DMSCreateVPCRole creates the account-wide dms-vpc-role that DMS needs.
-	// Only one environment per account may create it.
+	// DMSCreateVPCRole creates dms-vpc-role, the role DMS looks up by that
+	// exact name to manage its network interfaces. It is one per account,
+	// not per environment: creating it where it exists (made by another
+	// environment, the DMS console or an earlier account setup) fails with
+	// EntityAlreadyExists, and destroying the environment that made it
+	// breaks DMS for every other one. So it is off by default; turn it on
+	// (--dms-create-vpc-role) in exactly one stack of an account that lacks
+	// the role, or create it once outside the stacks. DMS subnet groups fail
+	// to create in an account without it.
 	DMSCreateVPCRole bool
 	// Target is where the stack deploys: aws or local.
 	Target Target
@@ -91,14 +119,22 @@ func Defaults() Config {
 		DBInstanceClass:             "db.r5.large",
 		DBEngineVersion:             "15.8",
 		DBPasswordVersion:           1,
+		RPOBoundSeconds:             DefaultRPOBoundSeconds,
 		EnableDMS:                   true,
-		DMSCreateVPCRole:            true,
+		DMSCreateVPCRole:            false,
 		Target:                      TargetAWS,
 		ProcessorZip:                "processor.zip",
 		HealthCheckInterval:         10,
 		HealthCheckFailureThreshold: 3,
 	}
 }
+
+// DefaultRPOBoundSeconds is the default bound on loss: the mission's five
+// minutes.
+const DefaultRPOBoundSeconds = 300
+
+// MinRPOBoundSeconds is the least rds.global_db_rpo Aurora accepts.
+const MinRPOBoundSeconds = 20
 
 // EnvVars maps the earlier pipeline's environment variables to what they set.
 var EnvVars = []struct {
@@ -114,6 +150,7 @@ var EnvVars = []struct {
 	{"PR_NUMBER", "PRNumber"},
 	{"TEAM", "Team"},
 	{"ROUTE53_DOMAIN", "Route53Domain"},
+	{"ROUTE53_ZONE", "Route53Zone"},
 	{"CREATED_AT", "CreatedAt"},
 }
 
@@ -128,7 +165,7 @@ func FromEnv(getenv func(string) string) Config {
 		"EnvironmentSuffix": &c.EnvironmentSuffix, "StateBucket": &c.StateBucket,
 		"StateBucketRegion": &c.StateBucketRegion, "AWSRegion": &c.AWSRegion,
 		"Repository": &c.Repository, "CommitAuthor": &c.CommitAuthor, "PRNumber": &c.PRNumber,
-		"Team": &c.Team, "Route53Domain": &c.Route53Domain, "CreatedAt": &c.CreatedAt,
+		"Team": &c.Team, "Route53Domain": &c.Route53Domain, "Route53Zone": &c.Route53Zone, "CreatedAt": &c.CreatedAt,
 	}
 	for _, ev := range EnvVars {
 		if v := getenv(ev.Name); v != "" {
@@ -136,6 +173,25 @@ func FromEnv(getenv func(string) string) Config {
 		}
 	}
 	return c
+}
+
+// The hosted zone's visibility (Config.Route53Zone).
+const (
+	ZonePrivate = "private"
+	ZonePublic  = "public"
+)
+
+// PrivateZone reports whether the hosted zone is private: as
+// Route53Zone says, or, when it is unset, when the domain is under a name
+// reserved for private use ([PrivateUseName]).
+func (c Config) PrivateZone() bool {
+	switch c.Route53Zone {
+	case ZonePrivate:
+		return true
+	case ZonePublic:
+		return false
+	}
+	return PrivateUseName(c.Domain()) != ""
 }
 
 // StackName is the stack's name: TapStack<suffix>.
@@ -167,6 +223,7 @@ var (
 	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$`)
 	classPattern  = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
+	enginePattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
 )
 
 // Validate checks the configuration and returns every problem, each naming
@@ -197,11 +254,22 @@ func (c Config) Validate() error {
 	if d := c.Domain(); !domainPattern.MatchString(d) || len(d) > 253 {
 		bad("ROUTE53_DOMAIN (--domain)", "%q is not a valid domain name", d)
 	}
+	switch c.Route53Zone {
+	case "", ZonePrivate, ZonePublic:
+	default:
+		bad("ROUTE53_ZONE", "%q is not a zone type: use %s, %s, or leave it unset (private under names reserved for private use, such as .internal; public otherwise)", c.Route53Zone, ZonePrivate, ZonePublic)
+	}
 	if !classPattern.MatchString(c.DBInstanceClass) {
 		bad("--db-instance-class", "%q is not an RDS instance class such as db.r5.large", c.DBInstanceClass)
 	}
 	if c.DBPasswordVersion < 1 {
 		bad("--db-password-version", "must be 1 or more, got %d", c.DBPasswordVersion)
+	}
+	if !enginePattern.MatchString(c.DBEngineVersion) {
+		bad("--db-engine-version", "%q is not an Aurora PostgreSQL version such as 15.8 (its major version names the parameter group family)", c.DBEngineVersion)
+	}
+	if c.RPOBoundSeconds < MinRPOBoundSeconds || c.RPOBoundSeconds > math.MaxInt32 {
+		bad("--rpo-bound-seconds", "Aurora's rds.global_db_rpo takes %d to %d seconds, got %d (default %d: the mission's five minutes)", MinRPOBoundSeconds, math.MaxInt32, c.RPOBoundSeconds, DefaultRPOBoundSeconds)
 	}
 	if c.HealthCheckInterval != 10 && c.HealthCheckInterval != 30 {
 		bad("--health-check-interval", "Route 53 allows 10 or 30 seconds, got %d", c.HealthCheckInterval)

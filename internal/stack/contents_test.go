@@ -181,7 +181,7 @@ func TestAurora(t *testing.T) {
 		if c["manage_master_user_password"] != nil || c["master_password"] != nil {
 			t.Errorf("%s sets a managed or plain master password", name)
 		}
-		eq(t, name+" ignore_changes", c["lifecycle"].(map[string]any)["ignore_changes"], []any{"global_cluster_identifier", "replication_source_identifier"})
+		eq(t, name+" ignore_changes", c["lifecycle"].(map[string]any)["ignore_changes"], []any{"global_cluster_identifier", "replication_source_identifier", "engine_version"})
 	}
 	eq(t, "primary key", p["kms_key_id"], "${aws_kms_key.primary.arn}")
 	eq(t, "secondary key", s["kms_key_id"], "${aws_kms_replica_key.secondary.arn}")
@@ -199,7 +199,24 @@ func TestAurora(t *testing.T) {
 	eq(t, "multi-region key", d.res(t, "aws_kms_key", "primary")["multi_region"], true)
 	eq(t, "replica of it", d.res(t, "aws_kms_replica_key", "secondary")["primary_key_arn"], "${aws_kms_key.primary.arn}")
 
+	// One cluster parameter group per cluster: TLS required on both, the
+	// bound on loss on the writer's only; its parameters are DR
+	// automation's after creation.
+	for name, c := range map[string]map[string]any{"primary": p, "secondary": s} {
+		eq(t, name+" parameter group", c["db_cluster_parameter_group_name"], "${aws_rds_cluster_parameter_group."+name+".name}")
+		g := d.res(t, "aws_rds_cluster_parameter_group", name)
+		eq(t, name+" parameter family", g["family"], "aurora-postgresql15")
+		eq(t, name+" parameter group lifecycle", g["lifecycle"], map[string]any{"ignore_changes": []any{"parameter"}, "create_before_destroy": true})
+		want := []any{map[string]any{"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"}}
+		if name == "primary" {
+			want = append(want, map[string]any{"name": "rds.global_db_rpo", "value": "300", "apply_method": "immediate"})
+		}
+		eq(t, name+" parameters", g["parameter"], want)
+	}
+
 	all := parse(t, synth(t, allVars()))
+	eq(t, "family of the engine's major version", all.res(t, "aws_rds_cluster_parameter_group", "secondary")["family"], "aurora-postgresql16")
+	eq(t, "configured bound", all.res(t, "aws_rds_cluster_parameter_group", "primary")["parameter"].([]any)[1], map[string]any{"name": "rds.global_db_rpo", "value": "60", "apply_method": "immediate"})
 	eq(t, "configurable class", all.res(t, "aws_rds_cluster_instance", "primary_1")["instance_class"], "db.r6g.xlarge")
 	eq(t, "deletion protection outside dev", all.res(t, "aws_rds_cluster", "primary")["deletion_protection"], true)
 	eq(t, "final snapshot outside dev", all.res(t, "aws_rds_cluster", "primary")["final_snapshot_identifier"], "payment-cluster-primary-prod-final")
@@ -295,7 +312,7 @@ func TestProcessor(t *testing.T) {
 		if strings.Count(src, `"Resource" = ["*"]`) != 1 {
 			t.Errorf("%s processor policy has %d wildcard resources, want only X-Ray's:\n%s", id, strings.Count(src, `"Resource" = ["*"]`), src)
 		}
-		for _, want := range []string{"dynamodb:PutItem", "secretsmanager:GetSecretValue", "events:PutEvents", "ssm:GetParameter"} {
+		for _, want := range []string{"dynamodb:PutItem", "dynamodb:BatchWriteItem", "secretsmanager:GetSecretValue", "events:PutEvents"} {
 			if !strings.Contains(src, want) {
 				t.Errorf("%s processor policy lacks %s", id, want)
 			}
@@ -328,8 +345,6 @@ func TestRoute53(t *testing.T) {
 		eq(t, "ttl", rec["ttl"], float64(60))
 		eq(t, "health check", rec["health_check_id"], "${aws_route53_health_check."+id+".id}")
 		roles[block(t, rec, "failover_routing_policy")["type"].(string)] = true
-		al := d.res(t, "aws_cloudwatch_metric_alarm", "primary_health_"+id)
-		eq(t, "health alarm metric", al["metric_name"], "HealthCheckStatus")
 	}
 	eq(t, "failover roles", roles, map[string]bool{"PRIMARY": true, "SECONDARY": true})
 }
@@ -411,7 +426,9 @@ func TestMonitoring(t *testing.T) {
 func TestDRRoleAndParameters(t *testing.T) {
 	d := parse(t, synth(t, Defaults()))
 	pol := d.res(t, "aws_iam_role_policy", "dr_automation")["policy"].(string)
-	for _, want := range []string{"rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster", "lambda:PutFunctionConcurrency", "route53:GetHealthCheckStatus", "aws_rds_global_cluster.payment.arn"} {
+	for _, want := range []string{"rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster", "lambda:PutFunctionConcurrency", "route53:GetHealthCheckStatus", "aws_rds_global_cluster.payment.arn",
+		// The bound on loss, moved with the writer, on the two groups only.
+		`{"Action" = ["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup", "rds:DescribeDBClusterParameters"], "Effect" = "Allow", "Resource" = [aws_rds_cluster_parameter_group.primary.arn, aws_rds_cluster_parameter_group.secondary.arn]`} {
 		if !strings.Contains(pol, want) {
 			t.Errorf("DR policy lacks %s", want)
 		}
@@ -429,6 +446,13 @@ func TestDRRoleAndParameters(t *testing.T) {
 		eq(t, "api key type", d.res(t, "aws_ssm_parameter", id+"_api_key")["type"], "SecureString")
 		// The name awsdr discovers the topology by, in both regions.
 		eq(t, "topology parameter name", d.res(t, "aws_ssm_parameter", id+"_dr_topology")["name"], topology.ParameterName(Defaults().EnvironmentSuffix))
+		// What awsdr needs to move the bound on loss.
+		v := d.res(t, "aws_ssm_parameter", id+"_dr_topology")["value"].(string)
+		for _, want := range []string{`"rpo_bound_seconds" = 300`, `"cluster_parameter_group" = aws_rds_cluster_parameter_group.primary.name`, `"cluster_parameter_group" = aws_rds_cluster_parameter_group.secondary.name`} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%s topology lacks %s:\n%s", id, want, v)
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"strings"
 
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
@@ -15,7 +16,8 @@ const dbMasterUser = "paydr_admin"
 
 // encryption declares a multi-region KMS key in the primary region and its
 // replica in the secondary, with an alias in each. Aurora storage, the
-// session table, the database secret and the backup vaults use them.
+// session table, the database secret, the backup vaults and the log groups
+// use them.
 func (b *builder) encryption() {
 	p, s := b.primary, b.secondary
 	alias := "alias/" + b.name("paydr")
@@ -24,7 +26,7 @@ func (b *builder) encryption() {
 		MultiRegion:          tf.B(true),
 		EnableKeyRotation:    tf.B(true),
 		DeletionWindowInDays: tf.N(30),
-		Policy:               b.keyPolicy(),
+		Policy:               b.keyPolicy(p),
 		Tags:                 b.tags(b.name("paydr-key")),
 	})
 	aws.NewKMSAlias(p.scope, "primary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: key.KeyID()})
@@ -37,7 +39,7 @@ func (b *builder) encryption() {
 			Description:          tf.S("paydr " + b.cfg.EnvironmentSuffix + ": secondary region key (local target)"),
 			EnableKeyRotation:    tf.B(true),
 			DeletionWindowInDays: tf.N(30),
-			Policy:               b.keyPolicy(),
+			Policy:               b.keyPolicy(s),
 			Tags:                 b.tags(b.name("paydr-key")),
 		})
 		aws.NewKMSAlias(s.scope, "secondary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: own.KeyID()})
@@ -49,29 +51,91 @@ func (b *builder) encryption() {
 		Description:          tf.S("paydr " + b.cfg.EnvironmentSuffix + ": replica of the primary key"),
 		PrimaryKeyARN:        key.ARN(),
 		DeletionWindowInDays: tf.N(30),
-		Policy:               b.keyPolicy(),
+		Policy:               b.keyPolicy(s),
 		Tags:                 b.tags(b.name("paydr-key")),
 	})
 	aws.NewKMSAlias(s.scope, "secondary", aws.KMSAliasArgs{Name: tf.S(alias), TargetKeyID: replica.KeyID()})
 	s.kmsKeyARN = replica.ARN()
 }
 
-// keyPolicy lets the account administer the key and the services paydr uses
-// encrypt with it through their grants.
-func (b *builder) keyPolicy() tf.String {
+// keyPolicy is the policy of r's key: the account administers it, the
+// services paydr uses encrypt with it, and r's CloudWatch Logs encrypts
+// this account's log groups in r with it. CloudWatch Logs is a regional
+// principal (logs.<region>.amazonaws.com) and names the log group in the
+// encryption context, which the policy requires to be one of the
+// account's log groups in r.
+func (b *builder) keyPolicy(r *region) tf.String {
 	root := tf.Sprintf("arn:%s:iam::%s:root", b.partition.Partition(), b.caller.AccountID())
 	return tf.JSONEncode(tf.Raw(tf.Obj{
 		"Version": "2012-10-17",
 		"Statement": []any{
 			tf.Obj{"Sid": "AccountAdministers", "Effect": "Allow", "Principal": tf.Obj{"AWS": root}, "Action": "kms:*", "Resource": "*"},
 			tf.Obj{
-				"Sid": "LogsEncrypt", "Effect": "Allow",
-				"Principal": tf.Obj{"Service": []string{"logs.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com", "backup.amazonaws.com", "cloudwatch.amazonaws.com"}},
+				"Sid": "ServicesEncrypt", "Effect": "Allow",
+				"Principal": tf.Obj{"Service": []string{"events.amazonaws.com", "sns.amazonaws.com", "backup.amazonaws.com", "cloudwatch.amazonaws.com"}},
 				"Action":    []string{"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"},
 				"Resource":  "*",
 			},
+			tf.Obj{
+				"Sid": "LogsEncrypt", "Effect": "Allow",
+				"Principal": tf.Obj{"Service": "logs." + r.name + ".amazonaws.com"},
+				"Action":    []string{"kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"},
+				"Resource":  "*",
+				"Condition": tf.Obj{"ArnLike": tf.Obj{"kms:EncryptionContext:aws:logs:arn": b.arn("logs", r.name, "log-group:*")}},
+			},
 		},
 	}))
+}
+
+// clusterParameterGroup declares the cluster parameter group of r's cluster:
+// TLS required (rds.force_ssl), and, on the primary cluster's group, the
+// bound on loss (rds.global_db_rpo, Config.RPOBoundSeconds): the cluster
+// created as the writer.
+//
+// The bound follows the writer: paydr dr sets and resets rds.global_db_rpo
+// in these groups as switchover, failover and failback move the writer
+// (paydr/internal/dr/awsdr). So the groups' parameters belong to DR
+// automation once the groups exist, and Terraform ignores changes to them:
+// otherwise the next apply after a switchover would put the bound back on
+// the primary slot's cluster, now the standby, and take it off the new
+// writer — and after a failover, a bound on a writer without a healthy
+// standby blocks every commit. (The provider has no resource for one
+// parameter of a group, so ignoring the whole parameter argument is the
+// only split Terraform offers. A deliberate change to the stack's own
+// parameters, such as rds.force_ssl, is pushed by replacing the group:
+// terraform apply -replace=<its address>. Named by prefix and created
+// before the old one is destroyed, the new group takes over first, with the
+// bound placed on the primary slot's group as at first; run paydr dr status
+// after such an apply.) The group's name is in the DR topology.
+func (b *builder) clusterParameterGroup(r *region) *aws.RDSClusterParameterGroup {
+	name := b.name("payment-cluster-" + string(r.role))
+	params := []aws.RDSClusterParameterGroupParameter{
+		{Name: tf.S("rds.force_ssl"), Value: tf.S("1"), ApplyMethod: tf.S("immediate")},
+	}
+	if r.role == primary {
+		params = append(params, aws.RDSClusterParameterGroupParameter{
+			Name: tf.S(rpoParameter), Value: tf.S(fmt.Sprint(b.cfg.RPOBoundSeconds)), ApplyMethod: tf.S("immediate")})
+	}
+	pg := aws.NewRDSClusterParameterGroup(r.scope, string(r.role), aws.RDSClusterParameterGroupArgs{
+		NamePrefix:  tf.S(name + "-"),
+		Family:      tf.S(parameterGroupFamily(b.cfg.DBEngineVersion)),
+		Description: tf.S("paydr " + string(r.role) + " cluster: TLS required; rds.global_db_rpo set by paydr dr on the writer's group"),
+		Parameter:   params,
+		Tags:        b.tags(name),
+	})
+	pg.Lifecycle(tf.Lifecycle{IgnoreChanges: []string{"parameter"}, CreateBeforeDestroy: true})
+	return pg
+}
+
+// rpoParameter is Aurora PostgreSQL's bound on loss of a global database's
+// writer, in seconds.
+const rpoParameter = "rds.global_db_rpo"
+
+// parameterGroupFamily returns the parameter group family of an Aurora
+// PostgreSQL engine version: "15.8" is in aurora-postgresql15.
+func parameterGroupFamily(version string) string {
+	major, _, _ := strings.Cut(version, ".")
+	return "aurora-postgresql" + major
 }
 
 // database declares the Aurora PostgreSQL Global Database: the global
@@ -132,12 +196,14 @@ func (b *builder) database() {
 			Tags:        b.tags(subnetGroup),
 		})
 		r.clusterIdentifier = b.name("payment-cluster-" + id)
+		r.clusterParams = b.clusterParameterGroup(r)
 		args := aws.RDSClusterArgs{
 			ClusterIdentifier:            tf.S(r.clusterIdentifier),
 			GlobalClusterIdentifier:      b.global.ID(),
 			Engine:                       b.global.Engine(),
 			EngineVersion:                b.global.EngineVersion(),
 			DBSubnetGroupName:            r.dbSubnetGroup.Name(),
+			DBClusterParameterGroupName:  r.clusterParams.Name(),
 			VPCSecurityGroupIDs:          tf.SetOf(r.sgDB.ID()),
 			StorageEncrypted:             tf.B(true),
 			KMSKeyID:                     r.kmsKeyARN,
@@ -164,9 +230,14 @@ func (b *builder) database() {
 		}
 		r.cluster = aws.NewRDSCluster(sc, id, args)
 		r.cluster.Lifecycle(tf.Lifecycle{
-			// These follow the writer role, which moves with switchover and
-			// failover; the stack never moves it back.
-			IgnoreChanges:  []string{"global_cluster_identifier", "replication_source_identifier"},
+			// global_cluster_identifier and replication_source_identifier
+			// follow the writer role, which moves with switchover and
+			// failover; the stack never moves it back. engine_version is the
+			// global cluster's: an upgrade (a new Config.DBEngineVersion) is
+			// applied in place to the global cluster, which upgrades its
+			// members, and a member that also planned the change would fail
+			// with an inconsistent plan (the provider's documented pattern).
+			IgnoreChanges:  []string{"global_cluster_identifier", "replication_source_identifier", "engine_version"},
 			PreventDestroy: prod,
 		})
 		if r.role == secondary {
@@ -181,6 +252,12 @@ func (b *builder) database() {
 		}
 		for i := range n {
 			ident := fmt.Sprintf("%s-%d", r.clusterIdentifier, i+1)
+			// The engine version is pinned (Config.DBEngineVersion) and moved
+			// deliberately: an automatic minor upgrade would take the
+			// clusters past the pin, and the next plan would try to
+			// downgrade them, which RDS refuses. Upgrades of a payment ledger
+			// are planned changes, rehearsed in staging, applied to the global
+			// cluster (both regions in one operation).
 			inst := aws.NewRDSClusterInstance(sc, fmt.Sprintf("%s_%d", id, i+1), aws.RDSClusterInstanceArgs{
 				Identifier:                  tf.S(ident),
 				ClusterIdentifier:           r.cluster.ID(),
@@ -189,7 +266,7 @@ func (b *builder) database() {
 				EngineVersion:               r.cluster.EngineVersion(),
 				DBSubnetGroupName:           r.dbSubnetGroup.Name(),
 				PubliclyAccessible:          tf.B(false),
-				AutoMinorVersionUpgrade:     tf.B(true),
+				AutoMinorVersionUpgrade:     tf.B(false),
 				PerformanceInsightsEnabled:  tf.B(true),
 				PerformanceInsightsKMSKeyID: r.kmsKeyARN,
 				Tags:                        b.tags(ident),

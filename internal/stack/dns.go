@@ -14,17 +14,32 @@ const failoverTTL = 60
 // dns declares the hosted zone, an HTTPS health check of each region's
 // /health, and PRIMARY and SECONDARY failover records on one name. /health
 // answers 200 only where the database accepts writes, so Route 53 sends
-// traffic to the writer's region. A health check that fails raises an alarm
-// (Route 53 publishes health-check metrics only in us-east-1).
+// traffic to the writer's region (the no-healthy-region alarm says when
+// neither answers).
+//
+// The zone is private, associated with both regions' VPCs, when the
+// domain is under a name reserved for private use (the default
+// migration-<suffix>.internal): such a name is never delegated, so a
+// public zone for it would answer no one. Failover records with health
+// checks work in a private zone; the checks are Route 53's, from outside
+// the VPCs, against the public execute-api endpoints. A domain the user
+// owns (ROUTE53_DOMAIN) gets a public zone.
 func (b *builder) dns() {
-	p := b.primary
+	p, s := b.primary, b.secondary
 	domain := b.cfg.Domain()
-	b.zone = aws.NewRoute53Zone(p.scope, "main", aws.Route53ZoneArgs{
+	args := aws.Route53ZoneArgs{
 		Name:         tf.S(domain),
 		Comment:      tf.S("paydr " + b.cfg.EnvironmentSuffix + " payments failover"),
 		ForceDestroy: tf.B(!b.cfg.Production()),
 		Tags:         b.tags(domain),
-	})
+	}
+	if b.cfg.PrivateZone() {
+		for _, r := range []*region{p, s} {
+			args.VPC = append(args.VPC, aws.Route53ZoneVPC{VPCID: r.vpc.ID(), VPCRegion: tf.S(r.name)})
+		}
+		b.note("dns: %s is a private zone, answering only inside the stack's two VPCs; HTTPS through api.%s also needs an API Gateway custom domain with an ACM certificate, which no certificate authority issues for a reserved name: for clients outside the VPCs, set ROUTE53_DOMAIN to a domain you own", domain, domain)
+	}
+	b.zone = aws.NewRoute53Zone(p.scope, "main", args)
 	b.failoverName = "api." + domain
 	for _, r := range b.regions() {
 		id := string(r.role)

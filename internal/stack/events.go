@@ -27,17 +27,6 @@ func (b *builder) events() {
 	for _, pair := range [][2]*region{{b.primary, b.secondary}, {b.secondary, b.primary}} {
 		from, to := pair[0], pair[1]
 		id := string(from.role)
-		roleName := b.name("payment-events-forward-" + id)
-		role := aws.NewIAMRole(from.scope, "events_forward_"+id, aws.IAMRoleArgs{
-			Name:             tf.S(roleName),
-			AssumeRolePolicy: assumeRolePolicy("events.amazonaws.com"),
-			Tags:             b.tags(roleName),
-		})
-		aws.NewIAMRolePolicy(from.scope, "events_forward_"+id, aws.IAMRolePolicyArgs{
-			Name:   tf.S("put-events-on-" + string(to.role)),
-			Role:   role.ID(),
-			Policy: policy(statement([]string{"events:PutEvents"}, to.bus.ARN())),
-		})
 		ruleName := b.name("payment-events-to-" + string(to.role))
 		rule := aws.NewCloudWatchEventRule(from.scope, "forward_"+id, aws.CloudWatchEventRuleArgs{
 			Name:         tf.S(ruleName),
@@ -49,6 +38,18 @@ func (b *builder) events() {
 				"detail":      tf.Obj{"origin_region": []string{from.name}},
 			})),
 			Tags: b.tags(ruleName),
+		})
+		// The role EventBridge assumes for this rule only.
+		roleName := b.name("payment-events-forward-" + id)
+		role := aws.NewIAMRole(from.scope, "events_forward_"+id, aws.IAMRoleArgs{
+			Name:             tf.S(roleName),
+			AssumeRolePolicy: b.serviceTrust("events.amazonaws.com", rule.ARN()),
+			Tags:             b.tags(roleName),
+		})
+		aws.NewIAMRolePolicy(from.scope, "events_forward_"+id, aws.IAMRolePolicyArgs{
+			Name:   tf.S("put-events-on-" + string(to.role)),
+			Role:   role.ID(),
+			Policy: policy(statement([]string{"events:PutEvents"}, to.bus.ARN())),
 		})
 		aws.NewCloudWatchEventTarget(from.scope, "forward_"+id, aws.CloudWatchEventTargetArgs{
 			Rule:         rule.Name(),

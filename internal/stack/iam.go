@@ -3,18 +3,33 @@ package stack
 import (
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
+	"paydr/internal/topology"
 )
 
-// assumeRolePolicy returns a trust policy for the given service principals.
-func assumeRolePolicy(services ...string) tf.String {
+// serviceTrust returns the trust policy of a role that service assumes on
+// this account's behalf (see serviceTrustStatement).
+func (b *builder) serviceTrust(service string, sourceARN tf.String) tf.String {
 	return tf.JSONEncode(tf.Raw(tf.Obj{
-		"Version": "2012-10-17",
-		"Statement": []any{tf.Obj{
-			"Effect":    "Allow",
-			"Principal": tf.Obj{"Service": services},
-			"Action":    "sts:AssumeRole",
-		}},
+		"Version":   "2012-10-17",
+		"Statement": []any{b.serviceTrustStatement(service, sourceARN)},
 	}))
+}
+
+// serviceTrustStatement lets service assume a role only on this account's
+// behalf (aws:SourceAccount) and, when sourceARN is set, only for the
+// resources it matches (aws:SourceArn): without them any account's use of
+// the service could act through the role (the confused deputy).
+func (b *builder) serviceTrustStatement(service string, sourceARN tf.String) tf.Obj {
+	cond := tf.Obj{"StringEquals": tf.Obj{"aws:SourceAccount": b.caller.AccountID()}}
+	if sourceARN.IsSet() {
+		cond["ArnLike"] = tf.Obj{"aws:SourceArn": sourceARN}
+	}
+	return tf.Obj{
+		"Effect":    "Allow",
+		"Principal": tf.Obj{"Service": service},
+		"Action":    "sts:AssumeRole",
+		"Condition": cond,
+	}
 }
 
 // stmt is one IAM policy statement.
@@ -49,8 +64,11 @@ func policy(stmts ...stmt) tf.String {
 // Automation runbook) assumes, in either region: IAM is global, so one role
 // serves both. It may do exactly what switchover and failover need, on the
 // stack's own ARNs: drive the global cluster, fence a region's processor
-// (reserved concurrency 0), read health, records, metrics and the DR
-// parameters.
+// (reserved concurrency 0), move the bound on loss (rds.global_db_rpo in
+// the clusters' parameter groups), keep the old writer's final snapshot,
+// take the DR lock, and read the health checks, the replication lag and the
+// topology parameter. Every action is one paydr/internal/dr/awsdr calls, or
+// one AWS requires beside such a call (TestRolesGrantWhatTheCodeCalls).
 func (b *builder) drAutomation() {
 	p, s := b.primary, b.secondary
 	name := b.name("payment-dr-automation")
@@ -65,11 +83,8 @@ func (b *builder) drAutomation() {
 					"Principal": tf.Obj{"AWS": tf.Sprintf("arn:%s:iam::%s:root", b.partition.Partition(), b.caller.AccountID())},
 					"Action":    "sts:AssumeRole",
 				},
-				tf.Obj{
-					"Effect":    "Allow",
-					"Principal": tf.Obj{"Service": []string{"ssm.amazonaws.com"}},
-					"Action":    "sts:AssumeRole",
-				},
+				// An SSM Automation runbook of this account, in any region.
+				b.serviceTrustStatement("ssm.amazonaws.com", b.arn("ssm", "*", "automation-execution/*")),
 			},
 		})),
 		MaxSessionDuration: tf.N(3600),
@@ -77,7 +92,7 @@ func (b *builder) drAutomation() {
 	})
 	paramARNs := []tf.String{}
 	for _, r := range b.regions() {
-		paramARNs = append(paramARNs, b.arn("ssm", r.name, "parameter"+b.paramPrefix()+"/*"))
+		paramARNs = append(paramARNs, b.arn("ssm", r.name, "parameter"+topology.ParameterName(b.cfg.EnvironmentSuffix)))
 	}
 	aws.NewIAMRolePolicy(p.scope, "dr_automation", aws.IAMRolePolicyArgs{
 		Name: tf.S("dr-operations"),
@@ -86,33 +101,47 @@ func (b *builder) drAutomation() {
 			stmt{sid: "GlobalDatabase", actions: []string{
 				"rds:DescribeGlobalClusters", "rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster",
 			}, resources: []tf.String{b.global.ARN(), p.cluster.ARN(), s.cluster.ARN()}},
-			stmt{sid: "Clusters", actions: []string{"rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:CreateDBClusterSnapshot"},
+			// The final snapshot paydr dr failover keeps of the old writer
+			// (paydr/internal/dr/awsdr.SnapshotID). AddTagsToResource is a
+			// dependent action of CreateDBClusterSnapshot: the snapshot
+			// takes the cluster's tags (copy_tags_to_snapshot).
+			stmt{sid: "FinalSnapshot", actions: []string{"rds:CreateDBClusterSnapshot"},
 				resources: []tf.String{
 					p.cluster.ARN(), s.cluster.ARN(),
-					b.arn("rds", p.name, "db:"+p.clusterIdentifier+"-*"),
-					b.arn("rds", s.name, "db:"+s.clusterIdentifier+"-*"),
-					// The final snapshot paydr dr failover keeps of the old writer
-					// (paydr/internal/dr/awsdr.SnapshotID).
 					b.arn("rds", p.name, "cluster-snapshot:paydr-final-"+p.clusterIdentifier+"-*"),
 					b.arn("rds", s.name, "cluster-snapshot:paydr-final-"+s.clusterIdentifier+"-*"),
 				}},
-			stmt{sid: "Fence", actions: []string{"lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency", "lambda:GetFunction"},
+			stmt{sid: "FinalSnapshotTags", actions: []string{"rds:AddTagsToResource"},
+				resources: []tf.String{
+					b.arn("rds", p.name, "cluster-snapshot:paydr-final-"+p.clusterIdentifier+"-*"),
+					b.arn("rds", s.name, "cluster-snapshot:paydr-final-"+s.clusterIdentifier+"-*"),
+				}},
+			// The bound on loss moves with the writer: rds.global_db_rpo set,
+			// reset and read in the clusters' parameter groups.
+			stmt{sid: "BoundOnLoss", actions: []string{"rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup", "rds:DescribeDBClusterParameters"},
+				resources: []tf.String{p.clusterParams.ARN(), s.clusterParams.ARN()}},
+			stmt{sid: "Fence", actions: []string{"lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency"},
 				resources: []tf.String{p.function.ARN(), s.function.ARN()}},
-			stmt{sid: "Traffic", actions: []string{"route53:GetHealthCheckStatus", "route53:GetHealthCheck", "route53:UpdateHealthCheck"},
+			// Status reads the health checks, best effort (Route 53's control
+			// plane is in us-east-1); no step depends on them.
+			stmt{sid: "Health", actions: []string{"route53:GetHealthCheckStatus"},
 				resources: []tf.String{
 					tf.Sprintf("arn:%s:route53:::healthcheck/%s", b.partition.Partition(), p.healthCheck.ID()),
 					tf.Sprintf("arn:%s:route53:::healthcheck/%s", b.partition.Partition(), s.healthCheck.ID()),
 				}},
-			stmt{sid: "Records", actions: []string{"route53:ListResourceRecordSets", "route53:GetHostedZone"},
-				resources: []tf.String{b.zone.ARN()}},
-			// DescribeTable for replica state; the item calls are the DR lock,
-			// a conditional write in the acting region (paydr/internal/dr/awsdr).
-			stmt{sid: "SessionsAndLock", actions: []string{"dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
+			// The DR lock: a conditional write to one item of the session
+			// table in the acting region (paydr/internal/dr/awsdr.DynamoLock).
+			// The table is encrypted with paydr's key, which DynamoDB uses
+			// with the caller's permission.
+			stmt{sid: "Lock", actions: []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
 				resources: []tf.String{p.tableARN, s.tableARN}},
-			stmt{sid: "Parameters", actions: []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"},
+			stmt{sid: "LockKey", actions: []string{"kms:Decrypt"},
+				resources: []tf.String{p.kmsKeyARN, s.kmsKeyARN}},
+			// The topology, read in the acting region (a String parameter: no key).
+			stmt{sid: "Topology", actions: []string{"ssm:GetParameter"},
 				resources: paramARNs},
-			// GetMetricData and DescribeAlarms have no resource-level permissions.
-			stmt{sid: "Metrics", actions: []string{"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"},
+			// GetMetricData has no resource-level permissions.
+			stmt{sid: "Metrics", actions: []string{"cloudwatch:GetMetricData"},
 				resources: []tf.String{tf.S("*")}},
 		),
 	})

@@ -9,9 +9,10 @@ import (
 // replication subnet group over the private subnets and a replication
 // instance that is not publicly accessible, lets AWS choose the engine
 // version (a pinned one that does not exist fails at apply time) and takes
-// minor upgrades. DMS needs the account-wide dms-vpc-role; it is created
-// unless the config says the account has it. The local target leaves the
-// instance out (see [LocalGaps]).
+// minor upgrades. DMS needs dms-vpc-role, which is one per account: it is
+// created only when Config.DMSCreateVPCRole opts in (see there), and
+// otherwise a note says what the account must have. The local target
+// leaves the instance out (see [LocalGaps]).
 func (b *builder) migration() {
 	if !b.cfg.EnableDMS {
 		return
@@ -22,12 +23,14 @@ func (b *builder) migration() {
 		role := aws.NewIAMRole(p.scope, "dms_vpc", aws.IAMRoleArgs{
 			// AWS looks the role up by this exact name.
 			Name:             tf.S("dms-vpc-role"),
-			AssumeRolePolicy: assumeRolePolicy("dms.amazonaws.com"),
+			AssumeRolePolicy: b.serviceTrust("dms.amazonaws.com", tf.String{}),
 		})
 		deps = append(deps, aws.NewIAMRolePolicyAttachment(p.scope, "dms_vpc", aws.IAMRolePolicyAttachmentArgs{
 			Role:      role.Name(),
 			PolicyARN: tf.Sprintf("arn:%s:iam::aws:policy/service-role/AmazonDMSVPCManagementRole", b.partition.Partition()),
 		}))
+	} else if !b.local() {
+		b.note("dms: the stack does not create dms-vpc-role (one per account, so creating it collides with EntityAlreadyExists where it exists); the account must have it, with the AmazonDMSVPCManagementRole policy, or the DMS subnet group fails to create: opt in with --dms-create-vpc-role in one stack per account, or leave DMS out with --no-dms")
 	}
 	name := b.name("payment-dms")
 	group := aws.NewDMSReplicationSubnetGroup(p.scope, "main", aws.DMSReplicationSubnetGroupArgs{

@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"fmt"
+	"strings"
+
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
 )
@@ -68,10 +71,20 @@ func (b *builder) alarm(r *region, id, name, desc, namespace, metric, stat strin
 	})
 }
 
+// regionAlarms declares r's alarms. Each chooses what missing data means:
+//
+//   - Aurora replication lag and RPO lag: the standby's region publishes
+//     them, the writer's never does, and which region is which moves with
+//     a switchover. Missing data is the writer's steady state, so the
+//     threshold alarms treat it as not breaching; "replication stopped" is
+//     a composite alarm of its own (replicationStopped).
+//   - Processor errors and DynamoDB throttles: no data means nothing
+//     happened.
+//   - DynamoDB replication latency: published only while items replicate,
+//     so an idle table (or the standby's, which takes no writes) publishes
+//     nothing; missing data is normal.
 func (b *builder) regionAlarms(r *region) {
 	cluster := map[string]tf.String{"DBClusterIdentifier": tf.S(r.clusterIdentifier)}
-	// The lag metrics exist only while this region is the standby: missing
-	// data is the writer's normal state.
 	b.alarm(r, "replication_lag", "payment-aurora-replication-lag",
 		"Aurora global database replication lag into this region is over 60 s",
 		"AWS/RDS", "AuroraGlobalDBReplicationLag", "Maximum", cluster, replicationLagAlarmMs, "GreaterThanThreshold", 1, "notBreaching")
@@ -89,10 +102,73 @@ func (b *builder) regionAlarms(r *region) {
 	b.alarm(r, "table_throttles", "payment-sessions-throttles",
 		"DynamoDB throttles requests to the session table",
 		"AWS/DynamoDB", "ThrottledRequests", "Sum", map[string]tf.String{"TableName": b.table.Name()}, 0, "GreaterThanThreshold", 3, "notBreaching")
+	b.replicationStopped(r)
 }
 
-// healthAlarms raises an alarm when a region's health check fails. Route 53
-// publishes the metric only in us-east-1, so the alarms live there.
+// replicationStoppedMinutes is how long r's cluster may be neither the
+// writer nor a replicating standby before the alarm.
+const replicationStoppedMinutes = 5
+
+// replicationStopped raises an alarm when r's cluster is neither receiving
+// replication (no AuroraGlobalDBReplicationLag published) nor holding the
+// writer (no instance in the WRITER role): the standby's cluster has left
+// the global database or lost its instances, or the writer is gone. Either
+// fact alone is a steady state of one of the two roles, so each is a
+// component alarm that treats missing data as breaching and notifies
+// nothing, and the composite of both notifies. It needs no knowledge of
+// which region holds the writer. The local target leaves it out (see
+// [LocalGaps]).
+func (b *builder) replicationStopped(r *region) {
+	if b.local() {
+		if r.role == primary {
+			b.note("local: the payment-aurora-replication-stopped composite alarms and their components left out (moto does not implement PutCompositeAlarm)")
+		}
+		return
+	}
+	id := string(r.role)
+	component := func(suffix, desc, metric string, dims map[string]tf.String) *aws.CloudWatchMetricAlarm {
+		name := b.name("payment-aurora-" + suffix + "-" + r.name)
+		return aws.NewCloudWatchMetricAlarm(r.scope, id+"_"+strings.ReplaceAll(suffix, "-", "_"), aws.CloudWatchMetricAlarmArgs{
+			AlarmName:          tf.S(name),
+			AlarmDescription:   tf.S(desc + " (a component of payment-aurora-replication-stopped-" + r.name + "; notifies nothing on its own)"),
+			Namespace:          tf.S("AWS/RDS"),
+			MetricName:         tf.S(metric),
+			Statistic:          tf.S("SampleCount"),
+			Dimensions:         tf.M(dims),
+			Period:             tf.N(60),
+			EvaluationPeriods:  tf.N(replicationStoppedMinutes),
+			Threshold:          tf.N(1),
+			ComparisonOperator: tf.S("LessThanThreshold"),
+			TreatMissingData:   tf.S("breaching"),
+			Tags:               b.tags(name),
+		})
+	}
+	received := component("no-replication-received",
+		"this region's Aurora cluster publishes no replication lag, as whenever it holds the writer",
+		"AuroraGlobalDBReplicationLag", map[string]tf.String{"DBClusterIdentifier": tf.S(r.clusterIdentifier)})
+	writer := component("no-writer",
+		"this region's Aurora cluster has no instance in the WRITER role, as whenever it is the standby",
+		"CPUUtilization", map[string]tf.String{"DBClusterIdentifier": tf.S(r.clusterIdentifier), "Role": tf.S("WRITER")})
+	name := b.name("payment-aurora-replication-stopped-" + r.name)
+	aws.NewCloudWatchCompositeAlarm(r.scope, id+"_replication_stopped", aws.CloudWatchCompositeAlarmArgs{
+		AlarmName:        tf.S(name),
+		AlarmDescription: tf.S(fmt.Sprintf("this region's Aurora cluster has for %d minutes been neither the writer nor a standby receiving replication: replication into it stopped, or the writer is gone", replicationStoppedMinutes)),
+		AlarmRule:        tf.Sprintf(`ALARM("%s") AND ALARM("%s")`, received.AlarmName(), writer.AlarmName()),
+		AlarmActions:     tf.SetOf(r.alarmTopic.ARN()),
+		OkActions:        tf.SetOf(r.alarmTopic.ARN()),
+		Tags:             b.tags(name),
+	})
+}
+
+// healthAlarms raises an alarm when no region answers /health: /health is
+// 200 only where the database accepts writes, so the standby's health
+// check fails by design and a per-region alarm would sit in ALARM in
+// steady state. The failover name has somewhere to go while either check
+// passes; when neither does, the writer is down and no standby has been
+// promoted, which is what DR acts on. Route 53 publishes health-check
+// metrics only in us-east-1, so the alarm lives there, on the maximum of
+// both checks' status (metric math); missing data is breaching (Route 53
+// publishes every minute while a check exists).
 func (b *builder) healthAlarms() {
 	var in *region
 	for _, r := range b.regions() {
@@ -101,14 +177,43 @@ func (b *builder) healthAlarms() {
 		}
 	}
 	if in == nil {
-		b.note("no region is %s, where Route 53 publishes health-check metrics: health-check alarms are left out", route53MetricsRegion)
+		b.note("no region is %s, where Route 53 publishes health-check metrics: the no-healthy-region alarm is left out", route53MetricsRegion)
 		return
 	}
+	queries := []aws.CloudWatchMetricAlarmMetricQuery{}
 	for _, r := range b.regions() {
-		b.alarm(in, "health_"+string(r.role), "payment-health-"+string(r.role),
-			"the "+string(r.role)+" region's /health fails its Route 53 health check",
-			"AWS/Route53", "HealthCheckStatus", "Minimum", map[string]tf.String{"HealthCheckId": r.healthCheck.ID()}, 1, "LessThanThreshold", 1, "breaching")
+		queries = append(queries, aws.CloudWatchMetricAlarmMetricQuery{
+			ID:    tf.S(string(r.role)),
+			Label: tf.S(r.name + " /health (1 = healthy)"),
+			Metric: &aws.CloudWatchMetricAlarmMetricQueryMetric{
+				Namespace:  tf.S("AWS/Route53"),
+				MetricName: tf.S("HealthCheckStatus"),
+				Dimensions: tf.M(map[string]tf.String{"HealthCheckId": r.healthCheck.ID()}),
+				Period:     tf.N(60),
+				Stat:       tf.S("Minimum"),
+			},
+			ReturnData: tf.B(false),
+		})
 	}
+	queries = append(queries, aws.CloudWatchMetricAlarmMetricQuery{
+		ID:         tf.S("healthy"),
+		Label:      tf.S("a region is healthy"),
+		Expression: tf.S("MAX([primary, secondary])"),
+		ReturnData: tf.B(true),
+	})
+	name := b.name("payment-no-healthy-region")
+	aws.NewCloudWatchMetricAlarm(in.scope, "no_healthy_region", aws.CloudWatchMetricAlarmArgs{
+		AlarmName:          tf.S(name),
+		AlarmDescription:   tf.S("no region's /health passes its Route 53 health check: the writer is down and no standby has been promoted (the standby's /health fails by design, so one region's failing check alone is normal)"),
+		MetricQuery:        queries,
+		EvaluationPeriods:  tf.N(1),
+		Threshold:          tf.N(1),
+		ComparisonOperator: tf.S("LessThanThreshold"),
+		TreatMissingData:   tf.S("breaching"),
+		AlarmActions:       tf.SetOf(in.alarmTopic.ARN()),
+		OkActions:          tf.SetOf(in.alarmTopic.ARN()),
+		Tags:               b.tags(name),
+	})
 }
 
 // dashboard declares r's dashboard: Aurora replication lag, the processor's

@@ -100,11 +100,12 @@ func (b *builder) regionNetwork(r *region) {
 	logs := aws.NewCloudWatchLogGroup(sc, id+"_flow_logs", aws.CloudWatchLogGroupArgs{
 		Name:            tf.S(logName),
 		RetentionInDays: tf.N(30),
+		KMSKeyID:        r.kmsKeyARN,
 	})
 	roleName := b.name("payment-flow-logs-" + id)
 	role := aws.NewIAMRole(sc, id+"_flow_logs", aws.IAMRoleArgs{
 		Name:             tf.S(roleName),
-		AssumeRolePolicy: assumeRolePolicy("vpc-flow-logs.amazonaws.com"),
+		AssumeRolePolicy: b.serviceTrust("vpc-flow-logs.amazonaws.com", b.arn("ec2", r.name, "vpc-flow-log/*")),
 	})
 	aws.NewIAMRolePolicy(sc, id+"_flow_logs", aws.IAMRolePolicyArgs{
 		Name: tf.S("write-flow-logs"),

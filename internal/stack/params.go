@@ -68,13 +68,14 @@ func paramID(key string) string {
 func (b *builder) topology() tf.String {
 	side := func(r *region) topology.SideOf[tf.String] {
 		return topology.SideOf[tf.String]{
-			Region:        tf.S(r.name),
-			ClusterID:     tf.S(r.clusterIdentifier),
-			FunctionName:  tf.S(r.functionName),
-			HealthCheckID: r.healthCheck.ID(),
-			APIEndpoint:   r.api.APIEndpoint(),
-			EventBus:      r.bus.Name(),
-			AlarmTopicARN: b.arn("sns", r.name, b.name("payment-alarms")),
+			Region:                tf.S(r.name),
+			ClusterID:             tf.S(r.clusterIdentifier),
+			FunctionName:          tf.S(r.functionName),
+			HealthCheckID:         r.healthCheck.ID(),
+			APIEndpoint:           r.api.APIEndpoint(),
+			ClusterParameterGroup: r.clusterParams.Name(),
+			EventBus:              r.bus.Name(),
+			AlarmTopicARN:         b.arn("sns", r.name, b.name("payment-alarms")),
 		}
 	}
 	return tf.JSONEncode(tf.Raw(objOf(topology.Of[tf.String]{
@@ -84,6 +85,7 @@ func (b *builder) topology() tf.String {
 		FailoverName:    tf.S(b.failoverName),
 		SessionsTable:   b.table.Name(),
 		DRRoleName:      tf.S(b.name("payment-dr-automation")),
+		RPOBoundSeconds: b.cfg.RPOBoundSeconds,
 		Primary:         side(b.primary),
 		Secondary:       side(b.secondary),
 	})))
@@ -99,6 +101,10 @@ func objOf(v any) tf.Obj {
 		switch x := rv.Field(i).Interface().(type) {
 		case tf.String:
 			if x.IsSet() {
+				out[name] = x
+			}
+		case int:
+			if x != 0 {
 				out[name] = x
 			}
 		default:

@@ -26,7 +26,8 @@ var Rules = []Rule{
 	{"global-cluster-backtrack", "backtrack is not supported on Aurora global databases (nor on Aurora PostgreSQL); CreateDBCluster fails", checkBacktrack},
 	{"route-destination", "a route without a destination fails at CreateRoute", checkRouteDestination},
 	{"dms-engine-version", "CreateReplicationInstance fails on an engine version DMS does not offer; leave it unset to let AWS choose", checkDMSEngineVersion},
-	{"reserved-domain", "Route 53 refuses hosted zones for names reserved by AWS or by RFC 2606/6761", checkReservedDomain},
+	{"reserved-domain", "Route 53 refuses hosted zones for names reserved by AWS or by RFC 2606/6761, and for top-level domains", checkReservedDomain},
+	{"public-zone-reserved-name", "a name reserved for private use (.internal, .local, .home.arpa, .alt) is never delegated: a public zone for it answers no one", checkPublicZoneReservedName},
 	{"duplicate-security-group-rule", "AuthorizeSecurityGroupIngress/Egress fails with InvalidPermission.Duplicate", checkDuplicateSGRules},
 	{"security-group-rule-description", "an undescribed rule cannot be audited; every rule says why it exists", checkSGRuleDescription},
 	{"managed-password-global-cluster", "RDS-managed master passwords are not supported on global clusters", checkManagedPassword},
@@ -174,13 +175,28 @@ func checkDMSEngineVersion(ix *index) []tf.Diagnostic {
 	})
 }
 
-// reservedDomains are names Route 53 refuses, with every name under them.
+// reservedDomains are names no hosted zone may have, with every name under
+// them: AWS's own, and those RFC 2606 and RFC 6761 reserve for
+// documentation, testing and loopback.
 var reservedDomains = []string{"example.com", "example.net", "example.org", "example.edu", "example", "test", "invalid", "localhost", "amazonaws.com", "aws"}
 
 // ReservedDomain returns the reserved name d is or falls under, or "".
-func ReservedDomain(d string) string {
+func ReservedDomain(d string) string { return under(d, reservedDomains) }
+
+// privateUseNames are names reserved for private use, never delegated in
+// the public DNS, with every name under them: .internal (ICANN, 2024),
+// .local (RFC 6762), .home.arpa (RFC 8375), .alt (RFC 9476). Their zones
+// can only be private.
+var privateUseNames = []string{"internal", "local", "home.arpa", "alt"}
+
+// PrivateUseName returns the name reserved for private use that d is or
+// falls under, or "".
+func PrivateUseName(d string) string { return under(d, privateUseNames) }
+
+// under returns the first of names that d is or falls under, or "".
+func under(d string, names []string) string {
 	d = strings.TrimSuffix(strings.ToLower(d), ".")
-	for _, r := range reservedDomains {
+	for _, r := range names {
 		if d == r || strings.HasSuffix(d, "."+r) {
 			return r
 		}
@@ -195,10 +211,23 @@ func checkReservedDomain(ix *index) []tf.Diagnostic {
 			return nil
 		}
 		if res := ReservedDomain(name); res != "" {
-			return []tf.Diagnostic{finding(r, "name", "%q is reserved (%s): choose a domain you own, such as payments.<company domain>, or ROUTE53_DOMAIN=migration-<suffix>.internal", name, res)}
+			return []tf.Diagnostic{finding(r, "name", "%q is reserved (%s): set ROUTE53_DOMAIN (--domain) to a domain you own, such as payments.<company domain>, or leave it unset for a private migration-<suffix>.internal", name, res)}
 		}
 		if !strings.Contains(strings.TrimSuffix(name, "."), ".") {
 			return []tf.Diagnostic{finding(r, "name", "%q is a top-level domain; Route 53 hosts zones below one", name)}
+		}
+		return nil
+	})
+}
+
+func checkPublicZoneReservedName(ix *index) []tf.Diagnostic {
+	return each(ix, "aws_route53_zone", func(r *tf.Resource, a *aws.Route53ZoneArgs) []tf.Diagnostic {
+		name, ok := a.Name.Literal()
+		if !ok || len(a.VPC) > 0 {
+			return nil // private: answers inside its VPCs, whatever its name
+		}
+		if res := PrivateUseName(name); res != "" {
+			return []tf.Diagnostic{finding(r, "name", "a public zone for %q, under .%s: leave ROUTE53_ZONE unset (such names get a private zone in the stack's VPCs) or set it to %s, or set ROUTE53_DOMAIN (--domain) to a domain you own for a public zone", name, res, ZonePrivate)}
 		}
 		return nil
 	})

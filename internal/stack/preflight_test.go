@@ -37,6 +37,9 @@ func TestPreflightRules(t *testing.T) {
 		{"reserved-domain", func(s *tf.Stack) {
 			aws.NewRoute53Zone(s, "z", aws.Route53ZoneArgs{Name: tf.S("payments.example.com")})
 		}, "aws_route53_zone.z.name"},
+		{"public-zone-reserved-name", func(s *tf.Stack) {
+			aws.NewRoute53Zone(s, "z", aws.Route53ZoneArgs{Name: tf.S("payments.corp.internal")})
+		}, "aws_route53_zone.z.name"},
 		{"duplicate-security-group-rule", func(s *tf.Stack) {
 			for _, n := range []string{"a", "b"} {
 				aws.NewVPCSecurityGroupIngressRule(s, n, aws.VPCSecurityGroupIngressRuleArgs{
@@ -147,6 +150,10 @@ func TestConfigValidate(t *testing.T) {
 		{"domain", func(c *Config) { c.Route53Domain = "not a domain" }, "ROUTE53_DOMAIN (--domain)"},
 		{"instance class", func(c *Config) { c.DBInstanceClass = "r5.large" }, "--db-instance-class"},
 		{"health interval", func(c *Config) { c.HealthCheckInterval = 5 }, "--health-check-interval"},
+		{"rpo bound below Aurora's minimum", func(c *Config) { c.RPOBoundSeconds = 19 }, "--rpo-bound-seconds: Aurora's rds.global_db_rpo takes 20 to 2147483647 seconds, got 19"},
+		{"rpo bound unset", func(c *Config) { c.RPOBoundSeconds = 0 }, "--rpo-bound-seconds"},
+		{"engine version", func(c *Config) { c.DBEngineVersion = "latest" }, "--db-engine-version"},
+		{"zone type", func(c *Config) { c.Route53Zone = "secret" }, "ROUTE53_ZONE"},
 		{"local without endpoint", func(c *Config) { c.Target = TargetLocal }, "--endpoint"},
 		{"target", func(c *Config) { c.Target = "gcp" }, "--target"},
 	}

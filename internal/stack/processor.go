@@ -18,8 +18,9 @@ const (
 // processor declares the payment processor in each region: a Go Lambda
 // (provided.al2023, arm64, 1024 MB) in the private subnets with X-Ray
 // tracing and its log group, a role with least-privilege access to exactly
-// its table, parameters, secret and event bus, and an API Gateway HTTP API
-// with POST /payments and GET /health.
+// its table, secret and event bus (the operations its code calls, checked
+// by TestRolesGrantWhatTheCodeCalls), and an API Gateway HTTP API with
+// POST /payments and GET /health.
 //
 // The package is the zip built from this repository's processor
 // (paydr/internal/bundle), beside the synthesized configuration;
@@ -39,12 +40,13 @@ func (b *builder) processor() {
 		r.functionLogGroup = aws.NewCloudWatchLogGroup(sc, id+"_processor", aws.CloudWatchLogGroupArgs{
 			Name:            tf.S(logGroupName),
 			RetentionInDays: tf.N(logRetentionDays),
+			KMSKeyID:        r.kmsKeyARN,
 			Tags:            b.tags(logGroupName),
 		})
 		r.processorRoleName = b.name("payment-processor-" + r.name)
 		role := aws.NewIAMRole(sc, id+"_processor", aws.IAMRoleArgs{
 			Name:             tf.S(r.processorRoleName),
-			AssumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com"),
+			AssumeRolePolicy: b.serviceTrust("lambda.amazonaws.com", tf.String{}),
 			Tags:             b.tags(r.processorRoleName),
 		})
 		// ENIs in the VPC; the managed policy is the documented minimum.
@@ -57,13 +59,17 @@ func (b *builder) processor() {
 			Name: tf.S("payment-processor"),
 			Role: role.ID(),
 			Policy: policy(
+				// What paydr/internal/sessions calls: Save is PutItem or
+				// BatchWriteItem, Lookup GetItem, SessionPayments Query, Ping
+				// DescribeTable.
 				stmt{sid: "Sessions", actions: []string{
-					"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable",
+					"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable",
 				}, resources: []tf.String{r.tableARN}},
-				stmt{sid: "Parameters", actions: []string{"ssm:GetParameter", "ssm:GetParameters"},
-					resources: []tf.String{b.arn("ssm", r.name, "parameter"+b.paramPrefix()+"/*")}},
 				stmt{sid: "Secret", actions: []string{"secretsmanager:GetSecretValue"}, resources: []tf.String{secretARN}},
 				stmt{sid: "Events", actions: []string{"events:PutEvents"}, resources: []tf.String{r.bus.ARN()}},
+				// The table and the secret are encrypted with paydr's key:
+				// DynamoDB and Secrets Manager use it with the caller's
+				// permission (kms:ViaService).
 				stmt{sid: "Decrypt", actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, resources: []tf.String{r.kmsKeyARN}},
 				stmt{sid: "Logs", actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 					resources: []tf.String{tf.Join(r.functionLogGroup.ARN(), tf.S(":*"))}},
@@ -183,6 +189,7 @@ func (b *builder) httpAPI(r *region, _ *aws.IAMRole) {
 	accessLogs := aws.NewCloudWatchLogGroup(sc, id+"_api_access", aws.CloudWatchLogGroupArgs{
 		Name:            tf.S("/paydr/" + b.cfg.EnvironmentSuffix + "/api-access/" + id),
 		RetentionInDays: tf.N(logRetentionDays),
+		KMSKeyID:        r.kmsKeyARN,
 	})
 	aws.NewAPIGatewayV2Stage(sc, id, aws.APIGatewayV2StageArgs{
 		APIID:      r.api.ID(),

@@ -30,6 +30,8 @@ func allVars() Config {
 	c.PrimaryRegion = "eu-west-1"
 	c.SecondaryRegion = "eu-central-1"
 	c.DBInstanceClass = "db.r6g.xlarge"
+	c.DBEngineVersion = "16.4"
+	c.RPOBoundSeconds = 60
 	c.EnableDMS = false
 	return c
 }

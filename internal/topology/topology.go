@@ -10,16 +10,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Of is the topology document with strings of type S.
 type Of[S any] struct {
-	Environment     S         `json:"environment"`
-	GlobalClusterID S         `json:"global_cluster_id"`
-	ZoneID          S         `json:"zone_id"`
-	FailoverName    S         `json:"failover_name"`
-	SessionsTable   S         `json:"sessions_table"`
-	DRRoleName      S         `json:"dr_role_name"`
+	Environment     S `json:"environment"`
+	GlobalClusterID S `json:"global_cluster_id"`
+	ZoneID          S `json:"zone_id"`
+	FailoverName    S `json:"failover_name"`
+	SessionsTable   S `json:"sessions_table"`
+	DRRoleName      S `json:"dr_role_name"`
+	// RPOBoundSeconds is the deployment's bound on loss (the stack
+	// setting): DR automation enforces it on the writer as
+	// rds.global_db_rpo while its standby replicates. 0 (absent, as in
+	// topologies written before it) means none.
+	RPOBoundSeconds int       `json:"rpo_bound_seconds,omitempty"`
 	Primary         SideOf[S] `json:"primary"`
 	Secondary       SideOf[S] `json:"secondary"`
 }
@@ -31,6 +37,11 @@ type SideOf[S any] struct {
 	FunctionName  S `json:"function_name"`
 	HealthCheckID S `json:"health_check_id"`
 	APIEndpoint   S `json:"api_endpoint"`
+	// ClusterParameterGroup names the cluster's DB cluster parameter
+	// group, where DR automation sets and resets rds.global_db_rpo as the
+	// writer moves (the stack creates it and leaves its parameters to DR
+	// automation after that).
+	ClusterParameterGroup S `json:"cluster_parameter_group,omitempty"`
 	// RecordTarget is the host name the region's failover record (a CNAME)
 	// answers with, when it is not APIEndpoint's host (an API Gateway custom
 	// domain's regional target, d-….execute-api…).
@@ -73,11 +84,27 @@ func Validate(t Topology) error {
 			missing = append(missing, f.name)
 		}
 	}
+	if t.RPOBoundSeconds > 0 {
+		// A bound is enforced through the clusters' parameter groups.
+		for _, f := range []struct{ name, v string }{
+			{"primary.cluster_parameter_group", t.Primary.ClusterParameterGroup}, {"secondary.cluster_parameter_group", t.Secondary.ClusterParameterGroup},
+		} {
+			if f.v == "" {
+				missing = append(missing, f.name)
+			}
+		}
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("topology: missing %s", strings.Join(missing, ", "))
 	}
+	if t.RPOBoundSeconds < 0 {
+		return fmt.Errorf("topology: rpo_bound_seconds is %d, want 0 (none) or more", t.RPOBoundSeconds)
+	}
 	return nil
 }
+
+// RPOBound returns the deployment's bound on loss (0: none).
+func (t Of[S]) RPOBound() time.Duration { return time.Duration(t.RPOBoundSeconds) * time.Second }
 
 // Lookup returns the side of region name and its slot ("primary",
 // "secondary").

@@ -47,6 +47,15 @@
 // (its database takes writes), and Traffic is the region the failover
 // name's DNS answer points at.
 //
+// The bound on loss (the topology's rpo_bound_seconds) is Aurora
+// PostgreSQL's rds.global_db_rpo in the writer's cluster parameter group:
+// enforce-rpo sets it (ModifyDBClusterParameterGroup, ApplyMethod
+// immediate), relax-rpo resets it (ResetDBClusterParameterGroup), each in
+// the region of that cluster only, so a failover relaxes the surviving
+// region's group without the lost one. Status reads it in each region
+// (DescribeDBClusterParameters, Source user), best effort: a region that
+// does not answer reports no bound, and a note says why.
+//
 // Operations are serialized by a DynamoDB lock (DynamoLock): a conditional
 // PutItem on the sessions table in the acting region.
 package awsdr
@@ -135,10 +144,19 @@ type FenceAPI interface {
 	GetFunctionConcurrency(ctx context.Context, in *lambda.GetFunctionConcurrencyInput, opts ...func(*lambda.Options)) (*lambda.GetFunctionConcurrencyOutput, error)
 }
 
+// BoundAPI moves the bound on loss: rds.global_db_rpo in a cluster
+// parameter group.
+type BoundAPI interface {
+	ModifyDBClusterParameterGroup(ctx context.Context, in *rds.ModifyDBClusterParameterGroupInput, opts ...func(*rds.Options)) (*rds.ModifyDBClusterParameterGroupOutput, error)
+	ResetDBClusterParameterGroup(ctx context.Context, in *rds.ResetDBClusterParameterGroupInput, opts ...func(*rds.Options)) (*rds.ResetDBClusterParameterGroupOutput, error)
+	DescribeDBClusterParameters(ctx context.Context, in *rds.DescribeDBClusterParametersInput, opts ...func(*rds.Options)) (*rds.DescribeDBClusterParametersOutput, error)
+}
+
 // Clients are the AWS APIs of one region.
 type Clients struct {
 	Global   GlobalClusterAPI
 	Snapshot SnapshotAPI
+	Bound    BoundAPI
 	Metrics  MetricsAPI
 	Fence    FenceAPI
 }

@@ -3,11 +3,15 @@ package awsdr
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/google/go-cmp/cmp"
 
 	"paydr/internal/dr"
@@ -46,7 +50,17 @@ func TestStatusFromSurvivingRegion(t *testing.T) {
 	if diff := cmp.Diff(wantRep, st.Replication); diff != "" {
 		t.Errorf("Status().Replication (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"us-west-2 DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test"}, w.rds.calls()); diff != "" {
+	// The bound on loss: the deployment's, and where it is enforced, read
+	// in each region.
+	if st.RPOTarget != 5*time.Minute || st.Regions[0].RPOBound != 5*time.Minute || st.Regions[1].RPOBound != 0 {
+		t.Errorf("Status() bound %s, enforced on us-east-1 %s, on us-west-2 %s; want 5m0s, 5m0s (the writer), none (the standby)", st.RPOTarget, st.Regions[0].RPOBound, st.Regions[1].RPOBound)
+	}
+	want = []string{
+		"us-east-1 DescribeDBClusterParameters DBClusterParameterGroupName=payment-cluster-primary-test-1 Source=user",
+		"us-west-2 DescribeDBClusterParameters DBClusterParameterGroupName=payment-cluster-secondary-test-1 Source=user",
+		"us-west-2 DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test",
+	}
+	if diff := cmp.Diff(want, slices.Sorted(slices.Values(w.rds.calls()))); diff != "" {
 		t.Errorf("RDS requests (-want +got):\n%s", diff)
 	}
 }
@@ -109,18 +123,22 @@ plan: switchover from us-east-1 to us-west-2
       us-east-1 lambda:PutFunctionConcurrency FunctionName=payment-processor-test ReservedConcurrentExecutions=0
  2. wait-caught-up us-west-2: wait until the standby has applied everything the old writer committed
       us-west-2 cloudwatch:GetMetricData AWS/RDS AuroraGlobalDBReplicationLag,AuroraGlobalDBRPOLag DBClusterIdentifier=payment-cluster-secondary-test (refuse above 1m0s; SwitchoverGlobalCluster itself waits for the secondary to catch up)
- 3. promote us-west-2: make the standby the writer (planned switchover: no data loss)
+ 3. relax-rpo us-east-1: stop enforcing the bound on loss in the old writer region, fenced now, so that it never holds one as a standby
+      us-east-1 rds:ResetDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-primary-test-1 Parameters=[ParameterName=rds.global_db_rpo,ApplyMethod=immediate]
+ 4. promote us-west-2: make the standby the writer (planned switchover: no data loss)
       us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (no call below while its FailoverState shows an operation toward payment-cluster-secondary-test: wait for it)
       us-east-1 rds:SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=` + secondaryARN + `
       us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-secondary-test is the writer and FailoverState is empty)
- 4. rebuild-standby us-east-1: make the old writer a standby of the new writer
+ 5. rebuild-standby us-east-1: make the old writer a standby of the new writer
       us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (every 5ms until payment-cluster-primary-test is a secondary member and FailoverState is empty; Aurora demotes the old writer itself)
- 5. unfence us-west-2: let the new writer region's processor take writes
+ 6. enforce-rpo us-west-2 (best effort): enforce the bound on loss on the new writer, now that the old writer replicates from it
+      us-west-2 rds:ModifyDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-secondary-test-1 Parameters=[ParameterName=rds.global_db_rpo,ParameterValue=300,ApplyMethod=immediate]
+ 7. unfence us-west-2: let the new writer region's processor take writes
       us-west-2 lambda:DeleteFunctionConcurrency FunctionName=payment-processor-test
- 6. wait-traffic us-west-2: wait until the failover name sends traffic to the new writer
+ 8. wait-traffic us-west-2: wait until the failover name sends traffic to the new writer
       dns CNAME api.pay.example.test (every 5ms until it answers us-west-2.api.test, the endpoint of us-west-2)
       us-west-2 GET http://us-west-2.api.test/health (until 200: its database takes writes)
- 7. verify us-west-2: send a real payment through the failover name and find it in the new writer's ledger
+ 9. verify us-west-2: send a real payment through the failover name and find it in the new writer's ledger
       us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (payment-cluster-secondary-test must be the writer)
       dns CNAME api.pay.example.test (must answer us-west-2.api.test, the endpoint of us-west-2)
       us-west-2 POST http://api.pay.example.test/payments {"payment_id":"dr-verify-<op-id>","amount":"0.01","currency":"USD"} (the same payment until acknowledged; us-west-2 must have committed it)
@@ -128,8 +146,8 @@ plan: switchover from us-east-1 to us-west-2
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("dry run (-want +got):\n%s", diff)
 	}
-	if got := w.rds.calls(); len(got) != 1 || !strings.Contains(got[0], "DescribeGlobalClusters") {
-		t.Errorf("dry run sent %v, want only one DescribeGlobalClusters", got)
+	if got := w.rds.changes(); len(got) != 0 {
+		t.Errorf("dry run sent %v, want only describes", got)
 	}
 	if c := concurrency(t, w, "us-east-1"); c != nil {
 		t.Errorf("dry run fenced us-east-1 (reserved concurrency %d)", *c)
@@ -146,10 +164,22 @@ func TestSwitchoverIsSentToTheWritersRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Acting from us-west-2, the switchover still goes to us-east-1, where
-	// the writer is, as AWS requires.
-	want := []string{"us-east-1 SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN}
+	// the writer is, as AWS requires. The bound on loss moves with the
+	// writer, each group changed in its own region: reset on the fenced
+	// old writer before the switchover, set on the new writer after.
+	want := []string{
+		"us-east-1 ResetDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-primary-test-1 Parameters.Parameter.1.ApplyMethod=immediate Parameters.Parameter.1.ParameterName=rds.global_db_rpo",
+		"us-east-1 SwitchoverGlobalCluster GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN,
+		"us-west-2 ModifyDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-secondary-test-1 Parameters.Parameter.1.ApplyMethod=immediate Parameters.Parameter.1.ParameterName=rds.global_db_rpo Parameters.Parameter.1.ParameterValue=300",
+	}
 	if diff := cmp.Diff(want, w.rds.changes()); diff != "" {
-		t.Errorf("RDS role-change requests (-want +got):\n%s", diff)
+		t.Errorf("RDS requests other than describes (-want +got):\n%s", diff)
+	}
+	if east, west := rpoParameter(t, w, "us-east-1"), rpoParameter(t, w, "us-west-2"); east != "" || west != "300" {
+		t.Errorf("rds.global_db_rpo in moto: us-east-1 %q, us-west-2 %q; want unset on the standby, 300 on the writer", east, west)
+	}
+	if s, _ := o.Step(dr.ActionEnforceRPO, "us-west-2"); s.Error != "" || !strings.Contains(s.Result, "rds.global_db_rpo=300 in payment-cluster-secondary-test-1 (us-west-2)") {
+		t.Errorf("enforce-rpo us-west-2 = %+v, want it done", s)
 	}
 	for _, c := range w.rds.calls() {
 		if strings.Contains(c, "DescribeGlobalClusters") && !strings.HasPrefix(c, "us-west-2 ") {
@@ -179,6 +209,15 @@ func TestFailoverUsesFailoverAPIWithDataLoss(t *testing.T) {
 	// Route 53 answers with the secondary once that one is healthy; its
 	// AWS APIs still answer.
 	w.api["us-east-1"].setMode(apiDown)
+	// A bound left on the standby's group (set by hand, or by an older
+	// paydr): the failover must reset it before promoting, or the new
+	// writer, with no healthy secondary, would block every commit.
+	if _, err := b.regions["us-west-2"].Bound.ModifyDBClusterParameterGroup(context.Background(), &rds.ModifyDBClusterParameterGroupInput{
+		DBClusterParameterGroupName: aws.String(w.topo.Secondary.ClusterParameterGroup),
+		Parameters:                  []rdstypes.Parameter{{ParameterName: aws.String(RPOParameter), ParameterValue: aws.String("120"), ApplyMethod: rdstypes.ApplyMethodImmediate}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	j, _ := dr.OpenJournal(t.TempDir())
 	_, err := dr.Operate(context.Background(), wb, lock, j, dr.Request{Op: dr.Failover, Owner: "test"}, &strings.Builder{})
 	var ref *dr.Refusal
@@ -192,11 +231,19 @@ func TestFailoverUsesFailoverAPIWithDataLoss(t *testing.T) {
 	}
 	snap := SnapshotID("payment-cluster-primary-test", o.OpID)
 	want := []string{
+		"us-west-2 ModifyDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-secondary-test-1 Parameters.Parameter.1.ApplyMethod=immediate Parameters.Parameter.1.ParameterName=rds.global_db_rpo Parameters.Parameter.1.ParameterValue=120",
 		"us-east-1 CreateDBClusterSnapshot DBClusterIdentifier=payment-cluster-primary-test DBClusterSnapshotIdentifier=" + snap,
+		"us-west-2 ResetDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-secondary-test-1 Parameters.Parameter.1.ApplyMethod=immediate Parameters.Parameter.1.ParameterName=rds.global_db_rpo",
 		"us-west-2 FailoverGlobalCluster AllowDataLoss=true GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN,
 	}
 	if diff := cmp.Diff(want, w.rds.changes()); diff != "" {
 		t.Errorf("RDS requests other than describe (-want +got):\n%s", diff)
+	}
+	if got := rpoParameter(t, w, "us-west-2"); got != "" {
+		t.Errorf("rds.global_db_rpo of us-west-2, the new writer = %q, want unset", got)
+	}
+	if !strings.Contains(strings.Join(o.Plan.Warnings, "\n"), "the bound on loss (5m0s) is not enforced on us-west-2 after this failover") {
+		t.Errorf("failover warnings = %q, want one saying the bound is not enforced", o.Plan.Warnings)
 	}
 	if s, _ := o.Step(dr.ActionPreserve, ""); !strings.Contains(s.Result, "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:"+snap) {
 		t.Errorf("preserve result = %q, want the snapshot ARN", s.Result)

@@ -74,6 +74,7 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 		regions[r] = Clients{
 			Global:   rc,
 			Snapshot: rc,
+			Bound:    rc,
 			Metrics:  cloudwatch.NewFromConfig(in(r), func(x *cloudwatch.Options) { x.BaseEndpoint = ep("") }),
 			Fence:    lambda.NewFromConfig(in(r), func(x *lambda.Options) { x.BaseEndpoint = ep("") }),
 		}

@@ -1,7 +1,8 @@
 package awsdr
 
 // The stand-ins the AWS backend's tests deploy: a fake for the
-// global-cluster calls moto 5.2 lacks, each region's API endpoint, the
+// global-cluster calls moto 5.2 lacks (and for ResetDBClusterParameterGroup,
+// emulated on moto's own parameter groups), each region's API endpoint, the
 // failover name's DNS, lag metrics, and the world that wires them to moto
 // behind a fault proxy.
 
@@ -11,10 +12,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +29,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"paydr/internal/dr"
@@ -38,6 +43,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
@@ -58,12 +64,17 @@ type fakeOp struct {
 // fakeRDS answers the RDS Query API for the global-cluster calls moto 5.2
 // lacks, with the recorded response shapes in testdata, and records every
 // request as "<region> <Action> <sorted params>", the region being the one
-// the request was signed for.
+// the request was signed for. The cluster parameter group calls moto
+// serves (ModifyDBClusterParameterGroup, DescribeDBClusterParameters) are
+// passed on to moto; ResetDBClusterParameterGroup, which moto 5.2 lacks, is
+// emulated on moto's state (resetOnMoto).
 //
 // A role change is reported as AWS does: FailoverState pending (while the
 // global cluster's own Status still says available) for pendingDescribes
 // describes, then failing-over or switching-over for one, then done.
 type fakeRDS struct {
+	// moto is the emulator's endpoint, for the parameter group calls.
+	moto     string
 	mu       sync.Mutex
 	writer   string // ARN of the writer
 	op       *fakeOp
@@ -132,6 +143,22 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			name = "failover_global_cluster.xml"
 		}
 		err = templates.ExecuteTemplate(w, name, struct{ From, To string }{f.op.From, f.op.To})
+	case "ModifyDBClusterParameterGroup", "DescribeDBClusterParameters":
+		f.toMoto(w, r)
+		return
+	case "ResetDBClusterParameterGroup":
+		group := r.PostForm.Get("DBClusterParameterGroupName")
+		var names []string // Parameters.Parameter.<n>.ParameterName
+		for k, v := range r.PostForm {
+			if strings.HasPrefix(k, "Parameters.") && strings.HasSuffix(k, ".ParameterName") {
+				names = append(names, v[0])
+			}
+		}
+		if rerr := f.resetOnMoto(region, group, names); rerr != nil {
+			http.Error(w, "<ErrorResponse><Error><Code>DBParameterGroupNotFound</Code><Message>"+html.EscapeString(rerr.Error())+"</Message></Error></ErrorResponse>", http.StatusNotFound)
+			return
+		}
+		err = templates.ExecuteTemplate(w, "reset_db_cluster_parameter_group.xml", group)
 	case "CreateDBClusterSnapshot":
 		err = templates.ExecuteTemplate(w, "create_db_cluster_snapshot.xml", struct{ ID, Cluster, Region string }{
 			r.PostForm.Get("DBClusterSnapshotIdentifier"), r.PostForm.Get("DBClusterIdentifier"), region})
@@ -143,11 +170,66 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// toMoto passes r, whose form f has parsed, on to moto as it was signed.
+func (f *fakeRDS) toMoto(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, f.moto+"/", strings.NewReader(r.PostForm.Encode()))
+	if err != nil {
+		panic(err)
+	}
+	for _, h := range []string{"Authorization", "X-Amz-Date", "Content-Type"} {
+		req.Header.Set(h, r.Header.Get(h))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, "fakeRDS: moto: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// resetOnMoto does what ResetDBClusterParameterGroup does to the named
+// parameters of group in region, on moto's state: moto 5.2 has no reset and
+// no way to unset one parameter, so the group is recreated with its other
+// parameters (no cluster uses it in moto: the clusters are fakeRDS's).
+func (f *fakeRDS) resetOnMoto(region, group string, names []string) error {
+	ctx := context.Background()
+	c := rds.NewFromConfig(cfgFor(region), func(o *rds.Options) { o.BaseEndpoint = aws.String(f.moto) })
+	gs, err := c.DescribeDBClusterParameterGroups(ctx, &rds.DescribeDBClusterParameterGroupsInput{DBClusterParameterGroupName: aws.String(group)})
+	if err != nil || len(gs.DBClusterParameterGroups) != 1 {
+		return fmt.Errorf("reset: describe %s in %s: %v", group, region, err)
+	}
+	g := gs.DBClusterParameterGroups[0]
+	ps, err := c.DescribeDBClusterParameters(ctx, &rds.DescribeDBClusterParametersInput{DBClusterParameterGroupName: aws.String(group)})
+	if err != nil {
+		return err
+	}
+	var keep []rdstypes.Parameter
+	for _, p := range ps.Parameters {
+		if !slices.Contains(names, aws.ToString(p.ParameterName)) {
+			keep = append(keep, rdstypes.Parameter{ParameterName: p.ParameterName, ParameterValue: p.ParameterValue, ApplyMethod: rdstypes.ApplyMethodImmediate})
+		}
+	}
+	if _, err := c.DeleteDBClusterParameterGroup(ctx, &rds.DeleteDBClusterParameterGroupInput{DBClusterParameterGroupName: aws.String(group)}); err != nil {
+		return err
+	}
+	if _, err := c.CreateDBClusterParameterGroup(ctx, &rds.CreateDBClusterParameterGroupInput{DBClusterParameterGroupName: aws.String(group),
+		DBParameterGroupFamily: g.DBParameterGroupFamily, Description: g.Description}); err != nil {
+		return err
+	}
+	if len(keep) > 0 {
+		_, err = c.ModifyDBClusterParameterGroup(ctx, &rds.ModifyDBClusterParameterGroupInput{DBClusterParameterGroupName: aws.String(group), Parameters: keep})
+	}
+	return err
+}
+
 // roleChanges are the requests other than describes; f.mu is held.
 func (f *fakeRDS) roleChanges() []string {
 	var out []string
 	for _, c := range f.requests {
-		if !strings.Contains(c, "DescribeGlobalClusters") {
+		if !strings.Contains(c, " Describe") {
 			out = append(out, c)
 		}
 	}
@@ -292,7 +374,7 @@ func setUp(t *testing.T) *world {
 	srv := mototest.Start(t)
 	ep := srv.Endpoint()
 	ctx := context.Background()
-	w := &world{moto: ep, rds: &fakeRDS{writer: primaryARN}, lambdas: map[string]*lambda.Client{}, api: map[string]*fakeAPI{}}
+	w := &world{moto: ep, rds: &fakeRDS{moto: ep, writer: primaryARN}, lambdas: map[string]*lambda.Client{}, api: map[string]*fakeAPI{}}
 	rdsSrv := httptest.NewServer(w.rds)
 	t.Cleanup(rdsSrv.Close)
 	proxy, err := faultproxy.Start(faultproxy.Options{Upstream: ep, Routes: map[string]string{"rds": rdsSrv.URL}})
@@ -329,10 +411,27 @@ func setUp(t *testing.T) *world {
 	}
 	side := func(r, role string) RegionTopology {
 		return RegionTopology{Region: r, ClusterID: "payment-cluster-" + role + "-test", FunctionName: "payment-processor-test", HealthCheckID: hc[r],
-			APIEndpoint: "https://" + r + ".api.test"}
+			APIEndpoint: "https://" + r + ".api.test", ClusterParameterGroup: "payment-cluster-" + role + "-test-1"}
 	}
 	w.topo = Topology{Environment: "test", GlobalClusterID: "payment-global-test", ZoneID: zoneID, FailoverName: failoverName,
-		SessionsTable: "payment-sessions-test", DRRoleName: "payment-dr-automation-test", Primary: side("us-east-1", "primary"), Secondary: side("us-west-2", "secondary")}
+		SessionsTable: "payment-sessions-test", DRRoleName: "payment-dr-automation-test", RPOBoundSeconds: 300,
+		Primary: side("us-east-1", "primary"), Secondary: side("us-west-2", "secondary")}
+	// The clusters' parameter groups as the stack creates them (in moto):
+	// TLS required, and the bound on loss on the writer's.
+	for _, s := range []RegionTopology{w.topo.Primary, w.topo.Secondary} {
+		c := rds.NewFromConfig(cfgFor(s.Region), func(o *rds.Options) { o.BaseEndpoint = aws.String(ep) })
+		if _, err := c.CreateDBClusterParameterGroup(ctx, &rds.CreateDBClusterParameterGroupInput{DBClusterParameterGroupName: aws.String(s.ClusterParameterGroup),
+			DBParameterGroupFamily: aws.String("aurora-postgresql15"), Description: aws.String("test")}); err != nil {
+			t.Fatal(err)
+		}
+		params := []rdstypes.Parameter{{ParameterName: aws.String("rds.force_ssl"), ParameterValue: aws.String("1"), ApplyMethod: rdstypes.ApplyMethodImmediate}}
+		if s.Region == "us-east-1" {
+			params = append(params, rdstypes.Parameter{ParameterName: aws.String(RPOParameter), ParameterValue: aws.String("300"), ApplyMethod: rdstypes.ApplyMethodImmediate})
+		}
+		if _, err := c.ModifyDBClusterParameterGroup(ctx, &rds.ModifyDBClusterParameterGroupInput{DBClusterParameterGroupName: aws.String(s.ClusterParameterGroup), Parameters: params}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	topoJSON, _ := json.Marshal(w.topo)
 
 	role, err := iam.NewFromConfig(cfgFor("us-east-1"), func(o *iam.Options) { o.BaseEndpoint = aws.String(ep) }).CreateRole(ctx, &iam.CreateRoleInput{
@@ -457,6 +556,24 @@ func (r route53Watch) GetHealthCheckStatus(ctx context.Context, in *route53.GetH
 		r.w.route53InStep.Add(1)
 	}
 	return r.HealthAPI.GetHealthCheckStatus(ctx, in, opts...)
+}
+
+// rpoParameter returns rds.global_db_rpo of region's cluster parameter
+// group as moto holds it ("" when unset).
+func rpoParameter(t *testing.T, w *world, region string) string {
+	t.Helper()
+	side, _, _ := side(w.topo, region)
+	c := rds.NewFromConfig(cfgFor(region), func(o *rds.Options) { o.BaseEndpoint = aws.String(w.moto) })
+	out, err := c.DescribeDBClusterParameters(context.Background(), &rds.DescribeDBClusterParametersInput{DBClusterParameterGroupName: aws.String(side.ClusterParameterGroup)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range out.Parameters {
+		if aws.ToString(p.ParameterName) == RPOParameter {
+			return aws.ToString(p.ParameterValue)
+		}
+	}
+	return ""
 }
 
 func concurrency(t *testing.T, w *world, region string) *int32 {

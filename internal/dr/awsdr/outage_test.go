@@ -73,7 +73,12 @@ func TestFailoverWithoutUSEast1(t *testing.T) {
 		t.Errorf("failover without us-east-1 took %s, want it bounded by the probe and call timeouts (under 15s)", took)
 	}
 
-	want := []string{"us-west-2 FailoverGlobalCluster AllowDataLoss=true GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN}
+	// relax-rpo resets the bound on loss in us-west-2's own group: the
+	// new writer commits without a secondary, and without us-east-1.
+	want := []string{
+		"us-west-2 ResetDBClusterParameterGroup DBClusterParameterGroupName=payment-cluster-secondary-test-1 Parameters.Parameter.1.ApplyMethod=immediate Parameters.Parameter.1.ParameterName=rds.global_db_rpo",
+		"us-west-2 FailoverGlobalCluster AllowDataLoss=true GlobalClusterIdentifier=payment-global-test TargetDbClusterIdentifier=" + secondaryARN,
+	}
 	if diff := cmp.Diff(want, w.rds.changes()); diff != "" {
 		t.Errorf("RDS role changes that reached the emulator (-want +got):\n%s", diff)
 	}

@@ -100,6 +100,9 @@ func (b *Backend) describe(ctx context.Context, region string) (globalState, err
 type probe struct {
 	fenced   bool
 	fenceErr error
+	// rpoBound is the bound on loss enforced on the region's cluster.
+	rpoBound time.Duration
+	rpoErr   error
 	healthy  bool
 	health   string
 	// healthCheck is Route 53's view, best effort ("" when not read).
@@ -111,7 +114,7 @@ type probe struct {
 // ProbeTimeout.
 func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	st := dr.Status{Backend: "aws", Observed: b.now().UTC(), Global: b.topo.GlobalClusterID + " (acting from " + b.acting + ")",
-		Sessions: "DynamoDB global table " + b.topo.SessionsTable}
+		Sessions: "DynamoDB global table " + b.topo.SessionsTable, RPOTarget: b.topo.RPOBound()}
 	sides := []struct {
 		t    RegionTopology
 		slot string
@@ -148,6 +151,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 		p := &probes[i]
 		wg.Go(func() { p.fenced, p.fenceErr = b.fenced(ctx, side.t) })
 		wg.Go(func() { p.healthy, p.health = b.probeHealth(ctx, side.t) })
+		wg.Go(func() { p.rpoBound, p.rpoErr = b.rpoBound(ctx, side.t) })
 		if b.health != nil && side.t.HealthCheckID != "" {
 			wg.Go(func() { p.healthCheck = b.healthCheck(ctx, side.t.HealthCheckID) })
 		}
@@ -159,7 +163,10 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 	for i, side := range sides {
 		p := probes[i]
 		r := dr.Region{Name: side.t.Region, Slot: side.slot, Database: side.t.ClusterID, Function: side.t.FunctionName, HealthCheckID: side.t.HealthCheckID,
-			Healthy: p.healthy, Health: p.health}
+			Healthy: p.healthy, Health: p.health, RPOBound: p.rpoBound}
+		if p.rpoErr != nil {
+			st.Notes = append(st.Notes, fmt.Sprintf("%s: bound on loss not read (%s): %v", side.t.Region, RPOParameter, p.rpoErr))
+		}
 		m, ok := gs.members[side.t.Region]
 		switch {
 		case !ok:

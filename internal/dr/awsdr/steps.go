@@ -68,6 +68,8 @@ func (b *Backend) Calls(s dr.Step) []string {
 			call,
 			describe(s.Region) + fmt.Sprintf(" (every %s until %s is the writer and FailoverState is empty)", b.Poll, side.ClusterID),
 		}
+	case dr.ActionRelaxRPO, dr.ActionEnforceRPO:
+		return b.boundCalls(s, side)
 	case dr.ActionRebuildStandby:
 		return []string{describe(s.Peer) + fmt.Sprintf(" (every %s until %s is a secondary member and FailoverState is empty; Aurora demotes the old writer itself)", b.Poll, side.ClusterID)}
 	case dr.ActionWaitTraffic:
@@ -138,6 +140,10 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 		return fmt.Sprintf("replication lag %s, rpo lag %s", rep.ReplayLag, rep.RPOLag), nil
 	case dr.ActionPromote:
 		return b.promote(ctx, s, side)
+	case dr.ActionRelaxRPO:
+		return b.relaxRPO(ctx, s, side)
+	case dr.ActionEnforceRPO:
+		return b.enforceRPO(ctx, s, side)
 	case dr.ActionRebuildStandby:
 		return b.waitGlobal(ctx, s, s.Peer, func(gs globalState) (bool, string) {
 			m, ok := gs.members[s.Region]
