@@ -16,8 +16,10 @@ const (
 	// payment was not committed.
 	Rejected Answer = "rejected"
 	// Indeterminate is no definite answer: the request timed out, the
-	// connection failed, or the router answered 502/504 because the
-	// processor died mid-request. The payment may or may not be committed.
+	// connection failed, the router answered 502/504 because the
+	// processor died mid-request, or the processor answered 504
+	// outcome_unknown (its write was sent and the answer lost) or 500.
+	// The payment may or may not be committed.
 	Indeterminate Answer = "indeterminate"
 )
 

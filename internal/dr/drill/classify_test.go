@@ -2,6 +2,7 @@ package drill
 
 import (
 	"encoding/json"
+	"fmt"
 	"paydr/internal/dr"
 	"strings"
 	"testing"
@@ -205,7 +206,7 @@ func TestSplitBrainFailsTheDrill(t *testing.T) {
 			failed[c.Name] = true
 		}
 	}
-	for _, name := range []string{"no payment acknowledged after the fault is lost", "rpo within the replication lag at the fault"} {
+	for _, name := range []string{"no payment acknowledged after the fault is lost"} {
 		if !failed[name] {
 			t.Errorf("check %q passed (or is missing) with 2 payments acknowledged after the fault and lost; checks: %+v", name, r.Checks)
 		}
@@ -229,5 +230,59 @@ func TestSplitBrainFailsTheDrill(t *testing.T) {
 	b, err := json.Marshal(r)
 	if err != nil || !strings.Contains(string(b), `"lost_after_fault":2`) {
 		t.Errorf("JSON report lacks \"lost_after_fault\":2: %v", err)
+	}
+}
+
+// TestLossChecksFollowTheBound: with no bound enforced, any payment lost
+// after the fault fails the drill; with a bound, losses after the fault are
+// allowed inside it (a cut-off writer cannot know it is cut off) and fail
+// beyond it; with RPO 0 any loss fails; and a payment lost after the fence
+// fails whatever the bound.
+func TestLossChecksFollowTheBound(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	report := func(bound time.Duration, zero bool, fenced time.Time, lostSent ...int) *Report {
+		r := &Report{Fault: FaultCutRegion, From: "us-east-1", To: "us-west-2", Start: t0, End: at(20000), MaxRTO: 30 * time.Second,
+			FaultAt: at(5000), DetectedAt: at(7000), PromoteStarted: at(9000), PromotedAt: at(9500), FencedAt: fenced,
+			RPOBound: bound, RPOZero: zero, LossEstimate: &dr.LossEstimate{MayLoseData: true, Window: 10 * time.Second, Since: at(4900)}}
+		r.Attempts = append(r.Attempts, Attempt{PaymentID: "ok", AmountMinor: 100, Sent: at(4000), Done: at(4010), Status: 201, Answer: Acked})
+		for i, ms := range lostSent {
+			r.Attempts = append(r.Attempts, Attempt{PaymentID: fmt.Sprintf("l%d", i), AmountMinor: 100, Sent: at(ms), Done: at(ms + 10), Status: 201, Answer: Acked})
+		}
+		r.finish([]LedgerRow{{"ok", 100}})
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		r      *Report
+		failed []string
+	}{
+		{"no bound, lost after the fault", report(0, false, at(8000), 5500), []string{"no payment acknowledged after the fault is lost"}},
+		{"bound 2s, lost within it", report(2*time.Second, false, at(8000), 5100, 6500), nil},
+		// Replication cut long before the fault: the writer acknowledged
+		// for 1.4 s, then its bound stopped it; the window to the fault
+		// (3 s) counts the time it spent blocked, the span does not.
+		{"bound 2s, cut long before the fault", func() *Report {
+			r := report(2*time.Second, false, at(8000), 2000, 3400)
+			r.RPOLagAtFault, r.LossEstimate.Since = 3100*time.Millisecond, at(1900)
+			r.finish([]LedgerRow{{"ok", 100}})
+			return r
+		}(), nil},
+		{"bound 2s, lost beyond it", report(2*time.Second, false, at(8000), 5100, 7500), []string{"loss within the enforced rpo bound"}},
+		{"bound 2s, lost after the fence", report(2*time.Second, false, at(6000), 5100, 6500), []string{"no payment acknowledged after the fence is lost"}},
+		{"rpo 0, lost", report(0, true, at(8000), 5100), []string{"rpo 0: no acknowledged payment is lost"}},
+		{"rpo 0, nothing lost", report(0, true, at(8000)), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, c := range tc.r.Checks {
+				if !c.Pass {
+					got = append(got, c.Name)
+				}
+			}
+			if diff := cmp.Diff(tc.failed, got); diff != "" {
+				t.Errorf("failed checks (-want +got):\n%s\nchecks: %+v", diff, tc.r.Checks)
+			}
+		})
 	}
 }

@@ -28,7 +28,7 @@ const (
 )
 
 // Faults lists the drill kinds.
-var Faults = []string{FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultSwitchover}
+var Faults = []string{FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultPartition, FaultSwitchover}
 
 // Event is a timestamped happening on a drill's timeline.
 type Event struct {
@@ -82,7 +82,9 @@ type Options struct {
 	// acknowledges payments the standby never receives: the failover must
 	// lose them, and the drill checks that the loss stays inside both the
 	// replication lag measured at the fault and the estimate the failover
-	// printed before it acted. Not for a switchover.
+	// printed before it acted. With a switchover the drill expects the
+	// switchover to be refused (the standby is not streaming) and the
+	// writer to keep serving.
 	CutReplication time.Duration
 	// Prefix starts every payment id (default "drill-<time>").
 	Prefix string
@@ -121,7 +123,7 @@ func (o Options) withDefaults(now time.Time) Options {
 // Validate reports the first invalid option.
 func (o Options) Validate() error {
 	switch o.Fault {
-	case FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultSwitchover:
+	case FaultKillDB, FaultKillProcessor, FaultCutRegion, FaultPartition, FaultSwitchover:
 	default:
 		return fmt.Errorf("drill: fault %q is not one of %v", o.Fault, Faults)
 	}
@@ -136,9 +138,6 @@ func (o Options) Validate() error {
 	}
 	if o.CutReplication < 0 {
 		return fmt.Errorf("drill: cut-replication %s is negative", o.CutReplication)
-	}
-	if o.CutReplication > 0 && o.Fault == FaultSwitchover {
-		return errors.New("drill: cut-replication needs an unplanned fault: a switchover waits for the standby to catch up and would only time out")
 	}
 	if o.CutReplication > 0 && o.CutReplication >= o.FaultAfter {
 		return fmt.Errorf("drill: cut-replication %s must be shorter than fault-after %s: the cut happens under traffic, before the fault", o.CutReplication, o.FaultAfter)
@@ -191,7 +190,8 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 	writer := ws[0]
 	standby, _ := st.Other(writer.Name)
 	rep := &Report{Backend: st.Backend, Fault: opts.Fault, From: writer.Name, To: standby.Name,
-		Rate: opts.Rate, Duration: opts.Duration, Prefix: opts.Prefix, Start: start, MaxRTO: opts.MaxRTO}
+		Rate: opts.Rate, Duration: opts.Duration, Prefix: opts.Prefix, Start: start, MaxRTO: opts.MaxRTO,
+		RPOBound: writer.RPOBound, RPOZero: writer.Synchronous}
 	fmt.Fprintf(opts.Log, "drill %s: %s writer %s, standby %s; %.0f payments/s for %s through %s\n",
 		opts.Prefix, opts.Fault, writer.Name, standby.Name, opts.Rate, opts.Duration, env.FailoverURL())
 
@@ -201,6 +201,13 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 	trafficDone := make(chan struct{})
 	stopAt := make(chan time.Time, 1)
 	go func() { gen.run(trafficCtx, opts.Rate, stopAt); close(trafficDone) }()
+	inr, err := startInRegion(trafficCtx, env, opts, writer.Name) // nil unless a partition drill
+	if err != nil {
+		return nil, err
+	}
+	if inr != nil {
+		rep.InRegion = &InRegionTraffic{Region: inr.region, URL: inr.url}
+	}
 
 	var restoreReplication func(context.Context) error
 	defer func() {
@@ -257,8 +264,17 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 			out, opErr = dr.Operate(ctx, b, locker, j, dr.Request{Op: dr.Failover, Options: dr.Options{AllowDataLoss: true}, Owner: "drill " + opts.Prefix}, opts.Log)
 		}
 	}
+	var refusal *dr.Refusal
+	if opts.Fault == FaultSwitchover && opts.CutReplication > 0 && errors.As(opErr, &refusal) {
+		rep.Refused = refusal.Error()
+		fmt.Fprintf(opts.Log, "refused, as it must be while replication is cut: %v\n", refusal)
+		opErr = nil
+	}
 	rep.OpID = out.OpID
 	rep.LossEstimate = out.Plan.Loss
+	if s, ok := out.Step(dr.ActionFence, writer.Name); ok && !s.End.IsZero() && s.Error == "" && !s.Failed {
+		rep.FencedAt = s.End
+	}
 	if s, ok := out.Step(dr.ActionPromote, ""); ok && !s.End.IsZero() {
 		rep.PromotedAt, rep.PromoteStarted = s.End, s.Start
 	}
@@ -279,12 +295,14 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 		end = limit
 	}
 	stopAt <- end
+	inr.stop(end)
 	select {
 	case <-trafficDone:
 	case <-ctx.Done():
 	}
 	stopTraffic()
 	<-trafficDone
+	inr.wait()
 	rep.End = time.Now()
 	if lift != nil {
 		if err := lift(context.WithoutCancel(ctx)); err != nil {
@@ -310,7 +328,7 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 	if err != nil {
 		return rep, fmt.Errorf("drill: read the new writer's ledger: %w", err)
 	}
-	rep.Attempts = gen.attempts()
+	rep.Attempts = append(gen.attempts(), inr.attempts()...)
 	rep.finish(rows)
 	if opErr != nil {
 		return rep, fmt.Errorf("drill: %w", opErr)
@@ -356,6 +374,7 @@ type generator struct {
 	url     string
 	prefix  string
 	timeout time.Duration
+	client  *http.Client // nil: a client of its own
 
 	mu   sync.Mutex
 	list []Attempt
@@ -371,7 +390,10 @@ const maxPayments = 500 * 11 * 60
 // run sends a payment every 1/rate until the time sent on stopAt (or ctx
 // ends), bounded by maxPayments.
 func (g *generator) run(ctx context.Context, rate float64, stopAt <-chan time.Time) {
-	client := &http.Client{Timeout: g.timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+	client := g.client
+	if client == nil {
+		client = &http.Client{Timeout: g.timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+	}
 	interval := time.Duration(float64(time.Second) / rate)
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup

@@ -59,10 +59,27 @@ type Report struct {
 	// them was acknowledged.
 	LostCount  int           `json:"rpo_lost_payments"`
 	LostWindow time.Duration `json:"rpo_window_ns"`
+	// LostSpan is from the earliest to the latest lost acknowledgement:
+	// the span of history lost, which an enforced bound on loss caps
+	// (LostWindow also counts the time the writer spent blocked by it).
+	LostSpan time.Duration `json:"rpo_span_ns"`
 	// LostAfterFault counts lost payments sent (so acknowledged and
 	// committed) after the fault: the mark of an old writer that still took
 	// writes (split brain).
 	LostAfterFault int `json:"lost_after_fault"`
+	// FencedAt is when the old writer's fence step succeeded (zero when it
+	// did not run or failed); LostAfterFence counts lost payments sent
+	// after it: a fence that did not hold.
+	FencedAt       time.Time `json:"fenced_at,omitzero"`
+	LostAfterFence int       `json:"lost_after_fence"`
+	// RPOBound is the loss bound enforced on the old writer's commits when
+	// the drill began (0: none); RPOZero is set when its commits waited for
+	// the standby (synchronous: nothing acknowledged can be lost).
+	RPOBound time.Duration `json:"rpo_bound_ns"`
+	RPOZero  bool          `json:"rpo_zero,omitempty"`
+	// Refused is the safety rule's refusal a drill expected and got (a
+	// switchover while replication is cut).
+	Refused string `json:"refused,omitempty"`
 	// ReplicationCutAt is when the drill cut replication to the standby
 	// (Options.CutReplication), zero when it did not.
 	ReplicationCutAt time.Time `json:"replication_cut_at,omitzero"`
@@ -73,6 +90,10 @@ type Report struct {
 	Sent         int            `json:"sent"`
 	Acked        int            `json:"acked"`
 	ClientErrors map[string]int `json:"client_errors"`
+	// InRegion is the client inside the isolated region of a partition
+	// drill; its attempts are classified with the others but left out of
+	// Sent, Acked, ClientErrors and the RTO, which are the failover name's.
+	InRegion *InRegionTraffic `json:"in_region,omitempty"`
 
 	Classification Classification `json:"classification"`
 	Checks         []Check        `json:"checks"`
@@ -82,6 +103,11 @@ type Report struct {
 	OperationError string    `json:"operation_error,omitempty"`
 	Notes          []string  `json:"notes,omitempty"`
 	Attempts       []Attempt `json:"attempts"`
+
+	// lostBeforeFault is how far before the fault the earliest lost
+	// payment was acknowledged: the part of the loss the replication lag
+	// at the fault accounts for.
+	lostBeforeFault time.Duration
 }
 
 // Check is one target a drill asserts.
@@ -106,16 +132,18 @@ func (r *Report) Passed() bool {
 func (r *Report) finish(rows []LedgerRow) {
 	sort.Slice(r.Attempts, func(i, j int) bool { return r.Attempts[i].Sent.Before(r.Attempts[j].Sent) })
 	r.Classification = Classify(r.Attempts, rows)
+	r.summarizeInRegion()
+	traffic := r.trafficAttempts()
 	r.ClientErrors = map[string]int{}
-	r.Sent = len(r.Attempts)
-	for _, a := range r.Attempts {
+	r.Sent = len(traffic)
+	for _, a := range traffic {
 		if a.Answer == Acked {
 			r.Acked++
 			continue
 		}
 		r.ClientErrors[errorKind(a)]++
 	}
-	for _, a := range r.Attempts {
+	for _, a := range traffic {
 		if a.Sent.Before(r.FaultAt) {
 			continue
 		}
@@ -142,6 +170,9 @@ func (r *Report) finish(rows []LedgerRow) {
 		r.Detection = r.DetectedAt.Sub(r.FaultAt)
 		r.Events = append(r.Events, Event{Time: r.DetectedAt, Kind: "detected", Region: r.From, Detail: "health check failed"})
 	}
+	if !r.FencedAt.IsZero() {
+		r.Events = append(r.Events, Event{Time: r.FencedAt, Kind: "fenced", Region: r.From, Detail: "old writer fenced"})
+	}
 	if !r.PromotedAt.IsZero() {
 		r.Promotion = r.PromotedAt.Sub(r.FaultAt)
 		r.Promote = r.PromotedAt.Sub(r.PromoteStarted)
@@ -153,11 +184,14 @@ func (r *Report) finish(rows []LedgerRow) {
 	// still taking writes (a split brain): it is counted, never clamped
 	// away. A payment in flight at the fault (sent before, answered after)
 	// may have committed just before it, and counts up to the fault.
-	var earliest, latest time.Time
-	r.LostAfterFault = 0
+	var earliest, latest, last time.Time
+	r.LostAfterFault, r.LostAfterFence = 0, 0
 	for _, a := range r.lostAttempts() {
 		if earliest.IsZero() || a.Done.Before(earliest) {
 			earliest = a.Done
+		}
+		if a.Done.After(last) {
+			last = a.Done
 		}
 		if a.Sent.After(r.FaultAt) {
 			r.LostAfterFault++
@@ -165,6 +199,13 @@ func (r *Report) finish(rows []LedgerRow) {
 				latest = a.Done
 			}
 		}
+		if !r.FencedAt.IsZero() && a.Sent.After(r.FencedAt) {
+			r.LostAfterFence++
+		}
+	}
+	r.lostBeforeFault = 0
+	if !earliest.IsZero() && earliest.Before(r.FaultAt) {
+		r.lostBeforeFault = r.FaultAt.Sub(earliest)
 	}
 	r.LostCount = len(r.Classification.Lost)
 	if !earliest.IsZero() {
@@ -173,6 +214,7 @@ func (r *Report) finish(rows []LedgerRow) {
 			end = latest
 		}
 		r.LostWindow = max(0, end.Sub(earliest))
+		r.LostSpan = last.Sub(earliest)
 	}
 	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Time.Before(r.Events[j].Time) })
 	r.Checks = r.checks()
@@ -213,24 +255,53 @@ func (r *Report) checks() []Check {
 		{Name: "no duplicates", Pass: c.Counts[ClassDuplicated] == 0, Detail: fmt.Sprintf("%d duplicated", c.Counts[ClassDuplicated])},
 		{Name: "no unexpected payments", Pass: c.Counts[ClassUnexpected] == 0, Detail: fmt.Sprintf("%d unexpected %v", c.Counts[ClassUnexpected], c.Unexpected)},
 		{Name: "conservation", Pass: c.Conserved, Detail: fmt.Sprintf("ledger %d = acknowledged %d - lost %d + indeterminate %d", c.LedgerTotal, c.AckedTotal, c.LostTotal, c.IndeterminateTotal)},
-		{Name: "operation completed", Pass: r.OperationError == "", Detail: orNone(r.OperationError)},
-		{Name: "recovered", Pass: r.Recovered, Detail: fmt.Sprintf("rto %s", r.RTO.Round(time.Millisecond))},
-		{Name: "no payment acknowledged after the fault is lost", Pass: r.LostAfterFault == 0,
-			Detail: fmt.Sprintf("%d lost after the fault (an old writer still taking writes)", r.LostAfterFault)},
+	}
+	if r.Refused != "" {
+		out = append(out, Check{Name: "switchover refused while replication is cut", Pass: true, Detail: r.Refused})
+	} else {
+		out = append(out, Check{Name: "operation completed", Pass: r.OperationError == "", Detail: orNone(r.OperationError)})
+	}
+	out = append(out,
+		Check{Name: "recovered", Pass: r.Recovered, Detail: fmt.Sprintf("rto %s", r.RTO.Round(time.Millisecond))},
+		// A payment acknowledged after the fence and lost means the fence
+		// did not stop the old writer: a split brain, whatever the bound.
+		Check{Name: "no payment acknowledged after the fence is lost", Pass: r.LostAfterFence == 0,
+			Detail: fmt.Sprintf("%d lost after the fence%s", r.LostAfterFence, fenceWhen(r))},
+	)
+	switch {
+	case r.RPOZero:
+		out = append(out, Check{Name: "rpo 0: no acknowledged payment is lost", Pass: r.LostCount == 0,
+			Detail: fmt.Sprintf("%d lost (%d after the fault); commits waited for the standby", r.LostCount, r.LostAfterFault)})
+	case r.RPOBound > 0:
+		// A writer cut off from its standby cannot know it is: it goes on
+		// acknowledging until the bound stops it. Payments lost after the
+		// fault are allowed only inside the bound.
+		out = append(out, Check{Name: "loss within the enforced rpo bound", Pass: r.LostSpan <= r.RPOBound,
+			Detail: fmt.Sprintf("%d lost (%d after the fault), acknowledged over %s <= bound %s", r.LostCount, r.LostAfterFault, r.LostSpan.Round(time.Millisecond), r.RPOBound)})
+	default:
+		out = append(out, Check{Name: "no payment acknowledged after the fault is lost", Pass: r.LostAfterFault == 0,
+			Detail: fmt.Sprintf("%d lost after the fault (an old writer still taking writes; no rpo bound enforced)", r.LostAfterFault)})
 	}
 	if r.Fault == FaultSwitchover {
 		out = append(out, Check{Name: "switchover rpo is 0 payments", Pass: r.LostCount == 0, Detail: fmt.Sprintf("%d lost", r.LostCount)})
 	} else {
 		out = append(out,
 			Check{Name: "rto under target", Pass: r.Recovered && r.RTO < r.MaxRTO, Detail: fmt.Sprintf("%s < %s", r.RTO.Round(time.Millisecond), r.MaxRTO)},
-			Check{Name: "rpo within the replication lag at the fault", Pass: r.LostWindow <= r.RPOLagAtFault,
-				Detail: fmt.Sprintf("%d lost, window %s <= rpo lag at fault %s", r.LostCount, r.LostWindow.Round(time.Microsecond), r.RPOLagAtFault.Round(time.Microsecond))},
+			Check{Name: "rpo within the replication lag at the fault", Pass: r.lostBeforeFault <= r.RPOLagAtFault,
+				Detail: fmt.Sprintf("%d lost, %s of them before the fault <= rpo lag at fault %s", r.LostCount, r.lostBeforeFault.Round(time.Microsecond), r.RPOLagAtFault.Round(time.Microsecond))},
 		)
 		if r.LostCount > 0 || !r.ReplicationCutAt.IsZero() {
 			out = append(out, r.estimateCheck())
 		}
 	}
 	return out
+}
+
+func fenceWhen(r *Report) string {
+	if r.FencedAt.IsZero() {
+		return " (no fence ran)"
+	}
+	return fmt.Sprintf(" (fenced at +%s)", r.FencedAt.Sub(r.Start).Round(time.Millisecond))
 }
 
 // estimateCheck checks the failover's loss estimate against the loss: it
@@ -261,6 +332,9 @@ func (r *Report) estimateCheck() Check {
 	case len(before) > 0:
 		c.Detail = fmt.Sprintf("%d lost payments acknowledged before %s, the last write the standby was said to hold: %v",
 			len(before), e.Since.UTC().Format("15:04:05.000"), before)
+	case r.LostWindow > e.Window && e.Unbounded:
+		c.Pass = true
+		c.Detail = fmt.Sprintf("%d lost, window %s: the estimate gave %s as a lower bound, with no upper bound", r.LostCount, r.LostWindow.Round(time.Millisecond), e.Window.Round(time.Millisecond))
 	case r.LostWindow > e.Window:
 		c.Detail = fmt.Sprintf("%d lost, window %s > estimated %s", r.LostCount, r.LostWindow.Round(time.Millisecond), e.Window.Round(time.Millisecond))
 	default:
@@ -284,6 +358,7 @@ func (r *Report) Render(w io.Writer) error {
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	fmt.Fprintf(&b, "drill %s: %s on %s (writer %s -> %s), %s backend\n", r.Prefix, r.Fault, r.From, r.From, r.To, r.Backend)
 	fmt.Fprintf(&b, "traffic:     %d payments sent at %.0f/s over %s, %d acknowledged\n", r.Sent, r.Rate, ms(r.End.Sub(r.Start)), r.Acked)
+	r.renderInRegion(&b)
 	if !r.ReplicationCutAt.IsZero() {
 		fmt.Fprintf(&b, "cut:         replication to %s at +%s, %s before the fault\n", r.To, ms(r.ReplicationCutAt.Sub(r.Start)), ms(r.FaultAt.Sub(r.ReplicationCutAt)))
 	}
@@ -299,7 +374,13 @@ func (r *Report) Render(w io.Writer) error {
 	} else {
 		b.WriteString("rto:         not recovered before the drill ended\n")
 	}
-	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s\n", r.LostCount, r.LostWindow.Round(time.Microsecond))
+	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s (acknowledged over %s)\n", r.LostCount, r.LostWindow.Round(time.Microsecond), r.LostSpan.Round(time.Microsecond))
+	switch {
+	case r.RPOZero:
+		b.WriteString("rpo bound:   0 (commits waited for the standby)\n")
+	case r.RPOBound > 0:
+		fmt.Fprintf(&b, "rpo bound:   %s enforced on %s\n", r.RPOBound, r.From)
+	}
 	if r.LossEstimate != nil {
 		fmt.Fprintf(&b, "estimated:   %s\n", r.LossEstimate)
 	}

@@ -92,7 +92,7 @@ func (r *Report) WriteTimeline(w io.Writer) error {
 		}
 	}
 	b.WriteString("\n")
-	colors := map[string]string{"fault": "#c33", "detected": "#e80", "unhealthy": "#e80", "healthy": "#2a7", "route": "#36c", "promoted": "#909", "recovered": "#2a7", "lifted": "#888", "cut": "#111"}
+	colors := map[string]string{"fault": "#c33", "detected": "#e80", "unhealthy": "#e80", "healthy": "#2a7", "route": "#36c", "promoted": "#909", "recovered": "#2a7", "lifted": "#888", "cut": "#111", "fenced": "#a60"}
 	labelY := top + plotH + 32
 	for i, e := range r.Events {
 		if e.Time.Before(start) || e.Time.After(end.Add(5*time.Second)) {
