@@ -75,7 +75,7 @@ operations.`,
 		newBuildCmd(),
 		newServeCmd(),
 		newDRCmd(),
-		newUpCmd(), newDownCmd(), newStatusCmd(), newRouterCmd(),
+		newUpCmd(), newDownCmd(), newStatusCmd(), newRouterCmd(), newRPOGuardCmd(),
 		newFaultProxyCmd(),
 	)
 	return root

@@ -32,7 +32,7 @@ set faults through its control API, the first matching rule applying:
 Faults: refuse (503), reset (connection closed), blackhole (held until the
 client gives up), latency (with delay), throttle (a throttling error the SDKs
 retry). A rule for us-east-1 also takes Route 53, IAM, CloudFront and the STS
-global endpoint away, as losing us-east-1 does. It listens on loopback only.`,
+global endpoint away, as losing us-east-1 does. It listens on loopback only (or a netns fabric bridge address).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := faultproxy.Options{Upstream: upstream, Listen: listen, Routes: map[string]string{}}
@@ -57,7 +57,7 @@ global endpoint away, as losing us-east-1 does. It listens on loopback only.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&upstream, "upstream", envOr(environ.AWSEndpoint, ""), "the emulator's URL ($PAYDR_AWS_ENDPOINT)")
-	fl.StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to listen on (port 0 picks a free one)")
+	fl.StringVar(&listen, "listen", "127.0.0.1:0", "loopback (or netns fabric bridge) address to listen on (port 0 picks a free one)")
 	fl.StringArrayVar(&routes, "route", nil, "SERVICE=URL: send a service's requests to another upstream (repeatable)")
 	return cmd
 }

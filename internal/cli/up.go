@@ -45,10 +45,29 @@ env.json records its URL and control URL. Take a region away and give it back:
   curl -X DELETE <proxy>/_faultproxy/rules
 
 (see paydr fault-proxy --help for the faults). paydr up without it stops a
-proxy an earlier run left.`,
+proxy an earlier run left.
+
+--netns (auto, on, off) places each region's database and processor in a
+network namespace of its own, joined to a bridge in the host namespace by a
+veth pair: they listen on the region's private address, moto and the fault
+proxy on the bridge's, the router stays on 127.0.0.1. The drill fault
+partition needs it: it cuts a region's link while its processes keep running.
+Namespaces need root and iproute2; auto uses them when they can be made (for a
+new environment) and otherwise says why. An environment keeps its mode: run
+paydr down before changing it. paydr down deletes the namespaces and bridge.
+
+--rpo-bound (default 5m, the mission's RPO) bounds what losing the writer
+region loses, as rds.global_db_rpo does on Aurora: an RPO guard per region
+(logs/rpo-guard-<slot>.log) watches the writer's WAL and how far the standby
+has flushed it, and once the oldest commit the standby lacks is about the
+bound old, makes commits wait for the standby (synchronous_standby_names)
+until it is back within half the bound. 0 means RPO 0: every commit waits for
+the standby. paydr up again applies a changed bound; paydr dr relax-rpo and
+enforce-rpo steps move it with the writer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
+			o.RPOZero = cmd.Flags().Changed("rpo-bound") && o.RPOBound == 0
 			_, err := local.Up(cmd.Context(), o)
 			return err
 		},
@@ -63,5 +82,7 @@ proxy an earlier run left.`,
 	f.DurationVar(&o.ApplyTimeout, "apply-timeout", local.DefaultApplyTimeout, "deadline of terraform apply")
 	f.IntVar(&o.Parallelism, "parallelism", local.DefaultParallelism, "terraform apply -parallelism")
 	f.StringVar(&o.ProcessorZip, "processor-zip", "", "use this processor Lambda zip instead of building one")
+	f.StringVar((*string)(&o.Netns), "netns", string(local.NetnsAuto), "run each region in its own network namespace: auto, on or off")
+	f.DurationVar(&o.RPOBound, "rpo-bound", local.DefaultRPOBound, "bound on loss: commits wait for the standby once it lags this much (at least 1s; 0: always, synchronous replication)")
 	return cmd
 }

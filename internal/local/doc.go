@@ -23,8 +23,18 @@
 // outage of one region can be staged through its control API;
 // env.Manifest.AWSEndpoint is the endpoint local clients use either way.
 //
+// With network namespaces (paydr up --netns, package netns; the default when
+// paydr runs as root), each region's database, processor and other daemons
+// run in a namespace of their own, joined by a veth pair to a bridge in the
+// host namespace with a private /24: they listen on the region's address
+// (env.Region.Address), the emulator and the fault proxy on the bridge's
+// (env.Manifest.Network.Gateway), and the router, in the host namespace,
+// calls the processors at their region addresses. The drill fault partition
+// sets a region's link down while its processes keep running (network.go).
+// Without namespaces everything listens on the host's 127.0.0.1.
+//
 // Up is a table of steps (upRun.plan), each a named entry run by one loop:
-// checks (prereq.go, databases.go), starting or adopting the processes
+// checks (prereq.go, databases.go), the namespaces (network.go), starting or adopting the processes
 // (start.go, faultproxy.go), the stack and its zip (synth.go), Terraform
 // (apply.go), and the waits (wait.go).
 package local

@@ -30,7 +30,9 @@ type DownReport struct {
 
 // Down stops everything the environment in stateDir runs: the router,
 // processors and fault proxy (pid files), the PostgreSQL servers (pg.Open on the data
-// directories), and moto (moto.Open), then discards what only made sense
+// directories), and moto (moto.Open), deletes the regions' network
+// namespaces and bridge (package netns, by the names the state directory
+// gives them), then discards what only made sense
 // while they ran: moto's resources live in its memory and are gone with it,
 // so the Terraform state, the data directories, pid files and env.json are
 // removed too. Logs stay. It does not run terraform destroy: against moto it
@@ -77,7 +79,8 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 	}
 	procs := []proc{{"router", l.RouterPID(), "router"}}
 	for _, s := range env.Slots {
-		procs = append(procs, proc{"processor " + string(s), l.ProcessorPID(s), "serve"})
+		procs = append(procs, proc{"processor " + string(s), l.ProcessorPID(s), "serve"},
+			proc{"rpo guard " + string(s), l.RPOGuardPID(s), "rpo-guard"})
 	}
 	procs = append(procs, proc{"fault proxy", l.FaultProxyPID(), faultProxyCmd})
 	for _, p := range procs {
@@ -141,6 +144,16 @@ func Down(ctx context.Context, stateDir string, out io.Writer) (*DownReport, err
 				rep.Stopped = append(rep.Stopped, fmt.Sprintf("moto (pid %d)", pid))
 				fmt.Fprintf(out, "stopped moto (pid %d)\n", pid)
 			}
+		}
+	}
+	// The regions' network namespaces and bridge, by name, once nothing
+	// runs in them.
+	if len(errs) == 0 {
+		if deleted, err := deleteNetwork(ctx, abs); err != nil {
+			errs = append(errs, fmt.Errorf("down: %w", err))
+		} else if deleted {
+			rep.Stopped = append(rep.Stopped, "network namespaces")
+			fmt.Fprintf(out, "deleted the regions' network namespaces and bridge\n")
 		}
 	}
 	if len(errs) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -64,7 +65,7 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.
 	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, faultProxyCmd) {
 		if prev != nil && prev.FaultProxy != nil && port != 0 {
 			old := *prev.FaultProxy
-			want := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, "127.0.0.1:"+strconv.Itoa(port))
+			want := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, net.JoinHostPort(u.hostAddr(), strconv.Itoa(port)))
 			if slices.Equal(old.Command, want) {
 				if rules, err := faultProxyClient(old.URL).Rules(ctx); err == nil {
 					m.FaultProxy = &old
@@ -89,7 +90,8 @@ func (u *upRun) startFaultProxy(ctx context.Context, m *env.Manifest, prev *env.
 			return "", fmt.Errorf("up: start fault proxy: %w", err)
 		}
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// On the fabric's gateway with namespaces: the processors reach it there.
+	addr := net.JoinHostPort(u.hostAddr(), strconv.Itoa(port))
 	argv := faultProxyCommand(u.o.Exe, m.Moto.Endpoint, addr)
 	pid, exited, err := u.startDaemon(daemon.Spec{Name: "fault proxy", Argv: argv, Env: u.exeEnv(nil), LogPath: u.l.FaultProxyLog(), PIDFile: pidFile})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"paydr/internal/local"
 	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
+	"paydr/internal/local/netns"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/local/router"
 	"paydr/internal/needs"
@@ -154,6 +155,7 @@ func TestLocalEnvironment(t *testing.T) {
 		}
 	})
 
+	t.Run("network", func(t *testing.T) { checkNetwork(t, m) })
 	t.Run("aws", func(t *testing.T) { checkAWS(t, m) })
 	t.Run("payment end to end", func(t *testing.T) { checkPayment(t, m) })
 	t.Run("processors reach AWS through the fault proxy", func(t *testing.T) { checkThroughProxy(t, m) })
@@ -205,6 +207,9 @@ func TestLocalEnvironment(t *testing.T) {
 		for _, s := range env.Slots {
 			r := m.Regions[s]
 			pids = append(pids, r.Processor.PID, r.Database.PID)
+			if r.RPOGuard != nil {
+				pids = append(pids, r.RPOGuard.PID)
+			}
 			ports = append(ports, r.Processor.Port, r.Database.Port)
 		}
 		start := time.Now()
@@ -218,8 +223,15 @@ func TestLocalEnvironment(t *testing.T) {
 		if elapsed > 10*time.Second {
 			t.Errorf("Down took %s, want under 10s", elapsed)
 		}
-		if len(drep.Stopped) != 7 {
-			t.Errorf("Down stopped %d pieces (%v), want 7", len(drep.Stopped), drep.Stopped)
+		wantStopped := 9 // router, 2 processors, 2 rpo guards, fault proxy, 2 databases, moto
+		if m.Network != nil {
+			wantStopped++ // the namespaces
+		}
+		if len(drep.Stopped) != wantStopped {
+			t.Errorf("Down stopped %d pieces (%v), want %d", len(drep.Stopped), drep.Stopped, wantStopped)
+		}
+		if m.Network != nil && m.Network.Exists(ctx) {
+			t.Errorf("the network namespaces of %s are left after Down", m.Network.Bridge)
 		}
 		for _, pid := range pids {
 			if pid > 0 && syscall.Kill(pid, 0) == nil && !zombie(pid) {
@@ -253,8 +265,8 @@ func checkStatus(t *testing.T, st *local.Status, m *env.Manifest) {
 	}{
 		{"moto", m.Moto.Endpoint, m.Moto.PID, ""},
 		{"fault proxy", m.FaultProxy.URL, m.FaultProxy.PID, "in front of " + m.Moto.Endpoint + "; no rules"},
-		{"database primary", fmt.Sprintf("127.0.0.1:%d", p.Database.Port), p.Database.PID, "writer"},
-		{"database secondary", fmt.Sprintf("127.0.0.1:%d", s.Database.Port), s.Database.PID, "standby"},
+		{"database primary", fmt.Sprintf("%s:%d", p.Host(), p.Database.Port), p.Database.PID, "writer"},
+		{"database secondary", fmt.Sprintf("%s:%d", s.Host(), s.Database.Port), s.Database.PID, "standby"},
 		{"processor primary", p.Processor.URL, p.Processor.PID, p.Name + " /health 200"},
 		{"processor secondary", s.Processor.URL, s.Processor.PID, s.Name + " /health "},
 		{"router", m.Router.URL, m.Router.PID, "traffic -> primary (" + p.Name + ")"},
@@ -400,5 +412,46 @@ func checkPayment(t *testing.T, m *env.Manifest) {
 	}
 	if n, err := count(p.Database.DSN); err != nil || n != 1 {
 		t.Errorf("primary ledger rows for %s after retry = %d, %v; want 1", id, n, err)
+	}
+}
+
+// checkNetwork asserts where the regions run: with namespaces available
+// (root), each region's database and processor in its own namespace,
+// listening on the region's address, moto on the bridge's; else all on
+// 127.0.0.1.
+func checkNetwork(t *testing.T, m *env.Manifest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := netns.Available(ctx); err != nil {
+		if m.Network != nil {
+			t.Errorf("Network = %+v although namespaces cannot be made (%v)", m.Network, err)
+		}
+		t.Skipf("no network namespaces here, regions on 127.0.0.1: %v", err)
+	}
+	if m.Network == nil {
+		t.Fatalf("Network = nil with namespaces available; want --netns auto to use them")
+	}
+	if want := "http://" + m.Network.Gateway.String() + ":"; !strings.HasPrefix(m.Moto.Endpoint, want) {
+		t.Errorf("moto endpoint %s, want on the bridge %s", m.Moto.Endpoint, want)
+	}
+	for _, s := range env.Slots {
+		r := m.Regions[s]
+		if r.Namespace == "" || !r.Namespace.Exists() {
+			t.Errorf("%s namespace %q does not exist", s, r.Namespace)
+			continue
+		}
+		if !strings.HasPrefix(r.Processor.URL, "http://"+r.Address+":") || !strings.Contains(r.Database.DSN, "@"+r.Address+":") {
+			t.Errorf("%s processor %s, database %s; want both on the region address %s", s, r.Processor.URL, r.Database.DSN, r.Address)
+		}
+		want, err := os.Stat(r.Namespace.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, pid := range map[string]int{"processor": r.Processor.PID, "database": r.Database.PID} {
+			got, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil || !os.SameFile(want, got) {
+				t.Errorf("%s %s (pid %d) is not in namespace %s (%v)", s, what, pid, r.Namespace, err)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,9 +35,12 @@ func (u *upRun) startMoto(ctx context.Context) (string, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	s, err := moto.Start(cctx, moto.Options{StateDir: u.l.MotoDir(), Port: port})
+	s, err := moto.Start(cctx, moto.Options{StateDir: u.l.MotoDir(), Port: port, Host: u.hostAddr()})
 	if err != nil {
 		return "", fmt.Errorf("up: start moto: %w", err)
+	}
+	if s.Host() != u.hostAddr() {
+		return "", fmt.Errorf("up: start moto: the emulator running (pid %d) listens on %s, this environment's services belong on %s; run paydr down first", s.PID(), s.Host(), u.hostAddr())
 	}
 	u.moto = s
 	u.m.Moto = env.Moto{Endpoint: s.Endpoint(), Port: s.Port(), PID: s.PID(), LogPath: s.LogPath(), StateDir: u.l.MotoDir()}
@@ -60,7 +64,7 @@ func (u *upRun) startPostgres(ctx context.Context) (string, error) {
 	}
 	u.dbs = dbs
 	r := rolesOf(u.o.StateDir, u.prev)
-	return fmt.Sprintf("writer %s 127.0.0.1:%d, standby %s 127.0.0.1:%d", r.label(r.writer), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Port()), nil
+	return fmt.Sprintf("writer %s %s:%d, standby %s %s:%d", r.label(r.writer), dbs[r.writer].Host(), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Host(), dbs[r.standby].Port()), nil
 }
 
 // recordDatabases enters each slot's region and database in the manifest,
@@ -78,7 +82,11 @@ func (u *upRun) recordDatabases(ctx context.Context) error {
 		if s == env.SlotSecondary {
 			name = u.cfg.SecondaryRegion
 		}
-		u.m.Regions[s] = &env.Region{Slot: s, Name: name, Database: env.Database{
+		ns, addr := u.place(s)
+		if u.net == nil {
+			addr = ""
+		}
+		u.m.Regions[s] = &env.Region{Slot: s, Name: name, Namespace: ns, Address: addr, Database: env.Database{
 			Name: db.Name(), DataDir: db.DataDir(), Port: db.Port(), DSN: db.DSN(DatabaseName), Database: DatabaseName,
 			PID: db.PID(), LogPath: db.LogPath(), Role: role,
 		}}
@@ -117,7 +125,8 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 		return err == nil && srv.Running()
 	}
 	wUp := wasUp(r.writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer)})
+	wNS, wHost := u.place(r.writer)
+	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer), Host: wHost, Namespace: wNS})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
 	}
@@ -128,7 +137,8 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 		return nil, fmt.Errorf("up: %w", err)
 	}
 	sUp := wasUp(r.standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby)})
+	sNS, sHost := u.place(r.standby)
+	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby), Host: sHost, Namespace: sNS})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
 	}
@@ -190,6 +200,9 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		EventBus:      bus,
 		DBDSN:         r.Database.DSN,
 		AWSEndpoint:   m.AWSEndpoint(),
+		// A stalled database is answered (503/504 after 2 s, plus 0.5 s to
+		// re-read the ledger) before the drill client's 3 s timeout.
+		RequestTimeout: "2s",
 	}
 	// Adopt a running processor whose settings are unchanged.
 	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
@@ -200,7 +213,7 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 				same = false
 			}
 		}
-		if same && daemon.Listening(port) {
+		if same && dialable(r.Host(), port) {
 			r.Processor = old
 			r.Processor.PID = pid
 			return fmt.Sprintf("%s %s already running (pid %d)", s, old.URL, pid), nil
@@ -209,16 +222,25 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		_ = daemon.Stop(cctx, pid, "serve", 5*time.Second)
 		cancel()
 	}
-	if port == 0 || !daemon.PortFree(port) {
+	ns, host := u.place(s)
+	for tries := 0; port == 0 || !daemon.PortFree(port) || !portFreeIn(ns, host, port); tries++ {
+		if tries == 10 {
+			return "", fmt.Errorf("up: start processor %s: no free port on %s after 10 tries", s, host)
+		}
 		var err error
 		if port, err = daemon.FreePort(); err != nil {
 			return "", fmt.Errorf("up: start processor %s: %w", s, err)
 		}
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ev.Listen = addr
 	vars := ev.Map()
-	argv := []string{u.o.Exe, "serve", "--listen", addr}
+	// In a namespace, ip netns exec joins it and execs the processor: the
+	// pid, and so the pid file, stay the processor's.
+	argv, err := ns.Command(u.o.Exe, "serve", "--listen", addr)
+	if err != nil {
+		return "", fmt.Errorf("up: start processor %s: %w", s, err)
+	}
 	pid, exited, err := u.startDaemon(daemon.Spec{Name: "processor " + string(s), Argv: argv, Env: u.exeEnv(vars), LogPath: u.l.ProcessorLog(s), PIDFile: pidFile})
 	if err != nil {
 		return "", err

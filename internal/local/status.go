@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
+	"paydr/internal/local/netns"
 	"paydr/internal/local/pg"
 )
 
@@ -28,6 +31,8 @@ type Component struct {
 	Address string `json:"address"`
 	// State is what a probe found: "writer", "standby (lag 0 B)", "/health 200", ...
 	State string `json:"state,omitempty"`
+	// Namespace is the network namespace it runs in; empty is the host's.
+	Namespace netns.Namespace `json:"namespace,omitempty"`
 	// Log is its log file.
 	Log string `json:"log,omitempty"`
 }
@@ -42,6 +47,10 @@ type Status struct {
 	// Routing is where the router sends traffic, such as "primary (us-east-1)".
 	Routing    string      `json:"routing,omitempty"`
 	Components []Component `json:"components"`
+	// Partitioned lists the slots whose namespace is cut off from the
+	// fabric (the partition fault, or a missing link): their processes may
+	// run, but nothing outside the region reaches them.
+	Partitioned []env.Slot `json:"partitioned,omitempty"`
 	// Manifest is env.json, when there is one.
 	Manifest *env.Manifest `json:"manifest,omitempty"`
 }
@@ -82,7 +91,7 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 
 	for _, s := range env.Slots {
 		r := m.Regions[s]
-		db := Component{Name: "database " + string(s), Address: fmt.Sprintf("127.0.0.1:%d", r.Database.Port), Log: r.Database.LogPath}
+		db := Component{Name: "database " + string(s), Address: net.JoinHostPort(r.Host(), strconv.Itoa(r.Database.Port)), Namespace: r.Namespace, Log: r.Database.LogPath}
 		if srv, err := pg.Open(r.Database.DataDir); err == nil && srv.Running() {
 			db.Running, db.PID = true, srv.PID()
 			db.State = dbState(ctx, srv, r)
@@ -91,7 +100,7 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 	}
 	for _, s := range env.Slots {
 		r := m.Regions[s]
-		p := Component{Name: "processor " + string(s), Address: r.Processor.URL, Log: r.Processor.LogPath}
+		p := Component{Name: "processor " + string(s), Address: r.Processor.URL, Namespace: r.Namespace, Log: r.Processor.LogPath}
 		if pid := daemon.ReadPIDFile(r.Processor.PIDFile); daemon.Alive(pid, "serve") {
 			p.Running, p.PID = true, pid
 			code, body, err := httpStatus(ctx, r.Processor.URL+"/health")
@@ -131,6 +140,14 @@ func GetStatus(ctx context.Context, stateDir string) (*Status, error) {
 	add(rc)
 	if w, ok := m.Writer(); ok {
 		st.Writer = w
+	}
+	if f := m.Network; f != nil {
+		for _, s := range env.Slots {
+			if p, err := f.Partitioned(ctx, string(s)); err != nil || p {
+				st.Partitioned = append(st.Partitioned, s)
+				st.Up = false
+			}
+		}
 	}
 	return st, nil
 }
@@ -198,7 +215,7 @@ func PrintStatus(w io.Writer, st *Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMPONENT\tRUNNING\tPID\tADDRESS\tSTATE")
+	fmt.Fprintln(tw, "COMPONENT\tRUNNING\tPID\tADDRESS\tNETNS\tSTATE")
 	for _, c := range st.Components {
 		pid := "-"
 		if c.PID != 0 {
@@ -208,9 +225,16 @@ func PrintStatus(w io.Writer, st *Status) {
 		if c.Running {
 			run = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, run, pid, c.Address, c.State)
+		ns := "-"
+		if c.Namespace != "" {
+			ns = string(c.Namespace)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, run, pid, c.Address, ns, c.State)
 	}
 	tw.Flush()
+	for _, s := range st.Partitioned {
+		fmt.Fprintf(w, "partitioned: %s is cut off from the bridge (its processes keep running inside its namespace); paydr up heals the link\n", s)
+	}
 }
 
 // PrintManifest writes what runs where, for people.
@@ -232,6 +256,22 @@ func PrintManifest(w io.Writer, m *env.Manifest) {
 	}
 	fmt.Fprintf(tw, "  terraform\t%s\t%d resources, log %s\n", m.Stack.Dir, m.Stack.Resources, m.Stack.LogPath)
 	tw.Flush()
+	printNetwork(w, m)
+}
+
+// printNetwork says where the regions run: each in its namespace, or all
+// on the host's 127.0.0.1.
+func printNetwork(w io.Writer, m *env.Manifest) {
+	f := m.Network
+	if f == nil {
+		fmt.Fprintf(w, "network: no namespaces, every region on the host's 127.0.0.1 (the partition fault is unavailable)\n")
+		return
+	}
+	fmt.Fprintf(w, "network: bridge %s %s, host services on %s\n", f.Bridge, f.Subnet, f.Gateway)
+	for _, s := range env.Slots {
+		r := m.Regions[s]
+		fmt.Fprintf(w, "  %s (%s): namespace %s, address %s\n", s, r.Name, r.Namespace, r.Address)
+	}
 }
 
 // countManaged counts managed resources in a state's root module.

@@ -15,6 +15,7 @@ import (
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
+	"paydr/internal/local/netns"
 	"paydr/internal/local/pg"
 	"paydr/internal/stack"
 )
@@ -29,6 +30,8 @@ const (
 	DefaultFailureThreshold = 3
 	DefaultApplyTimeout     = 10 * time.Minute
 	DefaultParallelism      = 10
+	// DefaultRPOBound is the bound on loss, the mission's RPO.
+	DefaultRPOBound = 5 * time.Minute
 )
 
 // UpOptions configure Up.
@@ -69,6 +72,18 @@ type UpOptions struct {
 	Parallelism int
 	// ProgressEvery is how often apply progress is printed; default 10s.
 	ProgressEvery time.Duration
+	// Netns says whether each region's database and processor run in a
+	// network namespace of their own (package netns), which the partition
+	// fault needs; default NetnsAuto.
+	Netns NetnsMode
+	// RPOBound is the bound on loss each region's RPO guard enforces on the
+	// writer's commits (package rpoguard): once the oldest commit the
+	// standby has not flushed is about this old, commits wait for the
+	// standby. Default DefaultRPOBound; at least 1s. RPOZero makes it 0
+	// instead: every commit waits for the standby (synchronous
+	// replication). paydr up again applies a changed value.
+	RPOBound time.Duration
+	RPOZero  bool
 	// Out receives progress; nil discards it.
 	Out io.Writer
 }
@@ -108,6 +123,17 @@ func (o UpOptions) withDefaults() (UpOptions, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if o.Netns, err = ParseNetnsMode(string(o.Netns)); err != nil {
+		return o, err
+	}
+	switch {
+	case o.RPOZero:
+		o.RPOBound = 0
+	case o.RPOBound == 0:
+		o.RPOBound = DefaultRPOBound
+	case o.RPOBound < time.Second:
+		return o, fmt.Errorf("up: --rpo-bound %s is below 1s; choose 1s or more, or 0 for synchronous replication (RPO 0)", o.RPOBound)
+	}
 	if o.FailureThreshold < 1 || o.FailureThreshold > 10 {
 		return o, fmt.Errorf("up: --failure-threshold %d is outside Route 53's 1..10; choose one in range", o.FailureThreshold)
 	}
@@ -142,6 +168,7 @@ type upRun struct {
 	summary []string // "label elapsed" of each step done
 
 	prev    *env.Manifest  // env.json of the last up; nil when none
+	net     *netns.Fabric  // the regions' namespaces; nil without
 	m       *env.Manifest  // the manifest this run fills and writes
 	ports   map[string]int // ports the prerequisites check must find free
 	moto    *moto.Server
@@ -175,6 +202,7 @@ func (u *upRun) plan() []upStep {
 		// starts: minutes of apply must not end in a refusal, and nothing
 		// may start a fenced writer.
 		{label: "roles", name: "check the databases against the roles in env.json", run: u.checkRoles},
+		{label: "network", name: "place each region in its network namespace", run: u.setupNetwork},
 		{label: "moto", name: "start moto (AWS API emulator)", run: u.startMoto},
 		{label: "fault-proxy", name: "start the fault proxy in front of moto", run: u.startProxy, skip: !u.o.FaultProxy},
 		{label: "zip", name: "build the processor Lambda zip", run: u.buildZip},
@@ -182,6 +210,7 @@ func (u *upRun) plan() []upStep {
 		{label: "apply", name: "terraform init + apply (both regions, on moto)", run: u.applyStack},
 		{label: "postgres", name: "start PostgreSQL writer and streaming standby", run: u.startPostgres, then: u.recordDatabases},
 		{label: "processors", name: "start the processor in each region", run: u.startProcessors, then: u.retireFaultProxy},
+		{label: "rpo", name: "start the RPO guard of each region", run: u.startRPOGuards},
 		{label: "router", name: "start the failover router", run: u.startRouter},
 		{label: "routed", name: "wait until the router sends traffic to a healthy primary", run: u.waitRouted},
 		{label: "manifest", name: "write env.json", run: u.writeManifest},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"time"
@@ -36,13 +37,20 @@ func (e *DrillEnv) FailoverURL() string {
 	return m.Router.URL
 }
 
-// InjectFault implements drill.Env:
-//   - kill-db: SIGKILL to the region's postmaster and its process group;
+// InjectFault implements drill.Env. Each fault acts on every process of
+// what it hits, the root and all its descendants (daemon.SignalTree):
+// PostgreSQL's backends, WAL writer and walsenders call setsid, so a
+// signal to the postmaster's process group would miss them. Each is checked
+// from outside before it counts as injected:
+//   - kill-db: SIGKILL to the region's database (pg.Server.Kill); a query
+//     must fail after;
 //   - kill-processor: SIGKILL to the region's processor (lifted by starting
-//     it again from the manifest);
-//   - cut-region: SIGSTOP to the region's database and processor process
-//     groups: clients and health checks time out, replication pauses, and
-//     nothing in the region can act (lifted by SIGCONT). It models AWS FIS
+//     it again from the manifest); nothing may answer on its port after;
+//   - cut-region: SIGSTOP to the region's database, processor and rpo
+//     guard (pg.Server.Freeze): clients and health checks time out, replication
+//     pauses, and nothing in the region can act (lifted by SIGCONT). No
+//     query may succeed afterwards, on a connection opened before or a new
+//     one, and the processor's /health must not answer. It models AWS FIS
 //     "Cross-Region: Connectivity" honestly enough for timing and loss;
 //     unlike a network partition the region cannot act on its own
 //     meanwhile.
@@ -56,19 +64,27 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 		if err := srv.Kill(); err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
+		// The fault is real only once no query succeeds.
+		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, qerr := srv.InRecovery(qctx)
+		cancel()
+		if qerr == nil {
+			return nil, fmt.Errorf("localdr: inject %s: the database of %s still answers a query after SIGKILL to every process of it", kind, region)
+		}
 		return func(context.Context) error { return nil }, nil
 	case drill.FaultKillProcessor:
 		pid := r.Processor.PID
 		if !daemon.Alive(pid, "serve") {
 			return nil, fmt.Errorf("localdr: inject %s: processor of %s (pid %d) is not running", kind, region, pid)
 		}
-		if err := daemon.SignalGroup(pid, syscall.SIGKILL); err != nil {
+		killed, err := daemon.SignalTree(pid, syscall.SIGKILL)
+		if err != nil {
 			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
 		// The fault is real only once nothing answers on the processor's port.
-		port := r.Processor.Port
-		if !daemon.WaitGone(time.Now().Add(5*time.Second), func() bool { return daemon.Alive(pid, "") || daemon.Listening(port) }) {
-			return nil, fmt.Errorf("localdr: inject %s: processor of %s still answers on port %d after SIGKILL to pid %d", kind, region, port, pid)
+		host, port := r.Host(), r.Processor.Port
+		if !daemon.WaitGone(time.Now().Add(5*time.Second), func() bool { return daemon.AnyAlive(killed) || daemon.ListeningOn(host, port) }) {
+			return nil, fmt.Errorf("localdr: inject %s: processor of %s still answers on %s:%d after SIGKILL to pid %d and its descendants", kind, region, host, port, pid)
 		}
 		return func(ctx context.Context) error {
 			m, err := e.b.manifest()
@@ -78,24 +94,74 @@ func (e *DrillEnv) InjectFault(ctx context.Context, kind, region string) (func(c
 			_, err = e.b.ensureProcessor(ctx, m, slot)
 			return err
 		}, nil
+	case drill.FaultPartition:
+		return e.partition(ctx, slot, r, srv)
 	case drill.FaultCutRegion:
-		dbPID, procPID := srv.PID(), r.Processor.PID
-		for _, pid := range []int{dbPID, procPID} {
-			if err := daemon.SignalGroup(pid, syscall.SIGSTOP); err != nil {
-				return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
-			}
+		thaw, err := e.freezeRegion(ctx, r, srv)
+		if err != nil {
+			return nil, fmt.Errorf("localdr: inject %s: %w", kind, err)
 		}
-		return func(context.Context) error {
-			var errs []error
-			for _, pid := range []int{dbPID, procPID} {
-				if err := daemon.SignalGroup(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return thaw, nil
+	}
+	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
+}
+
+// freezeRegion stops every process of the region's database, processor
+// and rpo guard and checks that neither the database nor the processor
+// answers; it returns what thaws them. On failure it thaws what it froze.
+func (e *DrillEnv) freezeRegion(ctx context.Context, r *env.Region, srv *pg.Server) (func(context.Context) error, error) {
+	procPID, guardPID := r.Processor.PID, 0
+	if r.RPOGuard != nil && daemon.Alive(r.RPOGuard.PID, "rpo-guard") {
+		guardPID = r.RPOGuard.PID
+	}
+	thaw := func(context.Context) error {
+		var errs []error
+		if err := srv.Thaw(); err != nil {
+			errs = append(errs, err)
+		}
+		for _, pid := range []int{procPID, guardPID} {
+			if daemon.Alive(pid, "") {
+				if _, err := daemon.SignalTree(pid, syscall.SIGCONT); err != nil {
 					errs = append(errs, err)
 				}
 			}
-			return errors.Join(errs...)
-		}, nil
+		}
+		return errors.Join(errs...)
 	}
-	return nil, fmt.Errorf("localdr: inject: unknown fault %q", kind)
+	if err := srv.Freeze(ctx); err != nil {
+		return nil, err
+	}
+	for _, pid := range []int{procPID, guardPID} {
+		if !daemon.Alive(pid, "") {
+			continue
+		}
+		if _, err := daemon.SignalTree(pid, syscall.SIGSTOP); err != nil {
+			_ = thaw(ctx)
+			return nil, fmt.Errorf("%s: %w", r.Name, err)
+		}
+	}
+	if daemon.Alive(procPID, "") && e.answers(ctx, r.Processor.URL) {
+		_ = thaw(ctx)
+		return nil, fmt.Errorf("processor of %s still answers /health after SIGSTOP to pid %d and its descendants", r.Name, procPID)
+	}
+	return thaw, nil
+}
+
+// answers reports whether the processor at base answers /health, with any
+// status, within half a second.
+func (e *DrillEnv) answers(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := e.b.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // CutReplication implements drill.Env: region's standby server stops

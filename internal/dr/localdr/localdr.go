@@ -21,6 +21,14 @@
 //   - rebuild-standby: pg_rewind (or a base backup) onto the new writer.
 //   - unfence: the region's processor is restarted from the manifest if it
 //     is not running.
+//   - relax-rpo: env.json records no bound on loss enforced on the region,
+//     and its database's commits wait for no standby
+//     (synchronous_standby_names emptied: ALTER SYSTEM when it runs,
+//     postgresql.auto.conf when it is stopped).
+//   - enforce-rpo: env.json records the environment's bound (paydr up
+//     --rpo-bound) as enforced on the region; its RPO guard (package
+//     rpoguard) makes commits wait for the standby once the standby lags
+//     about the bound. Under RPO 0 they wait at once.
 //   - wait-traffic: the router sends traffic to the region.
 //   - verify: a real payment through the router, found in the new
 //     writer's ledger.
@@ -204,6 +212,7 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 			st.Replication.Streaming = ss.ReceiverStatus == "streaming"
 		}
 	}
+	syncNow := false // the writer's commits wait for the standby now
 	if writer != "" && standby != "" {
 		sctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		reps, err := servers[writer].ReplicationStatus(sctx)
@@ -216,10 +225,12 @@ func (b *Backend) Status(ctx context.Context) (dr.Status, error) {
 					st.Replication.Streaming = rp.State == "streaming"
 					st.Replication.LagBytes = rp.LagBytes
 					st.Replication.ReplayLag = rp.ReplayLag
+					syncNow = rp.SyncState == "sync"
 				}
 			}
 		}
 	}
+	rpoStatus(&st, m, syncNow)
 	if !st.Replication.LastReplayed.IsZero() && st.Replication.LagBytes != 0 {
 		st.Replication.RPOLag = max(0, st.Observed.Sub(st.Replication.LastReplayed))
 	}
@@ -280,9 +291,9 @@ func (b *Backend) Calls(s dr.Step) []string {
 		if peer == nil {
 			return nil
 		}
-		return []string{fmt.Sprintf("pg_controldata %s (shutdown checkpoint)", peer.Database.DataDir), fmt.Sprintf("poll pg_last_wal_replay_lsn() on 127.0.0.1:%d until past it", db.Port)}
+		return []string{fmt.Sprintf("pg_controldata %s (shutdown checkpoint)", peer.Database.DataDir), fmt.Sprintf("poll pg_last_wal_replay_lsn() on %s:%d until past it", r.Host(), db.Port)}
 	case dr.ActionPromote:
-		return []string{fmt.Sprintf("SELECT pg_promote() on 127.0.0.1:%d", db.Port), "record roles in " + env.Path(b.stateDir)}
+		return []string{fmt.Sprintf("SELECT pg_promote() on %s:%d", r.Host(), db.Port), "record roles in " + env.Path(b.stateDir)}
 	case dr.ActionRebuildStandby:
 		if peer == nil {
 			return nil
@@ -292,8 +303,10 @@ func (b *Backend) Calls(s dr.Step) []string {
 		return []string{fmt.Sprintf("start processor %s if it is not running: %s", r.Processor.URL, strings.Join(r.Processor.Command, " "))}
 	case dr.ActionWaitTraffic:
 		return []string{fmt.Sprintf("poll %s/_router/status until active_target is %s", m.Router.URL, s.Region)}
+	case dr.ActionEnforceRPO, dr.ActionRelaxRPO:
+		return b.rpoCalls(m, s, r)
 	case dr.ActionVerify:
-		return []string{fmt.Sprintf("POST %s/payments {payment_id: dr-verify-<op-id>, 0.01 USD}", m.Router.URL), fmt.Sprintf("SELECT from payments on 127.0.0.1:%d", db.Port)}
+		return []string{fmt.Sprintf("POST %s/payments {payment_id: dr-verify-<op-id>, 0.01 USD}", m.Router.URL), fmt.Sprintf("SELECT from payments on %s:%d", r.Host(), db.Port)}
 	}
 	return nil
 }
@@ -362,6 +375,10 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 		return b.waitTraffic(ctx, m.Router.URL, s.Region)
 	case dr.ActionVerify:
 		return b.verify(ctx, m.Router.URL, r, opID)
+	case dr.ActionEnforceRPO:
+		return b.enforceRPO(ctx, m, slot, srv)
+	case dr.ActionRelaxRPO:
+		return b.relaxRPO(ctx, m, slot, srv)
 	}
 	return "", fmt.Errorf("localdr: unknown action %q", s.Action)
 }

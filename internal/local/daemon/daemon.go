@@ -1,7 +1,9 @@
-// Package process tells about and signals the local processes paydr runs
+// Package daemon tells about and signals the local processes paydr runs
 // detached (the emulator, PostgreSQL servers, processors, the router):
 // children reaped in the background, liveness that sees through zombies and
-// recycled pids, process groups, loopback ports, and the ends of their logs.
+// recycled pids, process groups, process trees (a process and all its
+// descendants, which faults act on: Tree, SignalTree), loopback ports, and
+// the ends of their logs.
 package daemon
 
 import (
@@ -302,11 +304,15 @@ func PortFree(port int) bool {
 
 // Listening reports whether something accepts TCP connections on port of
 // 127.0.0.1.
-func Listening(port int) bool {
+func Listening(port int) bool { return ListeningOn("127.0.0.1", port) }
+
+// ListeningOn reports whether something accepts TCP connections on port of
+// host (a region's address in its network namespace, or 127.0.0.1).
+func ListeningOn(host string, port int) bool {
 	if port <= 0 {
 		return false
 	}
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 300*time.Millisecond)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), 300*time.Millisecond)
 	if err != nil {
 		return false
 	}

@@ -26,6 +26,9 @@ func TestAliveAndSignalGroup(t *testing.T) {
 	pid := child.PID
 	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL); <-child.Done() })
 
+	// Start returns once exec began; the new command line is set a moment
+	// later.
+	WaitGone(time.Now().Add(5*time.Second), func() bool { return !Alive(pid, "sleep") })
 	if !Alive(pid, "sleep") || !GroupAlive(pid) {
 		t.Fatalf("Alive(%d, sleep) = %v, GroupAlive = %v; want true, true", pid, Alive(pid, "sleep"), GroupAlive(pid))
 	}

@@ -51,6 +51,16 @@ func (l Layout) ProcessorPID(s Slot) string {
 	return filepath.Join(l.RunDir(), "processor-"+string(s)+".pid")
 }
 
+// RPOGuardLog is the log of a slot's RPO guard.
+func (l Layout) RPOGuardLog(s Slot) string {
+	return filepath.Join(l.LogDir(), "rpo-guard-"+string(s)+".log")
+}
+
+// RPOGuardPID is the pid file of a slot's RPO guard.
+func (l Layout) RPOGuardPID(s Slot) string {
+	return filepath.Join(l.RunDir(), "rpo-guard-"+string(s)+".pid")
+}
+
 // RouterLog is the failover router's log.
 func (l Layout) RouterLog() string { return filepath.Join(l.LogDir(), "router.log") }
 

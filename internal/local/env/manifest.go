@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
+
+	"paydr/internal/local/netns"
 )
 
 // File is the manifest's file name inside the state directory.
@@ -86,10 +89,21 @@ type Manifest struct {
 	// --fault-proxy runs; nil (absent from env.json) without the flag.
 	// AWSEndpoint says which of the two local clients use.
 	FaultProxy *FaultProxy `json:"fault_proxy,omitempty"`
+	// Network is the fabric of network namespaces the regions run in
+	// (package netns): a bridge in the host namespace with a private /24,
+	// its address (Gateway) where the host's services (Moto, FaultProxy)
+	// listen, and one namespace per slot, its members named by slot. Nil
+	// (absent) when paydr up ran with --netns off: then everything listens
+	// on the host's 127.0.0.1 and a region cannot be partitioned.
+	Network *netns.Fabric `json:"network,omitempty"`
 	// Regions holds both slots, keyed "primary" and "secondary".
 	Regions map[Slot]*Region `json:"regions"`
 	// Router is the local failover router standing in for Route 53.
 	Router Router `json:"router"`
+	// RPO is the bound on loss enforced on the writer's commits (paydr up
+	// --rpo-bound) and the slots it is enforced on; nil (absent) for an
+	// environment brought up before paydr had one: no bound.
+	RPO *RPO `json:"rpo,omitempty"`
 	// Stack is the synthesized, applied Terraform configuration.
 	Stack Stack `json:"stack"`
 	// Outputs are the Terraform outputs after apply, as Terraform printed
@@ -153,10 +167,19 @@ type Region struct {
 	Slot Slot `json:"slot"`
 	// Name is the AWS region name, such as "us-east-1".
 	Name string `json:"name"`
+	// Namespace is the network namespace the slot's database and processor
+	// run in, and Address the slot's address on the fabric, which they
+	// listen on: Network's member of this slot. Both are empty without
+	// Network; then Host() is 127.0.0.1.
+	Namespace netns.Namespace `json:"namespace,omitempty"`
+	Address   string          `json:"address,omitempty"`
 	// Database is the slot's PostgreSQL server.
 	Database Database `json:"database"`
 	// Processor is the slot's payment processor.
 	Processor Processor `json:"processor"`
+	// RPOGuard is the slot's RPO guard (paydr rpo-guard); nil when none
+	// was started.
+	RPOGuard *RPOGuard `json:"rpo_guard,omitempty"`
 }
 
 // Database records one PostgreSQL server standing in for a region's Aurora
@@ -167,7 +190,7 @@ type Database struct {
 	Name string `json:"name"`
 	// DataDir is the absolute data directory (pg.Open takes it).
 	DataDir string `json:"data_dir"`
-	// Port is the TCP port on 127.0.0.1.
+	// Port is the TCP port on the region's Host().
 	Port int `json:"port"`
 	// DSN is the connection URL of the paydr database as superuser.
 	DSN string `json:"dsn"`
@@ -184,9 +207,10 @@ type Database struct {
 
 // Processor records one payment processor process.
 type Processor struct {
-	// URL is its base URL, such as "http://127.0.0.1:8081"; GET URL+"/health".
+	// URL is its base URL, such as "http://127.0.0.1:8081" (the region's
+	// Host()); GET URL+"/health".
 	URL string `json:"url"`
-	// Port is the TCP port on 127.0.0.1.
+	// Port is the TCP port on the region's Host().
 	Port int `json:"port"`
 	// PID is the process (leader of its own session and process group).
 	PID int `json:"pid"`
@@ -201,6 +225,50 @@ type Processor struct {
 	// PAYDR_AWS_ENDPOINT, PAYDR_LISTEN, ...). Restarting it with the same
 	// Command and Env restores it.
 	Env map[string]string `json:"env"`
+}
+
+// RPO is the environment's bound on loss, which each region's RPO guard
+// (package rpoguard) enforces: once the oldest commit the standby has not
+// flushed is about Bound old, the writer's commits wait for the standby
+// until it catches up, so losing the writer region loses at most Bound of
+// acknowledged payments.
+type RPO struct {
+	// Bound is the loss window not to exceed; 0 is RPO-0: every commit
+	// waits for the standby (synchronous replication).
+	Bound Duration `json:"bound"`
+	// Enforced lists the slots whose writes the bound is enforced on. paydr
+	// up enforces it on the writer's slot; dr relax-rpo removes a slot,
+	// dr enforce-rpo adds one.
+	Enforced []Slot `json:"enforced,omitempty"`
+}
+
+// Enforces reports whether the bound is enforced on slot s's writes; false
+// for a nil RPO.
+func (r *RPO) Enforces(s Slot) bool { return r != nil && slices.Contains(r.Enforced, s) }
+
+// SetEnforced records whether the bound is enforced on slot s's writes,
+// keeping Enforced in slot order. It changes r only; Manifest.Save writes
+// it.
+func (r *RPO) SetEnforced(s Slot, on bool) {
+	var out []Slot
+	for _, x := range Slots {
+		if x == s && on || x != s && r.Enforces(x) {
+			out = append(out, x)
+		}
+	}
+	r.Enforced = out
+}
+
+// RPOGuard records one region's RPO guard process (paydr rpo-guard).
+type RPOGuard struct {
+	// PID is the process (leader of its own session and process group).
+	PID int `json:"pid"`
+	// PIDFile is the file holding PID, in the state directory.
+	PIDFile string `json:"pid_file"`
+	// LogPath is its log: a line for each change it makes.
+	LogPath string `json:"log_path"`
+	// Command is the command line it was started with.
+	Command []string `json:"command"`
 }
 
 // Router records the failover router process.
@@ -332,12 +400,51 @@ func (m *Manifest) Validate() error {
 	if m.FaultProxy != nil && (m.FaultProxy.URL == "" || m.FaultProxy.ControlURL == "") {
 		errs = append(errs, errors.New("fault_proxy.url or fault_proxy.control_url is empty"))
 	}
+	errs = append(errs, m.validateNetwork()...)
 	if len(errs) == 0 {
 		if w := m.Writers(); len(w) != 1 {
 			errs = append(errs, fmt.Errorf("%d slots hold the writer (%v), want exactly 1", len(w), w))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Host returns the address the region's database and processor listen on:
+// Address with a Network, else 127.0.0.1.
+func (r *Region) Host() string {
+	if r.Address != "" {
+		return r.Address
+	}
+	return "127.0.0.1"
+}
+
+// validateNetwork checks that Network, when recorded, has a member for each
+// slot whose namespace and address the slot's region repeats.
+func (m *Manifest) validateNetwork() []error {
+	var errs []error
+	if m.Network == nil {
+		for _, s := range Slots {
+			if r := m.Regions[s]; r != nil && (r.Namespace != "" || r.Address != "") {
+				errs = append(errs, fmt.Errorf("regions.%s has a namespace or address but there is no network", s))
+			}
+		}
+		return errs
+	}
+	if !m.Network.Gateway.IsValid() || !m.Network.Subnet.IsValid() {
+		errs = append(errs, errors.New("network.gateway or network.subnet is empty"))
+	}
+	for _, s := range Slots {
+		r := m.Regions[s]
+		mem, err := m.Network.Member(string(s))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("network.members: no member %s", s))
+			continue
+		}
+		if r != nil && (r.Namespace != mem.Namespace || r.Address != mem.Address.String()) {
+			errs = append(errs, fmt.Errorf("regions.%s is in %q at %s, network.members says %q at %s", s, r.Namespace, r.Address, mem.Namespace, mem.Address))
+		}
+	}
+	return errs
 }
 
 // Region returns the slot's region, or nil.

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"net/netip"
+
 	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/local/netns"
 )
 
 func testManifest(dir string) *Manifest {
@@ -188,5 +192,45 @@ func TestLayout(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("Layout{/s}.%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
+	}
+}
+
+func TestManifestRoundTripWithNetwork(t *testing.T) {
+	dir := t.TempDir()
+	m := testManifest(dir)
+	f, err := netns.New(dir, "primary", "secondary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Subnet = netip.MustParsePrefix("10.130.7.0/24")
+	f.Gateway = netip.MustParseAddr("10.130.7.1")
+	f.Members[0].Address = netip.MustParseAddr("10.130.7.2")
+	f.Members[1].Address = netip.MustParseAddr("10.130.7.3")
+	m.Network = f
+	for i, s := range Slots {
+		m.Regions[s].Namespace, m.Regions[s].Address = f.Members[i].Namespace, f.Members[i].Address.String()
+	}
+	if err := m.Save(); err != nil {
+		t.Fatalf("Save error = %v", err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load error = %v", err)
+	}
+	addrs := cmp.Options{cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })}
+	if diff := cmp.Diff(m, got, addrs); diff != "" {
+		t.Errorf("Load(Save(m)) mismatch (-want +got):\n%s", diff)
+	}
+	if h := got.Regions[SlotSecondary].Host(); h != "10.130.7.3" {
+		t.Errorf("Host() = %s, want the region address", h)
+	}
+
+	m.Regions[SlotPrimary].Address = "10.130.7.9"
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "regions.primary is in") {
+		t.Errorf("Validate() with a region off its member = %v, want the mismatch named", err)
+	}
+	m.Network = nil
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "there is no network") {
+		t.Errorf("Validate() with addresses but no network = %v, want an error", err)
 	}
 }

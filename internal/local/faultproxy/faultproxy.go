@@ -38,8 +38,9 @@
 //
 // Client drives the control API with these types.
 //
-// The proxy listens on loopback only: it is a test and drill tool for the
-// emulator, started by Start (Go) or paydr fault-proxy (CLI), and clients
+// The proxy listens on loopback, or on the bridge address of a network
+// namespace fabric (package netns), which only this machine's namespaces
+// reach: it is a test and drill tool for the emulator, started by Start (Go) or paydr fault-proxy (CLI), and clients
 // reach it by pointing their endpoint (paydr --endpoint) at URL.
 package faultproxy
 
@@ -57,6 +58,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"paydr/internal/local/netns"
 )
 
 // ControlPath prefixes the control API's routes.
@@ -215,8 +218,8 @@ type Options struct {
 	// signing name → URL), such as rds to an emulator of the calls moto
 	// lacks.
 	Routes map[string]string
-	// Listen is the loopback address to listen on; default 127.0.0.1:0
-	// (a free port).
+	// Listen is the loopback (or fabric bridge) address to listen on;
+	// default 127.0.0.1:0 (a free port).
 	Listen string
 	// Rules are the rules to start with.
 	Rules []Rule
@@ -270,8 +273,8 @@ func Start(opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: start: listen address %q: %w; use 127.0.0.1:PORT", listen, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("faultproxy: start: listen address %q is not loopback; the proxy serves only this machine: use 127.0.0.1:PORT", listen)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback() && !netns.BridgeAddress(ip)) {
+		return nil, fmt.Errorf("faultproxy: start: listen address %q is neither loopback nor a netns fabric's bridge; the proxy serves only this machine: use 127.0.0.1:PORT", listen)
 	}
 	p.ln, err = net.Listen("tcp", listen)
 	if err != nil {

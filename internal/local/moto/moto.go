@@ -47,8 +47,12 @@ type Options struct {
 	// StateDir holds the pid file (moto.json) and, by default, the log
 	// (moto.log). Required.
 	StateDir string
-	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	// Port is the TCP port on Host; 0 picks a free one.
 	Port int
+	// Host is the address moto_server listens on; default 127.0.0.1. With
+	// regions in network namespaces it is the fabric's bridge address,
+	// which the host and every region reach.
+	Host string
 	// LogPath is where moto_server's output goes; default StateDir/moto.log.
 	LogPath string
 	// Bin is the moto_server executable; default $PAYDR_MOTO_SERVER, else
@@ -59,6 +63,7 @@ type Options struct {
 // Server is a running (or adopted) moto_server process.
 type Server struct {
 	stateDir string
+	host     string
 	port     int
 	logPath  string
 
@@ -70,11 +75,12 @@ type Server struct {
 // pidFile is the JSON content of StateDir/moto.json.
 type pidFile struct {
 	PID     int    `json:"pid"`
+	Host    string `json:"host,omitempty"` // empty: 127.0.0.1
 	Port    int    `json:"port"`
 	LogPath string `json:"log_path"`
 }
 
-// Start starts moto_server on 127.0.0.1 and waits until it answers HTTP.
+// Start starts moto_server on opts.Host (127.0.0.1) and waits until it answers HTTP.
 // If a server recorded in opts.StateDir is still running it is adopted and
 // returned instead, so calling Start twice is safe.
 func Start(ctx context.Context, opts Options) (*Server, error) {
@@ -96,14 +102,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("moto: start: %w", err)
 	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	port := opts.Port
 	if port == 0 {
 		if port, err = daemon.FreePort(); err != nil {
 			return nil, fmt.Errorf("moto: start: %w", err)
 		}
 	}
-	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
-		return nil, fmt.Errorf("moto: start: port %d on 127.0.0.1 is in use; stop what listens there or choose another port (0 picks a free one): %w", port, err)
+	if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		return nil, fmt.Errorf("moto: start: port %d on %s is in use; stop what listens there or choose another port (0 picks a free one): %w", port, host, err)
 	} else {
 		l.Close()
 	}
@@ -118,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	defer logf.Close()
 	logStart, _ := logf.Seek(0, 2)
 
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.Command(bin, "-H", host, "-p", strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -126,13 +136,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("moto: start: run %s: %w", bin, err)
 	}
 	child := daemon.Watch(cmd)
-	s := &Server{stateDir: opts.StateDir, port: port, logPath: logPath, pid: child.PID, child: child}
+	s := &Server{stateDir: opts.StateDir, host: host, port: port, logPath: logPath, pid: child.PID, child: child}
 
 	if err := s.waitReady(ctx, child.Done()); err != nil {
 		_ = s.kill()
 		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, daemon.LogTail(logPath, logStart, 30))
 	}
-	b, _ := json.Marshal(pidFile{PID: s.pid, Port: port, LogPath: logPath})
+	b, _ := json.Marshal(pidFile{PID: s.pid, Host: host, Port: port, LogPath: logPath})
 	if err := os.WriteFile(filepath.Join(opts.StateDir, pidFileName), b, 0o644); err != nil {
 		_ = s.kill()
 		return nil, fmt.Errorf("moto: start: write pid file: %w", err)
@@ -151,16 +161,27 @@ func Open(stateDir string) (*Server, error) {
 	if err := json.Unmarshal(b, &pf); err != nil {
 		return nil, fmt.Errorf("moto: open %s: parse %s: %w", stateDir, pidFileName, err)
 	}
-	return &Server{stateDir: stateDir, port: pf.Port, logPath: pf.LogPath, pid: pf.PID}, nil
+	if pf.Host == "" {
+		pf.Host = "127.0.0.1"
+	}
+	return &Server{stateDir: stateDir, host: pf.Host, port: pf.Port, logPath: pf.LogPath, pid: pf.PID}, nil
 }
 
 // Endpoint returns the URL AWS SDK clients use for every service and region,
 // such as "http://127.0.0.1:5000".
 func (s *Server) Endpoint() string {
-	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return "http://" + net.JoinHostPort(s.Host(), strconv.Itoa(s.port))
 }
 
-// Port returns the TCP port moto listens on at 127.0.0.1.
+// Host returns the address moto listens on.
+func (s *Server) Host() string {
+	if s.host == "" {
+		return "127.0.0.1"
+	}
+	return s.host
+}
+
+// Port returns the TCP port moto listens on at Host.
 func (s *Server) Port() int { return s.port }
 
 // LogPath returns the file moto's output goes to.

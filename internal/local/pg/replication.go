@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"paydr/internal/local/daemon"
 	"strconv"
 	"strings"
 	"time"
+
+	"paydr/internal/local/daemon"
 )
 
 // LSN is a PostgreSQL write-ahead log position.
@@ -361,7 +362,7 @@ func (s *Server) cloneFrom(ctx context.Context, primary *Server, port int) error
 	if err := primary.ensureSlot(ctx, slot); err != nil {
 		return fmt.Errorf("create replication slot %s on primary: %w", slot, err)
 	}
-	if err := s.run(ctx, bin, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port()), "-U", Superuser,
+	if err := s.run(ctx, bin, "-h", primary.Host(), "-p", strconv.Itoa(primary.Port()), "-U", Superuser,
 		"-D", s.dataDir, "-X", "stream", "-S", slot, "--checkpoint=fast", "--no-sync"); err != nil {
 		return fmt.Errorf("base backup from port %d: %w", primary.Port(), err)
 	}
@@ -380,7 +381,8 @@ func (s *Server) configureStandby(primary *Server, port int) error {
 	} else {
 		delete(conf, "port") // copied from the primary; start picks a free one
 	}
-	conf["primary_conninfo"] = quote(fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=%s", primary.Port(), Superuser, s.name))
+	setPlace(conf, s.host, s.ns) // the copy carries the primary's
+	conf["primary_conninfo"] = quote(fmt.Sprintf("host=%s port=%d user=%s application_name=%s", primary.Host(), primary.Port(), Superuser, s.name))
 	conf["primary_slot_name"] = quote(slotName(s.name))
 	if err := writeConf(s.dataDir, conf, s.as); err != nil {
 		return fmt.Errorf("write %s: %w", confFile, err)
@@ -411,7 +413,10 @@ func scrubAutoConf(dataDir string) error {
 	for _, line := range strings.Split(string(b), "\n") {
 		k, _, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch strings.TrimSpace(k) {
-		case "primary_conninfo", "primary_slot_name", "port":
+		// synchronous_standby_names comes with a base backup or a rewind
+		// of a primary that held it: promoted, the standby would wait for
+		// a standby it does not have.
+		case "primary_conninfo", "primary_slot_name", "port", "synchronous_standby_names":
 			continue
 		}
 		keep = append(keep, line)
@@ -500,7 +505,7 @@ func (s *Server) rewind(ctx context.Context, newPrimary *Server, port int) error
 	if err != nil {
 		return fmt.Errorf("checkpoint new primary: %w", err)
 	}
-	src := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres", newPrimary.Port(), Superuser)
+	src := fmt.Sprintf("host=%s port=%d user=%s dbname=postgres", newPrimary.Host(), newPrimary.Port(), Superuser)
 	// pg_rewind copies the source's configuration files; keep ours.
 	conf, err := readConf(s.dataDir)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"paydr/internal/local/daemon"
+	"paydr/internal/local/netns"
 )
 
 // Superuser is the database superuser every server is initialised with.
@@ -39,9 +40,17 @@ type Options struct {
 	// written to DataDir + ".log" (next to it, in the state directory).
 	// Required.
 	DataDir string
-	// Port is the TCP port on 127.0.0.1; 0 picks a free one. For an existing
-	// data directory, 0 keeps the port it was created with.
+	// Port is the TCP port on 127.0.0.1 (and Host); 0 picks a free one. For
+	// an existing data directory, 0 keeps the port it was created with.
 	Port int
+	// Host is the address the server listens on besides 127.0.0.1, and the
+	// one its DSN names: a region's address on a network namespace fabric.
+	// Empty means 127.0.0.1 only. A data directory copied from elsewhere
+	// starts where Host and Namespace say, not where its copy was.
+	Host string
+	// Namespace is the network namespace the postmaster runs in (its
+	// 127.0.0.1 is then the namespace's own); empty is the host's.
+	Namespace netns.Namespace
 	// Name identifies a standby to its primary: it is the standby's
 	// application_name in pg_stat_replication and the name of its replication
 	// slot. Defaults to the base name of DataDir.
@@ -61,6 +70,8 @@ type Server struct {
 	name    string
 	binDir  string
 	as      *runAs
+	host    string          // listen address besides 127.0.0.1; "" none
+	ns      netns.Namespace // the postmaster's network namespace; "" the host's
 
 	mu    sync.Mutex
 	port  int
@@ -76,7 +87,7 @@ type PortInUseError struct {
 }
 
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("port %d on 127.0.0.1 is in use; stop what listens there (`ss -ltnp 'sport = :%d'`) or choose another port (0 picks a free one): %v", e.Port, e.Port, e.Err)
+	return fmt.Sprintf("port %d is in use; stop what listens there (`ss -ltnp 'sport = :%d'`) or choose another port (0 picks a free one): %v", e.Port, e.Port, e.Err)
 }
 
 func (e *PortInUseError) Unwrap() error { return e.Err }
@@ -102,6 +113,7 @@ func Open(dataDir string) (*Server, error) {
 		return nil, fmt.Errorf("pg: open %s: no valid port in %s: %q", abs, confFile, conf["port"])
 	}
 	s := &Server{dataDir: abs, name: filepath.Base(abs), port: port}
+	s.host, s.ns = placeOf(conf)
 	if os.Geteuid() == 0 {
 		fi, err := os.Stat(abs)
 		if err != nil {
@@ -118,19 +130,32 @@ func Open(dataDir string) (*Server, error) {
 }
 
 // DSN returns a connection URL for database db as the superuser over TCP
-// on loopback, usable by pgx, database/sql and psql.
+// at Host, usable by pgx, database/sql and psql.
 func (s *Server) DSN(db string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User(Superuser),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port())),
+		Host:     net.JoinHostPort(s.Host(), strconv.Itoa(s.Port())),
 		Path:     "/" + db,
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
 }
 
-// Port returns the TCP port the server listens on at 127.0.0.1.
+// Host returns the address clients reach the server at: its region address
+// when it runs in a network namespace (Options.Host), else 127.0.0.1.
+func (s *Server) Host() string {
+	if s.host != "" {
+		return s.host
+	}
+	return "127.0.0.1"
+}
+
+// Namespace returns the network namespace the server runs in; empty is the
+// host's.
+func (s *Server) Namespace() netns.Namespace { return s.ns }
+
+// Port returns the TCP port the server listens on at Host.
 func (s *Server) Port() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,7 +217,8 @@ func (s *Server) unreaped() bool {
 // Stop shuts the server down with a fast shutdown (SIGINT: clients are
 // disconnected, a shutdown checkpoint is written) and waits for the whole
 // process group to exit. If it has not exited when ctx ends (or after
-// DefaultWait), the process group is killed. Stopping a stopped server
+// DefaultWait), every process of it is killed (as by Kill); so is a frozen
+// server (Freeze), which cannot shut down. Stopping a stopped server
 // returns nil.
 func (s *Server) Stop(ctx context.Context) error {
 	pid := s.livePID()
@@ -208,37 +234,38 @@ func (s *Server) Stop(ctx context.Context) error {
 	if daemon.WaitGone(deadline, func() bool { return s.livePID() != 0 || s.unreaped() || daemon.GroupAlive(pid) }) {
 		return nil
 	}
-	if err := s.killGroup(pid); err != nil {
+	if err := s.killTree(pid); err != nil {
 		return fmt.Errorf("pg: stop %s: fast shutdown did not finish before the deadline, then kill: %w", s.name, err)
 	}
 	return nil
 }
 
-// Kill sends SIGKILL to the postmaster and every process in its group,
-// simulating the sudden loss of the machine, and waits (bounded) until none
-// is left. The data directory is left as a crash left it. Killing a stopped
-// server returns nil.
+// Kill sends SIGKILL to every process of the server, simulating the
+// sudden loss of the machine: the postmaster and all its descendants
+// (daemon.SignalTree; backends, the WAL writer and walsenders call setsid,
+// so the postmaster's process group misses them), and waits (bounded) until
+// none is left. The data directory is left as a crash left it. Killing a
+// stopped server returns nil.
 func (s *Server) Kill() error {
 	pid := s.livePID()
 	if pid == 0 {
 		return nil
 	}
-	if err := s.killGroup(pid); err != nil {
+	if err := s.killTree(pid); err != nil {
 		return fmt.Errorf("pg: kill %s: %w", s.name, err)
 	}
 	return nil
 }
 
-func (s *Server) killGroup(pid int) error {
-	target := pid
-	if g, err := syscall.Getpgid(pid); err == nil && g == pid {
-		target = -pid
+func (s *Server) killTree(pid int) error {
+	killed, err := daemon.SignalTree(pid, syscall.SIGKILL)
+	if err != nil {
+		return err
 	}
-	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("sigkill %d: %w", target, err)
-	}
-	if !daemon.WaitGone(time.Now().Add(10*time.Second), func() bool { return s.livePID() != 0 || s.unreaped() || daemon.GroupAlive(pid) }) {
-		return fmt.Errorf("process group %d still alive 10s after SIGKILL", pid)
+	if !daemon.WaitGone(time.Now().Add(10*time.Second), func() bool {
+		return s.livePID() != 0 || s.unreaped() || daemon.GroupAlive(pid) || daemon.AnyAlive(killed)
+	}) {
+		return fmt.Errorf("processes of postmaster %d still alive 10s after SIGKILL", pid)
 	}
 	return nil
 }
@@ -341,6 +368,44 @@ func writeConf(dataDir string, conf map[string]string, as *runAs) error {
 		return err
 	}
 	return as.chown(p)
+}
+
+// confNamespace is the custom setting in paydr.conf recording the network
+// namespace the server runs in (a dotted name PostgreSQL keeps as a
+// placeholder).
+const confNamespace = "paydr.netns"
+
+// placeOf returns the listen address besides 127.0.0.1 and the namespace a
+// data directory's paydr.conf records.
+func placeOf(conf map[string]string) (host string, ns netns.Namespace) {
+	for _, a := range strings.Split(unquote(conf["listen_addresses"]), ",") {
+		if a = strings.TrimSpace(a); a != "" && a != "127.0.0.1" {
+			host = a
+			break
+		}
+	}
+	return host, netns.Namespace(unquote(conf[confNamespace]))
+}
+
+// setPlace records host and ns in conf (listen_addresses and
+// confNamespace).
+func setPlace(conf map[string]string, host string, ns netns.Namespace) {
+	conf["listen_addresses"] = quote("127.0.0.1")
+	if host != "" {
+		conf["listen_addresses"] = quote(host + ",127.0.0.1")
+	}
+	delete(conf, confNamespace)
+	if ns != "" {
+		conf[confNamespace] = quote(string(ns))
+	}
+}
+
+// unquote undoes quote.
+func unquote(v string) string {
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		v = strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+	}
+	return v
 }
 
 // quote renders a configuration string value.

@@ -29,8 +29,9 @@ const maxSocketPath = 107
 // matching ErrIsStandby: started, it would not be a primary.
 //
 // The cluster is created with trust authentication for the superuser
-// "postgres", reachable only on 127.0.0.1 and the Unix socket in
-// Server.SocketDir: it is a local stand-in holding test data, and trust keeps every
+// "postgres", reachable only on 127.0.0.1, the Unix socket in
+// Server.SocketDir and, with Options.Host, the fabric subnet of that address
+// (see package netns): it is a local stand-in holding test data, and trust keeps every
 // client (psql, pgx, pg_basebackup, pg_rewind) free of password plumbing.
 // Data checksums and wal_log_hints are on, so pg_rewind can turn a former
 // primary into a standby. fsync is off: paydr's faults kill processes, which
@@ -45,7 +46,7 @@ func StartPrimary(ctx context.Context, opts Options) (*Server, error) {
 		return s, nil
 	}
 	if opts.Port != 0 {
-		if err := checkPortFree(opts.Port); err != nil {
+		if err := s.checkPortFree(opts.Port); err != nil {
 			return nil, fmt.Errorf("pg: start primary: %w", err)
 		}
 	}
@@ -159,10 +160,14 @@ func prepare(opts Options) (*Server, error) {
 	if name == "" {
 		name = filepath.Base(dir)
 	}
-	s := &Server{dataDir: dir, name: name, binDir: binDir, as: as, port: opts.Port}
+	s := &Server{dataDir: dir, name: name, binDir: binDir, as: as, port: opts.Port, host: opts.Host, ns: opts.Namespace}
 	if initialized(dir) {
 		if existing, err := Open(dir); err == nil {
 			s.port, s.pid = existing.port, existing.pid
+			if existing.pid != 0 && (existing.host != opts.Host || existing.ns != opts.Namespace) {
+				return nil, fmt.Errorf("server in %s already runs on %s in network namespace %q, not the requested %s in %q; stop it first",
+					dir, existing.Host(), existing.ns, s.Host(), opts.Namespace)
+			}
 			if opts.Port != 0 && opts.Port != existing.port && existing.pid != 0 {
 				return nil, fmt.Errorf("server in %s already runs on port %d, not the requested %d; stop it first", dir, existing.port, opts.Port)
 			}
@@ -202,16 +207,8 @@ func (s *Server) initdb(ctx context.Context) error {
 		"--data-checksums", "--no-sync", "--no-instructions", "--encoding=UTF8", "--locale=C"); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	hba := strings.Join([]string{
-		"# Managed by paydr (internal/local/pg): trust, loopback and Unix socket only.",
-		"local all all trust",
-		"host all all 127.0.0.1/32 trust",
-		"local replication all trust",
-		"host replication all 127.0.0.1/32 trust",
-		"",
-	}, "\n")
-	if err := os.WriteFile(filepath.Join(s.dataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		return fmt.Errorf("initdb: write pg_hba.conf: %w", err)
+	if err := s.writeHBA(); err != nil {
+		return fmt.Errorf("initdb: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(s.dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -225,6 +222,29 @@ func (s *Server) initdb(ctx context.Context) error {
 		return fmt.Errorf("initdb: include %s: %w", confFile, err)
 	}
 	return writeConf(s.dataDir, baseConf(), s.as)
+}
+
+// writeHBA writes pg_hba.conf: trust on loopback and the Unix socket, and,
+// when the server listens on a fabric address (Host), on the subnets it is
+// directly connected to (samenet: the fabric's /24, where the host, the
+// other region and its standby are). It is rewritten at every start, so a
+// copy from another server (pg_basebackup, pg_rewind) never decides.
+func (s *Server) writeHBA() error {
+	lines := []string{
+		"# Managed by paydr (internal/local/pg): trust, loopback, Unix socket and the region fabric only.",
+		"local all all trust",
+		"host all all 127.0.0.1/32 trust",
+		"local replication all trust",
+		"host replication all 127.0.0.1/32 trust",
+	}
+	if s.host != "" {
+		lines = append(lines, "host all all samenet trust", "host replication all samenet trust")
+	}
+	p := filepath.Join(s.dataDir, "pg_hba.conf")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write pg_hba.conf: %w", err)
+	}
+	return s.as.chown(p)
 }
 
 // baseConf is the configuration every server gets, primary or standby.
@@ -285,10 +305,14 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 			return err
 		}
 	}
-	if err := checkPortFree(port); err != nil {
+	if err := s.checkPortFree(port); err != nil {
 		return err
 	}
 	conf["port"] = strconv.Itoa(port)
+	setPlace(conf, s.host, s.ns)
+	if err := s.writeHBA(); err != nil {
+		return err
+	}
 	// The Unix socket lives next to the data directory, not in it: pg_rewind
 	// copies the source's data directory file by file and fails on a socket.
 	// If the path would be too long for a socket, the server is reachable
@@ -321,7 +345,7 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	logStart, _ := logf.Seek(0, 2)
 	cmd := s.as.command(bin, "-D", s.dataDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := s.ns.Start(cmd); err != nil {
 		return fmt.Errorf("run %s: %w", bin, err)
 	}
 	child := daemon.Watch(cmd)
@@ -335,7 +359,7 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 			return &PortInUseError{Port: port, Err: err}
 		}
 		if !child.Reaped() {
-			_ = s.killGroup(child.PID)
+			_ = s.killTree(child.PID)
 		}
 		return fmt.Errorf("wait for server on port %d: %w; log %s ends:\n%s", port, err, s.LogPath(), tail)
 	}
@@ -398,12 +422,19 @@ func FreePort() (int, error) {
 	return port, nil
 }
 
-func checkPortFree(port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return &PortInUseError{Port: port, Err: err}
-	}
-	return l.Close()
+// checkPortFree checks that port is free on 127.0.0.1 and Host, in the
+// server's namespace.
+func (s *Server) checkPortFree(port int) error {
+	return s.ns.Do(func() error {
+		for _, h := range []string{"127.0.0.1", s.Host()} {
+			l, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				return &PortInUseError{Port: port, Err: err}
+			}
+			l.Close()
+		}
+		return nil
+	})
 }
 
 // slotName turns a server name into a valid replication slot name.
