@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"paydr/internal/local/env"
 	"paydr/internal/local/netns"
@@ -148,20 +147,6 @@ func portFreeIn(ns netns.Namespace, host string, port int) bool {
 		return l.Close()
 	})
 	return err == nil
-}
-
-// dialable reports whether something accepts TCP connections at host:port,
-// dialled from the host namespace.
-func dialable(host string, port int) bool {
-	if port <= 0 {
-		return false
-	}
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), 300*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // deleteNetwork removes the fabric of the environment in stateDir, by the

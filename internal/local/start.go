@@ -213,7 +213,7 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 				same = false
 			}
 		}
-		if same && dialable(r.Host(), port) {
+		if same && daemon.ListeningOn(r.Host(), port) {
 			r.Processor = old
 			r.Processor.PID = pid
 			return fmt.Sprintf("%s %s already running (pid %d)", s, old.URL, pid), nil

@@ -34,7 +34,11 @@ func (b *builder) dns() {
 		Tags:         b.tags(domain),
 	}
 	if b.cfg.PrivateZone() {
-		for _, r := range []*region{p, s} {
+		vpcs := []*region{p, s}
+		if b.local() {
+			vpcs = vpcs[:1] // see [LocalGaps]
+		}
+		for _, r := range vpcs {
 			args.VPC = append(args.VPC, aws.Route53ZoneVPC{VPCID: r.vpc.ID(), VPCRegion: tf.S(r.name)})
 		}
 		b.note("dns: %s is a private zone, answering only inside the stack's two VPCs; HTTPS through api.%s also needs an API Gateway custom domain with an ACM certificate, which no certificate authority issues for a reserved name: for clients outside the VPCs, set ROUTE53_DOMAIN to a domain you own", domain, domain)

@@ -253,6 +253,7 @@ func LocalGaps() []string {
 		"dms replication instance: moto returns a timestamp the SDK cannot parse; locally the DMS subnet group is created, the instance is left out",
 		"kms replica key: moto 5.2's ReplicateKey copies the primary key shallowly (shared aliases and multi-Region configuration, tags dropped); locally the secondary region gets its own aws_kms_key instead of a replica",
 		"cloudwatch composite alarm: moto does not implement PutCompositeAlarm; locally the replication-stopped alarm (a composite) and its two components are left out, the lag threshold alarms stay",
+		"route53 private zone: moto 5.2 makes a zone private only when CreateHostedZone sends HostedZoneConfig.PrivateZone, which the provider leaves to AWS to infer from the VPC, and then refuses to associate a second VPC (PublicZoneVPCAssociation); locally the zone names the primary region's VPC only (the router stands in for DNS)",
 		"aurora switchover/failover: moto does not implement SwitchoverGlobalCluster or FailoverGlobalCluster; locally the PostgreSQL primary and standby stand in for the clusters and DR operations act on them",
 	}
 	sort.Strings(gaps)
