@@ -12,9 +12,13 @@ import (
 // minor upgrades. DMS needs dms-vpc-role, which is one per account: it is
 // created only when Config.DMSCreateVPCRole opts in (see there), and
 // otherwise a note says what the account must have. The local target
-// leaves the instance out (see [LocalGaps]).
+// leaves DMS out (see [LocalGaps]).
 func (b *builder) migration() {
 	if !b.cfg.EnableDMS {
+		return
+	}
+	if b.local() {
+		b.note("local: DMS left out (moto returns a timestamp the SDK cannot parse for the instance, and its subnet group held a re-apply for minutes)")
 		return
 	}
 	p := b.primary
@@ -41,10 +45,6 @@ func (b *builder) migration() {
 	})
 	for _, d := range deps {
 		group.DependsOn(d)
-	}
-	if b.local() {
-		b.note("local: aws_dms_replication_instance left out (moto returns a timestamp the SDK cannot parse)")
-		return
 	}
 	aws.NewDMSReplicationInstance(p.scope, "main", aws.DMSReplicationInstanceArgs{
 		ReplicationInstanceID:    tf.S(name),
