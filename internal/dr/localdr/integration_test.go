@@ -194,7 +194,7 @@ func runDrill(t *testing.T, b *Backend, fault string, cut time.Duration) *drill.
 		rep.Render(&text)
 		t.Logf("drill %s:\n%s\n%s", fault, log.String(), text.String())
 		if dir := os.Getenv("PAYDR_DR_TEST_OUT"); dir != "" {
-			name := "drill-" + fault
+			name := "test-drill-" + fault // apart from the matrix's drill-<case> files
 			if cut > 0 {
 				name += "-cut-replication"
 			}
