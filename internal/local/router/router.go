@@ -18,8 +18,12 @@
 // avoids and a DR drill must not overstate.
 //
 // Like DNS failover, the router moves traffic only when a health check
-// changes state: requests in between still go to a dead primary and fail
-// (502), which is what clients see in AWS until detection.
+// changes state: requests in between still go to a dead primary and fail,
+// which is what clients see in AWS until detection. The router answers as
+// truthfully as it knows: 503 with Retry-After (not committed, as the
+// processor answers when nothing reached its ledger) when the target could
+// not be reached, so nothing was sent; 502 (outcome unknown) when the
+// connection failed after the request was sent.
 //
 // The router reports its state at GET /_router/status (Status as JSON) and
 // its health and routing changes at GET /_router/events (Events as JSON),
@@ -261,6 +265,18 @@ func New(cfg Config) (*Router, error) {
 			},
 			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
 			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+				if notSent(err) {
+					// Nothing reached the target: certainly not
+					// committed, so the processor's own answer for
+					// that (503, retry later) is the truth.
+					w.Header().Set("Retry-After", "1")
+					writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+						"error":   "unavailable",
+						"message": fmt.Sprintf("router: %s (%s) cannot be reached, the request was not sent: %v", tc.t.Name, tc.pos, err),
+						"target":  tc.t.Name,
+					})
+					return
+				}
 				writeJSON(w, http.StatusBadGateway, map[string]string{
 					"error":  fmt.Sprintf("router: proxy to %s (%s): %v", tc.t.Name, tc.pos, err),
 					"target": tc.t.Name,
@@ -270,6 +286,13 @@ func New(cfg Config) (*Router, error) {
 		r.targets[i] = t
 	}
 	return r, nil
+}
+
+// notSent reports whether a proxy error happened before any of the request
+// left: the connection to the target could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // CheckNow runs one round of health checks, both targets concurrently, and

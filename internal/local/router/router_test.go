@@ -194,11 +194,12 @@ func TestProxyFollowsActiveTarget(t *testing.T) {
 		}
 	}
 
-	// A dead active target answers 502 with a JSON error until detection.
+	// A dead active target answers 503 with a JSON error until detection:
+	// the connection was refused, so nothing was sent.
 	p.srv.Close()
 	code, body, target := get("/payments")
-	if code != http.StatusBadGateway || target != "us-east-1" || !strings.Contains(body, `"error"`) {
-		t.Errorf("GET /payments to a dead primary = %d %q target %q, want 502 with a JSON error from us-east-1", code, body, target)
+	if code != http.StatusServiceUnavailable || target != "us-east-1" || !strings.Contains(body, "was not sent") {
+		t.Errorf("GET /payments to a dead primary = %d %q target %q, want 503 (not sent) with a JSON error from us-east-1", code, body, target)
 	}
 	r.CheckNow(context.Background())
 	if code, body, _ := get("/payments"); code != 200 || body != "west /payments" {
@@ -385,4 +386,36 @@ func hangingServer(t *testing.T) *httptest.Server {
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) })
 	return hang
+}
+
+// A target that drops the connection after the request reached it leaves
+// the outcome unknown: 502, never the 503 that says nothing was sent.
+func TestProxyAnswers502WhenTheConnectionDropsAfterSending(t *testing.T) {
+	p, s := newBackend(t, "east"), newBackend(t, "west")
+	var reached atomic.Int32
+	p.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		reached.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("Hijack() error = %v", err)
+			return
+		}
+		conn.Close()
+	})
+	front := httptest.NewServer(newRouter(t, p, s, 1))
+	t.Cleanup(front.Close)
+	resp, err := http.Post(front.URL+"/payments", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || reached.Load() == 0 {
+		t.Errorf("POST /payments to a target that drops the connection = %d (reached %d times), want 502 after reaching it", resp.StatusCode, reached.Load())
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		t.Errorf("Retry-After = %q on an outcome-unknown answer, want none", ra)
+	}
 }
