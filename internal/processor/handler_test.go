@@ -181,6 +181,38 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// slowPinger answers Ping only when its context ends, and records the
+// context's deadline.
+type slowPinger struct{ deadline time.Duration }
+
+func (p *slowPinger) Ping(ctx context.Context) error {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return errors.New("slowPinger: no deadline: the health check would wait as long as DynamoDB does")
+	}
+	p.deadline = time.Until(d)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A DynamoDB that does not answer must not hold /health past the health
+// checker's timeout: the ping has a short deadline of its own, and the
+// region stays healthy (the table is a cache).
+func TestHealthDoesNotWaitForASlowDynamoDB(t *testing.T) {
+	e := newEnv(t, fakeDB{writable: true})
+	ping := &slowPinger{}
+	h := processor.NewHandler(processor.Options{Service: payment.NewService(payment.Deps{
+		Ledger: e.ledger, Sessions: e.sessions, Events: e.events, Region: "us-east-1"}),
+		Database: fakeDB{writable: true}, Sessions: ping, Region: "us-east-1"})
+	w := do(t, h, http.MethodGet, processor.PathHealth, "")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"dynamodb_reachable":false`) {
+		t.Errorf("GET /health with DynamoDB hanging = %d %s, want 200 with dynamodb_reachable false", w.Code, w.Body)
+	}
+	if ping.deadline <= 0 || ping.deadline > processor.HealthPingTimeout {
+		t.Errorf("the ping's deadline was %s away, want within HealthPingTimeout %s", ping.deadline, processor.HealthPingTimeout)
+	}
+}
+
 func TestLogsCarryRequestAndPaymentID(t *testing.T) {
 	e := newEnv(t, fakeDB{writable: true})
 	e.ledger.Err = errors.New("secret internal detail")
