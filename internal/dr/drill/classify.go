@@ -34,6 +34,20 @@ type Attempt struct {
 	// Target is the region that served it (router header), if any.
 	Target string `json:"target,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// CreatedAt is the created_at of an acknowledged payment's body: the
+	// processor's clock just before its ledger insert, so within the
+	// insert's own latency of the commit, where Done also counts the
+	// answer's way back (the cache write, the event, the network).
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// committed returns the best time known for a's commit: CreatedAt when the
+// answer carried it, else Done.
+func (a Attempt) committed() time.Time {
+	if !a.CreatedAt.IsZero() {
+		return a.CreatedAt
+	}
+	return a.Done
 }
 
 // LedgerRow is one payment found in the ledger.

@@ -286,3 +286,38 @@ func TestLossChecksFollowTheBound(t *testing.T) {
 		})
 	}
 }
+
+// The span of lost history is measured between commits (the created_at the
+// processor stamps before its insert), not acknowledgements: an answer
+// held up after its commit (a slow cache write or event) must not stretch
+// the span past the bound the writer kept, nor one answered fast shrink it.
+func TestLostSpanIsMeasuredBetweenCommits(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := &Report{Fault: FaultKillDB, From: "us-east-1", To: "us-west-2", Start: t0, End: at(10000), MaxRTO: 30 * time.Second,
+		FaultAt: at(5000), RPOLagAtFault: 3 * time.Second, RPOBound: 2 * time.Second,
+		Attempts: []Attempt{
+			// Committed at 3.0 s, answered at once.
+			{PaymentID: "p1", AmountMinor: 100, Sent: at(2990), CreatedAt: at(3000), Done: at(3010), Status: 201, Answer: Acked},
+			// Committed at 4.9 s, answered 400 ms later.
+			{PaymentID: "p2", AmountMinor: 100, Sent: at(4890), CreatedAt: at(4900), Done: at(5300), Status: 201, Answer: Acked},
+			{PaymentID: "p3", AmountMinor: 100, Sent: at(6000), CreatedAt: at(6010), Done: at(6020), Status: 201, Answer: Acked},
+		}}
+	r.finish([]LedgerRow{{"p3", 100}})
+	if want := 1900 * time.Millisecond; r.LostSpan != want {
+		t.Errorf("LostSpan = %s, want %s (created_at 3.0 s to 4.9 s; the acknowledgements span 2.29 s)", r.LostSpan, want)
+	}
+	for _, c := range r.Checks {
+		if c.Name == "loss within the enforced rpo bound" && !c.Pass {
+			t.Errorf("check %q failed: %s", c.Name, c.Detail)
+		}
+	}
+	// Without created_at the acknowledgements are all there is.
+	for i := range r.Attempts {
+		r.Attempts[i].CreatedAt = time.Time{}
+	}
+	r.finish([]LedgerRow{{"p3", 100}})
+	if want := 2290 * time.Millisecond; r.LostSpan != want {
+		t.Errorf("LostSpan without created_at = %s, want %s (from p1's to p2's acknowledgement)", r.LostSpan, want)
+	}
+}

@@ -3,15 +3,17 @@ package drill
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"paydr/internal/dr"
 	"sync"
 	"time"
+
+	"paydr/internal/dr"
 )
 
 // Fault kinds a drill injects.
@@ -447,7 +449,7 @@ func (g *generator) send(client *http.Client, a Attempt) Attempt {
 		}
 		return a
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
 	a.Done = time.Now()
 	a.Status = resp.StatusCode
@@ -455,6 +457,12 @@ func (g *generator) send(client *http.Client, a Attempt) Attempt {
 	switch {
 	case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
 		a.Answer = Acked
+		var body struct {
+			CreatedAt time.Time `json:"created_at"`
+		}
+		if json.Unmarshal(b, &body) == nil {
+			a.CreatedAt = body.CreatedAt
+		}
 	case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout || resp.StatusCode == http.StatusInternalServerError:
 		a.Answer = Indeterminate
 	default:

@@ -59,9 +59,12 @@ type Report struct {
 	// them was acknowledged.
 	LostCount  int           `json:"rpo_lost_payments"`
 	LostWindow time.Duration `json:"rpo_window_ns"`
-	// LostSpan is from the earliest to the latest lost acknowledgement:
-	// the span of history lost, which an enforced bound on loss caps
-	// (LostWindow also counts the time the writer spent blocked by it).
+	// LostSpan is from the earliest to the latest lost commit (each
+	// payment's created_at, stamped just before its insert; its
+	// acknowledgement when the answer had none): the span of history
+	// lost, which an enforced bound on loss caps (LostWindow also counts
+	// the time the writer spent blocked by it, and acknowledgements come
+	// after the commit by the answer's way back).
 	LostSpan time.Duration `json:"rpo_span_ns"`
 	// LostAfterFault counts lost payments sent (so acknowledged and
 	// committed) after the fault: the mark of an old writer that still took
@@ -184,14 +187,17 @@ func (r *Report) finish(rows []LedgerRow) {
 	// still taking writes (a split brain): it is counted, never clamped
 	// away. A payment in flight at the fault (sent before, answered after)
 	// may have committed just before it, and counts up to the fault.
-	var earliest, latest, last time.Time
+	var earliest, latest, firstCommit, lastCommit time.Time
 	r.LostAfterFault, r.LostAfterFence = 0, 0
 	for _, a := range r.lostAttempts() {
+		if c := a.committed(); firstCommit.IsZero() || c.Before(firstCommit) {
+			firstCommit = c
+		}
+		if c := a.committed(); c.After(lastCommit) {
+			lastCommit = c
+		}
 		if earliest.IsZero() || a.Done.Before(earliest) {
 			earliest = a.Done
-		}
-		if a.Done.After(last) {
-			last = a.Done
 		}
 		if a.Sent.After(r.FaultAt) {
 			r.LostAfterFault++
@@ -214,7 +220,7 @@ func (r *Report) finish(rows []LedgerRow) {
 			end = latest
 		}
 		r.LostWindow = max(0, end.Sub(earliest))
-		r.LostSpan = last.Sub(earliest)
+		r.LostSpan = lastCommit.Sub(firstCommit)
 	}
 	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Time.Before(r.Events[j].Time) })
 	r.Checks = r.checks()
@@ -283,7 +289,7 @@ func (r *Report) checks() []Check {
 		// acknowledging until the bound stops it. Payments lost after the
 		// fault are allowed only inside the bound.
 		out = append(out, Check{Name: "loss within the enforced rpo bound", Pass: r.LostSpan <= r.RPOBound,
-			Detail: fmt.Sprintf("%d lost (%d after the fault), acknowledged over %s <= bound %s", r.LostCount, r.LostAfterFault, r.LostSpan.Round(time.Millisecond), r.RPOBound)})
+			Detail: fmt.Sprintf("%d lost (%d after the fault), committed over %s <= bound %s", r.LostCount, r.LostAfterFault, r.LostSpan.Round(time.Millisecond), r.RPOBound)})
 	default:
 		out = append(out, Check{Name: "no payment acknowledged after the fault is lost", Pass: r.LostAfterFault == 0,
 			Detail: fmt.Sprintf("%d lost after the fault (an old writer still taking writes; no rpo bound enforced)", r.LostAfterFault)})
@@ -380,7 +386,7 @@ func (r *Report) Render(w io.Writer) error {
 	} else {
 		b.WriteString("rto:         not recovered before the drill ended\n")
 	}
-	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s (acknowledged over %s)\n", r.LostCount, r.LostWindow.Round(time.Microsecond), r.LostSpan.Round(time.Microsecond))
+	fmt.Fprintf(&b, "rpo:         %d acknowledged payments lost, window %s (committed over %s)\n", r.LostCount, r.LostWindow.Round(time.Microsecond), r.LostSpan.Round(time.Microsecond))
 	switch {
 	case r.RPOZero:
 		b.WriteString("rpo bound:   0 (commits waited for the standby)\n")
