@@ -138,7 +138,9 @@ func buildHostBootstrap(t testing.TB) string {
 
 // TestLambdaUnderRIE runs the shipped binary (built for the host arch) as
 // Lambda runs it, against real PostgreSQL and moto, sends a direct
-// invocation in the earlier format and reports the init duration.
+// invocation in the earlier format (authorized by IAM: no API key) and
+// reports the init duration, then API Gateway events with and without the
+// API key.
 func TestLambdaUnderRIE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the emulator run in -short mode")
@@ -159,6 +161,31 @@ func TestLambdaUnderRIE(t *testing.T) {
 	if initMs <= 0 {
 		t.Errorf("init duration %.2f ms is not positive", initMs)
 	}
+
+	// Through API Gateway the binary checks the API key, read from the
+	// SecureString in moto: 201 with it, 401 without.
+	for _, tt := range []struct {
+		name   string
+		auth   string
+		status float64
+	}{
+		{"with the key", "Bearer " + processortest.APIKey, 201},
+		{"without a key", "", 401},
+	} {
+		headers := map[string]string{"content-type": "application/json"}
+		if tt.auth != "" {
+			headers["authorization"] = tt.auth
+		}
+		ev, _ := json.Marshal(map[string]any{
+			"version": "2.0", "routeKey": "POST /payments", "rawPath": "/payments", "headers": headers,
+			"requestContext": map[string]any{"requestId": "rie-apigw", "stage": "$default", "http": map[string]any{"method": "POST", "path": "/payments"}},
+			"body":           `{"payment_id":"rie-apigw-1","amount":"1.00","currency":"USD"}`, "isBase64Encoded": false,
+		})
+		out, _ := coldStart(t, rie, bootstrap, env, string(ev))
+		if out["statusCode"] != tt.status {
+			t.Errorf("API Gateway event %s = %v, want statusCode %v", tt.name, out, tt.status)
+		}
+	}
 }
 
 // BenchmarkLambdaInit cold-starts the bootstrap under the emulator b.N times
@@ -171,6 +198,7 @@ func BenchmarkLambdaInit(b *testing.B) {
 	env := map[string]string{
 		"PAYDR_REGION": "us-east-1", "PAYDR_SESSIONS_TABLE": "t", "PAYDR_EVENT_BUS": "b",
 		"PAYDR_DB_DSN": "postgres://u:p@127.0.0.1:1/payments?connect_timeout=1", "PAYDR_AWS_ENDPOINT": "http://127.0.0.1:1",
+		"PAYDR_API_KEY_PARAM": "/paydr/bench/api/key", // never read: a direct invocation needs no key
 	}
 	var total, worst float64
 	n := 0

@@ -17,7 +17,9 @@ func newServeCmd() *cobra.Command {
 		Long: `Serve the payment processor over HTTP with the same core the Lambda runs.
 Configuration comes from PAYDR_* environment variables (PAYDR_REGION,
 PAYDR_SESSIONS_TABLE, PAYDR_EVENT_BUS, PAYDR_DB_DSN or PAYDR_DB_HOST/PORT/NAME/
-USER/PASSWORD, PAYDR_AWS_ENDPOINT); --listen overrides PAYDR_LISTEN.`,
+USER/PASSWORD, PAYDR_AWS_ENDPOINT, PAYDR_API_KEY_PARAM); --listen overrides
+PAYDR_LISTEN. POST /payments needs Authorization: Bearer <key>, the key read
+from the SSM SecureString PAYDR_API_KEY_PARAM names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := processor.ConfigFromEnv(os.Getenv)

@@ -19,7 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/jackc/pgx/v5"
 
+	"paydr/internal/apikey"
 	"paydr/internal/cli"
+	"paydr/internal/dr/localdr"
 	"paydr/internal/local"
 	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
@@ -340,10 +342,15 @@ func zombie(pid int) bool {
 	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
-func post(t *testing.T, url, body string) (int, http.Header, []byte) {
+// post sends body to url's POST /payments with the API key (none when key
+// is empty).
+func post(t *testing.T, url, key, body string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/payments", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		apikey.Set(req.Header, key)
+	}
 	c := &http.Client{Timeout: 15 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -354,14 +361,26 @@ func post(t *testing.T, url, body string) (int, http.Header, []byte) {
 	return resp.StatusCode, resp.Header, b
 }
 
-// checkPayment sends a payment through the router and follows it into the
-// primary ledger, the standby, the session table, and a retry.
+// checkPayment sends a payment through the router, with the API key read
+// from the emulator as the processors read it, and follows it into the
+// primary ledger, the standby, the session table, and a retry. The same
+// payment without the key is refused (401), as on AWS.
 func checkPayment(t *testing.T, m *env.Manifest) {
 	ctx := context.Background()
 	p, s := m.Regions[env.SlotPrimary], m.Regions[env.SlotSecondary]
+	key, err := localdr.APIKey(ctx, m, p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other, err := localdr.APIKey(ctx, m, s.Name); err != nil || other != key {
+		t.Errorf("the API key in %s differs from %s's (%v): a failover would change the credential", s.Name, p.Name, err)
+	}
 	id := fmt.Sprintf("local-e2e-%d", time.Now().UnixNano())
 	body := fmt.Sprintf(`{"payment_id":%q,"amount":"12.34","currency":"EUR","session_id":"s-local-e2e"}`, id)
-	status, hdr, first := post(t, m.Router.URL, body)
+	if status, _, b := post(t, m.Router.URL, "", body); status != http.StatusUnauthorized {
+		t.Errorf("POST via router without the API key = %d %s, want 401", status, b)
+	}
+	status, hdr, first := post(t, m.Router.URL, key, body)
 	if status != http.StatusCreated {
 		t.Fatalf("POST via router = %d %s, want 201", status, first)
 	}
@@ -403,7 +422,7 @@ func checkPayment(t *testing.T, m *env.Manifest) {
 		t.Errorf("session table response = %s, want %s", rec.Response, first)
 	}
 
-	status, hdr, again := post(t, m.Router.URL, body)
+	status, hdr, again := post(t, m.Router.URL, key, body)
 	if status != http.StatusCreated || !bytes.Equal(again, first) {
 		t.Errorf("retry = %d %s, want 201 with the same bytes %s", status, again, first)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
@@ -207,6 +208,10 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		// A stalled database is answered (503/504 after 2 s, plus 0.5 s to
 		// re-read the ledger) before the drill client's 3 s timeout.
 		RequestTimeout: "2s",
+		// The key terraform apply wrote into the emulator, read in the
+		// slot's region as on AWS: the local API authenticates as the
+		// deployed one does.
+		APIKeyParam: apikey.ParameterName(m.Suffix),
 	}
 	// Adopt a running processor whose settings are unchanged.
 	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {

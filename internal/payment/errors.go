@@ -9,7 +9,7 @@ import (
 
 // Error codes carried in the "error" member of an error response body. A
 // transport maps each to its own status (the processor: 400, 422, 409, 415,
-// 503, 504, 500, 404 and 405).
+// 503, 504, 500, 401, 404 and 405).
 const (
 	CodeMalformed = "malformed_request"    // the body is not a JSON object, or has a key twice
 	CodeInvalid   = "invalid_field"        // a field has a bad value
@@ -26,6 +26,10 @@ const (
 	CodeInternal       = "internal_error"
 	CodeNotFound       = "not_found"
 	CodeMethod         = "method_not_allowed"
+	// CodeUnauthorized: the request does not carry the API key (missing,
+	// malformed, or not the current key). It is checked before the body is
+	// read, so such a request records nothing.
+	CodeUnauthorized = "unauthorized"
 )
 
 // FieldError names one invalid field of a request and says what is wrong.

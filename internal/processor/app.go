@@ -14,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"paydr/internal/apikey"
 	"paydr/internal/events"
 	"paydr/internal/ledger"
 	"paydr/internal/payment"
@@ -37,9 +39,10 @@ type AppOptions struct {
 
 // New wires the processor for cfg: the PostgreSQL ledger (credentials from
 // Secrets Manager when PAYDR_DB_SECRET_ARN is set), the DynamoDB sessions
-// store, the EventBridge publisher and the HTTP/Lambda handler. It does no
-// network I/O: connections, the secret and migrations are fetched or applied
-// on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
+// store, the EventBridge publisher, the API key (the SSM SecureString named
+// by PAYDR_API_KEY_PARAM, see APIKey) and the HTTP/Lambda handler. It does
+// no network I/O: connections, the secret, the API key and migrations are
+// fetched or applied on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
 // is set and AWS_ACCESS_KEY_ID is not, static emulator credentials
 // ("test"/"test") are used; otherwise the credentials come from the
 // environment (see awsConfig).
@@ -90,7 +93,10 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 		Logger:   log,
 	})
 	app.Outbox = svc
-	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log, RequestTimeout: cfg.RequestTimeout})
+	params := ssm.NewFromConfig(awsCfg, func(o *ssm.Options) { o.BaseEndpoint = endpoint })
+	key := NewAPIKey(func(ctx context.Context) (string, error) { return apikey.Read(ctx, params, cfg.APIKeyParam) }, APIKeyOptions{Logger: log})
+	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log,
+		RequestTimeout: cfg.RequestTimeout, APIKey: key})
 	return app, nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"paydr/internal/apikey"
 	"paydr/internal/payment"
 	"paydr/internal/processor"
 )
@@ -33,7 +34,7 @@ type badRequest struct {
 	before  []string          // bodies posted (as JSON) first
 	method  string            // default POST
 	path    string            // default /payments
-	headers map[string]string // set on top of Content-Type: application/json; unset removes
+	headers map[string]string // set on top of Content-Type: application/json and the API key; unset removes
 	body    string
 	status  int
 	// code is the "error" member of the answer ("" for a 201).
@@ -46,6 +47,7 @@ func (b badRequest) request() *http.Request {
 	r := httptest.NewRequest(or(b.method, http.MethodPost), or(b.path, processor.PathPayments), strings.NewReader(b.body))
 	r.Header.Set(processor.HeaderRequestID, "req-test-1")
 	r.Header.Set("Content-Type", "application/json")
+	apikey.Set(r.Header, testKey)
 	for k, v := range b.headers {
 		if v == unset {
 			r.Header.Del(k)

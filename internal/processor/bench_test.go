@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"paydr/internal/apikey"
+	"paydr/internal/processor/processortest"
 )
 
 // reportLatency reports p50 and p99 of durations in microseconds.
@@ -41,6 +44,7 @@ func BenchmarkHandlerNewPayment(b *testing.B) {
 		body := `{"payment_id":"bench-` + strconv.Itoa(i) + `","amount":"12.50","currency":"USD","session_id":"s-1"}`
 		r := httptest.NewRequest(http.MethodPost, "/payments", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
+		apikey.Set(r.Header, testKey)
 		w := httptest.NewRecorder()
 		start := time.Now()
 		e.h.ServeHTTP(w, r)
@@ -58,11 +62,13 @@ func BenchmarkHandlerReplay(b *testing.B) {
 	body := `{"payment_id":"bench-replay","amount":"12.50","currency":"USD"}`
 	first := httptest.NewRequest(http.MethodPost, "/payments", strings.NewReader(body))
 	first.Header.Set("Content-Type", "application/json")
+	apikey.Set(first.Header, testKey)
 	e.h.ServeHTTP(httptest.NewRecorder(), first)
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		r := httptest.NewRequest(http.MethodPost, "/payments", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
+		apikey.Set(r.Header, testKey)
 		w := httptest.NewRecorder()
 		start := time.Now()
 		e.h.ServeHTTP(w, r)
@@ -95,7 +101,10 @@ func BenchmarkServerEndToEnd(b *testing.B) {
 		for pb.Next() {
 			body := `{"payment_id":"e2e-` + strconv.FormatInt(seq.Add(1), 10) + `","amount":"1.00","currency":"USD","session_id":"s"}`
 			t0 := time.Now()
-			resp, err := client.Post(srv.URL+"/payments", "application/json", strings.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/payments", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			apikey.Set(req.Header, processortest.APIKey)
+			resp, err := client.Do(req)
 			if err != nil {
 				b.Error(err)
 				return

@@ -29,6 +29,7 @@ const (
 	EnvAWSEndpoint    = environ.AWSEndpoint
 	EnvListen         = environ.Listen
 	EnvRequestTimeout = environ.RequestTimeout
+	EnvAPIKeyParam    = environ.APIKeyParam
 )
 
 // Defaults of optional settings.
@@ -63,13 +64,19 @@ type Config struct {
 	DBPassword   string // PAYDR_DB_PASSWORD (local)
 	DBDSN        string // PAYDR_DB_DSN: full connection string, overrides host/port/name/user
 
-	AWSEndpoint string // PAYDR_AWS_ENDPOINT: endpoint for DynamoDB, EventBridge, Secrets Manager (emulator)
+	AWSEndpoint string // PAYDR_AWS_ENDPOINT: endpoint for DynamoDB, EventBridge, Secrets Manager, SSM (emulator)
 	Listen      string // PAYDR_LISTEN: address of the local HTTP server (default 127.0.0.1:8080)
 
 	// RequestTimeout is PAYDR_REQUEST_TIMEOUT, a Go duration (default 10s,
 	// at most MaxRequestTimeout): the deadline of a payment request's
 	// database work, after which it answers 503 or 504.
 	RequestTimeout time.Duration
+
+	// APIKeyParam is PAYDR_API_KEY_PARAM (required): the SSM SecureString
+	// holding the payments API key, /paydr/<suffix>/api/key, read in this
+	// region (see APIKey). There is no way to run the processor without
+	// one: a missing setting is a configuration error, not an open API.
+	APIKeyParam string
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -88,6 +95,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DBDSN:         getenv(EnvDBDSN),
 		AWSEndpoint:   getenv(EnvAWSEndpoint),
 		Listen:        getenv(EnvListen),
+		APIKeyParam:   getenv(EnvAPIKeyParam),
 	}
 	var errs []error
 	if p := getenv(EnvDBPort); p != "" {
@@ -145,6 +153,9 @@ func (c Config) Validate() error {
 		if c.DBSecretARN == "" && c.DBUser == "" {
 			add("%s (in AWS) or %s (locally) is required unless %s is set", EnvDBSecretARN, EnvDBUser, EnvDBDSN)
 		}
+	}
+	if c.APIKeyParam == "" {
+		add("%s is required (the SSM SecureString holding the payments API key, /paydr/<suffix>/api/key): POST /payments is never served without authentication", EnvAPIKeyParam)
 	}
 	if c.DBPort < 1 || c.DBPort > 65535 {
 		add("%s=%d is out of range 1..65535", EnvDBPort, c.DBPort)

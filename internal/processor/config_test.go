@@ -13,7 +13,7 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestConfigFromEnv(t *testing.T) {
 	local := map[string]string{
 		EnvRegion: "us-east-1", EnvSessionsTable: "paydr-sessions", EnvEventBus: "paydr",
-		EnvDBHost: "127.0.0.1", EnvDBUser: "paydr", EnvDBPassword: "p@ss word",
+		EnvDBHost: "127.0.0.1", EnvDBUser: "paydr", EnvDBPassword: "p@ss word", EnvAPIKeyParam: "/paydr/local/api/key",
 	}
 	c, err := ConfigFromEnv(envOf(local))
 	if err != nil {
@@ -23,7 +23,7 @@ func TestConfigFromEnv(t *testing.T) {
 		Region: "us-east-1", SessionsTable: "paydr-sessions", EventBus: "paydr",
 		DBHost: "127.0.0.1", DBPort: 5432, DBName: "payments", DBHealthHost: "127.0.0.1",
 		DBUser: "paydr", DBPassword: "p@ss word", Listen: "127.0.0.1:8080",
-		RequestTimeout: DefaultRequestTimeout,
+		RequestTimeout: DefaultRequestTimeout, APIKeyParam: "/paydr/local/api/key",
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("ConfigFromEnv(local) mismatch (-want +got):\n%s", diff)
@@ -34,7 +34,7 @@ func TestConfigFromEnv(t *testing.T) {
 	aws := map[string]string{
 		EnvRegion: "us-west-2", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "global.cluster-x.rds.amazonaws.com",
 		EnvDBHealthHost: "west.cluster-y.rds.amazonaws.com", EnvDBSecretARN: "arn:aws:secretsmanager:us-west-2:1:secret:db", EnvDBPort: "6432",
-		EnvRequestTimeout: "2500ms",
+		EnvRequestTimeout: "2500ms", EnvAPIKeyParam: "/paydr/dev/api/key",
 	}
 	c, err = ConfigFromEnv(envOf(aws))
 	if err != nil {
@@ -54,13 +54,15 @@ func TestConfigValidateNamesVariables(t *testing.T) {
 		env  map[string]string
 		want []string // variable names that must appear
 	}{
-		{"empty", map[string]string{}, []string{EnvRegion, EnvSessionsTable, EnvEventBus, EnvDBHost, EnvDBSecretARN}},
-		{"bad port", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvDBPort: "http"}, []string{EnvDBPort}},
-		{"bad endpoint", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAWSEndpoint: "localhost:5000"}, []string{EnvAWSEndpoint}},
-		{"request timeout without unit", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "10"}, []string{EnvRequestTimeout}},
-		{"request timeout zero", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "0s"}, []string{EnvRequestTimeout}},
-		{"request timeout past API Gateway's", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvRequestTimeout: "29s"}, []string{EnvRequestTimeout}},
-		{"bad listen", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvListen: "8080"}, []string{EnvListen}},
+		{"empty", map[string]string{}, []string{EnvRegion, EnvSessionsTable, EnvEventBus, EnvDBHost, EnvDBSecretARN, EnvAPIKeyParam}},
+		// Fail closed: no key parameter is no processor, never an open API.
+		{"no api key parameter", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y"}, []string{EnvAPIKeyParam}},
+		{"bad port", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvDBPort: "http"}, []string{EnvDBPort}},
+		{"bad endpoint", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvAWSEndpoint: "localhost:5000"}, []string{EnvAWSEndpoint}},
+		{"request timeout without unit", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "10"}, []string{EnvRequestTimeout}},
+		{"request timeout zero", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "0s"}, []string{EnvRequestTimeout}},
+		{"request timeout past API Gateway's", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "29s"}, []string{EnvRequestTimeout}},
+		{"bad listen", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvListen: "8080"}, []string{EnvListen}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

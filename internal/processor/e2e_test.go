@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/processor"
 	"paydr/internal/processor/processortest"
 )
@@ -22,6 +23,12 @@ func startRealServer(t testing.TB, log *slog.Logger) (*processor.App, *httptest.
 			t.Setenv(k, v)
 		}
 	}
+	return startServer(t, env, log)
+}
+
+// startServer wires the processor from env and serves it over HTTP.
+func startServer(t testing.TB, env map[string]string, log *slog.Logger) (*processor.App, *httptest.Server) {
+	t.Helper()
 	cfg, err := processor.ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +43,16 @@ func startRealServer(t testing.TB, log *slog.Logger) (*processor.App, *httptest.
 	return app, srv
 }
 
+// post sends body to url's POST /payments with processortest's API key.
 func post(t testing.TB, c *http.Client, url, body string) (int, http.Header, string) {
 	t.Helper()
-	resp, err := c.Post(url+"/payments", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url+"/payments", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	apikey.Set(req.Header, processortest.APIKey)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST: %v", err)
 	}
@@ -47,7 +61,8 @@ func post(t testing.TB, c *http.Client, url, body string) (int, http.Header, str
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-// TestEndToEnd runs the wired processor against real PostgreSQL and moto.
+// TestEndToEnd runs the wired processor against real PostgreSQL and moto,
+// its API key read from the SSM SecureString in moto.
 func TestEndToEnd(t *testing.T) {
 	app, srv := startRealServer(t, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
@@ -72,6 +87,22 @@ func TestEndToEnd(t *testing.T) {
 	if status, _, b := post(t, http.DefaultClient, srv.URL, strings.Replace(body, "10.01", "10.02", 1)); status != 409 {
 		t.Errorf("conflicting retry = %d %s, want 409", status, b)
 	}
+	// The key came from the SecureString in moto: anything else is refused.
+	for _, auth := range []string{"", "Bearer wrong-key-0123456789abcdefghijklmnopqrstuvwxyz"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/payments", strings.NewReader(`{"payment_id":"e2e-anon","amount":"1","currency":"USD"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST with Authorization %.12q = %d, want 401", auth, resp.StatusCode)
+		}
+	}
 	totals, err := app.Ledger.Totals(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -83,5 +114,45 @@ func TestEndToEnd(t *testing.T) {
 	// ledger: the outbox has nothing left to send.
 	if n, err := app.Outbox.PublishPending(ctx, time.Nanosecond, 0); err != nil || n != 0 {
 		t.Errorf("PublishPending after a published payment = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// TestEndToEndKeyUnreadable: a processor whose API key parameter cannot be
+// read fails closed (503 for a request with a credential, 401 without),
+// records nothing, and still answers /health, which needs no key.
+func TestEndToEndKeyUnreadable(t *testing.T) {
+	env := processortest.Env(t)
+	for k, v := range env {
+		if strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, v)
+		}
+	}
+	env[processor.EnvAPIKeyParam] = apikey.ParameterName("no-such-environment")
+	app, srv := startServer(t, env, slog.New(slog.DiscardHandler))
+	if _, err := app.Ledger.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"payment_id":"e2e-closed","amount":"1.00","currency":"USD"}`
+	if status, hdr, b := post(t, http.DefaultClient, srv.URL, body); status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("POST with the key unreadable = %d %s (Retry-After %q), want 503 with Retry-After", status, b, hdr.Get("Retry-After"))
+	}
+	resp, err := http.Post(srv.URL+"/payments", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST without a key = %d, want 401", resp.StatusCode)
+	}
+	if totals, err := app.Ledger.Totals(context.Background()); err != nil || totals["USD"].Count != 0 {
+		t.Errorf("ledger USD totals = %+v, %v; want none", totals["USD"], err)
+	}
+	resp, err = http.Get(srv.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /health = %d, want 200: it needs no key", resp.StatusCode)
 	}
 }

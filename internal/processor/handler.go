@@ -77,11 +77,17 @@ type Options struct {
 	// RequestTimeout is the deadline of a payment's database work
 	// (Config.RequestTimeout; 0: DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// APIKey is the credential every POST /payments must carry. Nil: no
+	// payment is served (a request with a credential gets 503, one
+	// without 401); there is no unauthenticated mode.
+	APIKey *APIKey
 }
 
 // Handler serves the processor's HTTP API:
 //
 //	POST /payments  body {"payment_id","amount","currency","session_id"?}
+//	    Authorization: Bearer <API key> (paydr/internal/apikey), checked
+//	    first: before the body is read or any store is touched
 //	    Content-Type: application/json (charset=utf-8 allowed)
 //	    Idempotency-Key: optional; if sent, equal to payment_id
 //	    201 + payment JSON, first time and on replay (replays carry
@@ -95,10 +101,12 @@ type Options struct {
 //	    counted), or an Idempotency-Key other than the payment_id (which
 //	    is the idempotency key); 409 payment_id already used for a
 //	    different request (nothing of the stored payment is disclosed,
-//	    not even which fields differ);
+//	    not even which fields differ); 401 unauthorized + WWW-Authenticate:
+//	    Bearer: the API key is missing or not the current one;
 //	    503 + Retry-After: this region cannot take writes and this
 //	    request recorded nothing (the database refused the write, or could
-//	    not be reached before the write was sent); 504 outcome_unknown:
+//	    not be reached before the write was sent, or the API key to check
+//	    the request against could not be read); 504 outcome_unknown:
 //	    the write was sent and its answer lost (connection lost, deadline
 //	    passed), so the payment may or may not be recorded; 500 otherwise.
 //	    A 4xx records nothing: fix the request (after a 409, use a new
@@ -106,7 +114,7 @@ type Options struct {
 //	    payment_id, which settles a 504 or a 500.
 //	    Each request has a deadline (Options.RequestTimeout) that cancels
 //	    its database work, including waiting for a connection.
-//	GET /health
+//	GET /health, open to anyone (Route 53's health checkers)
 //	    {"region","database_writable","dynamodb_reachable"}: 200 when the
 //	    database is writable, else 503, so DNS failover sends traffic to the
 //	    writer. DynamoDB is reported, not gating: it is a cache.
@@ -186,6 +194,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, reqID string) {
 // payments handles POST /payments; it returns whether the answer was a
 // replay and the error behind an error answer.
 func (h *Handler) payments(w http.ResponseWriter, r *http.Request, info *requestInfo) (bool, error) {
+	if err := h.authenticate(r); err != nil {
+		h.writeFailure(w, err)
+		return false, err
+	}
 	if err := checkMediaType(r.Header); err != nil {
 		h.writeFailure(w, err)
 		return false, err
@@ -301,6 +313,7 @@ var httpStatus = map[string]int{
 	payment.CodeInternal:       http.StatusInternalServerError,
 	payment.CodeNotFound:       http.StatusNotFound,
 	payment.CodeMethod:         http.StatusMethodNotAllowed,
+	payment.CodeUnauthorized:   http.StatusUnauthorized,
 }
 
 func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
@@ -309,8 +322,11 @@ func (h *Handler) writeFailure(w http.ResponseWriter, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status == http.StatusServiceUnavailable { // not recorded: retry, here or elsewhere
+	switch status {
+	case http.StatusServiceUnavailable: // not recorded: retry, here or elsewhere
 		w.Header().Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", challenge(err))
 	}
 	writeError(w, status, body)
 }

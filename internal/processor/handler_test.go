@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"paydr/internal/apikey"
 	"paydr/internal/golden"
 	"paydr/internal/payment"
 	"paydr/internal/payment/memory"
@@ -31,6 +32,20 @@ type fakeDB struct {
 }
 
 func (f fakeDB) Writable(context.Context) (bool, error) { return f.writable, f.err }
+
+// testKey is the API key of the handlers under test: a test value, not a
+// secret.
+const testKey = "test-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
+
+// staticKey is a processor.KeyLoader of a fixed key.
+func staticKey(key string) processor.KeyLoader {
+	return func(context.Context) (string, error) { return key, nil }
+}
+
+// testAPIKey is the credential of the handlers under test.
+func testAPIKey() *processor.APIKey {
+	return processor.NewAPIKey(staticKey(testKey), processor.APIKeyOptions{Logger: slog.New(slog.DiscardHandler)})
+}
 
 type env struct {
 	h        *processor.Handler
@@ -48,7 +63,7 @@ func newEnv(t testing.TB, db fakeDB) *env {
 		Ledger: e.ledger, Sessions: e.sessions, Events: e.events, Region: "us-east-1",
 		Clock: memory.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.UTC), time.Millisecond), Logger: log,
 	})
-	e.h = processor.NewHandler(processor.Options{Service: svc, Database: db, Sessions: e.sessions, Region: "us-east-1", Logger: log})
+	e.h = processor.NewHandler(processor.Options{Service: svc, Database: db, Sessions: e.sessions, Region: "us-east-1", Logger: log, APIKey: testAPIKey()})
 	return e
 }
 
@@ -60,7 +75,7 @@ type recorded struct {
 }
 
 // keptHeaders are compared; X-Request-Id is random unless sent.
-var keptHeaders = []string{"Content-Type", "Idempotent-Replayed", "Allow", "Retry-After", "X-Request-Id"}
+var keptHeaders = []string{"Content-Type", "Idempotent-Replayed", "Allow", "Retry-After", "WWW-Authenticate", "X-Request-Id"}
 
 func checkGolden(t *testing.T, name string, status int, header http.Header, body []byte) {
 	t.Helper()
@@ -86,6 +101,7 @@ func do(t testing.TB, h http.Handler, method, path, body string) *httptest.Respo
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.Header.Set(processor.HeaderRequestID, "req-test-1")
 	r.Header.Set("Content-Type", "application/json")
+	apikey.Set(r.Header, testKey)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
@@ -247,7 +263,10 @@ func TestConcurrentDuplicatesOverHTTP(t *testing.T) {
 	answers := make(chan answer, n)
 	for range n {
 		go func() {
-			resp, err := http.Post(srv.URL+"/payments", "application/json", strings.NewReader(`{"payment_id":"dup","amount":"5","currency":"USD"}`))
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/payments", strings.NewReader(`{"payment_id":"dup","amount":"5","currency":"USD"}`))
+			req.Header.Set("Content-Type", "application/json")
+			apikey.Set(req.Header, testKey)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				answers <- answer{status: -1, body: err.Error()}
 				return
@@ -308,9 +327,10 @@ func TestPaymentDeadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			svc := stuckService{deadline: make(chan time.Time, 1)}
 			h := processor.NewHandler(processor.Options{Service: svc, Database: fakeDB{writable: true}, Sessions: memory.NewSessions(),
-				Region: "us-east-1", Logger: slog.New(slog.DiscardHandler), RequestTimeout: tt.timeout})
+				Region: "us-east-1", Logger: slog.New(slog.DiscardHandler), RequestTimeout: tt.timeout, APIKey: testAPIKey()})
 			r := httptest.NewRequest(http.MethodPost, processor.PathPayments, strings.NewReader(`{"payment_id":"p","amount":"1","currency":"USD"}`))
 			r.Header.Set("Content-Type", "application/json")
+			apikey.Set(r.Header, testKey)
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			w := httptest.NewRecorder()

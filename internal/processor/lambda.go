@@ -45,9 +45,14 @@ import (
 //	             "Idempotent-Replayed": "true" (replays only)},
 //	 "body": "{\"payment_id\":\"...\",\"status\":\"succeeded\",...}"}
 //
-// API Gateway events get exactly the Handler's rules (Content-Type,
-// Idempotency-Key and every bound), whatever the case of their header
-// names; a direct invocation has no headers and is JSON by contract.
+// API Gateway events get exactly the Handler's rules (the API key in
+// Authorization, Content-Type, Idempotency-Key and every bound), whatever
+// the case of their header names: API Gateway has no authorizer, the
+// processor checks the key itself, the same way in both regions and
+// locally. A direct invocation has no headers: it is JSON by contract and
+// needs no API key, because the Lambda service only runs it for a caller
+// IAM allows to invoke the function (lambda:InvokeFunction; the stack's
+// resource policy admits only API Gateway and the outbox schedule).
 // Payment errors are answered the same way with their status (400, 409,
 // 415, 422, 503, 504, 500; see Handler) and a payment.ErrorBody; the function
 // itself does not fail, so the Lambda service does not retry the
@@ -77,7 +82,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (events.A
 	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
 		reqID = lc.AwsRequestID
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, PathPayments, bytes.NewReader(payload))
+	r, err := http.NewRequestWithContext(withDirectInvocation(ctx), http.MethodPost, PathPayments, bytes.NewReader(payload))
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("processor: build direct request: %w", err)
 	}

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"paydr/internal/payment"
-	"paydr/internal/processor"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/go-cmp/cmp"
+
+	"paydr/internal/payment"
+	"paydr/internal/processor"
 )
 
 func readFixture(t *testing.T, name string) json.RawMessage {
@@ -31,7 +32,8 @@ func readFixture(t *testing.T, name string) json.RawMessage {
 // TestFixturesRoundTrip checks the API Gateway fixtures are real v2 events:
 // every field survives decoding into events.APIGatewayV2HTTPRequest.
 func TestFixturesRoundTrip(t *testing.T) {
-	for _, name := range []string{"apigw-v2-post-payment.json", "apigw-v2-post-payment-base64-stage.json", "apigw-v2-get-health.json"} {
+	for _, name := range []string{"apigw-v2-post-payment.json", "apigw-v2-post-payment-base64-stage.json", "apigw-v2-post-payment-no-key.json",
+		"apigw-v2-post-payment-wrong-key.json", "apigw-v2-get-health.json"} {
 		t.Run(name, func(t *testing.T) {
 			raw := readFixture(t, name)
 			var ev events.APIGatewayV2HTTPRequest
@@ -66,6 +68,10 @@ func TestInvoke(t *testing.T) {
 		{"apigw-v2-post-payment.json", 201},
 		{"apigw-v2-post-payment-base64-stage.json", 201},
 		{"apigw-v2-get-health.json", 200},
+		// API Gateway has no authorizer: the processor checks the key.
+		{"apigw-v2-post-payment-no-key.json", 401},
+		{"apigw-v2-post-payment-wrong-key.json", 401},
+		// A direct invocation's caller was authorized by IAM: no key.
 		{"direct-invocation.json", 201},
 		{"direct-invocation-invalid.json", 422},
 	}
@@ -98,6 +104,9 @@ func TestInvoke(t *testing.T) {
 				h[k] = []string{v}
 			}
 			checkGolden(t, "lambda-"+strings.TrimSuffix(tt.fixture, ".json"), asMap.StatusCode, h, []byte(asMap.Body))
+			if rows, _ := e.ledger.Payments(context.Background()); resp.StatusCode == 401 && len(rows) != 0 {
+				t.Errorf("ledger rows after a 401 = %d, want 0", len(rows))
+			}
 		})
 	}
 }

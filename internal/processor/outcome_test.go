@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/ledger"
 	"paydr/internal/ledger/ledgertest"
 	"paydr/internal/payment"
@@ -96,8 +97,11 @@ func TestPaymentOutcomeOverRealDatabase(t *testing.T) {
 			id := fmt.Sprintf("deadline-%d-%d", i, time.Now().UnixNano())
 			client := &http.Client{Timeout: deadline + slack + 5*time.Second}
 			start := time.Now()
-			resp, err := client.Post(srv.URL+processor.PathPayments, "application/json",
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+processor.PathPayments,
 				strings.NewReader(fmt.Sprintf(`{"payment_id":%q,"amount":"%d.00","currency":"USD"}`, id, i+1)))
+			req.Header.Set("Content-Type", "application/json")
+			apikey.Set(req.Header, processortest.APIKey)
+			resp, err := client.Do(req)
 			took := time.Since(start)
 			if err != nil {
 				t.Fatalf("POST /payments: no answer after %s: %v", took.Round(time.Millisecond), err)

@@ -18,7 +18,9 @@ const OutboxInterval = 30 * time.Second
 // Serve applies the ledger's schema migrations (a standby region's database
 // refuses them; it serves anyway and /health says so), then serves the
 // processor's routes over HTTP on listen until ctx ends, sweeping the event
-// outbox every OutboxInterval, and shuts down gracefully. It is the local
+// outbox every OutboxInterval, and shuts down gracefully. It reads the API
+// key once it listens, so a key that cannot be read shows in the log at
+// start (payments answer 503 until it can). It is the local
 // server of cmd/processor and paydr serve.
 func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error {
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -40,6 +42,9 @@ func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error 
 	go func() { errc <- srv.ListenAndServe() }()
 	if a.Outbox != nil {
 		go sweepOutbox(ctx, a.Outbox, OutboxInterval, log)
+	}
+	if k := a.Handler.opts.APIKey; k != nil {
+		go func() { _ = k.Load(ctx) }() // logs its own outcome
 	}
 	log.Info("serving", "addr", listen)
 	select {

@@ -69,6 +69,12 @@ type Config struct {
 	// DBPasswordVersion is bumped to rotate the master password (write-only
 	// arguments are sent only when their version changes).
 	DBPasswordVersion int
+	// APIKeyVersion is bumped to rotate the payments API key: a new random
+	// key is written, write-only, into both regions' /paydr/<suffix>/api/key
+	// (write-only arguments are sent only when their version changes). The
+	// processors read it again within a minute; clients must then send the
+	// new key.
+	APIKeyVersion int
 	// RPOBoundSeconds bounds what a failover may lose: the writer stops
 	// acknowledging commits while its standby lags more (Aurora
 	// PostgreSQL's rds.global_db_rpo, at least 20 seconds). The stack sets
@@ -119,6 +125,7 @@ func Defaults() Config {
 		DBInstanceClass:             "db.r5.large",
 		DBEngineVersion:             "15.8",
 		DBPasswordVersion:           1,
+		APIKeyVersion:               1,
 		RPOBoundSeconds:             DefaultRPOBoundSeconds,
 		EnableDMS:                   true,
 		DMSCreateVPCRole:            false,
@@ -264,6 +271,9 @@ func (c Config) Validate() error {
 	}
 	if c.DBPasswordVersion < 1 {
 		bad("--db-password-version", "must be 1 or more, got %d", c.DBPasswordVersion)
+	}
+	if c.APIKeyVersion < 1 {
+		bad("--api-key-version", "must be 1 or more, got %d", c.APIKeyVersion)
 	}
 	if !enginePattern.MatchString(c.DBEngineVersion) {
 		bad("--db-engine-version", "%q is not an Aurora PostgreSQL version such as 15.8 (its major version names the parameter group family)", c.DBEngineVersion)

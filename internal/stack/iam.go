@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"paydr/internal/apikey"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
 	"paydr/internal/topology"
@@ -66,8 +67,9 @@ func policy(stmts ...stmt) tf.String {
 // stack's own ARNs: drive the global cluster, fence a region's processor
 // (reserved concurrency 0), move the bound on loss (rds.global_db_rpo in
 // the clusters' parameter groups), keep the old writer's final snapshot,
-// take the DR lock, and read the health checks, the replication lag and the
-// topology parameter. Every action is one paydr/internal/dr/awsdr calls, or
+// take the DR lock, and read the health checks, the replication lag, the
+// topology parameter and the API key (the verify step sends a real
+// payment). Every action is one paydr/internal/dr/awsdr calls, or
 // one AWS requires beside such a call (TestRolesGrantWhatTheCodeCalls).
 func (b *builder) drAutomation() {
 	p, s := b.primary, b.secondary
@@ -93,6 +95,10 @@ func (b *builder) drAutomation() {
 	paramARNs := []tf.String{}
 	for _, r := range b.regions() {
 		paramARNs = append(paramARNs, b.arn("ssm", r.name, "parameter"+topology.ParameterName(b.cfg.EnvironmentSuffix)))
+	}
+	keyARNs := []tf.String{}
+	for _, r := range b.regions() {
+		keyARNs = append(keyARNs, b.arn("ssm", r.name, "parameter"+apikey.ParameterName(b.cfg.EnvironmentSuffix)))
 	}
 	aws.NewIAMRolePolicy(p.scope, "dr_automation", aws.IAMRolePolicyArgs{
 		Name: tf.S("dr-operations"),
@@ -131,8 +137,9 @@ func (b *builder) drAutomation() {
 				}},
 			// The DR lock: a conditional write to one item of the session
 			// table in the acting region (paydr/internal/dr/awsdr.DynamoLock).
-			// The table is encrypted with paydr's key, which DynamoDB uses
-			// with the caller's permission.
+			// The table, and the API key parameter below, are encrypted with
+			// paydr's key, which DynamoDB and SSM use with the caller's
+			// permission.
 			stmt{sid: "Lock", actions: []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
 				resources: []tf.String{p.tableARN, s.tableARN}},
 			stmt{sid: "LockKey", actions: []string{"kms:Decrypt"},
@@ -140,6 +147,10 @@ func (b *builder) drAutomation() {
 			// The topology, read in the acting region (a String parameter: no key).
 			stmt{sid: "Topology", actions: []string{"ssm:GetParameter"},
 				resources: paramARNs},
+			// The API key the verify payment carries, read with decryption
+			// in the acting region (paydr/internal/apikey.Read).
+			stmt{sid: "APIKey", actions: []string{"ssm:GetParameter"},
+				resources: keyARNs},
 			// GetMetricData has no resource-level permissions.
 			stmt{sid: "Metrics", actions: []string{"cloudwatch:GetMetricData"},
 				resources: []tf.String{tf.S("*")}},

@@ -21,7 +21,7 @@ type grantWithoutCall map[string]string
 // processorGrants are the processor role's actions that its code does not
 // call itself.
 var processorGrants = grantWithoutCall{
-	"kms:Decrypt":              "the session table and the database secret are encrypted with paydr's key: DynamoDB and Secrets Manager decrypt with the caller's permission (kms:ViaService)",
+	"kms:Decrypt":              "the session table, the database secret and the API key parameter are encrypted with paydr's key: DynamoDB, Secrets Manager and SSM (GetParameter with decryption) decrypt with the caller's permission (kms:ViaService)",
 	"kms:GenerateDataKey":      "writes to the session table under paydr's key, as AWS CDK grants writers of a table under a customer managed key (kept: not yet shown unneeded in a real account)",
 	"logs:CreateLogStream":     "the Lambda service writes the function's logs to its log group with the execution role",
 	"logs:PutLogEvents":        "the Lambda service writes the function's logs to its log group with the execution role",
@@ -32,7 +32,7 @@ var processorGrants = grantWithoutCall{
 // drGrants are the DR automation role's actions that paydr/internal/dr/awsdr
 // does not call itself.
 var drGrants = grantWithoutCall{
-	"kms:Decrypt":           "the DR lock is an item of the session table, encrypted with paydr's key: DynamoDB decrypts the table key with the caller's permission",
+	"kms:Decrypt":           "the DR lock is an item of the session table, and the API key the verify payment carries a SecureString, both encrypted with paydr's key: DynamoDB and SSM decrypt with the caller's permission",
 	"rds:AddTagsToResource": "a dependent action of CreateDBClusterSnapshot (Service Authorization Reference): the final snapshot takes the cluster's tags (copy_tags_to_snapshot)",
 }
 
@@ -98,6 +98,7 @@ func TestAWSCallScanFindsCalls(t *testing.T) {
 		"dynamodb:BatchWriteItem": "internal/sessions/sessions.go",
 		"dynamodb:Query":          "internal/sessions/sessions.go", // dynamodb.NewQueryPaginator
 		"events:PutEvents":        "internal/events/events.go",
+		"ssm:GetParameter":        "internal/apikey/apikey.go", // the API key
 	} {
 		if len(calls[action]) == 0 || !strings.HasPrefix(calls[action][0], site+":") {
 			t.Errorf("awsCalls(paydr/cmd/processor)[%s] = %v, want a call in %s", action, calls[action], site)

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 
+	"paydr/internal/apikey"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
 	"paydr/internal/topology"
@@ -13,9 +14,11 @@ import (
 func (b *builder) paramPrefix() string { return "/paydr/" + b.cfg.EnvironmentSuffix }
 
 // params declares, in both regions, the parameters the processor and DR
-// automation read: endpoints, table and bus names, an API key (SecureString,
-// generated and written write-only, never a literal), and the DR topology,
-// so failover finds everything it needs in the surviving region.
+// automation read: endpoints, table and bus names, the payments API key
+// (paydr/internal/apikey: a SecureString under the region's KMS key,
+// generated and written write-only, never a literal nor in state, the same
+// value in both regions; --api-key-version rotates it), and the DR
+// topology, so failover finds everything it needs in the surviving region.
 func (b *builder) params() {
 	apiKey := aws.NewEphemeralSecretsManagerRandomPassword(b.primary.scope, "api_key", aws.EphemeralSecretsManagerRandomPasswordArgs{
 		PasswordLength:     tf.N(48),
@@ -39,14 +42,14 @@ func (b *builder) params() {
 		put("sessions/table-name", "DynamoDB session table", b.table.Name())
 		put("events/bus-name", "EventBridge bus of this region", r.bus.Name())
 		put("dr/topology", "what DR automation needs, readable in either region", b.topology())
-		name := b.paramPrefix() + "/api/key"
+		name := apikey.ParameterName(b.cfg.EnvironmentSuffix)
 		r.params["api/key"] = aws.NewSSMParameter(r.scope, id+"_api_key", aws.SSMParameterArgs{
 			Name:           tf.S(name),
 			Description:    tf.S("API key of the payments API"),
 			Type:           tf.S("SecureString"),
 			KeyID:          r.kmsKeyARN,
 			ValueWo:        apiKey.RandomPassword(),
-			ValueWoVersion: tf.N(b.apiKeyVersion),
+			ValueWoVersion: tf.N(b.cfg.APIKeyVersion),
 			Tags:           b.tags(name),
 		})
 	}

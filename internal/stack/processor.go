@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"paydr/internal/apikey"
 	"paydr/internal/processor/environ"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
@@ -18,9 +19,16 @@ const (
 // processor declares the payment processor in each region: a Go Lambda
 // (provided.al2023, arm64, 1024 MB) in the private subnets with X-Ray
 // tracing and its log group, a role with least-privilege access to exactly
-// its table, secret and event bus (the operations its code calls, checked
-// by TestRolesGrantWhatTheCodeCalls), and an API Gateway HTTP API with
-// POST /payments and GET /health.
+// its table, secret, event bus and API key parameter (the operations its
+// code calls, checked by TestRolesGrantWhatTheCodeCalls), and an API
+// Gateway HTTP API with POST /payments and GET /health.
+//
+// The API has no authorizer: the processor checks the API key itself
+// (Authorization: Bearer, against the region's /paydr/<suffix>/api/key), so
+// both regions, and the local server, accept the same credential the same
+// way. IAM (SigV4) would not do: a signature is scoped to one region, so a
+// failover would be visible to every client; a JWT authorizer needs an
+// issuer both regions reach.
 //
 // The package is the zip built from this repository's processor
 // (paydr/internal/bundle), beside the synthesized configuration;
@@ -55,6 +63,7 @@ func (b *builder) processor() {
 			PolicyARN: tf.Sprintf("arn:%s:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole", b.partition.Partition()),
 		})
 		secretARN := b.regionalSecretARN(r)
+		keyParam := apikey.ParameterName(b.cfg.EnvironmentSuffix)
 		aws.NewIAMRolePolicy(sc, id+"_processor", aws.IAMRolePolicyArgs{
 			Name: tf.S("payment-processor"),
 			Role: role.ID(),
@@ -66,10 +75,13 @@ func (b *builder) processor() {
 					"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable",
 				}, resources: []tf.String{r.tableARN}},
 				stmt{sid: "Secret", actions: []string{"secretsmanager:GetSecretValue"}, resources: []tf.String{secretARN}},
+				// The API key, read with decryption in this region only
+				// (paydr/internal/apikey.Read).
+				stmt{sid: "APIKey", actions: []string{"ssm:GetParameter"}, resources: []tf.String{b.arn("ssm", r.name, "parameter"+keyParam)}},
 				stmt{sid: "Events", actions: []string{"events:PutEvents"}, resources: []tf.String{r.bus.ARN()}},
-				// The table and the secret are encrypted with paydr's key:
-				// DynamoDB and Secrets Manager use it with the caller's
-				// permission (kms:ViaService).
+				// The table, the secret and the API key parameter are
+				// encrypted with paydr's key: DynamoDB, Secrets Manager and
+				// SSM use it with the caller's permission (kms:ViaService).
 				stmt{sid: "Decrypt", actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, resources: []tf.String{r.kmsKeyARN}},
 				stmt{sid: "Logs", actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 					resources: []tf.String{tf.Join(r.functionLogGroup.ARN(), tf.S(":*"))}},
@@ -103,6 +115,7 @@ func (b *builder) processor() {
 				DBPort:        tf.S("5432"),
 				DBName:        tf.S(dbName),
 				DBSecretARN:   secretARN,
+				APIKeyParam:   tf.S(keyParam),
 			}.Map())},
 			Tags: b.tags(r.functionName),
 		})

@@ -100,14 +100,13 @@ type builder struct {
 	caller    *aws.DataCallerIdentity
 	partition *aws.DataPartition
 
-	global        *aws.RDSGlobalCluster
-	dbSecret      *aws.SecretsManagerSecret
-	table         *aws.DynamoDBTable
-	zone          *aws.Route53Zone
-	drRole        *aws.IAMRole
-	backupPlan    *aws.BackupPlan
-	failoverName  string
-	apiKeyVersion int
+	global       *aws.RDSGlobalCluster
+	dbSecret     *aws.SecretsManagerSecret
+	table        *aws.DynamoDBTable
+	zone         *aws.Route53Zone
+	drRole       *aws.IAMRole
+	backupPlan   *aws.BackupPlan
+	failoverName string
 }
 
 // Build declares the stack for cfg and runs [Preflight] on it. An invalid
@@ -116,7 +115,7 @@ func Build(cfg Config) (*Stack, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stack config: %w", err)
 	}
-	b := &builder{cfg: cfg, s: tf.NewStack(cfg.StackName()), apiKeyVersion: 1}
+	b := &builder{cfg: cfg, s: tf.NewStack(cfg.StackName())}
 	b.terraform()
 	b.encryption()
 	b.network()

@@ -24,7 +24,9 @@
 // region's API endpoint, chosen by Route 53's health checkers), each
 // region's GET /health straight from its regional endpoint, and a real
 // payment sent through the failover name (the same payment_id until it is
-// acknowledged, and committed by the target region). Status reads Route 53's
+// acknowledged, and committed by the target region), carrying the payments
+// API key read from the acting region's /paydr/<suffix>/api/key (the same
+// key in both regions, package apikey). Status reads Route 53's
 // health checks only as a note, best effort within 2 s.
 //
 // Role changes follow the global cluster as DescribeGlobalClusters reports
@@ -187,7 +189,14 @@ type Backend struct {
 	// snapshotting a lost region, or one attempt of the verify payment
 	// (default 15 s).
 	CallTimeout time.Duration
-	now         func() time.Time
+	// APIKey returns the payments API key the verify payment carries
+	// (Connect: apikey.Read of the acting region's parameter, with
+	// decryption). Nil: the payment carries none, and the processor
+	// refuses it.
+	APIKey func(ctx context.Context) (string, error)
+	// APIKeyParameter names the parameter APIKey reads, for dry runs.
+	APIKeyParameter string
+	now             func() time.Time
 	// arns are the member cluster ARNs last described, by region, so a
 	// dry run prints the exact TargetDbClusterIdentifier.
 	mu   sync.Mutex

@@ -141,7 +141,8 @@ plan: switchover from us-east-1 to us-west-2
  9. verify us-west-2: send a real payment through the failover name and find it in the new writer's ledger
       us-west-2 rds:DescribeGlobalClusters GlobalClusterIdentifier=payment-global-test (payment-cluster-secondary-test must be the writer)
       dns CNAME api.pay.example.test (must answer us-west-2.api.test, the endpoint of us-west-2)
-      us-west-2 POST http://api.pay.example.test/payments {"payment_id":"dr-verify-<op-id>","amount":"0.01","currency":"USD"} (the same payment until acknowledged; us-west-2 must have committed it)
+      us-west-2 ssm:GetParameter Name=/paydr/test/api/key WithDecryption=true (the payments API key)
+      us-west-2 POST http://api.pay.example.test/payments Authorization: Bearer <key> {"payment_id":"dr-verify-<op-id>","amount":"0.01","currency":"USD"} (the same payment until acknowledged; us-west-2 must have committed it)
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("dry run (-want +got):\n%s", diff)

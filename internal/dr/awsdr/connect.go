@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"paydr/internal/apikey"
 )
 
 // Options say where to act.
@@ -64,7 +66,8 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 		return nil
 	}
 	in := func(region string) aws.Config { c := cfg.Copy(); c.Region = region; return c }
-	topo, err := Discover(ctx, ssm.NewFromConfig(cfg, func(x *ssm.Options) { x.BaseEndpoint = ep("") }), o.Suffix)
+	params := ssm.NewFromConfig(cfg, func(x *ssm.Options) { x.BaseEndpoint = ep("") })
+	topo, err := Discover(ctx, params, o.Suffix)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -86,6 +89,10 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The API key, read when a verify step needs it, in the acting region:
+	// both regions hold the same key.
+	b.APIKeyParameter = apikey.ParameterName(o.Suffix)
+	b.APIKey = func(ctx context.Context) (string, error) { return apikey.Read(ctx, params, b.APIKeyParameter) }
 	lock := &DynamoLock{API: dynamodb.NewFromConfig(cfg, func(x *dynamodb.Options) { x.BaseEndpoint = ep("") }), Table: topo.SessionsTable, Region: o.Region}
 	return b, lock, nil
 }

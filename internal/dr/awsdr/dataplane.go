@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/dr"
 	"paydr/internal/processor/api"
 )
@@ -192,13 +193,24 @@ type paymentAnswer struct {
 
 // verifyPayment sends a real payment through the failover name once it
 // answers with the region, with the same payment_id until it is
-// acknowledged, and checks that the region committed it.
+// acknowledged, and checks that the region committed it. The payment
+// carries the API key, read once per step.
 func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.Wait)
 	defer cancel()
 	id := dr.VerifyPaymentID(opID)
 	name := canonicalHost(b.topo.FailoverName)
 	u := b.DataPlane.url(name, api.PathPayments)
+	var key string
+	if b.APIKey != nil {
+		kctx, kcancel := context.WithTimeout(ctx, b.CallTimeout)
+		k, err := b.APIKey(kctx)
+		kcancel()
+		if err != nil {
+			return "", fmt.Errorf("awsdr: %s: read the payments API key: %w; the DR role needs ssm:GetParameter on it and kms:Decrypt on its key in %s", s.Name(), err, b.acting)
+		}
+		key = k
+	}
 	var last string
 	for {
 		a, err := b.traffic(ctx)
@@ -208,7 +220,7 @@ func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (st
 		case a.region != s.Region:
 			last = fmt.Sprintf("%s answers %s (%s)", name, a.host, a.region)
 		default:
-			status, got, err := b.postPayment(ctx, u, id)
+			status, got, err := b.postPayment(ctx, u, id, key)
 			switch {
 			case err != nil:
 				last = err.Error()
@@ -220,6 +232,9 @@ func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (st
 				return fmt.Sprintf("payment %s sent through %s (answering %s) was committed by %s (HTTP %d)", id, name, a.host, s.Region, status), nil
 			case status == http.StatusTooManyRequests || status >= 500:
 				last = fmt.Sprintf("POST %s: HTTP %d", u, status)
+			case status == http.StatusUnauthorized:
+				return "", fmt.Errorf("awsdr: %s: POST %s: HTTP 401 for payment %s: the processor refused the API key; check that both regions' %s hold the same key (rotate with --api-key-version), then run the command again",
+					s.Name(), u, id, b.APIKeyParameter)
 			default:
 				return "", fmt.Errorf("awsdr: %s: POST %s: HTTP %d for payment %s; the processor refused the verify payment: check its logs", s.Name(), u, status, id)
 			}
@@ -233,9 +248,9 @@ func (b *Backend) verifyPayment(ctx context.Context, s dr.Step, opID string) (st
 	}
 }
 
-// postPayment sends one attempt of the verify payment, bounded by
-// CallTimeout.
-func (b *Backend) postPayment(ctx context.Context, u, id string) (int, paymentAnswer, error) {
+// postPayment sends one attempt of the verify payment with the API key
+// (none when key is empty), bounded by CallTimeout.
+func (b *Backend) postPayment(ctx context.Context, u, id, key string) (int, paymentAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.CallTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(verifyBody(id)))
@@ -243,6 +258,9 @@ func (b *Backend) postPayment(ctx context.Context, u, id string) (int, paymentAn
 		return 0, paymentAnswer{}, fmt.Errorf("POST %s: %w", u, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		apikey.Set(req.Header, key)
+	}
 	resp, err := b.DataPlane.client().Do(req)
 	if err != nil {
 		return 0, paymentAnswer{}, fmt.Errorf("POST %s: %w", u, err)

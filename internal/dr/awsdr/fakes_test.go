@@ -32,6 +32,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
+	"paydr/internal/apikey"
 	"paydr/internal/dr"
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
@@ -262,9 +263,14 @@ const (
 	apiBlackhole = "blackhole" // holds every request: the region is gone
 )
 
+// testAPIKey is the payments API key setUp writes in both regions: a test
+// value, not a secret.
+const testAPIKey = "awsdr-test-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
 // fakeAPI stands in for a region's API endpoint (API Gateway and its
 // processor): GET /health answers 200 while the region's cluster is the
-// fake writer, POST /payments commits there (idempotent by payment_id).
+// fake writer, POST /payments commits there (idempotent by payment_id)
+// when it carries testAPIKey, and answers 401 otherwise.
 type fakeAPI struct {
 	region, host, arn string
 	rds               *fakeRDS
@@ -323,6 +329,10 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		w.Write(b)
 	case api.PathPayments:
+		if key, ok := apikey.Presented(r.Header); !ok || key != testAPIKey {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
 		var req struct {
 			PaymentID string `json:"payment_id"`
 			Amount    string `json:"amount"`
@@ -445,8 +455,14 @@ func setUp(t *testing.T) *world {
 	f.Write([]byte("#!/bin/sh\n"))
 	zw.Close()
 	for _, r := range []string{"us-east-1", "us-west-2"} {
-		if _, err := ssm.NewFromConfig(cfgFor(r), func(o *ssm.Options) { o.BaseEndpoint = aws.String(ep) }).PutParameter(ctx, &ssm.PutParameterInput{
+		params := ssm.NewFromConfig(cfgFor(r), func(o *ssm.Options) { o.BaseEndpoint = aws.String(ep) })
+		if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{
 			Name: aws.String(ParameterName("test")), Type: "String", Value: aws.String(string(topoJSON))}); err != nil {
+			t.Fatal(err)
+		}
+		// The API key, as the stack writes it: the same in both regions.
+		if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{
+			Name: aws.String(apikey.ParameterName("test")), Type: "SecureString", Value: aws.String(testAPIKey)}); err != nil {
 			t.Fatal(err)
 		}
 		lc := lambda.NewFromConfig(cfgFor(r), func(o *lambda.Options) { o.BaseEndpoint = aws.String(ep) })

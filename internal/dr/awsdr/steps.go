@@ -78,12 +78,17 @@ func (b *Backend) Calls(s dr.Step) []string {
 			fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, api.PathHealth)),
 		}
 	case dr.ActionVerify:
-		return []string{
+		calls := []string{
 			describe(s.Region) + fmt.Sprintf(" (%s must be the writer)", side.ClusterID),
 			fmt.Sprintf("dns CNAME %s (must answer %s, the endpoint of %s)", name, record, s.Region),
-			fmt.Sprintf("%s POST %s %s (the same payment until acknowledged; %s must have committed it)",
-				s.Region, b.DataPlane.url(name, api.PathPayments), verifyBody("dr-verify-<op-id>"), s.Region),
 		}
+		auth := ""
+		if b.APIKey != nil {
+			calls = append(calls, fmt.Sprintf("%s ssm:GetParameter Name=%s WithDecryption=true (the payments API key)", b.acting, b.APIKeyParameter))
+			auth = " Authorization: Bearer <key>"
+		}
+		return append(calls, fmt.Sprintf("%s POST %s%s %s (the same payment until acknowledged; %s must have committed it)",
+			s.Region, b.DataPlane.url(name, api.PathPayments), auth, verifyBody("dr-verify-<op-id>"), s.Region))
 	}
 	return nil
 }

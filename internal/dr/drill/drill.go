@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/dr"
+	"paydr/internal/processor/api"
 )
 
 // Fault kinds a drill injects.
@@ -46,6 +48,10 @@ type Event struct {
 type Env interface {
 	// FailoverURL is where clients send payments (the failover name).
 	FailoverURL() string
+	// APIKey returns the payments API key every payment carries
+	// (paydr/internal/apikey): the drill's client is one the processors
+	// must authenticate like any other.
+	APIKey(ctx context.Context) (string, error)
 	// InjectFault injects fault kind into region (the writer) and returns
 	// how to lift it.
 	InjectFault(ctx context.Context, kind, region string) (lift func(context.Context) error, err error)
@@ -180,6 +186,10 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 	if err := checkLoopback(env.FailoverURL()); err != nil {
 		return nil, err
 	}
+	key, err := env.APIKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drill: read the payments API key: %w", err)
+	}
 	st, err := b.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("drill: %w", err)
@@ -199,11 +209,11 @@ func Run(ctx context.Context, b dr.Backend, env Env, locker dr.Locker, j *dr.Jou
 
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
-	gen := &generator{url: env.FailoverURL(), prefix: opts.Prefix, timeout: opts.RequestTimeout}
+	gen := &generator{url: env.FailoverURL(), key: key, prefix: opts.Prefix, timeout: opts.RequestTimeout}
 	trafficDone := make(chan struct{})
 	stopAt := make(chan time.Time, 1)
 	go func() { gen.run(trafficCtx, opts.Rate, stopAt); close(trafficDone) }()
-	inr, err := startInRegion(trafficCtx, env, opts, writer.Name) // nil unless a partition drill
+	inr, err := startInRegion(trafficCtx, env, opts, writer.Name, key) // nil unless a partition drill
 	if err != nil {
 		return nil, err
 	}
@@ -374,6 +384,7 @@ func waitDetection(ctx context.Context, env Env, region string, since time.Time,
 // generator sends payments at a steady rate and records every attempt.
 type generator struct {
 	url     string
+	key     string // the payments API key each payment carries
 	prefix  string
 	timeout time.Duration
 	client  *http.Client // nil: a client of its own
@@ -436,10 +447,17 @@ func (g *generator) run(ctx context.Context, rate float64, stopAt <-chan time.Ti
 
 func (g *generator) send(client *http.Client, a Attempt) Attempt {
 	body := fmt.Sprintf(`{"payment_id":%q,"amount":"%d.%02d","currency":"USD"}`, a.PaymentID, a.AmountMinor/100, a.AmountMinor%100)
-	a.Sent = time.Now()
 	// The request is not tied to the drill's context: once sent it runs
 	// to its answer or its timeout, so no request ends unclassified.
-	resp, err := client.Post(g.url+"/payments", "application/json", bytes.NewBufferString(body))
+	req, err := http.NewRequest(http.MethodPost, g.url+api.PathPayments, bytes.NewBufferString(body))
+	if err != nil {
+		a.Sent, a.Done, a.Answer, a.Error = time.Now(), time.Now(), Rejected, "not sent: "+err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	apikey.Set(req.Header, g.key)
+	a.Sent = time.Now()
+	resp, err := client.Do(req)
 	a.Done = time.Now()
 	if err != nil {
 		a.Answer, a.Error = Indeterminate, err.Error()

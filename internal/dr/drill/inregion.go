@@ -61,9 +61,10 @@ type inRegion struct {
 }
 
 // startInRegion starts, for a partition drill whose env implements
-// InRegionEnv, a generator inside region at rate; otherwise it returns nil
-// (and nil error). Its methods accept a nil *inRegion.
-func startInRegion(ctx context.Context, env Env, opts Options, region string) (*inRegion, error) {
+// InRegionEnv, a generator inside region at rate, its payments carrying
+// key; otherwise it returns nil (and nil error). Its methods accept a nil
+// *inRegion.
+func startInRegion(ctx context.Context, env Env, opts Options, region, key string) (*inRegion, error) {
 	ie, ok := env.(InRegionEnv)
 	if opts.Fault != FaultPartition || !ok {
 		return nil, nil
@@ -75,7 +76,7 @@ func startInRegion(ctx context.Context, env Env, opts Options, region string) (*
 	client.Timeout = opts.RequestTimeout
 	rate := inRegionRate(opts.Rate)
 	ir := &inRegion{region: region, url: url, stopAt: make(chan time.Time, 1), done: make(chan struct{}),
-		gen: &generator{url: url, prefix: opts.Prefix + inRegionInfix, timeout: opts.RequestTimeout, client: client}}
+		gen: &generator{url: url, key: key, prefix: opts.Prefix + inRegionInfix, timeout: opts.RequestTimeout, client: client}}
 	fmt.Fprintf(opts.Log, "in-region client: %.1f payments/s from inside %s straight to %s\n", rate, region, url)
 	go func() { ir.gen.run(ctx, rate, ir.stopAt); close(ir.done) }()
 	return ir, nil

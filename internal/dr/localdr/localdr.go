@@ -30,8 +30,9 @@
 //     rpoguard) makes commits wait for the standby once the standby lags
 //     about the bound. Under RPO 0 they wait at once.
 //   - wait-traffic: the router sends traffic to the region.
-//   - verify: a real payment through the router, found in the new
-//     writer's ledger.
+//   - verify: a real payment through the router, carrying the payments API
+//     key read from the emulator's SSM (APIKey), found in the new writer's
+//     ledger.
 package localdr
 
 import (
@@ -44,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/dr"
 	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
@@ -306,7 +308,11 @@ func (b *Backend) Calls(s dr.Step) []string {
 	case dr.ActionEnforceRPO, dr.ActionRelaxRPO:
 		return b.rpoCalls(m, s, r)
 	case dr.ActionVerify:
-		return []string{fmt.Sprintf("POST %s/payments {payment_id: dr-verify-<op-id>, 0.01 USD}", m.Router.URL), fmt.Sprintf("SELECT from payments on %s:%d", r.Host(), db.Port)}
+		return []string{
+			fmt.Sprintf("ssm GetParameter %s with decryption in %s on %s (the payments API key)", apikey.ParameterName(m.Suffix), r.Name, m.Moto.Endpoint),
+			fmt.Sprintf("POST %s/payments Authorization: Bearer <key> {payment_id: dr-verify-<op-id>, 0.01 USD}", m.Router.URL),
+			fmt.Sprintf("SELECT from payments on %s:%d", r.Host(), db.Port),
+		}
 	}
 	return nil
 }
@@ -374,7 +380,7 @@ func (b *Backend) Do(ctx context.Context, opID string, s dr.Step) (string, error
 	case dr.ActionWaitTraffic:
 		return b.waitTraffic(ctx, m.Router.URL, s.Region)
 	case dr.ActionVerify:
-		return b.verify(ctx, m.Router.URL, r, opID)
+		return b.verify(ctx, m, r, opID)
 	case dr.ActionEnforceRPO:
 		return b.enforceRPO(ctx, m, slot, srv)
 	case dr.ActionRelaxRPO:

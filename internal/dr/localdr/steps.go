@@ -16,12 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"paydr/internal/apikey"
 	"paydr/internal/dr"
 	"paydr/internal/ledger"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/pg"
 	"paydr/internal/local/router"
+	"paydr/internal/processor/api"
 )
 
 // fence stops a database: a fast shutdown streams its last WAL to the
@@ -207,16 +209,23 @@ func (b *Backend) waitTraffic(ctx context.Context, routerURL, region string) (st
 	}
 }
 
-// verify sends a real payment through the router, retrying the same
-// payment id (idempotent) until it is acknowledged, and finds it in the
-// region's ledger.
-func (b *Backend) verify(ctx context.Context, routerURL string, r *env.Region, opID string) (string, error) {
+// verify sends a real payment through the router with the payments API key
+// (read in the region, as its processor does), retrying the same payment id
+// (idempotent) until it is acknowledged, and finds it in the region's
+// ledger.
+func (b *Backend) verify(ctx context.Context, m *env.Manifest, r *env.Region, opID string) (string, error) {
+	routerURL := m.Router.URL
+	key, err := APIKey(ctx, m, r.Name)
+	if err != nil {
+		return "", fmt.Errorf("localdr: verify: %w", err)
+	}
 	id := dr.VerifyPaymentID(opID)
 	body := fmt.Sprintf(`{"payment_id":%q,"amount":"0.01","currency":"USD"}`, id)
 	var last string
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, routerURL+"/payments", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, routerURL+api.PathPayments, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		apikey.Set(req.Header, key)
 		resp, err := b.client.Do(req)
 		if err == nil {
 			target := resp.Header.Get(router.TargetHeader)
@@ -235,6 +244,10 @@ func (b *Backend) verify(ctx context.Context, routerURL string, r *env.Region, o
 					return "", fmt.Errorf("localdr: verify: payment %s was acknowledged by %s but is not in %s's ledger; run paydr dr status", id, target, r.Name)
 				}
 				return fmt.Sprintf("payment %s acknowledged by %s and found in %s's ledger", id, target, r.Name), nil
+			}
+			if resp.StatusCode == http.StatusUnauthorized {
+				return "", fmt.Errorf("localdr: verify: payment %s refused by %s with HTTP 401: its processor does not accept the key in %s's %s; run paydr down and paydr up",
+					id, target, r.Name, apikey.ParameterName(m.Suffix))
 			}
 			last = fmt.Sprintf("HTTP %d from %s", resp.StatusCode, target)
 		} else {

@@ -11,7 +11,9 @@ const (
 )
 
 // Request headers the processor reads besides Content-Type (which must be
-// application/json) and HeaderRequestID.
+// application/json), HeaderRequestID and Authorization, which must carry
+// the payments API key on PathPayments (spelled in paydr/internal/apikey,
+// which reads the key; this package imports nothing).
 const (
 	// HeaderIdempotencyKey (IETF draft "The Idempotency-Key HTTP Header
 	// Field") is optional: payment_id is the idempotency key, so the

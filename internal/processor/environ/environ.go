@@ -24,6 +24,7 @@ const (
 	AWSEndpoint    = "PAYDR_AWS_ENDPOINT"
 	Listen         = "PAYDR_LISTEN"
 	RequestTimeout = "PAYDR_REQUEST_TIMEOUT"
+	APIKeyParam    = "PAYDR_API_KEY_PARAM"
 )
 
 // Vars is a processor's environment with values of type S. Unset (zero)
@@ -45,6 +46,9 @@ type Vars[S any] struct {
 	// RequestTimeout is the deadline of a payment request, a Go duration
 	// such as 10s (default 10s).
 	RequestTimeout S
+	// APIKeyParam names the SSM SecureString holding the payments API key
+	// (paydr/internal/apikey.ParameterName), read in this region (required).
+	APIKeyParam S
 }
 
 // Map returns the set variables by name.
@@ -69,5 +73,6 @@ func (v Vars[S]) Map() map[string]S {
 	add(AWSEndpoint, v.AWSEndpoint)
 	add(Listen, v.Listen)
 	add(RequestTimeout, v.RequestTimeout)
+	add(APIKeyParam, v.APIKeyParam)
 	return out
 }

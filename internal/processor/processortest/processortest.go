@@ -1,6 +1,6 @@
 // Package processortest starts the processor's real dependencies for tests
 // and benchmarks: a throwaway PostgreSQL server and moto, with the sessions
-// table and event bus created as the stack creates them.
+// table, event bus and API key parameter created as the stack creates them.
 package processortest
 
 import (
@@ -13,16 +13,27 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"paydr/internal/apikey"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/processor"
 )
 
-// Env starts PostgreSQL and moto, creates the sessions table and the
-// event bus as the stack would, and returns the processor's environment
-// variables (PAYDR_* and static AWS credentials for moto). Both servers stop
-// when the test ends; a missing server skips the test (fails under CI).
+// APIKey is the payments API key Env writes: requests to a processor
+// configured by Env carry it (apikey.Set). A test value, not a secret.
+const APIKey = "processortest-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+// Suffix is the environment suffix of the API key parameter Env writes.
+const Suffix = "processortest"
+
+// Env starts PostgreSQL and moto, creates the sessions table, the event
+// bus and the API key parameter (a SecureString holding APIKey) as the
+// stack would, and returns the processor's environment variables (PAYDR_*
+// and static AWS credentials for moto). Both servers stop when the test
+// ends; a missing server skips the test (fails under CI).
 func Env(t testing.TB) map[string]string {
 	t.Helper()
 	pgSrv := pgtest.Start(t)
@@ -53,9 +64,15 @@ func Env(t testing.TB) map[string]string {
 	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("paydr")}); err != nil {
 		t.Fatalf("CreateEventBus error = %v", err)
 	}
+	params := ssm.New(ssm.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(apikey.ParameterName(Suffix)), Type: ssmtypes.ParameterTypeSecureString,
+		Value: aws.String(APIKey)}); err != nil {
+		t.Fatalf("PutParameter error = %v", err)
+	}
 	return map[string]string{
 		processor.EnvRegion: "us-east-1", processor.EnvSessionsTable: "paydr-sessions", processor.EnvEventBus: "paydr",
 		processor.EnvDBDSN: pgSrv.DSN("payments"), processor.EnvAWSEndpoint: moto.Endpoint(),
-		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+		processor.EnvAPIKeyParam: apikey.ParameterName(Suffix),
+		"AWS_ACCESS_KEY_ID":      "test", "AWS_SECRET_ACCESS_KEY": "test",
 	}
 }
