@@ -3,6 +3,7 @@ package awsdr
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -49,7 +50,9 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 		return nil, nil, err
 	}
 	load := []func(*config.LoadOptions) error{config.WithRegion(o.Region)}
-	if o.Endpoint != "" {
+	if o.Endpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		// An emulator takes any credentials until it enforces IAM; then
+		// the environment's (an assumed role's) are the ones to use.
 		load = append(load, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)

@@ -89,7 +89,12 @@ type fakeRDS struct {
 }
 
 func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Keep the body as signed: toMoto passes it on byte for byte.
+	raw, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ParseForm()
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }
 	region := "?"
 	if m := regexp.MustCompile(`Credential=[^/]+/[0-9]+/([a-z0-9-]+)/rds/`).FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 		region = m[1]
@@ -171,15 +176,17 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// toMoto passes r, whose form f has parsed, on to moto as it was signed.
+// toMoto passes r on to moto as it was signed: the same body, host and
+// signature headers (moto checks the signature once it enforces IAM).
 func (f *fakeRDS) toMoto(w http.ResponseWriter, r *http.Request) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, f.moto+"/", strings.NewReader(r.PostForm.Encode()))
+	body, _ := r.GetBody()
+	raw, _ := io.ReadAll(body)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, f.moto+"/", bytes.NewReader(raw))
 	if err != nil {
 		panic(err)
 	}
-	for _, h := range []string{"Authorization", "X-Amz-Date", "Content-Type"} {
-		req.Header.Set(h, r.Header.Get(h))
-	}
+	req.Host = r.Host
+	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		http.Error(w, "fakeRDS: moto: "+err.Error(), http.StatusBadGateway)
@@ -370,8 +377,13 @@ type world struct {
 	opts    Options
 }
 
+// adminKeys are the credentials the test world's own clients use (setting
+// up, inspecting, and the fakes acting as AWS): moto's default, or an
+// administrator's once a test enforces IAM.
+var adminKeys = [2]string{"test", "test"}
+
 func cfgFor(region string) aws.Config {
-	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider(adminKeys[0], adminKeys[1], "")}
 }
 
 // setUp deploys, in moto, what the stack would: the topology parameter in

@@ -38,11 +38,13 @@ const EnvBin = "PAYDR_MOTO_SERVER"
 const DefaultWait = 30 * time.Second
 
 // siteCustomize is the start-up hook Start gives moto_server through
-// PYTHONPATH: it memoizes jsonpath_ng's parse, which moto 5.2 calls eight
+// PYTHONPATH. It memoizes jsonpath_ng's parse, which moto 5.2 calls eight
 // times, each compiling a fresh parser (about 285 ms of CPU in all), for
-// every EventBridge event a rule delivers. It changes how fast moto works,
-// never what it answers; it runs the interpreter's own sitecustomize, if
-// any, after itself.
+// every EventBridge event a rule delivers; and once moto enforces IAM, it
+// has moto check the SigV4 signature of a request without a body (a REST
+// GET, HEAD or DELETE) over the empty payload, as it was signed, where
+// moto 5.2 uses the parameters it parsed and refuses every such request.
+// It runs the interpreter's own sitecustomize, if any, after itself.
 //
 //go:embed pyhooks/sitecustomize.py
 var siteCustomize []byte
@@ -50,6 +52,10 @@ var siteCustomize []byte
 // HookMemoized is the line the hook prints to moto's log once jsonpath_ng's
 // parse is memoized.
 const HookMemoized = "paydr-moto-hook: jsonpath_ng.ext.parse memoized"
+
+// HookSignatures is the line the hook prints to moto's log once signatures
+// of requests without a body are checked over the empty payload.
+const HookSignatures = "paydr-moto-hook: SigV4 of requests without a body checked over the empty payload"
 
 // pidFileName is the pid file Start writes and Open reads, in StateDir.
 const pidFileName = "moto.json"

@@ -1,14 +1,21 @@
 # paydr's start-up hook for moto_server (written by paydr, loaded through
-# PYTHONPATH; see internal/local/moto). It changes how fast moto works,
-# never what it answers.
+# PYTHONPATH; see internal/local/moto). Two fixes, each announced on
+# stderr (moto's log) once in force:
 #
-# moto 5.2 delivers an EventBridge event to each target of a matching rule
+# 1. Speed. moto 5.2 delivers an EventBridge event to each target of a matching rule
 # through EventTemplateParser.parse, which compiles eight JSONPath
 # expressions with a fresh PLY parser every time (about 35 ms each, some
 # 285 ms of CPU per event). At a drill's 5 payments a second that is most of
 # a core of this machine, in a server that answers every other AWS call.
 # jsonpath_ng's parse is a pure function of its string: memoizing it keeps
 # each result identical and makes delivery take about a millisecond.
+#
+# 2. Signatures. Once moto enforces IAM it checks each request's SigV4
+# signature, computing it over the request's body or, when the body is
+# empty, over the parameters it parsed from the URL: so every signed GET,
+# HEAD or DELETE of a REST service (Lambda GetFunctionConcurrency, Route 53
+# GetHealthCheckStatus) is SignatureDoesNotMatch. A request without a body
+# is signed over the empty payload; the hook computes it so.
 import sys
 
 
@@ -26,6 +33,30 @@ def _paydr_memoize_jsonpath():
     memo._paydr_memoized = True
     ext.parse = memo
     print("paydr-moto-hook: jsonpath_ng.ext.parse memoized (EventBridge delivery)", file=sys.stderr, flush=True)
+
+
+def _paydr_fix_signatures():
+    try:
+        from botocore.awsrequest import AWSRequest
+        from moto.iam import access_control as ac
+    except Exception as err:
+        print("paydr-moto-hook: signature check not fixed: %s" % err, file=sys.stderr, flush=True)
+        return
+    base = getattr(ac, "IAMRequestBase", None)
+    if base is None or not hasattr(base, "_create_aws_request"):
+        print("paydr-moto-hook: signature check not fixed: moto.iam.access_control changed", file=sys.stderr, flush=True)
+        return
+
+    def _create_aws_request(self):
+        signed = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
+        headers = self._create_headers_for_aws_request(signed, self._headers)
+        data = self._body if self._method in ("GET", "HEAD", "DELETE") else (self._body or self._data)
+        request = AWSRequest(method=self._method, url=self._path, data=data, headers=headers)
+        request.context["timestamp"] = headers["X-Amz-Date"]
+        return request
+
+    base._create_aws_request = _create_aws_request
+    print("paydr-moto-hook: SigV4 of requests without a body checked over the empty payload", file=sys.stderr, flush=True)
 
 
 def _paydr_chain():
@@ -46,6 +77,7 @@ def _paydr_chain():
 
 
 _paydr_memoize_jsonpath()
+_paydr_fix_signatures()
 try:
     _paydr_chain()
 except Exception as err:
