@@ -70,7 +70,7 @@ func putPayment(ctx context.Context, c *eventbridge.Client, id string) error {
 // still arrive in the other region, those that don't do not.
 func TestEventBridgeDeliveryWithTheStartupHook(t *testing.T) {
 	srv := mototest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if !srv.JSONPathMemoized() {
 		b, _ := os.ReadFile(srv.LogPath())

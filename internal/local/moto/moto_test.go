@@ -33,7 +33,7 @@ func awsConfig(endpoint, region string) aws.Config {
 
 func TestServerAnswersAWSCallsPerRegion(t *testing.T) {
 	srv := mototest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	id, err := sts.NewFromConfig(awsConfig(srv.Endpoint(), "us-east-1")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
@@ -95,7 +95,7 @@ func TestStopFreesPortAndLeavesNoProcess(t *testing.T) {
 	if pid == 0 {
 		t.Fatal("PID() = 0 for a running server")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	if err := srv.Stop(ctx); err != nil {
@@ -176,7 +176,7 @@ func TestStartErrors(t *testing.T) {
 			if tt.name != "no state dir" {
 				tt.opts.StateDir = t.TempDir()
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			srv, err := moto.Start(ctx, tt.opts)
 			if err == nil {
