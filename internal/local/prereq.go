@@ -124,5 +124,9 @@ func (u *upRun) checkPrerequisites(context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Checked now, not after the apply: the databases start last.
+	if err := pg.CheckReachable(u.o.StateDir); err != nil {
+		return "", fmt.Errorf("up: check prerequisites: %w", &PrerequisiteError{What: "state directory " + u.o.StateDir, Err: err})
+	}
 	return fmt.Sprintf("terraform %s, provider mirror %s, moto_server %s, PostgreSQL %s", p.Terraform, p.Mirror, p.MotoBin, p.PGBinDir), nil
 }

@@ -95,7 +95,7 @@ func (r *runAs) checkTraversable(dir string) error {
 				can = mode&0o001 != 0
 			}
 			if !can {
-				return fmt.Errorf("directory %s (mode %v) is not searchable by user %s (uid %d), which PostgreSQL runs as because paydr runs as root; use a state directory under /tmp or run `chmod o+x %s`",
+				return fmt.Errorf("directory %s (mode %v) is not searchable by user %s (uid %d), which PostgreSQL runs as because paydr runs as root; run `chmod o+x %s`, or choose a state directory every user can search (not one made by mktemp -d, which is 0700)",
 					p, mode, r.name, r.uid, p)
 			}
 		}
@@ -103,4 +103,33 @@ func (r *runAs) checkTraversable(dir string) error {
 			return nil
 		}
 	}
+}
+
+// CheckReachable reports, before anything starts, whether PostgreSQL could
+// reach a data directory under dir. When paydr runs as root the servers run
+// as an unprivileged user (postgres, or nobody), which must be able to
+// search every directory on the way; directories that do not exist yet are
+// created searchable. A state directory under a `mktemp -d` (mode 0700) is
+// the usual mistake.
+func CheckReachable(dir string) error {
+	as, err := resolveRunAs("")
+	if err != nil || as == nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	p := abs
+	for {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	return as.checkTraversable(filepath.Join(p, "data"))
 }
