@@ -110,6 +110,10 @@ case "${1:-}" in
     shift
     need_go; check_terraform; check_moto; check_postgres; check_rie; report_missing
     export PATH="$(go env GOPATH)/bin:$PATH"
+    if ! command -v "${PAYDR_TRIVY:-trivy}" >/dev/null 2>&1; then
+      say "optional: trivy is not installed, so the scan test (internal/scan) stops after the offline plan;"
+      say "  install it with: GOEXPERIMENT=jsonv2 go install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0 (a cold build takes minutes)"
+    fi
     say "go vet ./..."
     go vet ./...
     say "go test ./... (unit, PostgreSQL, emulator, terraform, local environment)"

@@ -72,6 +72,7 @@ operations.`,
 	root.AddCommand(
 		newSynthCmd(),
 		newValidateCmd(),
+		newScanCmd(),
 		newBuildCmd(),
 		newServeCmd(),
 		newDRCmd(),

@@ -511,3 +511,29 @@ func TestLocalTarget(t *testing.T) {
 	eq(t, "local secondary key", d.res(t, "aws_kms_key", "secondary")["provider"], "aws.secondary")
 	eq(t, "local secondary table key", block(t, d.res(t, "aws_dynamodb_table", "sessions_secondary"), "server_side_encryption")["kms_key_arn"], "${aws_kms_key.secondary.arn}")
 }
+
+// No security group lets anything out to the internet: the processor and
+// DMS reach AWS APIs through the VPC's endpoints (trivy AWS-0104 found the
+// 0.0.0.0/0 egress the stack had).
+func TestNoEgressToTheInternet(t *testing.T) {
+	for name, c := range map[string]Config{"defaults": Defaults(), "local": localConfig()} {
+		d := parse(t, synth(t, c))
+		rules, _ := d["resource"].(map[string]any)["aws_vpc_security_group_egress_rule"].(map[string]any)
+		if len(rules) == 0 {
+			t.Fatalf("%s: no egress rules", name)
+		}
+		for id, v := range rules {
+			r := v.(map[string]any)
+			if cidr, _ := r["cidr_ipv4"].(string); cidr == "0.0.0.0/0" {
+				t.Errorf("%s: aws_vpc_security_group_egress_rule.%s allows egress to 0.0.0.0/0", name, id)
+			}
+			if cidr, _ := r["cidr_ipv6"].(string); cidr == "::/0" {
+				t.Errorf("%s: aws_vpc_security_group_egress_rule.%s allows egress to ::/0", name, id)
+			}
+		}
+		for _, svc := range interfaceEndpoints {
+			d.res(t, "aws_vpc_endpoint", "primary_"+svc)
+			d.res(t, "aws_vpc_endpoint", "secondary_"+svc)
+		}
+	}
+}

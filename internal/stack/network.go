@@ -86,13 +86,16 @@ func (b *builder) regionNetwork(r *region) {
 		})
 	}
 	for _, svc := range []string{"dynamodb", "s3"} {
-		aws.NewVPCEndpoint(sc, id+"_"+svc, aws.VPCEndpointArgs{
+		ep := aws.NewVPCEndpoint(sc, id+"_"+svc, aws.VPCEndpointArgs{
 			VPCID:           r.vpc.ID(),
 			ServiceName:     tf.S("com.amazonaws." + r.name + "." + svc),
 			VPCEndpointType: tf.S("Gateway"),
 			RouteTableIDs:   tf.SetOf(r.privateRouteTable.ID(), publicRT.ID()),
 			Tags:            b.tags(b.name("payment-" + svc + "-endpoint-" + id)),
 		})
+		if svc == "dynamodb" {
+			r.dynamoEndpoint = ep
+		}
 	}
 
 	// Flow logs to CloudWatch Logs, through a role the service assumes.

@@ -68,6 +68,8 @@ type region struct {
 	privateRouteTable *aws.RouteTable
 	sgProcessor, sgDB *aws.SecurityGroup
 	sgDMS             *aws.SecurityGroup
+	sgEndpoints       *aws.SecurityGroup
+	dynamoEndpoint    *aws.VPCEndpoint // the gateway endpoint: its prefix list
 	kmsKeyARN         tf.String
 	dbSubnetGroup     *aws.DBSubnetGroup
 	clusterParams     *aws.RDSClusterParameterGroup
