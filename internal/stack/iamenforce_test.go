@@ -3,8 +3,6 @@ package stack
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -20,8 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"paydr/internal/apikey"
 	"paydr/internal/events"
@@ -148,10 +144,10 @@ func TestProcessorCodeUnderEnforcedIAM(t *testing.T) {
 	full := role("payment-processor", enforcedPolicy(t, policy))
 	lacking := role("payment-processor-without-batchwrite", enforcedPolicy(t, policy, "dynamodb:BatchWriteItem"))
 
-	enforce(t, srv.Endpoint(), "0")
+	mototest.EnforceIAM(t, srv.Endpoint(), "0")
 
 	// Enforcement is on: the emulator's default credentials are refused.
-	if _, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tableName)}); !accessDenied(err) {
+	if _, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tableName)}); !mototest.Denied(err) {
 		t.Fatalf("DescribeTable with unknown credentials after enforcing IAM: err = %v, want a refusal", err)
 	}
 	assume := func(arn string) aws.Config {
@@ -190,33 +186,7 @@ func TestProcessorCodeUnderEnforcedIAM(t *testing.T) {
 	}
 
 	err = sessions.New(dynamodb.NewFromConfig(assume(lacking)), tableName, sessions.Options{}).Save(ctx, rec)
-	if !accessDenied(err) {
+	if !mototest.Denied(err) {
 		t.Errorf("sessions.Save as a role without dynamodb:BatchWriteItem: err = %v, want AccessDenied", err)
 	}
-}
-
-// enforce sets the emulator's count of requests left before IAM is
-// enforced ("0": from now on; "inf": never).
-func enforce(t testing.TB, endpoint, count string) {
-	t.Helper()
-	resp, err := http.Post(endpoint+"/moto-api/reset-auth", "text/plain", strings.NewReader(count))
-	if err != nil {
-		t.Fatalf("moto-api/reset-auth: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("moto-api/reset-auth %s: %s", count, resp.Status)
-	}
-}
-
-// accessDenied reports whether err is an authorization refusal: an
-// AccessDenied-like error code, or HTTP 403 (moto answers JSON-protocol
-// services' refusals in XML, which their clients cannot decode).
-func accessDenied(err error) bool {
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "AccessDenied")
 }

@@ -3,8 +3,6 @@ package awsdr
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,10 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"paydr/internal/dr"
+	"paydr/internal/local/moto/mototest"
 	"paydr/internal/stack"
 )
 
@@ -102,8 +99,8 @@ func TestDRRoleUnderEnforcedIAM(t *testing.T) {
 	prev := adminKeys
 	adminKeys = [2]string{aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey)}
 	t.Cleanup(func() { adminKeys = prev })
-	enforceIAM(t, w.moto, "0")
-	t.Cleanup(func() { enforceIAM(t, w.moto, "inf") })
+	mototest.EnforceIAM(t, w.moto, "0")
+	t.Cleanup(func() { mototest.EnforceIAM(t, w.moto, "inf") })
 	as := func(arn string) {
 		out, err := sts.NewFromConfig(cfgFor("us-east-1"), func(o *sts.Options) { o.BaseEndpoint = aws.String(w.moto) }).AssumeRole(ctx,
 			&sts.AssumeRoleInput{RoleArn: aws.String(arn), RoleSessionName: aws.String("dr")})
@@ -117,7 +114,7 @@ func TestDRRoleUnderEnforcedIAM(t *testing.T) {
 	}
 
 	as(lacking)
-	if _, _, err := Connect(ctx, w.opts); !denied(err) {
+	if _, _, err := Connect(ctx, w.opts); !mototest.Denied(err) {
 		t.Errorf("Connect as a DR role without ssm:GetParameter: err = %v, want AccessDenied reading the topology", err)
 	}
 
@@ -149,33 +146,8 @@ func TestDRRoleUnderEnforcedIAM(t *testing.T) {
 			t.Errorf("step %s: %s", s.Step.Name(), s.Error)
 		}
 	}
-	enforceIAM(t, w.moto, "inf") // the world's own clients hold moto's test credentials
+	mototest.EnforceIAM(t, w.moto, "inf") // the world's own clients hold moto's test credentials
 	if c := concurrency(t, w, "us-east-1"); c == nil || *c != 0 {
 		t.Errorf("us-east-1 reserved concurrency = %v, want 0 (fenced by the DR role)", c)
 	}
-}
-
-// enforceIAM sets the emulator's count of requests left before it enforces
-// IAM ("0": from now on; "inf": never).
-func enforceIAM(t *testing.T, endpoint, count string) {
-	t.Helper()
-	resp, err := http.Post(endpoint+"/moto-api/reset-auth", "text/plain", strings.NewReader(count))
-	if err != nil {
-		t.Fatalf("moto-api/reset-auth: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("moto-api/reset-auth %s: %s", count, resp.Status)
-	}
-}
-
-// denied reports whether err is an authorization refusal (moto answers
-// JSON-protocol services' refusals in XML: HTTP 403 is what is certain).
-func denied(err error) bool {
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "AccessDenied")
 }

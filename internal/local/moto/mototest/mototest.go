@@ -10,8 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"paydr/internal/local/moto"
 	"paydr/internal/needs"
@@ -39,4 +44,33 @@ func Start(t testing.TB) *moto.Server {
 		}
 	})
 	return srv
+}
+
+// EnforceIAM sets how many requests the moto at endpoint still takes
+// without checking IAM:
+// "0" enforces IAM from now on (every request must be signed by a known
+// identity and allowed by its policies), "inf" never. It uses moto's
+// /moto-api/reset-auth.
+func EnforceIAM(t testing.TB, endpoint, count string) {
+	t.Helper()
+	resp, err := http.Post(endpoint+"/moto-api/reset-auth", "text/plain", strings.NewReader(count))
+	if err != nil {
+		t.Fatalf("mototest: moto-api/reset-auth: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("mototest: moto-api/reset-auth %s: %s", count, resp.Status)
+	}
+}
+
+// Denied reports whether err is an authorization refusal: HTTP 403 (moto
+// answers JSON-protocol services' refusals in XML, which their clients
+// cannot decode, so the status is what is certain) or an AccessDenied code.
+func Denied(err error) bool {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && strings.Contains(ae.ErrorCode(), "AccessDenied")
 }
