@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 
+	"paydr/internal/stack"
 	"paydr/internal/tfcli"
 )
 
@@ -35,19 +36,12 @@ import (
 // endpoints and test credentials to the two providers.
 const OverrideFile = "paydr_scan_override.tf.json"
 
-// services are the provider endpoints pointed at the emulator: every
-// service the stack's resources and data sources call.
-var services = []string{
-	"apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
-	"iam", "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
-}
-
 // Override returns the override configuration that plans the stack
 // against endpoint with the provider aliases given ("" for the default
 // provider).
 func Override(endpoint string, aliases []string) ([]byte, error) {
 	eps := map[string]string{}
-	for _, s := range services {
+	for _, s := range stack.EmulatorServices() {
 		eps[s] = endpoint
 	}
 	var providers []map[string]any

@@ -42,7 +42,7 @@ func TestOverrideReplacesBackendAndPointsEveryProviderAtTheEmulator(t *testing.T
 		t.Fatalf("providers = %+v, want the default and secondary", o.Provider.AWS)
 	}
 	for _, p := range o.Provider.AWS {
-		if len(p.Endpoints) != 1 || len(p.Endpoints[0]) != len(services) {
+		if len(p.Endpoints) != 1 || len(p.Endpoints[0]) != len(stack.EmulatorServices()) {
 			t.Errorf("provider %q endpoints = %v, want every service", p.Alias, p.Endpoints)
 		}
 		for s, e := range p.Endpoints[0] {

@@ -16,6 +16,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"paydr/internal/tf"
@@ -216,6 +217,11 @@ func (b *builder) terraform() {
 func (b *builder) arn(service, region, resource string) tf.String {
 	return tf.Sprintf("arn:%s:"+service+":"+region+":%s:"+resource, b.partition.Partition(), b.caller.AccountID())
 }
+
+// EmulatorServices returns the provider endpoint names the local target
+// points at the emulator: every service the stack's resources and data
+// sources call. paydr scan points the same ones at its throwaway emulator.
+func EmulatorServices() []string { return slices.Clone(localServices) }
 
 // localServices lists the services whose endpoints the local target points
 // at the emulator.
