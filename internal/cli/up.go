@@ -63,7 +63,15 @@ has flushed it, and once the oldest commit the standby lacks is about the
 bound old, makes commits wait for the standby (synchronous_standby_names)
 until it is back within half the bound. 0 means RPO 0: every commit waits for
 the standby. paydr up again applies a changed bound; paydr dr relax-rpo and
-enforce-rpo steps move it with the writer.`,
+enforce-rpo steps move it with the writer.
+
+Once the stack is applied, moto enforces IAM: each processor runs on its
+region's processor role (assumed as Lambda assumes it), DR commands and drills
+on the DR automation role, paydr's other calls on an operator user
+(paydr-operator-<suffix>); env.json records the credentials (moto's, worthless
+elsewhere). A call the code makes that the stack does not grant is refused as
+on AWS. moto checks actions, not resources (the stack's static tests check
+those). --no-iam leaves IAM off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -83,6 +91,7 @@ enforce-rpo steps move it with the writer.`,
 	f.IntVar(&o.Parallelism, "parallelism", local.DefaultParallelism, "terraform apply -parallelism")
 	f.StringVar(&o.ProcessorZip, "processor-zip", "", "use this processor Lambda zip instead of building one")
 	f.StringVar((*string)(&o.Netns), "netns", string(local.NetnsAuto), "run each region in its own network namespace: auto, on or off")
+	f.BoolVar(&o.NoIAM, "no-iam", false, "leave IAM unenforced on moto: every component uses moto's test credentials")
 	f.DurationVar(&o.RPOBound, "rpo-bound", local.DefaultRPOBound, "bound on loss: commits wait for the standby once it lags this much (at least 1s; 0: always, synchronous replication)")
 	return cmd
 }

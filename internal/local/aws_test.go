@@ -32,11 +32,13 @@ import (
 // The checks of the applied stack through the AWS APIs on the emulator,
 // for TestLocalEnvironment.
 
-// awsConfig returns an SDK configuration for region on the emulator.
+// awsConfig returns an SDK configuration for region on the emulator, as
+// the operator (the emulator enforces IAM).
 func awsConfig(m *env.Manifest, region string) aws.Config {
+	c := m.OperatorCredentials()
 	return aws.Config{
 		Region:       region,
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
 		BaseEndpoint: aws.String(m.Moto.Endpoint),
 	}
 }
@@ -273,7 +275,8 @@ func cloudWatchQuery(t *testing.T, m *env.Manifest, region string, params url.Va
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	sum := sha256.Sum256([]byte(body))
-	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
+	op := m.OperatorCredentials()
+	creds := aws.Credentials{AccessKeyID: op.AccessKeyID, SecretAccessKey: op.SecretAccessKey, SessionToken: op.SessionToken}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "monitoring", region, time.Now()); err != nil {
 		t.Fatal(err)
 	}

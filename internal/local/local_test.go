@@ -160,6 +160,7 @@ func TestLocalEnvironment(t *testing.T) {
 	t.Run("network", func(t *testing.T) { checkNetwork(t, m) })
 	t.Run("aws", func(t *testing.T) { checkAWS(t, m) })
 	t.Run("payment end to end", func(t *testing.T) { checkPayment(t, m) })
+	t.Run("iam enforced, each component on its role", func(t *testing.T) { checkIAM(t, m) })
 	t.Run("processors reach AWS through the fault proxy", func(t *testing.T) { checkThroughProxy(t, m) })
 	t.Run("plan after a switchover moves nothing back", func(t *testing.T) { checkPlanAfterSwitchover(t, ctx, m) })
 	t.Run("plan after a fence keeps the processors fenced", func(t *testing.T) { checkPlanAfterFence(t, ctx, m) })

@@ -1,6 +1,7 @@
 package local_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,22 @@ func newPlanCopy(t *testing.T, ctx context.Context, m *env.Manifest, edit func(r
 	p.file = filepath.Join(p.dir, filepath.Base(m.Stack.File))
 	for _, name := range []string{filepath.Base(m.Stack.File), "processor.zip"} {
 		copyFile(t, filepath.Join(m.Stack.Dir, name), filepath.Join(p.dir, name))
+	}
+	// The emulator enforces IAM: plan as the operator, whose key replaces
+	// moto's default test credentials, which paydr up applies with while
+	// enforcement is off.
+	op := m.OperatorCredentials()
+	cfg, err := os.ReadFile(p.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.ReplaceAll(cfg, []byte(`"access_key": "test"`), []byte(`"access_key": "`+op.AccessKeyID+`"`))
+	cfg = bytes.ReplaceAll(cfg, []byte(`"secret_key": "test"`), []byte(`"secret_key": "`+op.SecretAccessKey+`"`))
+	if !bytes.Contains(cfg, []byte(`"access_key": "`+op.AccessKeyID+`"`)) {
+		t.Fatalf("%s names no access_key \"test\" to replace with the operator's", m.Stack.File)
+	}
+	if err := os.WriteFile(p.file, cfg, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	state := readJSON(t, m.Stack.StatePath)
 	var resources []map[string]any

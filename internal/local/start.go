@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,6 +46,11 @@ func (u *upRun) startMoto(ctx context.Context) (string, error) {
 	}
 	u.moto = s
 	u.m.Moto = env.Moto{Endpoint: s.Endpoint(), Port: s.Port(), PID: s.PID(), LogPath: s.LogPath(), StateDir: u.l.MotoDir()}
+	// Terraform applies with the default test credentials: an emulator an
+	// earlier up left enforcing IAM must take them until the iam step.
+	if err := u.relaxIAM(ctx); err != nil {
+		return "", err
+	}
 	if wasRunning {
 		return fmt.Sprintf("already running at %s (pid %d)", s.Endpoint(), s.PID()), nil
 	}
@@ -213,11 +219,18 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		// deployed one does.
 		APIKeyParam: apikey.ParameterName(m.Suffix),
 	}
+	// The slot's processor role, as Lambda gives it to the function.
+	var roleEnv map[string]string
+	if m.Moto.IAM != nil {
+		roleEnv = m.Moto.IAM.Processors[s].Environ()
+	}
 	// Adopt a running processor whose settings are unchanged.
 	if pid := daemon.ReadPIDFile(pidFile); daemon.Alive(pid, "serve") && prev != nil && prev.Regions[s] != nil && port != 0 {
 		old := prev.Regions[s].Processor
-		same := true
-		for k, v := range ev.Map() {
+		// Unchanged includes no credentials where none are wanted.
+		_, hadRole := old.Env["AWS_ACCESS_KEY_ID"]
+		same := hadRole == (roleEnv != nil)
+		for k, v := range merge(ev.Map(), roleEnv) {
 			if old.Env[k] != v {
 				same = false
 			}
@@ -243,7 +256,7 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ev.Listen = addr
-	vars := ev.Map()
+	vars := merge(ev.Map(), roleEnv)
 	// In a namespace, ip netns exec joins it and execs the processor: the
 	// pid, and so the pid file, stay the processor's.
 	argv, err := ns.Command(u.o.Exe, "serve", "--listen", addr)
@@ -328,4 +341,12 @@ func (u *upRun) startDaemon(spec daemon.Spec) (pid int, exited <-chan struct{}, 
 		return err
 	})
 	return child.PID, child.Done(), nil
+}
+
+// merge returns a copy of a with b's entries set over it.
+func merge(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	maps.Copy(out, a)
+	maps.Copy(out, b)
+	return out
 }

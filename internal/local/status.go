@@ -250,13 +250,32 @@ func PrintManifest(w io.Writer, m *env.Manifest) {
 		r := m.Regions[s]
 		fmt.Fprintf(tw, "  database %s (%s)\t%s\t%s, pid %d, log %s\n", s, r.Name, r.Database.DSN, r.Database.Role, r.Database.PID, r.Database.LogPath)
 	}
-	fmt.Fprintf(tw, "  AWS emulator (moto)\t%s\tpid %d, both regions, log %s\n", m.Moto.Endpoint, m.Moto.PID, m.Moto.LogPath)
+	iamNote := "IAM not enforced (--no-iam)"
+	if m.Moto.IAM != nil && m.Moto.IAM.Enforced {
+		iamNote = "IAM enforced"
+	}
+	fmt.Fprintf(tw, "  AWS emulator (moto)\t%s\tpid %d, both regions, %s, log %s\n", m.Moto.Endpoint, m.Moto.PID, iamNote, m.Moto.LogPath)
 	if fp := m.FaultProxy; fp != nil {
 		fmt.Fprintf(tw, "  AWS fault proxy\t%s\tin front of moto, pid %d, rules %s, log %s\n", fp.URL, fp.PID, fp.ControlURL, fp.LogPath)
 	}
 	fmt.Fprintf(tw, "  terraform\t%s\t%d resources, log %s\n", m.Stack.Dir, m.Stack.Resources, m.Stack.LogPath)
 	tw.Flush()
+	printIdentities(w, m)
 	printNetwork(w, m)
+}
+
+// printIdentities says which identity each component calls the emulator
+// as, when it enforces IAM.
+func printIdentities(w io.Writer, m *env.Manifest) {
+	ids := m.Moto.IAM
+	if ids == nil || !ids.Enforced {
+		return
+	}
+	fmt.Fprintf(w, "identities (IAM enforced on moto; credentials in env.json):\n")
+	for _, s := range env.Slots {
+		fmt.Fprintf(w, "  processor %s: %s\n", s, ids.Processors[s].Identity)
+	}
+	fmt.Fprintf(w, "  DR commands and drills: %s\n  operator (tests, inspection): %s\n", ids.DR.Identity, ids.Operator.Identity)
 }
 
 // printNetwork says where the regions run: each in its namespace, or all

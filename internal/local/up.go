@@ -84,6 +84,12 @@ type UpOptions struct {
 	// replication). paydr up again applies a changed value.
 	RPOBound time.Duration
 	RPOZero  bool
+	// NoIAM leaves IAM unenforced: every component calls the emulator with
+	// its default test credentials, which it then accepts for anything.
+	// By default, once the stack is applied, the emulator enforces IAM and
+	// each processor runs on its region's processor role, DR commands and
+	// drills on the DR role (see env.IAM).
+	NoIAM bool
 	// Out receives progress; nil discards it.
 	Out io.Writer
 }
@@ -208,6 +214,7 @@ func (u *upRun) plan() []upStep {
 		{label: "zip", name: "build the processor Lambda zip", run: u.buildZip},
 		{label: "synth", name: "synthesize the stack (local target)", run: u.synthesize, then: u.recordStack},
 		{label: "apply", name: "terraform init + apply (both regions, on moto)", run: u.applyStack},
+		{label: "iam", name: "enforce IAM on moto (each component on its role's credentials)", run: u.enforceIAM, skip: u.o.NoIAM},
 		{label: "postgres", name: "start PostgreSQL writer and streaming standby", run: u.startPostgres, then: u.recordDatabases},
 		{label: "processors", name: "start the processor in each region", run: u.startProcessors, then: u.retireFaultProxy},
 		{label: "rpo", name: "start the RPO guard of each region", run: u.startRPOGuards},

@@ -32,6 +32,7 @@ func (b *builder) outputs() {
 		out(p+"cluster_reader_endpoint", "Aurora reader endpoint", r.cluster.ReaderEndpoint())
 		out(p+"function_name", "payment processor function", r.function.FunctionName())
 		out(p+"function_arn", "payment processor function ARN", r.function.ARN())
+		out(p+"processor_role_arn", "role the payment processor runs as", r.processorRole.ARN())
 		out(p+"api_url", "HTTPS URL of the region's payments API", r.api.APIEndpoint())
 		out(p+"health_check_id", "Route 53 health check of /health", r.healthCheck.ID())
 		out(p+"event_bus_name", "EventBridge bus", r.bus.Name())

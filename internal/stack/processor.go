@@ -57,6 +57,7 @@ func (b *builder) processor() {
 			AssumeRolePolicy: b.serviceTrust("lambda.amazonaws.com", tf.String{}),
 			Tags:             b.tags(r.processorRoleName),
 		})
+		r.processorRole = role
 		// ENIs in the VPC; the managed policy is the documented minimum.
 		aws.NewIAMRolePolicyAttachment(sc, id+"_processor_vpc", aws.IAMRolePolicyAttachmentArgs{
 			Role:      role.Name(),

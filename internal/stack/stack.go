@@ -88,6 +88,7 @@ type region struct {
 	dashboard         *aws.CloudWatchDashboard
 	params            map[string]*aws.SSMParameter
 	processorRoleName string
+	processorRole     *aws.IAMRole
 	functionName      string
 	clusterIdentifier string
 	dashboardName     string

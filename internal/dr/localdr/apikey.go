@@ -19,10 +19,11 @@ import (
 // a fault injected for the processors never keeps a drill or a DR step from
 // authenticating. Every local client of POST /payments sends it.
 func APIKey(ctx context.Context, m *env.Manifest, region string) (string, error) {
+	c := m.DRCredentials()
 	params := ssm.New(ssm.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(m.Moto.Endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
 	})
 	key, err := apikey.Read(ctx, params, apikey.ParameterName(m.Suffix))
 	if err != nil {

@@ -129,6 +129,9 @@ type Moto struct {
 	LogPath string `json:"log_path"`
 	// StateDir is the directory holding moto's pid file (moto.Open).
 	StateDir string `json:"state_dir"`
+	// IAM holds the identities of each component once the emulator
+	// enforces IAM; nil (absent) when it does not (paydr up --iam off).
+	IAM *IAM `json:"iam,omitempty"`
 }
 
 // FaultProxy records the fault proxy process (package faultproxy, run as
@@ -222,8 +225,10 @@ type Processor struct {
 	Command []string `json:"command"`
 	// Env is the PAYDR_* environment it was started with (PAYDR_REGION,
 	// PAYDR_DB_DSN, PAYDR_SESSIONS_TABLE, PAYDR_EVENT_BUS,
-	// PAYDR_AWS_ENDPOINT, PAYDR_LISTEN, ...). Restarting it with the same
-	// Command and Env restores it.
+	// PAYDR_AWS_ENDPOINT, PAYDR_LISTEN, ...) and, when the emulator
+	// enforces IAM, its role's credentials (AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; see IAM). Restarting it
+	// with the same Command and Env restores it.
 	Env map[string]string `json:"env"`
 }
 

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +45,9 @@ const DefaultWait = 30 * time.Second
 // has moto check the SigV4 signature of a request without a body (a REST
 // GET, HEAD or DELETE) over the empty payload, as it was signed, where
 // moto 5.2 uses the parameters it parsed and refuses every such request.
-// It runs the interpreter's own sitecustomize, if any, after itself.
+// It lets an Allow statement that names resources match the requests moto
+// authorizes against "*" (HookActionLevelIAM). It runs the interpreter's
+// own sitecustomize, if any, after itself.
 //
 //go:embed pyhooks/sitecustomize.py
 var siteCustomize []byte
@@ -56,6 +59,13 @@ const HookMemoized = "paydr-moto-hook: jsonpath_ng.ext.parse memoized"
 // HookSignatures is the line the hook prints to moto's log once signatures
 // of requests without a body are checked over the empty payload.
 const HookSignatures = "paydr-moto-hook: SigV4 of requests without a body checked over the empty payload"
+
+// HookActionLevelIAM is the line the hook prints to moto's log once an
+// Allow statement naming resources matches the requests moto authorizes
+// against the resource "*" (most services' actions: moto 5.2 does not work
+// out which resource they name). Without it no policy that names its
+// resources allows anything there once IAM is enforced.
+const HookActionLevelIAM = "paydr-moto-hook: Allow statements naming resources match requests authorized against"
 
 // pidFileName is the pid file Start writes and Open reads, in StateDir.
 const pidFileName = "moto.json"
@@ -89,7 +99,8 @@ type Server struct {
 	port     int
 	logPath  string
 
-	memoized bool
+	memoized    bool
+	actionLevel bool
 
 	mu    sync.Mutex
 	pid   int
@@ -105,6 +116,8 @@ type pidFile struct {
 	// Memoized records that the start-up hook memoized jsonpath_ng's
 	// parse (HookMemoized was in the log).
 	Memoized bool `json:"jsonpath_memoized,omitempty"`
+	// ActionLevel records that HookActionLevelIAM was in the log.
+	ActionLevel bool `json:"action_level_iam,omitempty"`
 }
 
 // Start starts moto_server on opts.Host (127.0.0.1) and waits until it answers HTTP.
@@ -181,7 +194,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("moto: start: wait for %s: %w; log %s ends:\n%s", s.Endpoint(), err, logPath, daemon.LogTail(logPath, logStart, 30))
 	}
 	s.memoized = logHas(logPath, logStart, HookMemoized)
-	b, _ := json.Marshal(pidFile{PID: s.pid, Host: host, Port: port, LogPath: logPath, Memoized: s.memoized})
+	s.actionLevel = logHas(logPath, logStart, HookActionLevelIAM)
+	b, _ := json.Marshal(pidFile{PID: s.pid, Host: host, Port: port, LogPath: logPath, Memoized: s.memoized, ActionLevel: s.actionLevel})
 	if err := os.WriteFile(filepath.Join(opts.StateDir, pidFileName), b, 0o644); err != nil {
 		_ = s.kill()
 		return nil, fmt.Errorf("moto: start: write pid file: %w", err)
@@ -203,7 +217,7 @@ func Open(stateDir string) (*Server, error) {
 	if pf.Host == "" {
 		pf.Host = "127.0.0.1"
 	}
-	return &Server{stateDir: stateDir, host: pf.Host, port: pf.Port, logPath: pf.LogPath, pid: pf.PID, memoized: pf.Memoized}, nil
+	return &Server{stateDir: stateDir, host: pf.Host, port: pf.Port, logPath: pf.LogPath, pid: pf.PID, memoized: pf.Memoized, actionLevel: pf.ActionLevel}, nil
 }
 
 // JSONPathMemoized reports whether the start-up hook took effect: without
@@ -355,3 +369,35 @@ func findBin(explicit string) (string, error) {
 	}
 	return p, nil
 }
+
+// EnforceIAM switches IAM enforcement on or off through moto's
+// /moto-api/reset-auth. On, every request from then on must be signed by a
+// known identity (an IAM user's access key, or credentials from STS
+// AssumeRole) and be allowed by its policies; moto's default "test"
+// credentials are refused. Off, nothing is checked: moto's default.
+// Resetting the emulator's state (Reset) removes every identity, so IAM is
+// switched off before it.
+func (s *Server) EnforceIAM(ctx context.Context, on bool) error {
+	count := "inf"
+	if on {
+		count = "0"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Endpoint()+"/moto-api/reset-auth", strings.NewReader(count))
+	if err != nil {
+		return fmt.Errorf("moto: enforce IAM: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("moto: enforce IAM %v at %s: %w", on, s.Endpoint(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("moto: enforce IAM %v at %s: /moto-api/reset-auth answered %s", on, s.Endpoint(), resp.Status)
+	}
+	return nil
+}
+
+// ActionLevelIAM reports whether the start-up hook's third part is in force
+// in the server's log (HookActionLevelIAM): without it, enforcing IAM
+// refuses every request of an identity whose policies name resources.
+func (s *Server) ActionLevelIAM() bool { return s.actionLevel }

@@ -16,6 +16,18 @@
 # HEAD or DELETE of a REST service (Lambda GetFunctionConcurrency, Route 53
 # GetHealthCheckStatus) is SignatureDoesNotMatch. A request without a body
 # is signed over the empty payload; the hook computes it so.
+#
+# 3. Resources. moto 5.2 authorizes most services' actions (DynamoDB, SSM,
+# EventBridge, Secrets Manager, KMS, Lambda, RDS, Route 53, CloudWatch)
+# against the resource "*", because it does not work out which resource a
+# request names. A policy statement that names its resources (as every
+# statement of paydr's roles does) then never matches, and every request
+# is AccessDenied. For a request moto authorizes against "*" the hook lets
+# an Allow statement's Resource match: enforcement decides on the action,
+# which is what moto can know. Requests moto authorizes against a real
+# resource (IAM, STS AssumeRole, SQS, S3) are checked as before, and so are
+# Deny statements and trust policies. Resource scoping is proven by paydr's
+# static tests of the synthesized policies, not by the emulator.
 import sys
 
 
@@ -59,6 +71,31 @@ def _paydr_fix_signatures():
     print("paydr-moto-hook: SigV4 of requests without a body checked over the empty payload", file=sys.stderr, flush=True)
 
 
+def _paydr_action_level_resources():
+    try:
+        from moto.iam import access_control as ac
+    except Exception as err:
+        print("paydr-moto-hook: resource matching not changed: %s" % err, file=sys.stderr, flush=True)
+        return
+    stmt = getattr(ac, "IAMPolicyStatement", None)
+    if stmt is None or not hasattr(stmt, "is_action_permitted") or getattr(stmt, "_paydr_action_level", False):
+        print("paydr-moto-hook: resource matching not changed: moto.iam.access_control changed", file=sys.stderr, flush=True)
+        return
+    original = stmt.is_action_permitted
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        st = self._statement
+        if resource == "*" and principal is None and st.get("Effect") == "Allow" and st.get("Resource") and "NotResource" not in st:
+            widened = dict(st)
+            widened["Resource"] = "*"
+            return original(stmt(widened), action, resource, principal, incoming_condition_values)
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    stmt.is_action_permitted = is_action_permitted
+    stmt._paydr_action_level = True
+    print("paydr-moto-hook: Allow statements naming resources match requests authorized against \"*\" (action-level IAM)", file=sys.stderr, flush=True)
+
+
 def _paydr_chain():
     # Run the sitecustomize this one shadows, if the interpreter has one.
     import importlib.util
@@ -78,6 +115,7 @@ def _paydr_chain():
 
 _paydr_memoize_jsonpath()
 _paydr_fix_signatures()
+_paydr_action_level_resources()
 try:
     _paydr_chain()
 except Exception as err:
