@@ -80,7 +80,11 @@ type region struct {
 	function          *aws.LambdaFunction
 	functionLogGroup  *aws.CloudWatchLogGroup
 	api               *aws.APIGatewayV2API
+	stage             *aws.APIGatewayV2Stage
 	apiHost           tf.String
+	certificate       *aws.ACMCertificate         // public domain only
+	customDomain      *aws.APIGatewayV2DomainName // public domain only
+	recordTarget      tf.String                   // the custom domain's regional target; unset for a private zone
 	bus               *aws.CloudWatchEventBus
 	vault             *aws.BackupVault
 	alarmTopic        *aws.SNSTopic
@@ -106,7 +110,8 @@ type builder struct {
 	global       *aws.RDSGlobalCluster
 	dbSecret     *aws.SecretsManagerSecret
 	table        *aws.DynamoDBTable
-	zone         *aws.Route53Zone
+	zone         *aws.Route53Zone // nil when the stack uses an existing zone (Route53ZoneID)
+	zoneID       tf.String
 	drRole       *aws.IAMRole
 	backupPlan   *aws.BackupPlan
 	failoverName string
