@@ -231,7 +231,7 @@ func EmulatorServices() []string { return slices.Clone(localServices) }
 // localServices lists the services whose endpoints the local target points
 // at the emulator.
 var localServices = []string{
-	"apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
+	"acm", "apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
 	"iam", "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
 }
 
@@ -244,7 +244,7 @@ func (b *builder) localProvider(args *aws.ProviderArgs) {
 	args.S3UsePathStyle = tf.B(true)
 	ep := aws.ProviderEndpoints{}
 	fields := map[string]*tf.String{
-		"apigatewayv2": &ep.APIGatewayV2, "backup": &ep.Backup, "cloudwatch": &ep.CloudWatch,
+		"acm": &ep.ACM, "apigatewayv2": &ep.APIGatewayV2, "backup": &ep.Backup, "cloudwatch": &ep.CloudWatch,
 		"cloudwatchlogs": &ep.Cloudwatchlogs, "dms": &ep.DMS, "dynamodb": &ep.DynamoDB, "ec2": &ep.EC2,
 		"eventbridge": &ep.Eventbridge, "iam": &ep.IAM, "kms": &ep.KMS, "lambda": &ep.Lambda, "rds": &ep.RDS,
 		"route53": &ep.Route53, "s3": &ep.S3, "secretsmanager": &ep.SecretsManager, "sns": &ep.SNS,
