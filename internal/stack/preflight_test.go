@@ -40,6 +40,9 @@ func TestPreflightRules(t *testing.T) {
 		{"public-zone-reserved-name", func(s *tf.Stack) {
 			aws.NewRoute53Zone(s, "z", aws.Route53ZoneArgs{Name: tf.S("payments.corp.internal")})
 		}, "aws_route53_zone.z.name"},
+		{"certificate-reserved-name", func(s *tf.Stack) {
+			aws.NewACMCertificate(s, "c", aws.ACMCertificateArgs{DomainName: tf.S("api.migration-dev.internal"), ValidationMethod: tf.S("DNS")})
+		}, "aws_acm_certificate.c.domain_name"},
 		{"duplicate-security-group-rule", func(s *tf.Stack) {
 			for _, n := range []string{"a", "b"} {
 				aws.NewVPCSecurityGroupIngressRule(s, n, aws.VPCSecurityGroupIngressRuleArgs{
