@@ -530,7 +530,7 @@ func refType(t cty.Type) string {
 
 // initialisms are written in capitals in Go names, as Go style asks.
 var initialisms = map[string]string{
-	"acl": "ACL", "ami": "AMI", "api": "API", "arn": "ARN", "arns": "ARNs", "az": "AZ", "azs": "AZs",
+	"acl": "ACL", "acm": "ACM", "ami": "AMI", "api": "API", "arn": "ARN", "arns": "ARNs", "az": "AZ", "azs": "AZs",
 	"cidr": "CIDR", "cpu": "CPU", "db": "DB", "dms": "DMS", "dns": "DNS", "ebs": "EBS", "ec2": "EC2",
 	"eip": "EIP", "fqdn": "FQDN", "http": "HTTP", "https": "HTTPS", "iam": "IAM", "id": "ID", "ids": "IDs",
 	"iops": "IOPS", "ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "json": "JSON", "kms": "KMS", "nat": "NAT",

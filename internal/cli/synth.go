@@ -35,6 +35,7 @@ func (f *stackFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PrimaryRegion, "primary-region", c.PrimaryRegion, "region of the writer")
 	fs.StringVar(&c.SecondaryRegion, "secondary-region", c.SecondaryRegion, "region of the standby")
 	fs.StringVar(&c.Route53Domain, "domain", c.Route53Domain, "hosted zone (env ROUTE53_DOMAIN; default migration-<suffix>.internal)")
+	fs.StringVar(&c.Route53ZoneID, "zone-id", c.Route53ZoneID, "existing public hosted zone of --domain, such as Z0123456789ABCDEFGHIJ; unset: the stack creates the zone (env ROUTE53_ZONE_ID)")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "Repository tag (env REPOSITORY)")
 	fs.StringVar(&c.CommitAuthor, "author", c.CommitAuthor, "Author tag (env COMMIT_AUTHOR)")
 	fs.StringVar(&c.PRNumber, "pr-number", c.PRNumber, "PRNumber tag (env PR_NUMBER)")
@@ -126,7 +127,7 @@ the preflight rules (mistakes AWS would refuse at apply time). The processor's
 Lambda zip is built beside it. Flags default to the earlier pipeline's
 environment variables: ENVIRONMENT_SUFFIX, TERRAFORM_STATE_BUCKET,
 TERRAFORM_STATE_BUCKET_REGION, REPOSITORY, COMMIT_AUTHOR, PR_NUMBER, TEAM,
-ROUTE53_DOMAIN, CREATED_AT.`,
+ROUTE53_DOMAIN, ROUTE53_ZONE, ROUTE53_ZONE_ID, CREATED_AT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := synthesize(cmd.Context(), &f, cmd.ErrOrStderr())

@@ -57,6 +57,13 @@ type Config struct {
 	// names reserved for documentation and testing (.test, .example,
 	// example.com, .invalid, .localhost; see [ReservedDomain]).
 	Route53Zone string
+	// Route53ZoneID is an existing public hosted zone (such as
+	// Z0123456789ABCDEFGHIJ) that holds, or is a parent of, Route53Domain:
+	// the stack writes its records there and creates no zone. Unset, the
+	// stack creates the zone, and a public one must then be delegated (its
+	// name servers are an output). Only for a public domain: it is refused
+	// with a private zone or a reserved name.
+	Route53ZoneID string
 	// DBInstanceClass sizes the Aurora instances.
 	DBInstanceClass string
 	// DBEngineVersion is the Aurora PostgreSQL version of the global
@@ -158,6 +165,7 @@ var EnvVars = []struct {
 	{"TEAM", "Team"},
 	{"ROUTE53_DOMAIN", "Route53Domain"},
 	{"ROUTE53_ZONE", "Route53Zone"},
+	{"ROUTE53_ZONE_ID", "Route53ZoneID"},
 	{"CREATED_AT", "CreatedAt"},
 }
 
@@ -172,7 +180,8 @@ func FromEnv(getenv func(string) string) Config {
 		"EnvironmentSuffix": &c.EnvironmentSuffix, "StateBucket": &c.StateBucket,
 		"StateBucketRegion": &c.StateBucketRegion, "AWSRegion": &c.AWSRegion,
 		"Repository": &c.Repository, "CommitAuthor": &c.CommitAuthor, "PRNumber": &c.PRNumber,
-		"Team": &c.Team, "Route53Domain": &c.Route53Domain, "Route53Zone": &c.Route53Zone, "CreatedAt": &c.CreatedAt,
+		"Team": &c.Team, "Route53Domain": &c.Route53Domain, "Route53Zone": &c.Route53Zone, "Route53ZoneID": &c.Route53ZoneID,
+		"CreatedAt": &c.CreatedAt,
 	}
 	for _, ev := range EnvVars {
 		if v := getenv(ev.Name); v != "" {
@@ -229,6 +238,7 @@ var (
 	regionPattern = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
 	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$`)
+	zoneIDPattern = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
 	classPattern  = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
 	enginePattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
 )
@@ -266,6 +276,23 @@ func (c Config) Validate() error {
 	default:
 		bad("ROUTE53_ZONE", "%q is not a zone type: use %s, %s, or leave it unset (private under names reserved for private use, such as .internal; public otherwise)", c.Route53Zone, ZonePrivate, ZonePublic)
 	}
+	if c.Route53ZoneID != "" {
+		d := c.Domain()
+		reserved := ReservedDomain(d)
+		if reserved == "" {
+			reserved = PrivateUseName(d)
+		}
+		switch {
+		case !zoneIDPattern.MatchString(c.Route53ZoneID):
+			bad("ROUTE53_ZONE_ID (--zone-id)", "%q is not a Route 53 hosted zone id: Z and up to 31 upper-case letters and digits, such as Z0123456789ABCDEFGHIJ (without /hostedzone/)", c.Route53ZoneID)
+		case c.Route53Domain == "":
+			bad("ROUTE53_ZONE_ID (--zone-id)", "an existing zone is used only with the domain it holds: set ROUTE53_DOMAIN (--domain) to that domain, or leave ROUTE53_ZONE_ID unset for the private %s", d)
+		case reserved != "":
+			bad("ROUTE53_ZONE_ID (--zone-id)", "%q is under a reserved name (.%s), which no public zone serves and no certificate authority issues for: set ROUTE53_DOMAIN (--domain) to the domain of zone %s, or leave ROUTE53_ZONE_ID unset", d, ReservedDomain(d)+PrivateUseName(d), c.Route53ZoneID)
+		case c.PrivateZone():
+			bad("ROUTE53_ZONE_ID (--zone-id)", "an existing zone is used only for a public domain, and ROUTE53_ZONE is %s: leave ROUTE53_ZONE unset (or %s) with ROUTE53_ZONE_ID, or leave ROUTE53_ZONE_ID unset for a private zone the stack creates", ZonePrivate, ZonePublic)
+		}
+	}
 	if !classPattern.MatchString(c.DBInstanceClass) {
 		bad("--db-instance-class", "%q is not an RDS instance class such as db.r5.large", c.DBInstanceClass)
 	}
@@ -292,6 +319,9 @@ func (c Config) Validate() error {
 	case TargetLocal:
 		if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme == "" || u.Host == "" {
 			bad("--endpoint", "the local target needs the emulator's URL, such as http://127.0.0.1:5000; got %q", c.Endpoint)
+		}
+		if !c.PrivateZone() || c.Route53ZoneID != "" {
+			bad("ROUTE53_DOMAIN (--domain)", "the local target takes only a private zone (the default migration-<suffix>.internal), not the public %s: moto 5.2's API Gateway custom domains have no regional target for the failover alias records, and its ACM certificates stay pending for a minute; leave ROUTE53_DOMAIN, ROUTE53_ZONE and ROUTE53_ZONE_ID unset with --target local", c.Domain())
 		}
 	default:
 		bad("--target", "%q is not a target: use aws or local", c.Target)

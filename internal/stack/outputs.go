@@ -15,8 +15,14 @@ func (b *builder) outputs() {
 	out("global_writer_endpoint", "Aurora global writer endpoint", b.global.Endpoint())
 	out("sessions_table_name", "DynamoDB session table", b.table.Name())
 	out("sessions_table_arn", "DynamoDB session table ARN (primary region)", b.table.ARN())
-	out("hosted_zone_id", "Route 53 zone id", b.zone.ZoneID())
-	out("hosted_zone_name_servers", "Route 53 zone name servers", b.zone.NameServers())
+	out("hosted_zone_id", "Route 53 zone id", b.zoneID)
+	if b.zone != nil {
+		desc := "Route 53 zone name servers"
+		if !b.cfg.PrivateZone() {
+			desc = "name servers of the public zone: the NS records of the domain at its parent zone or registrar (delegation), without which the certificates are never issued"
+		}
+		out("hosted_zone_name_servers", desc, b.zone.NameServers())
+	}
 	out("failover_name", "the name clients call; Route 53 answers with the healthy region", tf.S(b.failoverName))
 	out("failover_url", "HTTPS URL of the payments API through the failover name", tf.S("https://"+b.failoverName))
 	out("dr_role_arn", "role DR automation assumes", b.drRole.ARN())
@@ -35,6 +41,9 @@ func (b *builder) outputs() {
 		out(p+"processor_role_arn", "role the payment processor runs as", r.processorRole.ARN())
 		out(p+"api_url", "HTTPS URL of the region's payments API", r.api.APIEndpoint())
 		out(p+"health_check_id", "Route 53 health check of /health", r.healthCheck.ID())
+		if r.recordTarget.IsSet() {
+			out(p+"custom_domain_target", "regional target of the custom domain, which the failover name aliases while this region is healthy", r.recordTarget)
+		}
 		out(p+"event_bus_name", "EventBridge bus", r.bus.Name())
 		out(p+"event_bus_arn", "EventBridge bus ARN", r.bus.ARN())
 		out(p+"backup_vault_arn", "AWS Backup vault", r.vault.ARN())

@@ -76,6 +76,7 @@ func (b *builder) topology() tf.String {
 			FunctionName:          tf.S(r.functionName),
 			HealthCheckID:         r.healthCheck.ID(),
 			APIEndpoint:           r.api.APIEndpoint(),
+			RecordTarget:          r.recordTarget,
 			ClusterParameterGroup: r.clusterParams.Name(),
 			EventBus:              r.bus.Name(),
 			AlarmTopicARN:         b.arn("sns", r.name, b.name("payment-alarms")),
@@ -84,7 +85,7 @@ func (b *builder) topology() tf.String {
 	return tf.JSONEncode(tf.Raw(objOf(topology.Of[tf.String]{
 		Environment:     tf.S(b.cfg.EnvironmentSuffix),
 		GlobalClusterID: b.global.ID(),
-		ZoneID:          b.zone.ZoneID(),
+		ZoneID:          b.zoneID,
 		FailoverName:    tf.S(b.failoverName),
 		SessionsTable:   b.table.Name(),
 		DRRoleName:      tf.S(b.name("payment-dr-automation")),

@@ -28,6 +28,7 @@ var Rules = []Rule{
 	{"dms-engine-version", "CreateReplicationInstance fails on an engine version DMS does not offer; leave it unset to let AWS choose", checkDMSEngineVersion},
 	{"reserved-domain", "Route 53 refuses hosted zones for names reserved by AWS or by RFC 2606/6761, and for top-level domains", checkReservedDomain},
 	{"public-zone-reserved-name", "a name reserved for private use (.internal, .local, .home.arpa, .alt) is never delegated: a public zone for it answers no one", checkPublicZoneReservedName},
+	{"certificate-reserved-name", "no certificate authority issues for a name reserved for private use or for documentation and testing: the certificate stays pending until its validation times out", checkCertificateReservedName},
 	{"duplicate-security-group-rule", "AuthorizeSecurityGroupIngress/Egress fails with InvalidPermission.Duplicate", checkDuplicateSGRules},
 	{"security-group-rule-description", "an undescribed rule cannot be audited; every rule says why it exists", checkSGRuleDescription},
 	{"managed-password-global-cluster", "RDS-managed master passwords are not supported on global clusters", checkManagedPassword},
@@ -230,6 +231,23 @@ func checkPublicZoneReservedName(ix *index) []tf.Diagnostic {
 			return []tf.Diagnostic{finding(r, "name", "a public zone for %q, under .%s: leave ROUTE53_ZONE unset (such names get a private zone in the stack's VPCs) or set it to %s, or set ROUTE53_DOMAIN (--domain) to a domain you own for a public zone", name, res, ZonePrivate)}
 		}
 		return nil
+	})
+}
+
+func checkCertificateReservedName(ix *index) []tf.Diagnostic {
+	return each(ix, "aws_acm_certificate", func(r *tf.Resource, a *aws.ACMCertificateArgs) []tf.Diagnostic {
+		name, ok := a.DomainName.Literal()
+		if !ok {
+			return nil
+		}
+		res := ReservedDomain(name)
+		if res == "" {
+			res = PrivateUseName(name)
+		}
+		if res == "" {
+			return nil
+		}
+		return []tf.Diagnostic{finding(r, "domain_name", "a certificate for %q, under .%s: set ROUTE53_DOMAIN (--domain) to a domain you own, or leave it unset for the private migration-<suffix>.internal, which needs no certificate", name, res)}
 	})
 }
 

@@ -40,6 +40,9 @@ func TestPreflightRules(t *testing.T) {
 		{"public-zone-reserved-name", func(s *tf.Stack) {
 			aws.NewRoute53Zone(s, "z", aws.Route53ZoneArgs{Name: tf.S("payments.corp.internal")})
 		}, "aws_route53_zone.z.name"},
+		{"certificate-reserved-name", func(s *tf.Stack) {
+			aws.NewACMCertificate(s, "c", aws.ACMCertificateArgs{DomainName: tf.S("api.migration-dev.internal"), ValidationMethod: tf.S("DNS")})
+		}, "aws_acm_certificate.c.domain_name"},
 		{"duplicate-security-group-rule", func(s *tf.Stack) {
 			for _, n := range []string{"a", "b"} {
 				aws.NewVPCSecurityGroupIngressRule(s, n, aws.VPCSecurityGroupIngressRuleArgs{
@@ -154,7 +157,22 @@ func TestConfigValidate(t *testing.T) {
 		{"rpo bound unset", func(c *Config) { c.RPOBoundSeconds = 0 }, "--rpo-bound-seconds"},
 		{"engine version", func(c *Config) { c.DBEngineVersion = "latest" }, "--db-engine-version"},
 		{"zone type", func(c *Config) { c.Route53Zone = "secret" }, "ROUTE53_ZONE"},
+		{"zone id lower case", func(c *Config) { c.Route53Domain, c.Route53ZoneID = "pay.acme-corp.io", "z0123456789abc" }, "ROUTE53_ZONE_ID (--zone-id): \"z0123456789abc\" is not a Route 53 hosted zone id"},
+		{"zone id with its path", func(c *Config) { c.Route53Domain, c.Route53ZoneID = "pay.acme-corp.io", "/hostedzone/Z0123456789ABC" }, "ROUTE53_ZONE_ID (--zone-id): \"/hostedzone/Z0123456789ABC\" is not"},
+		{"zone id too long", func(c *Config) { c.Route53Domain, c.Route53ZoneID = "pay.acme-corp.io", "Z"+strings.Repeat("A", 32) }, "ROUTE53_ZONE_ID (--zone-id)"},
+		{"zone id without a domain", func(c *Config) { c.Route53ZoneID = "Z0123456789ABC" }, "ROUTE53_ZONE_ID (--zone-id): an existing zone is used only with the domain it holds: set ROUTE53_DOMAIN"},
+		{"zone id under .internal", func(c *Config) { c.Route53Domain, c.Route53ZoneID = "pay.corp.internal", "Z0123456789ABC" }, "ROUTE53_ZONE_ID (--zone-id): \"pay.corp.internal\" is under a reserved name (.internal)"},
+		{"zone id under example.com", func(c *Config) { c.Route53Domain, c.Route53ZoneID = "pay.example.com", "Z0123456789ABC" }, "is under a reserved name (.example.com)"},
+		{"zone id with a private zone", func(c *Config) {
+			c.Route53Domain, c.Route53Zone, c.Route53ZoneID = "pay.acme-corp.io", ZonePrivate, "Z0123456789ABC"
+		}, "ROUTE53_ZONE_ID (--zone-id): an existing zone is used only for a public domain, and ROUTE53_ZONE is private"},
 		{"local without endpoint", func(c *Config) { c.Target = TargetLocal }, "--endpoint"},
+		{"local with a public domain", func(c *Config) {
+			c.Target, c.Endpoint, c.Route53Domain = TargetLocal, "http://127.0.0.1:5000", "pay.acme-corp.io"
+		}, "ROUTE53_DOMAIN (--domain): the local target takes only a private zone"},
+		{"local with an existing zone", func(c *Config) {
+			c.Target, c.Endpoint, c.Route53Domain, c.Route53ZoneID = TargetLocal, "http://127.0.0.1:5000", "pay.acme-corp.io", "Z0123456789ABC"
+		}, "the local target takes only a private zone"},
 		{"target", func(c *Config) { c.Target = "gcp" }, "--target"},
 	}
 	for _, tt := range tests {
@@ -167,8 +185,13 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if err := Defaults().Validate(); err != nil {
-		t.Errorf("Defaults().Validate() = %v", err)
+	for _, c := range []Config{Defaults(), existingZoneConfig(), localConfig()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
+	}
+	if c := FromEnv(func(k string) string { return map[string]string{"ROUTE53_ZONE_ID": "Z0123456789ABC"}[k] }); c.Route53ZoneID != "Z0123456789ABC" {
+		t.Errorf("FromEnv(ROUTE53_ZONE_ID=Z0123456789ABC).Route53ZoneID = %q", c.Route53ZoneID)
 	}
 }
 

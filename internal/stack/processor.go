@@ -174,8 +174,8 @@ func (b *builder) regionalSecretARN(r *region) tf.String {
 
 // httpAPI exposes the processor over HTTPS with an API Gateway HTTP API:
 // stage throttling protects the ledger from retry storms during a failover,
-// access logs record every request, and a custom domain can be added where
-// the zone is public.
+// access logs record every request. Where the zone is public, dns adds a
+// custom domain mapped to its stage.
 func (b *builder) httpAPI(r *region, _ *aws.IAMRole) {
 	sc := r.scope
 	id := string(r.role)
@@ -205,7 +205,7 @@ func (b *builder) httpAPI(r *region, _ *aws.IAMRole) {
 		RetentionInDays: tf.N(logRetentionDays),
 		KMSKeyID:        r.kmsKeyARN,
 	})
-	aws.NewAPIGatewayV2Stage(sc, id, aws.APIGatewayV2StageArgs{
+	r.stage = aws.NewAPIGatewayV2Stage(sc, id, aws.APIGatewayV2StageArgs{
 		APIID:      r.api.ID(),
 		Name:       tf.S("$default"),
 		AutoDeploy: tf.B(true),

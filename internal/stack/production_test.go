@@ -256,6 +256,12 @@ func TestPublicZoneUnderReservedTLDRefused(t *testing.T) {
 			tt.rule == "public-zone-reserved-name" && !strings.Contains(err.Error(), "ROUTE53_ZONE") {
 			t.Errorf("Build(public %s) = %v, want the %s finding on aws_route53_zone.main.name naming the settings", tt.domain, err, tt.rule)
 		}
+		// A public zone gets certificates, which no authority issues for such a name.
+		for _, id := range []string{"primary", "secondary"} {
+			if want := "aws_acm_certificate." + id + ".domain_name: [certificate-reserved-name]"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Build(public %s) = %v, want %s", tt.domain, err, want)
+			}
+		}
 	}
 	// The rule on its own: a private zone under .internal passes.
 	s := tf.NewStack("Z")

@@ -80,7 +80,11 @@ type region struct {
 	function          *aws.LambdaFunction
 	functionLogGroup  *aws.CloudWatchLogGroup
 	api               *aws.APIGatewayV2API
+	stage             *aws.APIGatewayV2Stage
 	apiHost           tf.String
+	certificate       *aws.ACMCertificate         // public domain only
+	customDomain      *aws.APIGatewayV2DomainName // public domain only
+	recordTarget      tf.String                   // the custom domain's regional target; unset for a private zone
 	bus               *aws.CloudWatchEventBus
 	vault             *aws.BackupVault
 	alarmTopic        *aws.SNSTopic
@@ -107,7 +111,8 @@ type builder struct {
 	global       *aws.RDSGlobalCluster
 	dbSecret     *aws.SecretsManagerSecret
 	table        *aws.DynamoDBTable
-	zone         *aws.Route53Zone
+	zone         *aws.Route53Zone // nil when the stack uses an existing zone (Route53ZoneID)
+	zoneID       tf.String
 	drRole       *aws.IAMRole
 	backupPlan   *aws.BackupPlan
 	failoverName string
@@ -227,7 +232,7 @@ func EmulatorServices() []string { return slices.Clone(localServices) }
 // localServices lists the services whose endpoints the local target points
 // at the emulator.
 var localServices = []string{
-	"apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
+	"acm", "apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
 	"iam", "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
 }
 
@@ -240,7 +245,7 @@ func (b *builder) localProvider(args *aws.ProviderArgs) {
 	args.S3UsePathStyle = tf.B(true)
 	ep := aws.ProviderEndpoints{}
 	fields := map[string]*tf.String{
-		"apigatewayv2": &ep.APIGatewayV2, "backup": &ep.Backup, "cloudwatch": &ep.CloudWatch,
+		"acm": &ep.ACM, "apigatewayv2": &ep.APIGatewayV2, "backup": &ep.Backup, "cloudwatch": &ep.CloudWatch,
 		"cloudwatchlogs": &ep.Cloudwatchlogs, "dms": &ep.DMS, "dynamodb": &ep.DynamoDB, "ec2": &ep.EC2,
 		"eventbridge": &ep.Eventbridge, "iam": &ep.IAM, "kms": &ep.KMS, "lambda": &ep.Lambda, "rds": &ep.RDS,
 		"route53": &ep.Route53, "s3": &ep.S3, "secretsmanager": &ep.SecretsManager, "sns": &ep.SNS,

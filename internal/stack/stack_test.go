@@ -36,6 +36,16 @@ func allVars() Config {
 	return c
 }
 
+// existingZoneConfig is a public domain in a zone that already exists: the
+// stack creates no zone and writes its records into the given one.
+func existingZoneConfig() Config {
+	c := Defaults()
+	c.EnvironmentSuffix = "pr42"
+	c.Route53Domain = "pay.acme-corp.io"
+	c.Route53ZoneID = "Z0123456789ABCDEFGHIJ"
+	return c
+}
+
 func localConfig() Config {
 	c := Defaults()
 	c.Target = TargetLocal
@@ -57,8 +67,16 @@ func synth(t testing.TB, c Config) []byte {
 	return b
 }
 
+// goldenConfigs are the configurations whose synthesis is kept in
+// testdata/<name>.tf.json: the private failover name (defaults, local), and
+// the public one in a zone the stack creates (all-vars) or in an existing
+// zone (existing-zone).
+func goldenConfigs() map[string]Config {
+	return map[string]Config{"defaults": Defaults(), "all-vars": allVars(), "local": localConfig(), "existing-zone": existingZoneConfig()}
+}
+
 func TestGolden(t *testing.T) {
-	for name, c := range map[string]Config{"defaults": Defaults(), "all-vars": allVars(), "local": localConfig()} {
+	for name, c := range goldenConfigs() {
 		t.Run(name, func(t *testing.T) {
 			got := synth(t, c)
 			golden.Check(t, filepath.Join("testdata", name+".tf.json"), got)

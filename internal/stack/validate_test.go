@@ -14,7 +14,7 @@ import (
 // stack for each target and configuration.
 func TestTerraformValidates(t *testing.T) {
 	needs.Terraform(t)
-	for name, c := range map[string]Config{"defaults": Defaults(), "all-vars": allVars(), "local": localConfig()} {
+	for name, c := range goldenConfigs() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()

@@ -42,9 +42,11 @@ type SideOf[S any] struct {
 	// writer moves (the stack creates it and leaves its parameters to DR
 	// automation after that).
 	ClusterParameterGroup S `json:"cluster_parameter_group,omitempty"`
-	// RecordTarget is the host name the region's failover record (a CNAME)
-	// answers with, when it is not APIEndpoint's host (an API Gateway custom
-	// domain's regional target, d-….execute-api…).
+	// RecordTarget is the host name the region's failover record answers
+	// with, when it is not APIEndpoint's host: in a public zone, the
+	// regional target (d-….execute-api…) of the region's API Gateway
+	// custom domain, to which the record is an alias, so the failover name
+	// answers with its addresses rather than a CNAME.
 	RecordTarget  S `json:"record_target,omitempty"`
 	EventBus      S `json:"event_bus"`
 	AlarmTopicARN S `json:"alarm_topic_arn"`

@@ -26,6 +26,11 @@ type DataPlane struct {
 	// of its CNAME chain, or the name itself when it has none (default
 	// net.DefaultResolver.LookupCNAME).
 	LookupCNAME func(ctx context.Context, host string) (string, error)
+	// LookupHost returns the addresses a DNS name answers with (default
+	// net.DefaultResolver.LookupHost). An alias record, which the failover
+	// name is in a public zone (to a custom domain's regional target), has
+	// no CNAME to follow: it answers with its target's addresses.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 	// Client sends the /health probes and the verify payment; each request
 	// is bounded by its context (default: a client that uses no proxy
 	// from the environment and keeps no connection alive, so every
@@ -51,6 +56,14 @@ func (d DataPlane) lookup(ctx context.Context, host string) (string, error) {
 		return "", err
 	}
 	return canonicalHost(name), nil
+}
+
+func (d DataPlane) addrs(ctx context.Context, host string) ([]string, error) {
+	f := d.LookupHost
+	if f == nil {
+		f = net.DefaultResolver.LookupHost
+	}
+	return f(ctx, host)
 }
 
 func (d DataPlane) client() *http.Client {
@@ -92,7 +105,9 @@ type trafficAnswer struct {
 // traffic resolves the failover name and tells which region it answers
 // with: the answer is the region's record target (its API endpoint's host,
 // unless the topology names another), or both end at the same canonical
-// name.
+// name. A name without a CNAME (the alias records of a public domain)
+// answers with the addresses of one region's target: the region whose
+// target shares an address with it.
 func (b *Backend) traffic(ctx context.Context) (trafficAnswer, error) {
 	name := canonicalHost(b.topo.FailoverName)
 	host, err := b.DataPlane.lookup(ctx, name)
@@ -113,8 +128,43 @@ func (b *Backend) traffic(ctx context.Context) (trafficAnswer, error) {
 			return a, nil
 		}
 	}
+	if host == name {
+		return b.aliasTraffic(ctx, name, sides)
+	}
 	return a, fmt.Errorf("%s answers %s, which is neither %s's endpoint (%s) nor %s's (%s)", name, host,
 		b.topo.Primary.Region, recordTarget(b.topo.Primary), b.topo.Secondary.Region, recordTarget(b.topo.Secondary))
+}
+
+// aliasTraffic tells which region an alias answers with, by its addresses:
+// Route 53 answers an alias with its target's addresses, and the two
+// regions' API Gateway addresses never overlap. An answer that shares no
+// address with either target (the targets' answers rotate among their
+// addresses) is an error, which waiting steps poll past.
+func (b *Backend) aliasTraffic(ctx context.Context, name string, sides []RegionTopology) (trafficAnswer, error) {
+	got, err := b.DataPlane.addrs(ctx, name)
+	if err != nil {
+		return trafficAnswer{host: name}, fmt.Errorf("resolve %s: %w", name, err)
+	}
+	answer := map[string]bool{}
+	for _, ip := range got {
+		answer[ip] = true
+	}
+	var seen []string
+	for _, side := range sides {
+		target := recordTarget(side)
+		addrs, err := b.DataPlane.addrs(ctx, target)
+		if err != nil {
+			seen = append(seen, fmt.Sprintf("%s's %s: %v", side.Region, target, err))
+			continue
+		}
+		for _, ip := range addrs {
+			if answer[ip] {
+				return trafficAnswer{host: target, region: side.Region}, nil
+			}
+		}
+		seen = append(seen, fmt.Sprintf("%s's %s: %s", side.Region, target, strings.Join(addrs, " ")))
+	}
+	return trafficAnswer{host: strings.Join(got, " ")}, fmt.Errorf("%s answers %s, addresses of neither region's target (%s)", name, strings.Join(got, " "), strings.Join(seen, "; "))
 }
 
 // probeHealth fetches a region's GET /health from its own API endpoint,
@@ -277,7 +327,7 @@ func (b *Backend) postPayment(ctx context.Context, u, id, key string) (int, paym
 }
 
 // recordTarget is the host the failover name answers with when it sends
-// traffic to the region t.
+// traffic to the region t: its CNAME, or its alias target.
 func recordTarget(t RegionTopology) string {
 	if t.RecordTarget != "" {
 		return canonicalHost(t.RecordTarget)

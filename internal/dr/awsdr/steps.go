@@ -73,6 +73,12 @@ func (b *Backend) Calls(s dr.Step) []string {
 	case dr.ActionRebuildStandby:
 		return []string{describe(s.Peer) + fmt.Sprintf(" (every %s until %s is a secondary member and FailoverState is empty; Aurora demotes the old writer itself)", b.Poll, side.ClusterID)}
 	case dr.ActionWaitTraffic:
+		if side.RecordTarget != "" {
+			return []string{
+				fmt.Sprintf("dns A %s (every %s until it answers an address of %s, the custom domain target of %s: the record is an alias)", name, b.Poll, record, s.Region),
+				fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, api.PathHealth)),
+			}
+		}
 		return []string{
 			fmt.Sprintf("dns CNAME %s (every %s until it answers %s, the endpoint of %s)", name, b.Poll, record, s.Region),
 			fmt.Sprintf("%s GET %s (until 200: its database takes writes)", s.Region, b.DataPlane.url(host, api.PathHealth)),
@@ -81,6 +87,9 @@ func (b *Backend) Calls(s dr.Step) []string {
 		calls := []string{
 			describe(s.Region) + fmt.Sprintf(" (%s must be the writer)", side.ClusterID),
 			fmt.Sprintf("dns CNAME %s (must answer %s, the endpoint of %s)", name, record, s.Region),
+		}
+		if side.RecordTarget != "" {
+			calls[1] = fmt.Sprintf("dns A %s (must answer an address of %s, the custom domain target of %s: the record is an alias)", name, record, s.Region)
 		}
 		auth := ""
 		if b.APIKey != nil {
