@@ -23,8 +23,12 @@ import (
 //   - the Go toolchain: the resolved path, size and modification time of
 //     the go command, its GOROOT's VERSION file, and $GOTOOLCHAIN;
 //   - every file of the module that can go into the binary: go.mod, go.sum,
-//     and each file under the module directory except tests (*_test.go),
-//     testdata and hidden directories, and nested modules.
+//     and each file of a package directory (one holding a non-test .go
+//     file) or of a directory below one (what //go:embed can reach), except
+//     tests (*_test.go), testdata and hidden directories, and nested
+//     modules. Directories outside every package, such as paydr synth's
+//     default output cdktf.out/ (which holds this very zip), are not
+//     hashed: writing them does not make the next build miss.
 //
 // That over-approximates the package's dependencies (any source change in
 // the module rebuilds) and costs a few milliseconds, where asking the go
@@ -94,6 +98,7 @@ func findModuleRoot(dir string) (string, error) {
 // go into a binary, in a fixed order.
 func hashModule(w io.Writer, root string) error {
 	var files []string
+	pkgDirs := map[string]bool{} // directories holding a non-test .go file
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -114,12 +119,29 @@ func hashModule(w io.Writer, root string) error {
 		if !d.Type().IsRegular() || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
 			return nil
 		}
+		if strings.HasSuffix(name, ".go") {
+			pkgDirs[filepath.Dir(path)] = true
+		}
 		files = append(files, path)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bundle: cache: %w", err)
 	}
+	files = slices.DeleteFunc(files, func(path string) bool {
+		dir := filepath.Dir(path)
+		if dir == root && (filepath.Base(path) == "go.mod" || filepath.Base(path) == "go.sum") {
+			return false
+		}
+		for d := dir; ; d = filepath.Dir(d) {
+			if pkgDirs[d] {
+				return false
+			}
+			if d == root || filepath.Dir(d) == d {
+				return true
+			}
+		}
+	})
 	slices.Sort(files)
 	for _, path := range files {
 		data, err := os.ReadFile(path)

@@ -21,6 +21,7 @@ import (
 
 	"paydr/internal/apikey"
 	"paydr/internal/cli"
+	"paydr/internal/cli/awsapi"
 	"paydr/internal/dr/localdr"
 	"paydr/internal/local"
 	"paydr/internal/local/env"
@@ -39,7 +40,7 @@ const envAsPaydr = local.EnvTestAsPaydr
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsPaydr) == "1" {
-		os.Exit(cli.Main())
+		os.Exit(cli.Main(awsapi.Backends()))
 	}
 	os.Exit(m.Run())
 }
