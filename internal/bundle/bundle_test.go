@@ -158,6 +158,14 @@ func TestBuildReusesUnchangedInputs(t *testing.T) {
 	if prev.SHA256Base64 == first.SHA256Base64 {
 		t.Error("the source changes did not change the artifact")
 	}
+	// A zip rewritten behind the cache (another size) is hashed again, not
+	// taken at the recorded digest.
+	if err := os.WriteFile(prev.ZipPath, []byte("not the zip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := build(bundle.Options{}); !got.Reused || got.Size != int64(len("not the zip")) || got.SHA256Base64 == prev.SHA256Base64 {
+		t.Errorf("after the zip was rewritten: Reused %v, Size %d, SHA256 %s; want the rewritten zip's size and digest", got.Reused, got.Size, got.SHA256Base64)
+	}
 	// A zip whose key is gone is rebuilt, not trusted.
 	if err := os.Remove(prev.ZipPath + ".key"); err != nil {
 		t.Fatal(err)

@@ -156,31 +156,51 @@ func hashModule(w io.Writer, root string) error {
 }
 
 // cached returns the artifact a build with key left in outDir, if its zip,
-// binary and key are all there and agree.
+// binary and key are all there and agree. The zip's digest comes from the
+// key file when it records one for a zip of the size found, so a reuse does
+// not read the zip.
 func cached(outDir, zipName, key string) (Artifact, bool) {
 	zipPath := filepath.Join(outDir, zipName)
 	stored, err := os.ReadFile(zipPath + keySuffix)
-	if err != nil || strings.TrimSpace(string(stored)) != key {
+	if err != nil {
+		return Artifact{}, false
+	}
+	lines := strings.Split(strings.TrimSpace(string(stored)), "\n")
+	if lines[0] != key {
 		return Artifact{}, false
 	}
 	bin := filepath.Join(outDir, BinaryName)
 	if _, err := os.Stat(bin); err != nil {
 		return Artifact{}, false
 	}
+	fi, err := os.Stat(zipPath)
+	if err != nil {
+		return Artifact{}, false
+	}
+	art := Artifact{BinaryPath: bin, ZipPath: zipPath, Size: fi.Size(), Reused: true}
+	var size int64
+	if len(lines) == 2 {
+		if _, err := fmt.Sscanf(lines[1], "sha256 %s size %d", &art.SHA256Base64, &size); err == nil && size == fi.Size() {
+			return art, true
+		}
+	}
 	data, err := os.ReadFile(zipPath)
 	if err != nil {
 		return Artifact{}, false
 	}
 	sum := sha256.Sum256(data)
-	return Artifact{BinaryPath: bin, ZipPath: zipPath, SHA256Base64: base64.StdEncoding.EncodeToString(sum[:]), Size: int64(len(data)), Reused: true}, true
+	art.SHA256Base64, art.Size = base64.StdEncoding.EncodeToString(sum[:]), int64(len(data))
+	return art, true
 }
 
-// remember records key as the inputs of the zip at zipPath.
-func remember(zipPath, key string) error {
-	if err := writeFileAtomic(zipPath+keySuffix, []byte(key+"\n")); err != nil {
-		return err
+// remember records key as the inputs of the file at path, with the zip's
+// digest (base64 SHA-256) and size when digest is not empty.
+func remember(path, key, digest string, size int64) error {
+	content := key + "\n"
+	if digest != "" {
+		content += fmt.Sprintf("sha256 %s size %d\n", digest, size)
 	}
-	return nil
+	return writeFileAtomic(path+keySuffix, []byte(content))
 }
 
 // forget removes a zip's key, before the zip is rewritten.

@@ -90,7 +90,7 @@ func BuildTool(ctx context.Context, o ToolOptions) (string, error) {
 	}
 	if key != "" {
 		if after, _ := cacheKey(goCmd, o.ModuleDir, o.Package, runtime.GOOS, runtime.GOARCH); after == key {
-			if err := remember(bin, key); err != nil {
+			if err := remember(bin, key, "", 0); err != nil {
 				return "", err
 			}
 		}
