@@ -173,7 +173,7 @@ type upRun struct {
 	ports   map[string]int // ports the prerequisites check must find free
 	moto    *moto.Server
 	cfg     stack.Config // the local stack's configuration
-	zip     []byte       // the processor's Lambda zip
+	zip     string       // the processor's Lambda zip
 	st      *stack.Stack // the synthesized stack
 	applied *ApplyReport // nil when apply was skipped
 	dbs     map[env.Slot]*pg.Server
