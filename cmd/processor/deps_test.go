@@ -36,8 +36,8 @@ func TestNoSynthesisOrCLIImports(t *testing.T) {
 // v1.68.0, EventBridge v1.48.7, Secrets Manager v1.49.0 and SSM v1.79.3,
 // each the last release before its "Enable schema-based (de)serialization").
 // A schema-serde client builds its whole service model as package-level
-// variables when the binary starts: the four took 15-17 ms of the Lambda's
-// init, whether or not a request ever calls them. Moving a pin past that
+// variables when the binary starts: the four took about 14 ms of the
+// Lambda's init, whether or not a request ever calls them. Moving a pin past that
 // release fails here; measure BenchmarkLambdaInit before and after doing so
 // on purpose.
 func TestNoSchemaSerde(t *testing.T) {
