@@ -94,7 +94,7 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	var key string
 	if !opts.NoCache {
 		// A key that cannot be computed only costs the reuse.
-		key, _ = cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch)
+		key, _ = cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch, filepath.Join(outDir, zipName)+memoSuffix)
 		if key != "" {
 			if art, ok := cached(outDir, zipName, key); ok {
 				return art, nil
@@ -131,7 +131,7 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	sum := sha256.Sum256(buf.Bytes())
 	digest := base64.StdEncoding.EncodeToString(sum[:])
 	if key != "" {
-		if after, _ := cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch); after == key {
+		if after, _ := cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch, filepath.Join(outDir, zipName)+memoSuffix); after == key {
 			if err := remember(zipPath, key, digest, int64(buf.Len())); err != nil {
 				return Artifact{}, err
 			}

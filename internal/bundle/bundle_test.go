@@ -278,3 +278,51 @@ func TestModuleRoot(t *testing.T) {
 		t.Errorf("ModuleRoot(%s) error = nil, want one: it is module example.com/m", other)
 	}
 }
+
+// TestBuildReadsFilesOnlyWhenTheyChange: a file rewritten with the same
+// content (a new modification time) is read again and the build still
+// reused; a change of content with the size and time kept is not seen (the
+// documented limit of the quick check); any other change rebuilds.
+func TestBuildReadsFilesOnlyWhenTheyChange(t *testing.T) {
+	mod := t.TempDir()
+	main := filepath.Join(mod, "main.go")
+	write := func(content string, at time.Time) {
+		t.Helper()
+		if err := os.WriteFile(main, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(main, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/m\n\ngo 1.24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	write("package main\n\nfunc main() { println(\"one\") }\n", t0)
+	out := t.TempDir()
+	build := func() bundle.Artifact {
+		t.Helper()
+		art, err := bundle.Build(context.Background(), bundle.Options{ModuleDir: mod, Package: "example.com/m", GOARCH: "amd64", OutDir: out})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		return art
+	}
+	build()
+	steps := []struct {
+		name   string
+		change func()
+		reused bool
+	}{
+		{"the same content, a new time", func() { write("package main\n\nfunc main() { println(\"one\") }\n", t0.Add(time.Hour)) }, true},
+		{"new content, a new time", func() { write("package main\n\nfunc main() { println(\"two\") }\n", t0.Add(2*time.Hour)) }, false},
+		{"new content of the same size and time (not seen)", func() { write("package main\n\nfunc main() { println(\"owt\") }\n", t0.Add(2*time.Hour)) }, true},
+	}
+	for _, s := range steps {
+		s.change()
+		if got := build(); got.Reused != s.reused {
+			t.Errorf("%s: Reused = %v, want %v", s.name, got.Reused, s.reused)
+		}
+	}
+}

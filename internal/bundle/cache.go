@@ -32,7 +32,10 @@ import (
 //
 // That over-approximates the package's dependencies (any source change in
 // the module rebuilds) and costs a few milliseconds, where asking the go
-// command costs hundreds. The key is computed before and after a build, and
+// command costs hundreds. The module's files are read only when their
+// fingerprint (names, sizes, modification times) differs from the one
+// remembered beside the artifact ("<zip>.files"): like make and rsync, an
+// edit that keeps a file's size and modification time is not seen. The key is computed before and after a build, and
 // stored beside the zip ("<zip>.key") only when both agree, so a tree edited
 // during the build is never recorded as its input. A reused artifact is the
 // zip a fresh build wrote, byte for byte.
@@ -40,10 +43,14 @@ import (
 // keySuffix names the file beside the zip that holds its inputs' key.
 const keySuffix = ".key"
 
-// cacheKey returns the hex key of a build of pkg in moduleDir.
-func cacheKey(goCmd, moduleDir, pkg, goos, goarch string) (string, error) {
+// cacheKey returns the hex key of a build of pkg in moduleDir. memo, when
+// not empty, is a file that remembers the module's digest with the
+// fingerprint (names, sizes, modification times) of the files it was read
+// from: while the fingerprint is unchanged the files are not read again,
+// which is most of a reuse's cost.
+func cacheKey(goCmd, moduleDir, pkg, goos, goarch, memo string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "paydr bundle cache v1\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
+	fmt.Fprintf(h, "paydr bundle cache v2\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
 	if err := hashToolchain(h, goCmd); err != nil {
 		return "", err
 	}
@@ -51,10 +58,52 @@ func cacheKey(goCmd, moduleDir, pkg, goos, goarch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := hashModule(h, root); err != nil {
+	digest, err := moduleDigest(root, memo)
+	if err != nil {
 		return "", err
 	}
+	fmt.Fprintf(h, "module %s\n", digest)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// memoSuffix names the file beside an artifact that remembers its module's
+// digest (see cacheKey).
+const memoSuffix = ".files"
+
+// moduleDigest returns the hex SHA-256 of the module's files (hashModule),
+// taken from memo when the files' fingerprint matches the one it records,
+// and recorded there otherwise (best effort).
+func moduleDigest(root, memo string) (string, error) {
+	files, err := moduleFiles(root)
+	if err != nil {
+		return "", err
+	}
+	fp := sha256.New()
+	for _, path := range files {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", fmt.Errorf("bundle: cache: %w", err)
+		}
+		rel, _ := filepath.Rel(root, path)
+		fmt.Fprintf(fp, "%q %d %d\n", filepath.ToSlash(rel), fi.Size(), fi.ModTime().UnixNano())
+	}
+	fingerprint := hex.EncodeToString(fp.Sum(nil))
+	if memo != "" {
+		if b, err := os.ReadFile(memo); err == nil {
+			if f, d, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && f == fingerprint {
+				return d, nil
+			}
+		}
+	}
+	h := sha256.New()
+	if err := hashModule(h, root, files); err != nil {
+		return "", err
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if memo != "" {
+		_ = writeFileAtomic(memo, []byte(fingerprint+" "+digest+"\n"))
+	}
+	return digest, nil
 }
 
 // hashToolchain writes what identifies the go command that builds.
@@ -94,9 +143,9 @@ func findModuleRoot(dir string) (string, error) {
 	}
 }
 
-// hashModule writes the name and content of every file under root that can
-// go into a binary, in a fixed order.
-func hashModule(w io.Writer, root string) error {
+// moduleFiles returns every file under root that can go into a binary,
+// sorted.
+func moduleFiles(root string) ([]string, error) {
 	var files []string
 	pkgDirs := map[string]bool{} // directories holding a non-test .go file
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -126,7 +175,7 @@ func hashModule(w io.Writer, root string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bundle: cache: %w", err)
+		return nil, fmt.Errorf("bundle: cache: %w", err)
 	}
 	files = slices.DeleteFunc(files, func(path string) bool {
 		dir := filepath.Dir(path)
@@ -143,6 +192,11 @@ func hashModule(w io.Writer, root string) error {
 		}
 	})
 	slices.Sort(files)
+	return files, nil
+}
+
+// hashModule writes the name and content of files, each under root.
+func hashModule(w io.Writer, root string, files []string) error {
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
