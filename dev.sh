@@ -95,8 +95,10 @@ report_missing() {
 }
 
 build() {
+  # paydr-aws beside paydr runs the commands that call AWS APIs (paydr dr,
+  # paydr serve), so that paydr itself links no AWS SDK and starts fast.
   mkdir -p "$bin"
-  go build -o "$bin/paydr" ./cmd/paydr
+  go build -o "$bin/" ./cmd/paydr ./cmd/paydr-aws
 }
 
 case "${1:-}" in

@@ -30,3 +30,24 @@ func TestNoSynthesisOrCLIImports(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSchemaSerde keeps the Lambda binary on the AWS SDK service clients'
+// releases before schema-based (de)serialization (go.mod pins DynamoDB
+// v1.68.0, EventBridge v1.48.7, Secrets Manager v1.49.0 and SSM v1.79.3,
+// each the last release before its "Enable schema-based (de)serialization").
+// A schema-serde client builds its whole service model as package-level
+// variables when the binary starts: the four took about 14 ms of the
+// Lambda's init, whether or not a request ever calls them. Moving a pin past that
+// release fails here; measure BenchmarkLambdaInit before and after doing so
+// on purpose.
+func TestNoSchemaSerde(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-tags="+bundle.BuildTags, "paydr/cmd/processor").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, d := range strings.Fields(string(out)) {
+		if strings.HasPrefix(d, "github.com/aws/aws-sdk-go-v2/service/") && strings.HasSuffix(d, "/schemas") {
+			t.Errorf("paydr/cmd/processor links %s: its service module is past the pinned pre-schema release (see go.mod and this test)", d)
+		}
+	}
+}

@@ -12,25 +12,22 @@
 //
 // and nothing else (no X-Api-Key, no query parameter): one way in, whose
 // header API Gateway's access logs do not record. The processor reads the
-// key of its own region with Read and checks every POST /payments against
-// it (paydr/internal/processor); paydr's own clients — drills, DR
-// verification, the local environment's tests — read it the same way and
-// send it with Set. Because both regions hold the same key, a failover
-// changes nothing for a client.
+// key of its own region with paydr/internal/apikey/ssmkey.Read and checks
+// every POST /payments against it (paydr/internal/processor); paydr's own
+// clients — drills, DR verification, the local environment's tests — read it
+// the same way and send it with Set. Because both regions hold the same key,
+// a failover changes nothing for a client.
 //
-// The package imports only the standard library and the SSM client, so the
-// Lambda binary, the DR backends and the local environment share it.
+// The package imports only the standard library, so the stack's synthesis
+// and the paydr command (which link no AWS SDK: their start-up stays short)
+// share it with the Lambda binary and the DR backends; reading the key,
+// which needs the SSM client, is in the subpackage ssmkey.
 package apikey
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // Header is the request header carrying the key, in Scheme.
@@ -48,35 +45,18 @@ const MinLength = 32
 // key of environment suffix, the same in both regions.
 func ParameterName(suffix string) string { return "/paydr/" + suffix + "/api/key" }
 
-// ParamsAPI is the part of the SSM client Read calls.
-type ParamsAPI interface {
-	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}
-
-// Read returns the key held by the SecureString parameter name, decrypted
-// (ssm:GetParameter with decryption, and kms:Decrypt on the parameter's key
-// through SSM). A parameter that is not a SecureString, or holds fewer than
-// MinLength characters, is an error: the caller must fail closed. Errors
-// never carry the value.
-func Read(ctx context.Context, api ParamsAPI, name string) (string, error) {
-	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		return "", fmt.Errorf("apikey: get parameter %s: %w", name, err)
-	}
-	if out.Parameter == nil || out.Parameter.Value == nil {
-		return "", fmt.Errorf("apikey: parameter %s has no value", name)
-	}
-	if t := out.Parameter.Type; t != types.ParameterTypeSecureString {
-		return "", fmt.Errorf("apikey: parameter %s is a %s parameter, want a SecureString: the key must be stored encrypted", name, t)
-	}
-	key := *out.Parameter.Value
+// Check returns an error when key, the value of the parameter name, must
+// never authenticate anyone: fewer than MinLength characters, or white space
+// or a comma, which a Bearer credential cannot carry. The error never
+// carries the value.
+func Check(name, key string) error {
 	switch {
 	case len(key) < MinLength:
-		return "", fmt.Errorf("apikey: parameter %s holds %d characters, want at least %d; write a new key (bump the stack's API key version)", name, len(key), MinLength)
+		return fmt.Errorf("apikey: parameter %s holds %d characters, want at least %d; write a new key (bump the stack's API key version)", name, len(key), MinLength)
 	case strings.TrimSpace(key) != key || strings.ContainsAny(key, " \t,"):
-		return "", fmt.Errorf("apikey: parameter %s holds white space or a comma, which a Bearer credential cannot carry; write a new key (bump the stack's API key version)", name)
+		return fmt.Errorf("apikey: parameter %s holds white space or a comma, which a Bearer credential cannot carry; write a new key (bump the stack's API key version)", name)
 	}
-	return key, nil
+	return nil
 }
 
 // Set makes h carry key: Authorization: Bearer <key>.

@@ -94,7 +94,7 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	var key string
 	if !opts.NoCache {
 		// A key that cannot be computed only costs the reuse.
-		key, _ = cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch)
+		key, _ = cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch, filepath.Join(outDir, zipName)+memoSuffix)
 		if key != "" {
 			if art, ok := cached(outDir, zipName, key); ok {
 				return art, nil
@@ -128,18 +128,19 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 	if err := writeFileAtomic(zipPath, buf.Bytes()); err != nil {
 		return Artifact{}, err
 	}
+	sum := sha256.Sum256(buf.Bytes())
+	digest := base64.StdEncoding.EncodeToString(sum[:])
 	if key != "" {
-		if after, _ := cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch); after == key {
-			if err := remember(zipPath, key); err != nil {
+		if after, _ := cacheKey(goCmd, opts.ModuleDir, pkg, goos, goarch, filepath.Join(outDir, zipName)+memoSuffix); after == key {
+			if err := remember(zipPath, key, digest, int64(buf.Len())); err != nil {
 				return Artifact{}, err
 			}
 		}
 	}
-	sum := sha256.Sum256(buf.Bytes())
 	return Artifact{
 		BinaryPath:   bin,
 		ZipPath:      zipPath,
-		SHA256Base64: base64.StdEncoding.EncodeToString(sum[:]),
+		SHA256Base64: digest,
 		Size:         int64(buf.Len()),
 	}, nil
 }

@@ -23,12 +23,19 @@ import (
 //   - the Go toolchain: the resolved path, size and modification time of
 //     the go command, its GOROOT's VERSION file, and $GOTOOLCHAIN;
 //   - every file of the module that can go into the binary: go.mod, go.sum,
-//     and each file under the module directory except tests (*_test.go),
-//     testdata and hidden directories, and nested modules.
+//     and each file of a package directory (one holding a non-test .go
+//     file) or of a directory below one (what //go:embed can reach), except
+//     tests (*_test.go), testdata and hidden directories, and nested
+//     modules. Directories outside every package, such as paydr synth's
+//     default output cdktf.out/ (which holds this very zip), are not
+//     hashed: writing them does not make the next build miss.
 //
 // That over-approximates the package's dependencies (any source change in
 // the module rebuilds) and costs a few milliseconds, where asking the go
-// command costs hundreds. The key is computed before and after a build, and
+// command costs hundreds. The module's files are read only when their
+// fingerprint (names, sizes, modification times) differs from the one
+// remembered beside the artifact ("<zip>.files"): like make and rsync, an
+// edit that keeps a file's size and modification time is not seen. The key is computed before and after a build, and
 // stored beside the zip ("<zip>.key") only when both agree, so a tree edited
 // during the build is never recorded as its input. A reused artifact is the
 // zip a fresh build wrote, byte for byte.
@@ -36,10 +43,14 @@ import (
 // keySuffix names the file beside the zip that holds its inputs' key.
 const keySuffix = ".key"
 
-// cacheKey returns the hex key of a build of pkg in moduleDir.
-func cacheKey(goCmd, moduleDir, pkg, goos, goarch string) (string, error) {
+// cacheKey returns the hex key of a build of pkg in moduleDir. memo, when
+// not empty, is a file that remembers the module's digest with the
+// fingerprint (names, sizes, modification times) of the files it was read
+// from: while the fingerprint is unchanged the files are not read again,
+// which is most of a reuse's cost.
+func cacheKey(goCmd, moduleDir, pkg, goos, goarch, memo string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "paydr bundle cache v1\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
+	fmt.Fprintf(h, "paydr bundle cache v2\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
 	if err := hashToolchain(h, goCmd); err != nil {
 		return "", err
 	}
@@ -47,10 +58,52 @@ func cacheKey(goCmd, moduleDir, pkg, goos, goarch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := hashModule(h, root); err != nil {
+	digest, err := moduleDigest(root, memo)
+	if err != nil {
 		return "", err
 	}
+	fmt.Fprintf(h, "module %s\n", digest)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// memoSuffix names the file beside an artifact that remembers its module's
+// digest (see cacheKey).
+const memoSuffix = ".files"
+
+// moduleDigest returns the hex SHA-256 of the module's files (hashModule),
+// taken from memo when the files' fingerprint matches the one it records,
+// and recorded there otherwise (best effort).
+func moduleDigest(root, memo string) (string, error) {
+	files, err := moduleFiles(root)
+	if err != nil {
+		return "", err
+	}
+	fp := sha256.New()
+	for _, path := range files {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", fmt.Errorf("bundle: cache: %w", err)
+		}
+		rel, _ := filepath.Rel(root, path)
+		fmt.Fprintf(fp, "%q %d %d\n", filepath.ToSlash(rel), fi.Size(), fi.ModTime().UnixNano())
+	}
+	fingerprint := hex.EncodeToString(fp.Sum(nil))
+	if memo != "" {
+		if b, err := os.ReadFile(memo); err == nil {
+			if f, d, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && f == fingerprint {
+				return d, nil
+			}
+		}
+	}
+	h := sha256.New()
+	if err := hashModule(h, root, files); err != nil {
+		return "", err
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if memo != "" {
+		_ = writeFileAtomic(memo, []byte(fingerprint+" "+digest+"\n"))
+	}
+	return digest, nil
 }
 
 // hashToolchain writes what identifies the go command that builds.
@@ -90,10 +143,11 @@ func findModuleRoot(dir string) (string, error) {
 	}
 }
 
-// hashModule writes the name and content of every file under root that can
-// go into a binary, in a fixed order.
-func hashModule(w io.Writer, root string) error {
+// moduleFiles returns every file under root that can go into a binary,
+// sorted.
+func moduleFiles(root string) ([]string, error) {
 	var files []string
+	pkgDirs := map[string]bool{} // directories holding a non-test .go file
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -114,13 +168,35 @@ func hashModule(w io.Writer, root string) error {
 		if !d.Type().IsRegular() || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
 			return nil
 		}
+		if strings.HasSuffix(name, ".go") {
+			pkgDirs[filepath.Dir(path)] = true
+		}
 		files = append(files, path)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bundle: cache: %w", err)
+		return nil, fmt.Errorf("bundle: cache: %w", err)
 	}
+	files = slices.DeleteFunc(files, func(path string) bool {
+		dir := filepath.Dir(path)
+		if dir == root && (filepath.Base(path) == "go.mod" || filepath.Base(path) == "go.sum") {
+			return false
+		}
+		for d := dir; ; d = filepath.Dir(d) {
+			if pkgDirs[d] {
+				return false
+			}
+			if d == root || filepath.Dir(d) == d {
+				return true
+			}
+		}
+	})
 	slices.Sort(files)
+	return files, nil
+}
+
+// hashModule writes the name and content of files, each under root.
+func hashModule(w io.Writer, root string, files []string) error {
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -134,31 +210,51 @@ func hashModule(w io.Writer, root string) error {
 }
 
 // cached returns the artifact a build with key left in outDir, if its zip,
-// binary and key are all there and agree.
+// binary and key are all there and agree. The zip's digest comes from the
+// key file when it records one for a zip of the size found, so a reuse does
+// not read the zip.
 func cached(outDir, zipName, key string) (Artifact, bool) {
 	zipPath := filepath.Join(outDir, zipName)
 	stored, err := os.ReadFile(zipPath + keySuffix)
-	if err != nil || strings.TrimSpace(string(stored)) != key {
+	if err != nil {
+		return Artifact{}, false
+	}
+	lines := strings.Split(strings.TrimSpace(string(stored)), "\n")
+	if lines[0] != key {
 		return Artifact{}, false
 	}
 	bin := filepath.Join(outDir, BinaryName)
 	if _, err := os.Stat(bin); err != nil {
 		return Artifact{}, false
 	}
+	fi, err := os.Stat(zipPath)
+	if err != nil {
+		return Artifact{}, false
+	}
+	art := Artifact{BinaryPath: bin, ZipPath: zipPath, Size: fi.Size(), Reused: true}
+	var size int64
+	if len(lines) == 2 {
+		if _, err := fmt.Sscanf(lines[1], "sha256 %s size %d", &art.SHA256Base64, &size); err == nil && size == fi.Size() {
+			return art, true
+		}
+	}
 	data, err := os.ReadFile(zipPath)
 	if err != nil {
 		return Artifact{}, false
 	}
 	sum := sha256.Sum256(data)
-	return Artifact{BinaryPath: bin, ZipPath: zipPath, SHA256Base64: base64.StdEncoding.EncodeToString(sum[:]), Size: int64(len(data)), Reused: true}, true
+	art.SHA256Base64, art.Size = base64.StdEncoding.EncodeToString(sum[:]), int64(len(data))
+	return art, true
 }
 
-// remember records key as the inputs of the zip at zipPath.
-func remember(zipPath, key string) error {
-	if err := writeFileAtomic(zipPath+keySuffix, []byte(key+"\n")); err != nil {
-		return err
+// remember records key as the inputs of the file at path, with the zip's
+// digest (base64 SHA-256) and size when digest is not empty.
+func remember(path, key, digest string, size int64) error {
+	content := key + "\n"
+	if digest != "" {
+		content += fmt.Sprintf("sha256 %s size %d\n", digest, size)
 	}
-	return nil
+	return writeFileAtomic(path+keySuffix, []byte(content))
 }
 
 // forget removes a zip's key, before the zip is rewritten.

@@ -1,5 +1,7 @@
 // Package cli is the paydr command line: one file per subcommand, each a
-// thin layer over the packages that do the work.
+// thin layer over the packages that do the work. The commands that call AWS
+// APIs reach them through Backends, so that the paydr binary links no AWS
+// SDK (see Backends).
 package cli
 
 import (
@@ -14,19 +16,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Main runs the paydr command with os.Args and returns the exit code.
-func Main() int {
+// Main runs the paydr command with os.Args and b, and returns the exit
+// code.
+func Main(b Backends) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	return Run(ctx, b, os.Args[1:], os.Stdout, os.Stderr)
 }
 
-// Run runs the paydr command with args, writing to stdout and stderr, and
+// Run runs the paydr command with args and b, writing to stdout and stderr, and
 // returns the exit code: 0 on success, 1 on failure, 2 on bad usage, 3 when
 // a DR operation put the writer in place but stays open, owing best-effort
 // steps (such as fencing a region that cannot be reached yet).
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+func Run(ctx context.Context, b Backends, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(b)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -55,7 +58,7 @@ type incompleteError struct{ error }
 
 func (e incompleteError) Unwrap() error { return e.error }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+func newRoot(b Backends) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "paydr",
 		Short: "Multi-region disaster recovery for a payment platform on AWS",
@@ -74,9 +77,9 @@ operations.`,
 		newValidateCmd(),
 		newScanCmd(),
 		newBuildCmd(),
-		newServeCmd(),
-		newDRCmd(),
-		newUpCmd(), newDownCmd(), newStatusCmd(), newRouterCmd(), newRPOGuardCmd(),
+		newServeCmd(b),
+		newDRCmd(b),
+		newUpCmd(b), newDownCmd(), newStatusCmd(), newRouterCmd(), newRPOGuardCmd(),
 		newFaultProxyCmd(),
 	)
 	return root

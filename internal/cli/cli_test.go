@@ -1,4 +1,4 @@
-package cli
+package cli_test
 
 import (
 	"context"
@@ -9,13 +9,16 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"paydr/internal/cli"
+	"paydr/internal/cli/awsapi"
 	"paydr/internal/golden"
 )
 
-// TestMain lets testscript run paydr in-process as a command.
+// TestMain lets testscript run paydr in-process as a command, with the
+// AWS backends linked in as paydr-aws has them.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"paydr": func() { os.Exit(Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+		"paydr": func() { os.Exit(cli.Run(context.Background(), awsapi.Backends(), os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }
 

@@ -11,14 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"paydr/internal/dr"
-	"paydr/internal/dr/awsdr"
-	"paydr/internal/dr/localdr"
+	"paydr/internal/dr/drill"
 	"paydr/internal/local/env"
 	"paydr/internal/processor/environ"
 )
 
-// drFlags are the flags every paydr dr subcommand shares.
+// drFlags are the flags every paydr dr subcommand shares, and the backends
+// they open.
 type drFlags struct {
+	backends Backends
 	backend  string
 	stateDir string
 	region   string
@@ -34,24 +35,20 @@ type drTarget struct {
 	backend dr.Backend
 	journal *dr.Journal
 	locker  dr.Locker
-	local   *localdr.Backend // nil on AWS
+	drill   drill.Env // nil on AWS
 	dryRun  bool
 }
 
 func (f *drFlags) open(ctx context.Context) (*drTarget, error) {
 	switch f.backend {
 	case "local":
-		b, err := localdr.Open(f.stateDir)
+		l, err := f.backends.LocalDR(ctx, f.stateDir)
 		if err != nil {
 			return nil, err
 		}
-		j, err := b.Journal()
-		if err != nil {
-			return nil, err
-		}
-		return &drTarget{backend: b, journal: j, locker: b.Locker(), local: b, dryRun: f.dryRun}, nil
+		return &drTarget{backend: l.Backend, journal: l.Journal, locker: l.Locker, drill: l.Drill, dryRun: f.dryRun}, nil
 	case "aws":
-		b, lock, err := awsdr.Connect(ctx, awsdr.Options{Suffix: f.env, Region: f.region, Endpoint: f.endpoint})
+		b, lock, err := f.backends.AWSDR(ctx, AWSOptions{Suffix: f.env, Region: f.region, Endpoint: f.endpoint})
 		if err != nil {
 			return nil, err
 		}
@@ -73,8 +70,8 @@ func envOr(key, def string) string {
 	return def
 }
 
-func newDRCmd() *cobra.Command {
-	f := &drFlags{}
+func newDRCmd(b Backends) *cobra.Command {
+	f := &drFlags{backends: b}
 	cmd := &cobra.Command{
 		Use:   "dr",
 		Short: "Disaster recovery: status, switchover, failover, failback, drills",

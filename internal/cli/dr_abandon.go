@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"paydr/internal/dr"
-	"paydr/internal/dr/localdr"
 
 	"github.com/spf13/cobra"
 )
@@ -32,10 +31,9 @@ safe (its refusal says so), then check paydr dr status and plan afresh.`,
 				// The journal and the lock are enough: no environment is
 				// needed to give an operation up.
 				var err error
-				if j, err = localdr.OpenJournal(f.stateDir); err != nil {
+				if j, locker, err = f.backends.LocalJournal(cmd.Context(), f.stateDir); err != nil {
 					return err
 				}
-				locker = localdr.Locker(f.stateDir)
 			} else {
 				t, err := f.open(cmd.Context())
 				if err != nil {

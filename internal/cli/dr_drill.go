@@ -56,7 +56,7 @@ the fault and inside the estimate the failover printed before it acted.`,
 			if mx.on {
 				return runMatrix(cmd, f, t, o, mx)
 			}
-			rep, err := drill.Run(cmd.Context(), t.backend, t.local.DrillEnv(), t.locker, t.journal, o)
+			rep, err := drill.Run(cmd.Context(), t.backend, t.drill, t.locker, t.journal, o)
 			if rep != nil {
 				if timeline != "" {
 					if werr := writeTimeline(timeline, rep); werr != nil {
@@ -144,7 +144,7 @@ const (
 
 func runMatrix(cmd *cobra.Command, f *drFlags, t *drTarget, o drill.Options, mx matrixFlags) error {
 	o.CutReplication = 0
-	m, err := drill.RunMatrix(cmd.Context(), t.backend, t.local.DrillEnv(), t.locker, t.journal,
+	m, err := drill.RunMatrix(cmd.Context(), t.backend, t.drill, t.locker, t.journal,
 		drill.MatrixOptions{Drill: o, Cases: mx.cases})
 	if m == nil {
 		return err

@@ -1,15 +1,10 @@
 package cli
 
 import (
-	"log/slog"
-	"os"
-
 	"github.com/spf13/cobra"
-
-	"paydr/internal/processor"
 )
 
-func newServeCmd() *cobra.Command {
+func newServeCmd(b Backends) *cobra.Command {
 	var listen string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -22,20 +17,7 @@ PAYDR_LISTEN. POST /payments needs Authorization: Bearer <key>, the key read
 from the SSM SecureString PAYDR_API_KEY_PARAM names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := processor.ConfigFromEnv(os.Getenv)
-			if err != nil {
-				return err
-			}
-			if listen != "" {
-				cfg.Listen = listen
-			}
-			log := slog.New(processor.NewLogHandler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))).With("region", cfg.Region)
-			app, err := processor.New(cmd.Context(), cfg, processor.AppOptions{Logger: log, MaxConns: 16})
-			if err != nil {
-				return err
-			}
-			defer app.Close()
-			return app.Serve(cmd.Context(), cfg.Listen, log)
+			return b.Serve(cmd.Context(), listen, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default $PAYDR_LISTEN or 127.0.0.1:8080)")

@@ -96,25 +96,22 @@ func synthesize(ctx context.Context, f *stackFlags, log io.Writer) (*synthResult
 	return &synthResult{Dir: dir, File: file, Resources: st.Resources(), Notes: st.Notes, Elapsed: elapsed}, nil
 }
 
-// processorZip returns the processor's Lambda zip: --processor-zip's, or
-// one built into <out>/build.
-func processorZip(ctx context.Context, f *stackFlags, log io.Writer) ([]byte, error) {
+// processorZip returns the path of the processor's Lambda zip:
+// --processor-zip's, or one built into <out>/build.
+func processorZip(ctx context.Context, f *stackFlags, log io.Writer) (string, error) {
 	if f.processorZip != "" {
-		b, err := os.ReadFile(f.processorZip)
+		zf, err := os.Open(f.processorZip)
 		if err != nil {
-			return nil, fmt.Errorf("synth: --processor-zip: %w", err)
+			return "", fmt.Errorf("synth: --processor-zip: %w", err)
 		}
-		return b, nil
+		zf.Close()
+		return f.processorZip, nil
 	}
 	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build"), Progress: log})
 	if err != nil {
-		return nil, fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
+		return "", fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
 	}
-	b, err := os.ReadFile(art.ZipPath)
-	if err != nil {
-		return nil, fmt.Errorf("synth: %w", err)
-	}
-	return b, nil
+	return art.ZipPath, nil
 }
 
 func newSynthCmd() *cobra.Command {

@@ -7,7 +7,7 @@ import (
 	"paydr/internal/local/env"
 )
 
-func newUpCmd() *cobra.Command {
+func newUpCmd(b Backends) *cobra.Command {
 	var o local.UpOptions
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -76,6 +76,14 @@ those). --no-iam leaves IAM off.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
 			o.RPOZero = cmd.Flags().Changed("rpo-bound") && o.RPOBound == 0
+			if !o.NoIAM {
+				// In paydr, this runs the command again in paydr-aws.
+				ids, err := b.Identities(cmd.Context())
+				if err != nil {
+					return err
+				}
+				o.Identities = ids
+			}
 			_, err := local.Up(cmd.Context(), o)
 			return err
 		},

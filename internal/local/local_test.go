@@ -21,10 +21,12 @@ import (
 
 	"paydr/internal/apikey"
 	"paydr/internal/cli"
+	"paydr/internal/cli/awsapi"
 	"paydr/internal/dr/localdr"
 	"paydr/internal/local"
 	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
+	"paydr/internal/local/identity"
 	"paydr/internal/local/netns"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/local/router"
@@ -39,7 +41,7 @@ const envAsPaydr = local.EnvTestAsPaydr
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsPaydr) == "1" {
-		os.Exit(cli.Main())
+		os.Exit(cli.Main(awsapi.Backends()))
 	}
 	os.Exit(m.Run())
 }
@@ -96,6 +98,7 @@ func TestLocalEnvironment(t *testing.T) {
 		ExeEnv:         []string{envAsPaydr + "=1"},
 		HealthInterval: 500 * time.Millisecond,
 		FaultProxy:     true,
+		Identities:     identity.Maker{},
 		Out:            out,
 	}
 	// Stop short of go test's own timeout, so a slow bring-up fails cleanly

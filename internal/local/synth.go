@@ -44,11 +44,10 @@ func (u *upRun) buildZip(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("up: %w", err)
 	}
 	if u.o.ProcessorZip != "" {
-		b, err := os.ReadFile(u.o.ProcessorZip)
-		if err != nil {
+		if _, err := os.Stat(u.o.ProcessorZip); err != nil {
 			return "", fmt.Errorf("up: --processor-zip: %w", err)
 		}
-		u.zip = b // copied into the stack directory with the stack
+		u.zip = u.o.ProcessorZip // copied into the stack directory with the stack
 		return "copied " + u.o.ProcessorZip, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -57,9 +56,7 @@ func (u *upRun) buildZip(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("up: build processor zip: %w; run paydr up from the paydr module (or pass --processor-zip)", err)
 	}
-	if u.zip, err = os.ReadFile(art.ZipPath); err != nil {
-		return "", fmt.Errorf("up: %w", err)
-	}
+	u.zip = art.ZipPath
 	return fmt.Sprintf("%s (%d KiB)", art.ZipPath, art.Size/1024), nil
 }
 

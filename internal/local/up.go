@@ -90,6 +90,10 @@ type UpOptions struct {
 	// each processor runs on its region's processor role, DR commands and
 	// drills on the DR role (see env.IAM).
 	NoIAM bool
+	// Identities makes the identities in the emulator when IAM is
+	// enforced: identity.Maker (paydr/internal/local/identity), which only
+	// paydr-aws links. Required unless NoIAM.
+	Identities Identities
 	// Out receives progress; nil discards it.
 	Out io.Writer
 }
@@ -179,7 +183,7 @@ type upRun struct {
 	ports   map[string]int // ports the prerequisites check must find free
 	moto    *moto.Server
 	cfg     stack.Config // the local stack's configuration
-	zip     []byte       // the processor's Lambda zip
+	zip     string       // the processor's Lambda zip
 	st      *stack.Stack // the synthesized stack
 	applied *ApplyReport // nil when apply was skipped
 	dbs     map[env.Slot]*pg.Server
@@ -280,6 +284,9 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if !o.NoIAM && o.Identities == nil {
+		return nil, errors.New("up: enforcing IAM on the emulator needs UpOptions.Identities (identity.Maker, linked by paydr-aws), or NoIAM (--no-iam)")
 	}
 	o.Out = &syncWriter{w: o.Out}
 	u := &upRun{o: o, l: env.Layout{Root: o.StateDir}}

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"paydr/internal/apikey"
+	"paydr/internal/apikey/ssmkey"
 	"paydr/internal/events"
 	"paydr/internal/ledger"
 	"paydr/internal/payment"
@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 	})
 	app.Outbox = svc
 	params := ssm.NewFromConfig(awsCfg, func(o *ssm.Options) { o.BaseEndpoint = endpoint })
-	key := NewAPIKey(func(ctx context.Context) (string, error) { return apikey.Read(ctx, params, cfg.APIKeyParam) }, APIKeyOptions{Logger: log})
+	key := NewAPIKey(func(ctx context.Context) (string, error) { return ssmkey.Read(ctx, params, cfg.APIKeyParam) }, APIKeyOptions{Logger: log})
 	app.Handler = NewHandler(Options{Service: svc, Outbox: svc, Database: probe, Sessions: store, Region: cfg.Region, Logger: log,
 		RequestTimeout: cfg.RequestTimeout, APIKey: key})
 	return app, nil

@@ -29,7 +29,7 @@ const (
 	DefaultKeyTimeout = 2 * time.Second
 )
 
-// KeyLoader returns the current API key (apikey.Read of the parameter
+// KeyLoader returns the current API key (ssmkey.Read of the parameter
 // named by PAYDR_API_KEY_PARAM, in production).
 type KeyLoader func(ctx context.Context) (string, error)
 

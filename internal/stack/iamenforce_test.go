@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"paydr/internal/apikey"
+	"paydr/internal/apikey/ssmkey"
 	"paydr/internal/events"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/payment"
@@ -173,7 +174,7 @@ func TestProcessorCodeUnderEnforcedIAM(t *testing.T) {
 		{"sessions.SessionPayments (dynamodb:Query)", func() error { _, err := store.SessionPayments(ctx, "s-iam"); return err }},
 		{"sessions.Ping (dynamodb:DescribeTable)", func() error { return store.Ping(ctx) }},
 		{"events.Publish (events:PutEvents)", func() error { return events.New(eventbridge.NewFromConfig(proc), bus).Publish(ctx, rec.Payment) }},
-		{"apikey.Read (ssm:GetParameter)", func() error { _, err := apikey.Read(ctx, ssm.NewFromConfig(proc), keyParam); return err }},
+		{"ssmkey.Read (ssm:GetParameter)", func() error { _, err := ssmkey.Read(ctx, ssm.NewFromConfig(proc), keyParam); return err }},
 		{"database secret (secretsmanager:GetSecretValue)", func() error {
 			_, err := secretsmanager.NewFromConfig(proc).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: secret.ARN})
 			return err

@@ -77,7 +77,7 @@ func (b *builder) processor() {
 				}, resources: []tf.String{r.tableARN}},
 				stmt{sid: "Secret", actions: []string{"secretsmanager:GetSecretValue"}, resources: []tf.String{secretARN}},
 				// The API key, read with decryption in this region only
-				// (paydr/internal/apikey.Read).
+				// (paydr/internal/apikey/ssmkey.Read).
 				stmt{sid: "APIKey", actions: []string{"ssm:GetParameter"}, resources: []tf.String{b.arn("ssm", r.name, "parameter"+keyParam)}},
 				stmt{sid: "Events", actions: []string{"events:PutEvents"}, resources: []tf.String{r.bus.ARN()}},
 				// The table, the secret and the API key parameter are

@@ -190,7 +190,7 @@ type Backend struct {
 	// (default 15 s).
 	CallTimeout time.Duration
 	// APIKey returns the payments API key the verify payment carries
-	// (Connect: apikey.Read of the acting region's parameter, with
+	// (Connect: ssmkey.Read of the acting region's parameter, with
 	// decryption). Nil: the payment carries none, and the processor
 	// refuses it.
 	APIKey func(ctx context.Context) (string, error)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"paydr/internal/apikey"
+	"paydr/internal/apikey/ssmkey"
 )
 
 // Options say where to act.
@@ -95,7 +96,7 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 	// The API key, read when a verify step needs it, in the acting region:
 	// both regions hold the same key.
 	b.APIKeyParameter = apikey.ParameterName(o.Suffix)
-	b.APIKey = func(ctx context.Context) (string, error) { return apikey.Read(ctx, params, b.APIKeyParameter) }
+	b.APIKey = func(ctx context.Context) (string, error) { return ssmkey.Read(ctx, params, b.APIKeyParameter) }
 	lock := &DynamoLock{API: dynamodb.NewFromConfig(cfg, func(x *dynamodb.Options) { x.BaseEndpoint = ep("") }), Table: topo.SessionsTable, Region: o.Region}
 	return b, lock, nil
 }

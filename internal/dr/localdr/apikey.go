@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"paydr/internal/apikey"
+	"paydr/internal/apikey/ssmkey"
 	"paydr/internal/local/env"
 )
 
@@ -25,7 +26,7 @@ func APIKey(ctx context.Context, m *env.Manifest, region string) (string, error)
 		BaseEndpoint: aws.String(m.Moto.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
 	})
-	key, err := apikey.Read(ctx, params, apikey.ParameterName(m.Suffix))
+	key, err := ssmkey.Read(ctx, params, apikey.ParameterName(m.Suffix))
 	if err != nil {
 		return "", fmt.Errorf("localdr: payments API key: %w; is the emulator of %s running (paydr status)?", err, m.StateDir)
 	}

@@ -87,7 +87,7 @@ func bringUp() {
 		return
 	}
 	exe := filepath.Join(tmp, "paydr")
-	build := exec.Command("go", "build", "-o", exe, "./cmd/paydr")
+	build := exec.Command("go", "build", "-o", tmp+string(filepath.Separator), "./cmd/paydr", "./cmd/paydr-aws")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)

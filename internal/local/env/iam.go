@@ -66,3 +66,19 @@ func (m *Manifest) OperatorCredentials() Credentials {
 	}
 	return TestCredentials
 }
+
+// IAMRequest says which identities paydr up's iam step asks for (see
+// package identity).
+type IAMRequest struct {
+	// Endpoint is the emulator's (not a fault proxy's).
+	Endpoint string
+	// Suffix is the environment suffix (the operator user's name).
+	Suffix string
+	// ProcessorRoles are the ARNs of each slot's processor role, DRRole the
+	// DR automation role's.
+	ProcessorRoles map[Slot]string
+	DRRole         string
+	// Prev are the identities of the last up; those the emulator still
+	// knows are kept, so running processors keep their credentials.
+	Prev *IAM
+}
