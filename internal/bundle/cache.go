@@ -22,6 +22,8 @@ import (
 //     BuildEnv: target, tags, flags) and the package built;
 //   - the Go toolchain: the resolved path, size and modification time of
 //     the go command, its GOROOT's VERSION file, and $GOTOOLCHAIN;
+//   - the SHA-256 of the RDS CA bundle shipped beside the binary (which
+//     may come from outside the module: Options.CABundle);
 //   - every file of the module that can go into the binary: go.mod, go.sum,
 //     and each file under the module directory except tests (*_test.go),
 //     testdata and hidden directories, and nested modules.
@@ -37,9 +39,9 @@ import (
 const keySuffix = ".key"
 
 // cacheKey returns the hex key of a build of pkg in moduleDir.
-func cacheKey(goCmd, moduleDir, pkg, goos, goarch string) (string, error) {
+func cacheKey(goCmd, moduleDir, pkg, goos, goarch string, caBundle []byte) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "paydr bundle cache v1\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
+	fmt.Fprintf(h, "paydr bundle cache v2\nargs %q\nenv %q\nca %x\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch), sha256.Sum256(caBundle))
 	if err := hashToolchain(h, goCmd); err != nil {
 		return "", err
 	}

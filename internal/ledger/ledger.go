@@ -31,9 +31,13 @@ package ledger
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +66,12 @@ type Options struct {
 	Region string
 	// MaxConns bounds the pool (default 4).
 	MaxConns int32
+	// CAFile, when set, is a PEM bundle of the certificate authorities the
+	// server's certificate must chain to; every connection then uses TLS and
+	// verifies the server's name against the host it dials (libpq's
+	// sslmode=verify-full), whatever the DSN's sslmode says, and never falls
+	// back to plaintext.
+	CAFile string
 }
 
 // Ledger is a payment.Ledger on PostgreSQL. It is safe for concurrent use.
@@ -82,6 +92,19 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	if opts.Host != "" {
 		cfg.ConnConfig.Host = opts.Host
+		cfg.ConnConfig.Fallbacks = nil
+		if t := cfg.ConnConfig.TLSConfig; t != nil && t.ServerName != "" {
+			t = t.Clone() // verify the host dialled, not the DSN's
+			t.ServerName = opts.Host
+			cfg.ConnConfig.TLSConfig = t
+		}
+	}
+	if opts.CAFile != "" {
+		t, err := VerifyFull(opts.CAFile, cfg.ConnConfig.Host)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ConnConfig.TLSConfig = t
 		cfg.ConnConfig.Fallbacks = nil
 	}
 	cfg.MaxConns = 4
@@ -108,6 +131,24 @@ func Open(opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open pool: %w", err)
 	}
 	return &Ledger{pool: pool, region: opts.Region}, nil
+}
+
+// VerifyFull returns the TLS configuration of libpq's sslmode=verify-full
+// for host: the server's certificate must chain to a certificate authority
+// of the PEM bundle caFile and name host (a DNS name or an IP address).
+func VerifyFull(caFile, host string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ledger: CA bundle %s holds no PEM certificate", caFile)
+	}
+	if host == "" || strings.HasPrefix(host, "/") {
+		return nil, fmt.Errorf("ledger: TLS with CA bundle %s needs a TCP host to verify, not %q", caFile, host)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Close closes the pool.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paydr/internal/apikey"
+	"paydr/internal/local/certs"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
@@ -58,6 +59,40 @@ func (u *upRun) startMoto(ctx context.Context) (string, error) {
 		hook = "note: the start-up hook did not load (see the log): each EventBridge delivery costs moto ~285 ms of CPU, which slows drills"
 	}
 	return fmt.Sprintf("%s (pid %d), log %s; %s", s.Endpoint(), s.PID(), s.LogPath(), hook), nil
+}
+
+// makeTLS makes the local CA (once per state directory) and a server
+// certificate for every address the databases are reached at: 127.0.0.1
+// and, with network namespaces, each region's address. Both servers serve
+// the same certificate, so a failover moves no file. The processors verify
+// it with the CA (sslmode=verify-full), as the deployed ones verify Aurora
+// with the RDS CA bundle.
+func (u *upRun) makeTLS(context.Context) (string, error) {
+	hosts := []string{"127.0.0.1"}
+	for _, s := range env.Slots {
+		if _, h := u.place(s); h != "127.0.0.1" {
+			hosts = append(hosts, h)
+		}
+	}
+	f, issued, err := certs.Ensure(u.l.TLSDir(), "paydr local CA ("+u.o.StateDir+")", hosts)
+	if err != nil {
+		return "", fmt.Errorf("up: %w", err)
+	}
+	u.tls = f
+	what := "kept"
+	if issued {
+		what = "issued"
+	}
+	return fmt.Sprintf("CA %s; server certificate for %s %s (a database already running serves its certificate until it restarts)", f.CAFile(), strings.Join(hosts, ", "), what), nil
+}
+
+// dbTLS is the certificate the databases serve: nil (keep what each data
+// directory's configuration says) when the tls step has not run.
+func (u *upRun) dbTLS() *pg.TLS {
+	if u.tls.Dir == "" {
+		return nil
+	}
+	return &pg.TLS{CertFile: u.tls.CertFile(), KeyFile: u.tls.KeyFile()}
 }
 
 // startPostgres starts the writer and the streaming standby in the roles
@@ -131,7 +166,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 	}
 	wUp := wasUp(r.writer)
 	wNS, wHost := u.place(r.writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer), Host: wHost, Namespace: wNS})
+	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer), Host: wHost, Namespace: wNS, TLS: u.dbTLS()})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
 	}
@@ -143,7 +178,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 	}
 	sUp := wasUp(r.standby)
 	sNS, sHost := u.place(r.standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby), Host: sHost, Namespace: sNS})
+	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby), Host: sHost, Namespace: sNS, TLS: u.dbTLS()})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
 	}
@@ -203,8 +238,13 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		Region:        r.Name,
 		SessionsTable: table,
 		EventBus:      bus,
-		DBDSN:         r.Database.DSN,
-		AWSEndpoint:   m.AWSEndpoint(),
+		// The slot's database over TLS that verifies it (the local CA).
+		DBHost:      r.Host(),
+		DBPort:      strconv.Itoa(r.Database.Port),
+		DBName:      r.Database.Database,
+		DBUser:      pg.Superuser,
+		DBCAFile:    u.tls.CAFile(),
+		AWSEndpoint: m.AWSEndpoint(),
 		// A stalled database is answered (503/504 after 2 s, plus 0.5 s to
 		// re-read the ledger) before the drill client's 3 s timeout.
 		RequestTimeout: "2s",

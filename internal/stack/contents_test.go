@@ -196,6 +196,11 @@ func TestAurora(t *testing.T) {
 	if len(d.all("aws_rds_cluster_instance")) != 3 {
 		t.Errorf("%d instances, want 2 primary + 1 secondary", len(d.all("aws_rds_cluster_instance")))
 	}
+	// Server certificates from the CA whose roots the processor's bundle
+	// carries (TestGlobalBundle checks them there).
+	for _, name := range []string{"primary_1", "primary_2", "secondary_1"} {
+		eq(t, name+" certificate authority", d.res(t, "aws_rds_cluster_instance", name)["ca_cert_identifier"], "rds-ca-rsa2048-g1")
+	}
 	eq(t, "multi-region key", d.res(t, "aws_kms_key", "primary")["multi_region"], true)
 	eq(t, "replica of it", d.res(t, "aws_kms_replica_key", "secondary")["primary_key_arn"], "${aws_kms_key.primary.arn}")
 
@@ -297,7 +302,8 @@ func TestProcessor(t *testing.T) {
 		})
 		eq(t, "log group retention", d.res(t, "aws_cloudwatch_log_group", id+"_processor")["retention_in_days"], float64(30))
 		env := block(t, f, "environment")["variables"].(map[string]any)
-		for _, k := range []string{"PAYDR_REGION", "PAYDR_SESSIONS_TABLE", "PAYDR_EVENT_BUS", "PAYDR_DB_HOST", "PAYDR_DB_SECRET_ARN"} {
+		eq(t, "verifies the database with the bundle in the package", env["PAYDR_DB_CA_FILE"], "/var/task/rds-ca-bundle.pem")
+		for _, k := range []string{"PAYDR_REGION", "PAYDR_SESSIONS_TABLE", "PAYDR_EVENT_BUS", "PAYDR_DB_HOST", "PAYDR_DB_SECRET_ARN", "PAYDR_DB_CA_FILE"} {
 			if env[k] == nil {
 				t.Errorf("%s processor lacks %s", id, k)
 			}

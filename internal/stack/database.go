@@ -11,6 +11,12 @@ import (
 // dbName is the database the ledger lives in.
 const dbName = "payments"
 
+// dbCACertIdentifier is the certificate authority of the cluster
+// instances' server certificates: RSA 2048, rotated by RDS before it
+// expires, its regional roots ("Amazon RDS <region> Root CA RSA2048 G1") in
+// the bundle the processor ships (paydr/internal/bundle/rdsca).
+const dbCACertIdentifier = "rds-ca-rsa2048-g1"
+
 // dbMasterUser is the Aurora master user name (not a secret; the password is).
 const dbMasterUser = "paydr_admin"
 
@@ -269,7 +275,10 @@ func (b *builder) database() {
 				AutoMinorVersionUpgrade:     tf.B(false),
 				PerformanceInsightsEnabled:  tf.B(true),
 				PerformanceInsightsKMSKeyID: r.kmsKeyARN,
-				Tags:                        b.tags(ident),
+				// The server certificate chains to a root of the RDS CA
+				// bundle the processor verifies it with (verify-full).
+				CaCertIdentifier: tf.S(dbCACertIdentifier),
+				Tags:             b.tags(ident),
 			})
 			r.instances = append(r.instances, inst)
 		}

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"paydr/internal/apikey"
+	"paydr/internal/bundle/rdsca"
 	"paydr/internal/processor/environ"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
@@ -115,7 +116,11 @@ func (b *builder) processor() {
 				DBPort:        tf.S("5432"),
 				DBName:        tf.S(dbName),
 				DBSecretARN:   secretARN,
-				APIKeyParam:   tf.S(keyParam),
+				// The RDS CA bundle the package carries
+				// (paydr/internal/bundle): verify-full against the
+				// instances' rds-ca-rsa2048-g1 certificates.
+				DBCAFile:    tf.S(rdsca.LambdaPath),
+				APIKeyParam: tf.S(keyParam),
 			}.Map())},
 			Tags: b.tags(r.functionName),
 		})

@@ -20,6 +20,8 @@ const (
 	DBSecretARN    = "PAYDR_DB_SECRET_ARN"
 	DBUser         = "PAYDR_DB_USER"
 	DBPassword     = "PAYDR_DB_PASSWORD"
+	DBPasswordFile = "PAYDR_DB_PASSWORD_FILE"
+	DBCAFile       = "PAYDR_DB_CA_FILE"
 	DBDSN          = "PAYDR_DB_DSN"
 	AWSEndpoint    = "PAYDR_AWS_ENDPOINT"
 	Listen         = "PAYDR_LISTEN"
@@ -40,9 +42,17 @@ type Vars[S any] struct {
 	DBSecretARN   S // the secret holding the database credentials
 	DBUser        S
 	DBPassword    S
-	DBDSN         S // a full DSN instead of the DB* fields (local)
-	AWSEndpoint   S // an emulator endpoint for every AWS service (local)
-	Listen        S // the local server's address
+	// DBPasswordFile names a file holding the password (local: kept 0600
+	// in the state directory, so it is in no process environment or
+	// manifest); read at each new connection.
+	DBPasswordFile S
+	// DBCAFile names the PEM bundle the database server's certificate must
+	// chain to (sslmode=verify-full): the RDS CA bundle in the Lambda
+	// package, the local CA's certificate locally.
+	DBCAFile    S
+	DBDSN       S // a full DSN instead of the DB* fields (local)
+	AWSEndpoint S // an emulator endpoint for every AWS service (local)
+	Listen      S // the local server's address
 	// RequestTimeout is the deadline of a payment request, a Go duration
 	// such as 10s (default 10s).
 	RequestTimeout S
@@ -69,6 +79,8 @@ func (v Vars[S]) Map() map[string]S {
 	add(DBSecretARN, v.DBSecretARN)
 	add(DBUser, v.DBUser)
 	add(DBPassword, v.DBPassword)
+	add(DBPasswordFile, v.DBPasswordFile)
+	add(DBCAFile, v.DBCAFile)
 	add(DBDSN, v.DBDSN)
 	add(AWSEndpoint, v.AWSEndpoint)
 	add(Listen, v.Listen)
