@@ -2,7 +2,10 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"paydr/internal/apikey"
+	"paydr/internal/ledger"
 	"paydr/internal/local/certs"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
@@ -105,6 +109,61 @@ func (u *upRun) startPostgres(ctx context.Context) (string, error) {
 	u.dbs = dbs
 	r := rolesOf(u.o.StateDir, u.prev)
 	return fmt.Sprintf("writer %s %s:%d, standby %s %s:%d", r.label(r.writer), dbs[r.writer].Host(), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Host(), dbs[r.standby].Port()), nil
+}
+
+// provisionLedger does, as the writer's superuser, what the stack's
+// provisioning function does in AWS (ledger.Provision): it applies the
+// ledger's migrations and creates or updates the role the processors
+// connect as, with the password kept in the state directory
+// (Layout.DBAppPasswordFile, 0600; made at the first up, never printed).
+// The standby gets both by replication.
+func (u *upRun) provisionLedger(ctx context.Context) (string, error) {
+	password, made, err := appPassword(u.l.DBAppPasswordFile())
+	if err != nil {
+		return "", fmt.Errorf("up: provision: %w", err)
+	}
+	w := u.dbs[rolesOf(u.o.StateDir, u.prev).writer]
+	l, err := ledger.Open(ledger.Options{DSN: w.DSN(DatabaseName), MaxConns: 1})
+	if err != nil {
+		return "", fmt.Errorf("up: provision: %w", err)
+	}
+	defer l.Close()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	applied, err := l.Provision(cctx, ledger.AppUser, password)
+	if err != nil {
+		return "", fmt.Errorf("up: provision %s: %w; see %s", w.Name(), err, w.LogPath())
+	}
+	pw := "password kept in " + u.l.DBAppPasswordFile()
+	if made {
+		pw = "password made, in " + u.l.DBAppPasswordFile()
+	}
+	return fmt.Sprintf("migrations applied %v; role %s (TLS and password only; %s)", applied, ledger.AppUser, pw), nil
+}
+
+// appPassword returns the application role's password kept in path, making
+// one (52 random characters, the file 0600 in a 0700 directory) when there
+// is none.
+func appPassword(path string) (password string, made bool, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if p := strings.TrimSpace(string(b)); len(p) >= ledger.MinPasswordLength {
+			return p, false, nil
+		}
+		return "", false, fmt.Errorf("%s holds no usable password (want at least %d characters); remove it and run paydr up again", path, ledger.MinPasswordLength)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	p := rand.Text() + rand.Text() // 52 base32 characters, 256 bits
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, err
+	}
+	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
+		return "", false, err
+	}
+	if err := os.WriteFile(path, []byte(p+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return p, true, nil
 }
 
 // recordDatabases enters each slot's region and database in the manifest,

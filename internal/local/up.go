@@ -212,6 +212,7 @@ func (u *upRun) plan() []upStep {
 		{label: "synth", name: "synthesize the stack (local target)", run: u.synthesize, then: u.recordStack},
 		{label: "apply", name: "terraform init + apply (both regions, on moto)", run: u.applyStack},
 		{label: "postgres", name: "start PostgreSQL writer and streaming standby", run: u.startPostgres, then: u.recordDatabases},
+		{label: "provision", name: "provision the ledger: migrations and the processors' database role", run: u.provisionLedger},
 		{label: "processors", name: "start the processor in each region", run: u.startProcessors, then: u.retireFaultProxy},
 		{label: "rpo", name: "start the RPO guard of each region", run: u.startRPOGuards},
 		{label: "router", name: "start the failover router", run: u.startRouter},

@@ -36,14 +36,19 @@ type App struct {
 type AppOptions struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	MaxConns int32        // database pool size (Lambda: 2; server: more)
+	// Migrate lets the ledger apply missing migrations before its first
+	// write (ledger.Options.Migrate): tests that connect as the database's
+	// owner. The processor's binaries never set it; they connect as the
+	// application role, which cannot.
+	Migrate bool
 }
 
 // New wires the processor for cfg: the PostgreSQL ledger (credentials from
 // Secrets Manager when PAYDR_DB_SECRET_ARN is set), the DynamoDB sessions
 // store, the EventBridge publisher, the API key (the SSM SecureString named
 // by PAYDR_API_KEY_PARAM, see APIKey) and the HTTP/Lambda handler. It does
-// no network I/O: connections, the secret, the API key and migrations are
-// fetched or applied on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
+// no network I/O: connections, the secret, the API key and the schema check
+// are made on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
 // is set and AWS_ACCESS_KEY_ID is not, static emulator credentials
 // ("test"/"test") are used; otherwise the credentials come from the
 // environment (see awsConfig).
@@ -74,7 +79,7 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 	if cfg.DBPasswordFile != "" {
 		creds = passwordFile(cfg.DBUser, cfg.DBPasswordFile)
 	}
-	main, err := ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHost), Credentials: creds, Region: cfg.Region, MaxConns: opts.MaxConns, CAFile: cfg.DBCAFile})
+	main, err := ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHost), Credentials: creds, Region: cfg.Region, MaxConns: opts.MaxConns, CAFile: cfg.DBCAFile, Migrate: opts.Migrate})
 	if err != nil {
 		return nil, fmt.Errorf("processor: %w", err)
 	}

@@ -11,6 +11,10 @@ import (
 // dbName is the database the ledger lives in.
 const dbName = "payments"
 
+// dbAppUser is the role the processors connect as
+// (paydr/internal/ledger.AppUser; a test keeps them equal).
+const dbAppUser = "payment_app"
+
 // dbCACertIdentifier is the certificate authority of the cluster
 // instances' server certificates: RSA 2048, rotated by RDS before it
 // expires, its regional roots ("Amazon RDS <region> Root CA RSA2048 G1") in
@@ -181,7 +185,7 @@ func (b *builder) database() {
 		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
 		Tags:        b.tags(secretName),
 	})
-	aws.NewSecretsManagerSecretVersion(p.scope, "db", aws.SecretsManagerSecretVersionArgs{
+	masterVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db", aws.SecretsManagerSecretVersionArgs{
 		SecretID: b.dbSecret.ID(),
 		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
 			"username": dbMasterUser,
@@ -190,6 +194,33 @@ func (b *builder) database() {
 		})),
 		SecretStringWoVersion: tf.N(c.DBPasswordVersion),
 	})
+
+	// The processors' own credentials: the application role, which only
+	// reads and writes the ledger's rows (paydr/internal/ledger.Provision),
+	// its password generated and written like the master's, set on the role
+	// by the provisioning function (provisioning.go).
+	appPassword := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, "db_app", aws.EphemeralSecretsManagerRandomPasswordArgs{
+		PasswordLength:     tf.N(40),
+		ExcludePunctuation: tf.B(true),
+	})
+	appSecretName := b.name("payment-db-app")
+	b.dbAppSecret = aws.NewSecretsManagerSecret(p.scope, "db_app", aws.SecretsManagerSecretArgs{
+		Name:        tf.S(appSecretName),
+		Description: tf.S("credentials of the processors' database role " + dbAppUser + " (TLS only; no DDL)"),
+		KMSKeyID:    p.kmsKeyARN,
+		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
+		Tags:        b.tags(appSecretName),
+	})
+	appVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db_app", aws.SecretsManagerSecretVersionArgs{
+		SecretID: b.dbAppSecret.ID(),
+		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
+			"username": dbAppUser,
+			"password": appPassword.RandomPassword(),
+			"dbname":   dbName,
+		})),
+		SecretStringWoVersion: tf.N(c.DBAppPasswordVersion),
+	})
+	b.dbSecretVersions = []*aws.SecretsManagerSecretVersion{masterVersion, appVersion}
 
 	for _, r := range b.regions() {
 		sc := r.scope
