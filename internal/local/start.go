@@ -298,12 +298,15 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		SessionsTable: table,
 		EventBus:      bus,
 		// The slot's database over TLS that verifies it (the local CA).
-		DBHost:      r.Host(),
-		DBPort:      strconv.Itoa(r.Database.Port),
-		DBName:      r.Database.Database,
-		DBUser:      pg.Superuser,
-		DBCAFile:    u.tls.CAFile(),
-		AWSEndpoint: m.AWSEndpoint(),
+		DBHost: r.Host(),
+		DBPort: strconv.Itoa(r.Database.Port),
+		DBName: r.Database.Database,
+		// As the role provisionLedger made, its password in a file: in no
+		// environment, manifest or log.
+		DBUser:         ledger.AppUser,
+		DBPasswordFile: u.l.DBAppPasswordFile(),
+		DBCAFile:       u.tls.CAFile(),
+		AWSEndpoint:    m.AWSEndpoint(),
 		// A stalled database is answered (503/504 after 2 s, plus 0.5 s to
 		// re-read the ledger) before the drill client's 3 s timeout.
 		RequestTimeout: "2s",
