@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"paydr/internal/bundle"
+	"paydr/internal/bundle/rdsca"
 )
 
 // moduleRoot is the module directory (tests run in the package directory).
@@ -51,7 +53,7 @@ func TestWriteZipIsDeterministic(t *testing.T) {
 		got = append(got, entry{f.Name, f.Mode(), f.Modified.UTC(), f.Method, string(content)})
 	}
 	want := []entry{
-		{"a.txt", 0o755, bundle.ZipTime, zip.Deflate, "first"},
+		{"a.txt", 0o644, bundle.ZipTime, zip.Deflate, "first"},
 		{"bootstrap", 0o755, bundle.ZipTime, zip.Deflate, "\x7fELF binary"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -111,9 +113,10 @@ func TestBuildReusesUnchangedInputs(t *testing.T) {
 	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
 	out := t.TempDir()
 	ctx := context.Background()
+	ca := "" // Options.CABundle of every build
 	build := func(o bundle.Options) bundle.Artifact {
 		t.Helper()
-		o.ModuleDir, o.Package, o.GOARCH = mod, "example.com/m", "amd64"
+		o.ModuleDir, o.Package, o.GOARCH, o.CABundle = mod, "example.com/m", "amd64", ca
 		if o.OutDir == "" {
 			o.OutDir = out
 		}
@@ -136,6 +139,9 @@ func TestBuildReusesUnchangedInputs(t *testing.T) {
 		{"unchanged again", func() {}, true},
 		{"a new non-test file", func() { write("extra.go", "package main\n\nvar _ = 1\n") }, false},
 		{"go.mod changed", func() { write("go.mod", "module example.com/m\n\ngo 1.25\n") }, false},
+		{"another CA bundle", func() { ca = writeCABundle(t, rdsca.Global()[:rdsCertEnd(t)]) }, false},
+		{"the same CA bundle again", func() { ca = writeCABundle(t, rdsca.Global()[:rdsCertEnd(t)]) }, true},
+		{"the committed CA bundle", func() { ca = "" }, false},
 	}
 	prev := first
 	for _, s := range steps {
@@ -324,5 +330,91 @@ func TestBuildReadsFilesOnlyWhenTheyChange(t *testing.T) {
 		if got := build(); got.Reused != s.reused {
 			t.Errorf("%s: Reused = %v, want %v", s.name, got.Reused, s.reused)
 		}
+	}
+}
+
+// rdsCertEnd returns the length of the committed bundle's first
+// certificate: a bundle of its own for tests.
+func rdsCertEnd(t *testing.T) int {
+	t.Helper()
+	const end = "-----END CERTIFICATE-----\n"
+	i := bytes.Index(rdsca.Global(), []byte(end))
+	if i < 0 {
+		t.Fatal("no certificate in the committed bundle")
+	}
+	return i + len(end)
+}
+
+func writeCABundle(t *testing.T, pem []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(p, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// zipEntry returns the content of the zip's entry name.
+func zipEntry(t *testing.T, zipPath, name string) []byte {
+	t.Helper()
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	for _, f := range zr.File {
+		if f.Name == name {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("%s has no entry %s", zipPath, name)
+	return nil
+}
+
+// TestBuildShipsTheCABundle: the zip carries the committed RDS CA bundle as
+// rds-ca-bundle.pem, or the operator's own file (Options.CABundle, else
+// $PAYDR_RDS_CA_BUNDLE), and a file that is not a CA bundle is refused
+// with its name and where to get a good one.
+func TestBuildShipsTheCABundle(t *testing.T) {
+	mod := t.TempDir()
+	for name, content := range map[string]string{"go.mod": "module example.com/m\n\ngo 1.24\n", "main.go": "package main\n\nfunc main() {}\n"} {
+		if err := os.WriteFile(filepath.Join(mod, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := func(o bundle.Options) (bundle.Artifact, error) {
+		o.ModuleDir, o.Package, o.GOARCH, o.OutDir = mod, "example.com/m", "amd64", t.TempDir()
+		return bundle.Build(context.Background(), o)
+	}
+	t.Setenv(bundle.EnvCABundle, "")
+	art, err := build(bundle.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := zipEntry(t, art.ZipPath, rdsca.ZipName); !bytes.Equal(got, rdsca.Global()) {
+		t.Errorf("%s in the zip is %d bytes, want the committed bundle (%d bytes)", rdsca.ZipName, len(got), len(rdsca.Global()))
+	}
+	own := rdsca.Global()[:rdsCertEnd(t)]
+	t.Setenv(bundle.EnvCABundle, writeCABundle(t, own))
+	art, err = build(bundle.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := zipEntry(t, art.ZipPath, rdsca.ZipName); !bytes.Equal(got, own) {
+		t.Errorf("with %s set, %s in the zip is %d bytes, want that file's %d", bundle.EnvCABundle, rdsca.ZipName, len(got), len(own))
+	}
+	bad := writeCABundle(t, []byte("<!DOCTYPE html><html>AccessDenied</html>"))
+	_, err = build(bundle.Options{CABundle: bad})
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), rdsca.SourceURL) {
+		t.Errorf("Build with an HTML page as CA bundle: error = %v, want one naming %s and %s", err, bad, rdsca.SourceURL)
 	}
 }

@@ -22,6 +22,8 @@ import (
 //     BuildEnv: target, tags, flags) and the package built;
 //   - the Go toolchain: the resolved path, size and modification time of
 //     the go command, its GOROOT's VERSION file, and $GOTOOLCHAIN;
+//   - the SHA-256 of the RDS CA bundle shipped beside the binary (which
+//     may come from outside the module: Options.CABundle);
 //   - every file of the module that can go into the binary: go.mod, go.sum,
 //     and each file of a package directory (one holding a non-test .go
 //     file) or of a directory below one (what //go:embed can reach), except
@@ -43,14 +45,14 @@ import (
 // keySuffix names the file beside the zip that holds its inputs' key.
 const keySuffix = ".key"
 
-// cacheKey returns the hex key of a build of pkg in moduleDir. memo, when
-// not empty, is a file that remembers the module's digest with the
-// fingerprint (names, sizes, modification times) of the files it was read
-// from: while the fingerprint is unchanged the files are not read again,
-// which is most of a reuse's cost.
-func cacheKey(goCmd, moduleDir, pkg, goos, goarch, memo string) (string, error) {
+// cacheKey returns the hex key of a build of pkg in moduleDir, shipped
+// with caBundle. memo, when not empty, is a file that remembers the
+// module's digest with the fingerprint (names, sizes, modification times)
+// of the files it was read from: while the fingerprint is unchanged the
+// files are not read again, which is most of a reuse's cost.
+func cacheKey(goCmd, moduleDir, pkg, goos, goarch, memo string, caBundle []byte) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "paydr bundle cache v2\nargs %q\nenv %q\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch))
+	fmt.Fprintf(h, "paydr bundle cache v2\nargs %q\nenv %q\nca %x\n", BuildArgs("OUT", pkg), BuildEnv(goos, goarch), sha256.Sum256(caBundle))
 	if err := hashToolchain(h, goCmd); err != nil {
 		return "", err
 	}

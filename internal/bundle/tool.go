@@ -55,7 +55,7 @@ func BuildTool(ctx context.Context, o ToolOptions) (string, error) {
 		return "", fmt.Errorf("bundle: build %s: %w", o.Package, err)
 	}
 	bin := filepath.Join(o.OutDir, o.Name)
-	key, _ := cacheKey(goCmd, o.ModuleDir, o.Package, runtime.GOOS, runtime.GOARCH, bin+memoSuffix)
+	key, _ := cacheKey(goCmd, o.ModuleDir, o.Package, runtime.GOOS, runtime.GOARCH, bin+memoSuffix, nil)
 	if key != "" {
 		stored, err := os.ReadFile(bin + keySuffix)
 		if _, serr := os.Stat(bin); err == nil && serr == nil && strings.TrimSpace(string(stored)) == key {
@@ -89,7 +89,7 @@ func BuildTool(ctx context.Context, o ToolOptions) (string, error) {
 		return "", fmt.Errorf("bundle: build %s: %w", o.Package, err)
 	}
 	if key != "" {
-		if after, _ := cacheKey(goCmd, o.ModuleDir, o.Package, runtime.GOOS, runtime.GOARCH, bin+memoSuffix); after == key {
+		if after, _ := cacheKey(goCmd, o.ModuleDir, o.Package, runtime.GOOS, runtime.GOARCH, bin+memoSuffix, nil); after == key {
 			if err := remember(bin, key, "", 0); err != nil {
 				return "", err
 			}

@@ -44,6 +44,7 @@ func (f *stackFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DBInstanceClass, "db-instance-class", c.DBInstanceClass, "Aurora instance class")
 	fs.StringVar(&c.DBEngineVersion, "db-engine-version", c.DBEngineVersion, "Aurora PostgreSQL engine version")
 	fs.IntVar(&c.DBPasswordVersion, "db-password-version", c.DBPasswordVersion, "bump to rotate the Aurora master password")
+	fs.IntVar(&c.DBAppPasswordVersion, "db-app-password-version", c.DBAppPasswordVersion, "bump to rotate the password of the processors' database role (payment_app)")
 	fs.IntVar(&c.APIKeyVersion, "api-key-version", c.APIKeyVersion, "bump to rotate the payments API key (both regions)")
 	fs.IntVar(&c.RPOBoundSeconds, "rpo-bound-seconds", c.RPOBoundSeconds, "bound on loss in seconds (rds.global_db_rpo on the writer, at least 20; paydr dr moves it with the writer)")
 	fs.BoolVar(&f.noDMS, "no-dms", false, "leave DMS out")

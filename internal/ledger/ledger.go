@@ -22,8 +22,13 @@
 // UTC timestamptz chosen by the processor (microsecond precision).
 //
 // The schema is code: versioned SQL files embedded from migrations/,
-// applied in order by Migrate (and lazily before the first write), recorded
-// in schema_migrations, serialized by an advisory lock.
+// applied in order by Migrate, recorded in schema_migrations, serialized by
+// an advisory lock. The processor does not migrate: it connects as an
+// application role that can only read and write the ledger's rows, and
+// checks before its first write that the schema has every migration it
+// needs (CheckSchema). Provision, run as the database's owner, applies the
+// migrations and makes that role (paydr up locally; a provisioning function
+// in AWS). Tests and tools that own the database may set Options.Migrate.
 //
 // Opening a Ledger does not touch the network; the pool connects on first
 // use, so a Lambda's init stays cheap.
@@ -31,9 +36,13 @@ package ledger
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,14 +71,25 @@ type Options struct {
 	Region string
 	// MaxConns bounds the pool (default 4).
 	MaxConns int32
+	// Migrate makes the first write apply missing migrations, as the
+	// database's owner, instead of refusing with a *SchemaError: for tests
+	// and tools. The processor never sets it.
+	Migrate bool
+	// CAFile, when set, is a PEM bundle of the certificate authorities the
+	// server's certificate must chain to; every connection then uses TLS and
+	// verifies the server's name against the host it dials (libpq's
+	// sslmode=verify-full), whatever the DSN's sslmode says, and never falls
+	// back to plaintext.
+	CAFile string
 }
 
 // Ledger is a payment.Ledger on PostgreSQL. It is safe for concurrent use.
 type Ledger struct {
-	pool     *pgxpool.Pool
-	region   string
-	migrated atomic.Bool
-	migrate  sync.Mutex
+	pool        *pgxpool.Pool
+	region      string
+	autoMigrate bool
+	migrated    atomic.Bool // the schema was found, or made, complete
+	migrate     sync.Mutex
 }
 
 var _ payment.Ledger = (*Ledger)(nil)
@@ -82,6 +102,19 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	if opts.Host != "" {
 		cfg.ConnConfig.Host = opts.Host
+		cfg.ConnConfig.Fallbacks = nil
+		if t := cfg.ConnConfig.TLSConfig; t != nil && t.ServerName != "" {
+			t = t.Clone() // verify the host dialled, not the DSN's
+			t.ServerName = opts.Host
+			cfg.ConnConfig.TLSConfig = t
+		}
+	}
+	if opts.CAFile != "" {
+		t, err := VerifyFull(opts.CAFile, cfg.ConnConfig.Host)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ConnConfig.TLSConfig = t
 		cfg.ConnConfig.Fallbacks = nil
 	}
 	cfg.MaxConns = 4
@@ -107,13 +140,33 @@ func Open(opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open pool: %w", err)
 	}
-	return &Ledger{pool: pool, region: opts.Region}, nil
+	return &Ledger{pool: pool, region: opts.Region, autoMigrate: opts.Migrate}, nil
+}
+
+// VerifyFull returns the TLS configuration of libpq's sslmode=verify-full
+// for host: the server's certificate must chain to a certificate authority
+// of the PEM bundle caFile and name host (a DNS name or an IP address).
+func VerifyFull(caFile, host string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ledger: CA bundle %s holds no PEM certificate", caFile)
+	}
+	if host == "" || strings.HasPrefix(host, "/") {
+		return nil, fmt.Errorf("ledger: TLS with CA bundle %s needs a TCP host to verify, not %q", caFile, host)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Close closes the pool.
 func (l *Ledger) Close() { l.pool.Close() }
 
-// ensureSchema applies migrations once per process before the first write.
+// ensureSchema checks, once per process before the first write, that the
+// schema has every migration (CheckSchema); with Options.Migrate it applies
+// the missing ones instead.
 func (l *Ledger) ensureSchema(ctx context.Context) error {
 	if l.migrated.Load() {
 		return nil
@@ -123,8 +176,15 @@ func (l *Ledger) ensureSchema(ctx context.Context) error {
 	if l.migrated.Load() {
 		return nil
 	}
-	_, err := l.Migrate(ctx)
-	return err
+	if l.autoMigrate {
+		_, err := l.Migrate(ctx)
+		return err
+	}
+	if err := l.CheckSchema(ctx); err != nil {
+		return err
+	}
+	l.migrated.Store(true)
+	return nil
 }
 
 const columns = `payment_id, amount_minor, currency, coalesce(session_id, ''), region, created_at, request_sha256, response_body`
@@ -365,7 +425,7 @@ func (l *Ledger) Writable(ctx context.Context) (bool, error) {
 		ON CONFLICT (region) DO UPDATE SET probed_at = excluded.probed_at`
 	_, err := l.pool.Exec(ctx, probe, l.region)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: fresh database
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" && l.autoMigrate { // undefined_table: fresh database
 		if err = l.ensureSchema(ctx); err == nil {
 			_, err = l.pool.Exec(ctx, probe, l.region)
 		}

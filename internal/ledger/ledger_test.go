@@ -26,7 +26,7 @@ func startDB(t *testing.T, name string) string {
 func startDBTB(tb testing.TB) string { return startDBNamed(tb, "payments") }
 
 func openLedgerTB(tb testing.TB, dsn string) (*ledger.Ledger, error) {
-	l, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1", MaxConns: 16})
+	l, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1", MaxConns: 16, Migrate: true})
 	if err == nil {
 		tb.Cleanup(l.Close)
 	}
@@ -46,7 +46,7 @@ func startDBNamed(t testing.TB, name string) string {
 
 func openLedger(t *testing.T, dsn string) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1", MaxConns: 20})
+	l, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1", MaxConns: 20, Migrate: true})
 	if err != nil {
 		t.Fatalf("Open error = %v", err)
 	}

@@ -253,6 +253,9 @@ func (e *dbEnv) startStep(timeout time.Duration) (map[env.Slot]*pg.Server, []str
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	u := &upRun{o: UpOptions{Out: io.Discard, StateDir: e.l.Root}, l: e.l}
+	if _, err := u.makeTLS(ctx); err != nil {
+		e.t.Fatal(err)
+	}
 	stop := e.watchWriters()
 	start := time.Now()
 	dbs, err := u.startDatabases(ctx, prev)
@@ -367,6 +370,20 @@ func TestStartDatabasesStartsEachInItsRecordedRole(t *testing.T) {
 	}
 	e.exec(env.SlotSecondary, "INSERT INTO payments VALUES ('later')")
 	e.waitRows(env.SlotPrimary, 3) // before, after, later
+	// Both serve TLS with the up's certificate, whichever role they have:
+	// the standby of today is the writer after a failover.
+	for _, s := range env.Slots {
+		conn, err := dbs[s].Connect(e.ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ssl, cert string
+		err = conn.QueryRow(e.ctx, "SELECT current_setting('ssl'), current_setting('ssl_cert_file')").Scan(&ssl, &cert)
+		conn.Close(e.ctx)
+		if err != nil || ssl != "on" || cert != filepath.Join(dbs[s].TLSDir(), "server.crt") {
+			t.Errorf("%s: ssl = %q, ssl_cert_file = %q, %v; want on, its own %s/server.crt", s, ssl, cert, err, dbs[s].TLSDir())
+		}
+	}
 }
 
 // TestDecideDatabases covers checkDatabases' judgement on states that are

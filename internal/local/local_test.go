@@ -143,8 +143,8 @@ func TestLocalEnvironment(t *testing.T) {
 		}
 		for _, s := range env.Slots {
 			r := got.Regions[s]
-			if r.Processor.Env["PAYDR_DB_DSN"] != r.Database.DSN {
-				t.Errorf("%s processor PAYDR_DB_DSN = %q, want its slot's database %q", s, r.Processor.Env["PAYDR_DB_DSN"], r.Database.DSN)
+			if h, p := r.Processor.Env["PAYDR_DB_HOST"], r.Processor.Env["PAYDR_DB_PORT"]; h != r.Host() || p != strconv.Itoa(r.Database.Port) {
+				t.Errorf("%s processor PAYDR_DB_HOST:PORT = %s:%s, want its slot's database %s:%d", s, h, p, r.Host(), r.Database.Port)
 			}
 		}
 		if got.FaultProxy == nil || got.FaultProxy.Upstream != got.Moto.Endpoint {
@@ -164,6 +164,7 @@ func TestLocalEnvironment(t *testing.T) {
 	t.Run("aws", func(t *testing.T) { checkAWS(t, m) })
 	t.Run("payment end to end", func(t *testing.T) { checkPayment(t, m) })
 	t.Run("iam enforced, each component on its role", func(t *testing.T) { checkIAM(t, m) })
+	t.Run("processors connect as payment_app over verify-full TLS", func(t *testing.T) { checkDatabaseConnections(t, m) })
 	t.Run("processors reach AWS through the fault proxy", func(t *testing.T) { checkThroughProxy(t, m) })
 	t.Run("plan after a switchover moves nothing back", func(t *testing.T) { checkPlanAfterSwitchover(t, ctx, m) })
 	t.Run("plan after a fence keeps the processors fenced", func(t *testing.T) { checkPlanAfterFence(t, ctx, m) })
@@ -476,5 +477,65 @@ func checkNetwork(t *testing.T, m *env.Manifest) {
 				t.Errorf("%s %s (pid %d) is not in namespace %s (%v)", s, what, pid, r.Namespace, err)
 			}
 		}
+	}
+}
+
+// checkDatabaseConnections: each processor is configured as the
+// application role over verify-full TLS with its password in a 0600 file
+// (in no environment or env.json); the writer's processor is connected that
+// way (pg_stat_ssl); both servers serve TLS; and a plaintext connection as
+// the role is refused.
+func checkDatabaseConnections(t *testing.T, m *env.Manifest) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	manifest, err := os.ReadFile(env.Path(m.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var password string
+	for _, s := range env.Slots {
+		r := m.Regions[s]
+		e := r.Processor.Env
+		if e["PAYDR_DB_USER"] != "payment_app" || e["PAYDR_DB_CA_FILE"] == "" || e["PAYDR_DB_PASSWORD"] != "" || e["PAYDR_DB_DSN"] != "" {
+			t.Errorf("%s processor database settings = user %q, CA %q, password set %v, DSN %q; want payment_app, a CA, the password in a file only",
+				s, e["PAYDR_DB_USER"], e["PAYDR_DB_CA_FILE"], e["PAYDR_DB_PASSWORD"] != "", e["PAYDR_DB_DSN"])
+		}
+		fi, err := os.Stat(e["PAYDR_DB_PASSWORD_FILE"])
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s password file %s: %v, %v; want mode 0600", s, e["PAYDR_DB_PASSWORD_FILE"], fi, err)
+		} else if b, err := os.ReadFile(e["PAYDR_DB_PASSWORD_FILE"]); err == nil {
+			password = strings.TrimSpace(string(b))
+		}
+		conn, err := pgx.Connect(ctx, r.Database.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ssl string
+		if err := conn.QueryRow(ctx, "SHOW ssl").Scan(&ssl); err != nil || ssl != "on" {
+			t.Errorf("%s database: ssl = %q, %v; want on", s, ssl, err)
+		}
+		if r.Database.Role == env.RoleWriter {
+			var tlsConns, plain int
+			err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+				FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'payment_app'`).Scan(&tlsConns, &plain)
+			if err != nil || tlsConns == 0 || plain != 0 {
+				t.Errorf("%s (writer): payment_app connections over TLS %d, plaintext %d (%v); want some over TLS, none plaintext", s, tlsConns, plain, err)
+			}
+		}
+		conn.Close(ctx)
+	}
+	if len(password) < 20 {
+		t.Fatalf("the application password (%d characters) was not read", len(password))
+	}
+	if strings.Contains(string(manifest), password) {
+		t.Error("env.json holds the application role's password")
+	}
+	w := m.Regions[env.SlotPrimary]
+	plain := fmt.Sprintf("postgres://payment_app:%s@%s/payments?sslmode=disable", password, net.JoinHostPort(w.Host(), strconv.Itoa(w.Database.Port)))
+	if c, err := pgx.Connect(ctx, plain); err == nil {
+		c.Close(ctx)
+		t.Error("a plaintext connection as payment_app was accepted")
+	} else if !strings.Contains(err.Error(), "no encryption") {
+		t.Errorf("plaintext connection as payment_app: %v, want pg_hba.conf's rejection (no encryption)", err)
 	}
 }

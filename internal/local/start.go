@@ -2,7 +2,10 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"paydr/internal/apikey"
+	"paydr/internal/ledger"
+	"paydr/internal/local/certs"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
@@ -66,6 +71,40 @@ func (u *upRun) startMoto(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s (pid %d), log %s; %s", s.Endpoint(), s.PID(), s.LogPath(), hook), nil
 }
 
+// makeTLS makes the local CA (once per state directory) and a server
+// certificate for every address the databases are reached at: 127.0.0.1
+// and, with network namespaces, each region's address. Both servers serve
+// the same certificate, so a failover moves no file. The processors verify
+// it with the CA (sslmode=verify-full), as the deployed ones verify Aurora
+// with the RDS CA bundle.
+func (u *upRun) makeTLS(context.Context) (string, error) {
+	hosts := []string{"127.0.0.1"}
+	for _, s := range env.Slots {
+		if _, h := u.place(s); h != "127.0.0.1" {
+			hosts = append(hosts, h)
+		}
+	}
+	f, issued, err := certs.Ensure(u.l.TLSDir(), "paydr local CA ("+u.o.StateDir+")", hosts)
+	if err != nil {
+		return "", fmt.Errorf("up: %w", err)
+	}
+	u.tls = f
+	what := "kept"
+	if issued {
+		what = "issued"
+	}
+	return fmt.Sprintf("CA %s; server certificate for %s %s (a database already running serves its certificate until it restarts)", f.CAFile(), strings.Join(hosts, ", "), what), nil
+}
+
+// dbTLS is the certificate the databases serve: nil (keep what each data
+// directory's configuration says) when the tls step has not run.
+func (u *upRun) dbTLS() *pg.TLS {
+	if u.tls.Dir == "" {
+		return nil
+	}
+	return &pg.TLS{CertFile: u.tls.CertFile(), KeyFile: u.tls.KeyFile()}
+}
+
 // startPostgres starts the writer and the streaming standby in the roles
 // env.json records (startDatabases).
 func (u *upRun) startPostgres(ctx context.Context) (string, error) {
@@ -76,6 +115,61 @@ func (u *upRun) startPostgres(ctx context.Context) (string, error) {
 	u.dbs = dbs
 	r := rolesOf(u.o.StateDir, u.prev)
 	return fmt.Sprintf("writer %s %s:%d, standby %s %s:%d", r.label(r.writer), dbs[r.writer].Host(), dbs[r.writer].Port(), r.label(r.standby), dbs[r.standby].Host(), dbs[r.standby].Port()), nil
+}
+
+// provisionLedger does, as the writer's superuser, what the stack's
+// provisioning function does in AWS (ledger.Provision): it applies the
+// ledger's migrations and creates or updates the role the processors
+// connect as, with the password kept in the state directory
+// (Layout.DBAppPasswordFile, 0600; made at the first up, never printed).
+// The standby gets both by replication.
+func (u *upRun) provisionLedger(ctx context.Context) (string, error) {
+	password, made, err := appPassword(u.l.DBAppPasswordFile())
+	if err != nil {
+		return "", fmt.Errorf("up: provision: %w", err)
+	}
+	w := u.dbs[rolesOf(u.o.StateDir, u.prev).writer]
+	l, err := ledger.Open(ledger.Options{DSN: w.DSN(DatabaseName), MaxConns: 1})
+	if err != nil {
+		return "", fmt.Errorf("up: provision: %w", err)
+	}
+	defer l.Close()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	applied, err := l.Provision(cctx, ledger.AppUser, password)
+	if err != nil {
+		return "", fmt.Errorf("up: provision %s: %w; see %s", w.Name(), err, w.LogPath())
+	}
+	pw := "password kept in " + u.l.DBAppPasswordFile()
+	if made {
+		pw = "password made, in " + u.l.DBAppPasswordFile()
+	}
+	return fmt.Sprintf("migrations applied %v; role %s (TLS and password only; %s)", applied, ledger.AppUser, pw), nil
+}
+
+// appPassword returns the application role's password kept in path, making
+// one (52 random characters, the file 0600 in a 0700 directory) when there
+// is none.
+func appPassword(path string) (password string, made bool, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if p := strings.TrimSpace(string(b)); len(p) >= ledger.MinPasswordLength {
+			return p, false, nil
+		}
+		return "", false, fmt.Errorf("%s holds no usable password (want at least %d characters); remove it and run paydr up again", path, ledger.MinPasswordLength)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	p := rand.Text() + rand.Text() // 52 base32 characters, 256 bits
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, err
+	}
+	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
+		return "", false, err
+	}
+	if err := os.WriteFile(path, []byte(p+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return p, true, nil
 }
 
 // recordDatabases enters each slot's region and database in the manifest,
@@ -137,7 +231,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 	}
 	wUp := wasUp(r.writer)
 	wNS, wHost := u.place(r.writer)
-	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer), Host: wHost, Namespace: wNS})
+	w, err := pg.StartPrimary(cctx, pg.Options{DataDir: u.l.DataDir(r.writer), Name: string(r.writer), Host: wHost, Namespace: wNS, TLS: u.dbTLS()})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the writer: %w", r.label(r.writer), err)
 	}
@@ -149,7 +243,7 @@ func (u *upRun) startDatabases(ctx context.Context, prev *env.Manifest) (dbs map
 	}
 	sUp := wasUp(r.standby)
 	sNS, sHost := u.place(r.standby)
-	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby), Host: sHost, Namespace: sNS})
+	s, err := pg.StartStandby(cctx, w, pg.Options{DataDir: u.l.DataDir(r.standby), Name: string(r.standby), Host: sHost, Namespace: sNS, TLS: u.dbTLS()})
 	if err != nil {
 		return nil, fmt.Errorf("up: start database %s as the standby of %s: %w", r.label(r.standby), r.label(r.writer), err)
 	}
@@ -209,8 +303,16 @@ func (u *upRun) startProcessor(ctx context.Context, s env.Slot) (string, error) 
 		Region:        r.Name,
 		SessionsTable: table,
 		EventBus:      bus,
-		DBDSN:         r.Database.DSN,
-		AWSEndpoint:   m.AWSEndpoint(),
+		// The slot's database over TLS that verifies it (the local CA).
+		DBHost: r.Host(),
+		DBPort: strconv.Itoa(r.Database.Port),
+		DBName: r.Database.Database,
+		// As the role provisionLedger made, its password in a file: in no
+		// environment, manifest or log.
+		DBUser:         ledger.AppUser,
+		DBPasswordFile: u.l.DBAppPasswordFile(),
+		DBCAFile:       u.tls.CAFile(),
+		AWSEndpoint:    m.AWSEndpoint(),
 		// A stalled database is answered (503/504 after 2 s, plus 0.5 s to
 		// re-read the ledger) before the drill client's 3 s timeout.
 		RequestTimeout: "2s",

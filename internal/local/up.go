@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"paydr/internal/local/certs"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
@@ -187,6 +188,7 @@ type upRun struct {
 	st      *stack.Stack // the synthesized stack
 	applied *ApplyReport // nil when apply was skipped
 	dbs     map[env.Slot]*pg.Server
+	tls     certs.Files // the local CA and the databases' certificate
 }
 
 // upStep is one step of Up: an entry of its table (upRun.plan).
@@ -213,6 +215,7 @@ func (u *upRun) plan() []upStep {
 		// may start a fenced writer.
 		{label: "roles", name: "check the databases against the roles in env.json", run: u.checkRoles},
 		{label: "network", name: "place each region in its network namespace", run: u.setupNetwork},
+		{label: "tls", name: "make the local CA and the databases' TLS certificate", run: u.makeTLS},
 		{label: "moto", name: "start moto (AWS API emulator)", run: u.startMoto},
 		{label: "fault-proxy", name: "start the fault proxy in front of moto", run: u.startProxy, skip: !u.o.FaultProxy},
 		{label: "zip", name: "build the processor Lambda zip", run: u.buildZip},
@@ -220,6 +223,7 @@ func (u *upRun) plan() []upStep {
 		{label: "apply", name: "terraform init + apply (both regions, on moto)", run: u.applyStack},
 		{label: "iam", name: "enforce IAM on moto (each component on its role's credentials)", run: u.enforceIAM, skip: u.o.NoIAM},
 		{label: "postgres", name: "start PostgreSQL writer and streaming standby", run: u.startPostgres, then: u.recordDatabases},
+		{label: "provision", name: "provision the ledger: migrations and the processors' database role", run: u.provisionLedger},
 		{label: "processors", name: "start the processor in each region", run: u.startProcessors, then: u.retireFaultProxy},
 		{label: "rpo", name: "start the RPO guard of each region", run: u.startRPOGuards},
 		{label: "router", name: "start the failover router", run: u.startRouter},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,14 +36,19 @@ type App struct {
 type AppOptions struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	MaxConns int32        // database pool size (Lambda: 2; server: more)
+	// Migrate lets the ledger apply missing migrations before its first
+	// write (ledger.Options.Migrate): tests that connect as the database's
+	// owner. The processor's binaries never set it; they connect as the
+	// application role, which cannot.
+	Migrate bool
 }
 
 // New wires the processor for cfg: the PostgreSQL ledger (credentials from
 // Secrets Manager when PAYDR_DB_SECRET_ARN is set), the DynamoDB sessions
 // store, the EventBridge publisher, the API key (the SSM SecureString named
 // by PAYDR_API_KEY_PARAM, see APIKey) and the HTTP/Lambda handler. It does
-// no network I/O: connections, the secret, the API key and migrations are
-// fetched or applied on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
+// no network I/O: connections, the secret, the API key and the schema check
+// are made on first use, which keeps a Lambda's init short. When PAYDR_AWS_ENDPOINT
 // is set and AWS_ACCESS_KEY_ID is not, static emulator credentials
 // ("test"/"test") are used; otherwise the credentials come from the
 // environment (see awsConfig).
@@ -70,14 +76,17 @@ func New(ctx context.Context, cfg Config, opts AppOptions) (*App, error) {
 		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = endpoint })
 		creds = (&secretCredentials{api: sm, arn: cfg.DBSecretARN, ttl: 10 * time.Minute}).get
 	}
-	main, err := ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHost), Credentials: creds, Region: cfg.Region, MaxConns: opts.MaxConns})
+	if cfg.DBPasswordFile != "" {
+		creds = passwordFile(cfg.DBUser, cfg.DBPasswordFile)
+	}
+	main, err := ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHost), Credentials: creds, Region: cfg.Region, MaxConns: opts.MaxConns, CAFile: cfg.DBCAFile, Migrate: opts.Migrate})
 	if err != nil {
 		return nil, fmt.Errorf("processor: %w", err)
 	}
 	app := &App{Ledger: main}
 	probe := main
 	if cfg.DBHealthHost != "" && cfg.DBHealthHost != cfg.DBHost {
-		app.health, err = ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHealthHost), Host: cfg.DBHealthHost, Credentials: creds, Region: cfg.Region, MaxConns: 1})
+		app.health, err = ledger.Open(ledger.Options{DSN: cfg.ledgerDSN(cfg.DBHealthHost), Host: cfg.DBHealthHost, Credentials: creds, Region: cfg.Region, MaxConns: 1, CAFile: cfg.DBCAFile})
 		if err != nil {
 			main.Close()
 			return nil, fmt.Errorf("processor: %w", err)
@@ -127,6 +136,19 @@ func awsConfig(_ context.Context, cfg Config) (aws.Config, error) {
 		Region:      cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")),
 	}, nil
+}
+
+// passwordFile returns credentials of user whose password is read from
+// path at each new connection, so a password rotated by paydr up is picked
+// up without a restart.
+func passwordFile(user, path string) ledger.Credentials {
+	return func(context.Context) (string, string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", "", fmt.Errorf("read %s (%s): %w", path, EnvDBPasswordFile, err)
+		}
+		return user, strings.TrimRight(string(b), "\r\n"), nil
+	}
 }
 
 // SecretsAPI is the part of the Secrets Manager client used for database

@@ -25,6 +25,8 @@ const (
 	EnvDBSecretARN    = environ.DBSecretARN
 	EnvDBUser         = environ.DBUser
 	EnvDBPassword     = environ.DBPassword
+	EnvDBPasswordFile = environ.DBPasswordFile
+	EnvDBCAFile       = environ.DBCAFile
 	EnvDBDSN          = environ.DBDSN
 	EnvAWSEndpoint    = environ.AWSEndpoint
 	EnvListen         = environ.Listen
@@ -62,7 +64,18 @@ type Config struct {
 	DBSecretARN  string // PAYDR_DB_SECRET_ARN: Secrets Manager JSON {"username","password"} (AWS)
 	DBUser       string // PAYDR_DB_USER (local)
 	DBPassword   string // PAYDR_DB_PASSWORD (local)
-	DBDSN        string // PAYDR_DB_DSN: full connection string, overrides host/port/name/user
+	// DBPasswordFile is PAYDR_DB_PASSWORD_FILE (local): a file holding the
+	// password, read at each new connection; it keeps the password out of
+	// the process environment.
+	DBPasswordFile string
+	// DBCAFile is PAYDR_DB_CA_FILE: the PEM bundle of certificate
+	// authorities the database server's certificate must chain to. With it
+	// every connection uses TLS and verifies the server's name against the
+	// host dialled (sslmode=verify-full), and never falls back to
+	// plaintext. It is required, except with PAYDR_DB_DSN: a DSN without it
+	// keeps its own sslmode, which is for tests and tools only.
+	DBCAFile string
+	DBDSN    string // PAYDR_DB_DSN: full connection string, overrides host/port/name/user (tests, tools)
 
 	AWSEndpoint string // PAYDR_AWS_ENDPOINT: endpoint for DynamoDB, EventBridge, Secrets Manager, SSM (emulator)
 	Listen      string // PAYDR_LISTEN: address of the local HTTP server (default 127.0.0.1:8080)
@@ -83,19 +96,21 @@ type Config struct {
 // production), applies defaults and validates it.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		Region:        getenv(EnvRegion),
-		SessionsTable: getenv(EnvSessionsTable),
-		EventBus:      getenv(EnvEventBus),
-		DBHost:        getenv(EnvDBHost),
-		DBName:        getenv(EnvDBName),
-		DBHealthHost:  getenv(EnvDBHealthHost),
-		DBSecretARN:   getenv(EnvDBSecretARN),
-		DBUser:        getenv(EnvDBUser),
-		DBPassword:    getenv(EnvDBPassword),
-		DBDSN:         getenv(EnvDBDSN),
-		AWSEndpoint:   getenv(EnvAWSEndpoint),
-		Listen:        getenv(EnvListen),
-		APIKeyParam:   getenv(EnvAPIKeyParam),
+		Region:         getenv(EnvRegion),
+		SessionsTable:  getenv(EnvSessionsTable),
+		EventBus:       getenv(EnvEventBus),
+		DBHost:         getenv(EnvDBHost),
+		DBName:         getenv(EnvDBName),
+		DBHealthHost:   getenv(EnvDBHealthHost),
+		DBSecretARN:    getenv(EnvDBSecretARN),
+		DBUser:         getenv(EnvDBUser),
+		DBPassword:     getenv(EnvDBPassword),
+		DBPasswordFile: getenv(EnvDBPasswordFile),
+		DBCAFile:       getenv(EnvDBCAFile),
+		DBDSN:          getenv(EnvDBDSN),
+		AWSEndpoint:    getenv(EnvAWSEndpoint),
+		Listen:         getenv(EnvListen),
+		APIKeyParam:    getenv(EnvAPIKeyParam),
 	}
 	var errs []error
 	if p := getenv(EnvDBPort); p != "" {
@@ -153,6 +168,15 @@ func (c Config) Validate() error {
 		if c.DBSecretARN == "" && c.DBUser == "" {
 			add("%s (in AWS) or %s (locally) is required unless %s is set", EnvDBSecretARN, EnvDBUser, EnvDBDSN)
 		}
+		if c.DBCAFile == "" {
+			add("%s is required: the ledger is reached over TLS that verifies the server (sslmode=verify-full); set it to the RDS CA bundle (%s in the Lambda package) or, locally, to the CA paydr up made (only %s, for tests and tools, may go without)", EnvDBCAFile, "/var/task/rds-ca-bundle.pem", EnvDBDSN)
+		}
+	}
+	if c.DBPassword != "" && c.DBPasswordFile != "" {
+		add("%s and %s are both set; set one", EnvDBPassword, EnvDBPasswordFile)
+	}
+	if (c.DBPassword != "" || c.DBPasswordFile != "") && c.DBSecretARN != "" {
+		add("%s is set with %s, which supplies the password; unset one", EnvDBSecretARN, map[bool]string{true: EnvDBPassword, false: EnvDBPasswordFile}[c.DBPassword != ""])
 	}
 	if c.APIKeyParam == "" {
 		add("%s is required (the SSM SecureString holding the payments API key, /paydr/<suffix>/api/key): POST /payments is never served without authentication", EnvAPIKeyParam)

@@ -14,6 +14,7 @@ func TestConfigFromEnv(t *testing.T) {
 	local := map[string]string{
 		EnvRegion: "us-east-1", EnvSessionsTable: "paydr-sessions", EnvEventBus: "paydr",
 		EnvDBHost: "127.0.0.1", EnvDBUser: "paydr", EnvDBPassword: "p@ss word", EnvAPIKeyParam: "/paydr/local/api/key",
+		EnvDBCAFile: "/state/tls/ca.pem",
 	}
 	c, err := ConfigFromEnv(envOf(local))
 	if err != nil {
@@ -22,7 +23,7 @@ func TestConfigFromEnv(t *testing.T) {
 	want := Config{
 		Region: "us-east-1", SessionsTable: "paydr-sessions", EventBus: "paydr",
 		DBHost: "127.0.0.1", DBPort: 5432, DBName: "payments", DBHealthHost: "127.0.0.1",
-		DBUser: "paydr", DBPassword: "p@ss word", Listen: "127.0.0.1:8080",
+		DBUser: "paydr", DBPassword: "p@ss word", DBCAFile: "/state/tls/ca.pem", Listen: "127.0.0.1:8080",
 		RequestTimeout: DefaultRequestTimeout, APIKeyParam: "/paydr/local/api/key",
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -34,7 +35,7 @@ func TestConfigFromEnv(t *testing.T) {
 	aws := map[string]string{
 		EnvRegion: "us-west-2", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "global.cluster-x.rds.amazonaws.com",
 		EnvDBHealthHost: "west.cluster-y.rds.amazonaws.com", EnvDBSecretARN: "arn:aws:secretsmanager:us-west-2:1:secret:db", EnvDBPort: "6432",
-		EnvRequestTimeout: "2500ms", EnvAPIKeyParam: "/paydr/dev/api/key",
+		EnvRequestTimeout: "2500ms", EnvAPIKeyParam: "/paydr/dev/api/key", EnvDBCAFile: "/var/task/rds-ca-bundle.pem",
 	}
 	c, err = ConfigFromEnv(envOf(aws))
 	if err != nil {
@@ -62,6 +63,11 @@ func TestConfigValidateNamesVariables(t *testing.T) {
 		{"request timeout without unit", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "10"}, []string{EnvRequestTimeout}},
 		{"request timeout zero", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "0s"}, []string{EnvRequestTimeout}},
 		{"request timeout past API Gateway's", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvRequestTimeout: "29s"}, []string{EnvRequestTimeout}},
+		// TLS that verifies the server is not optional: only a DSN (tests,
+		// tools) may go without a CA.
+		{"no CA bundle", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "h", EnvDBSecretARN: "arn", EnvAPIKeyParam: "/k"}, []string{EnvDBCAFile, "verify-full"}},
+		{"password twice", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "h", EnvDBUser: "u", EnvDBPassword: "p", EnvDBPasswordFile: "/f", EnvDBCAFile: "/ca", EnvAPIKeyParam: "/k"}, []string{EnvDBPassword, EnvDBPasswordFile}},
+		{"password beside the secret", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBHost: "h", EnvDBSecretARN: "arn", EnvDBPasswordFile: "/f", EnvDBCAFile: "/ca", EnvAPIKeyParam: "/k"}, []string{EnvDBSecretARN, EnvDBPasswordFile}},
 		{"bad listen", map[string]string{EnvRegion: "r", EnvSessionsTable: "t", EnvEventBus: "b", EnvDBDSN: "postgres://x/y", EnvAPIKeyParam: "/k", EnvListen: "8080"}, []string{EnvListen}},
 	}
 	for _, tt := range tests {

@@ -129,9 +129,6 @@ func TestEndToEndKeyUnreadable(t *testing.T) {
 	}
 	env[processor.EnvAPIKeyParam] = apikey.ParameterName("no-such-environment")
 	app, srv := startServer(t, env, slog.New(slog.DiscardHandler))
-	if _, err := app.Ledger.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	body := `{"payment_id":"e2e-closed","amount":"1.00","currency":"USD"}`
 	if status, hdr, b := post(t, http.DefaultClient, srv.URL, body); status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Errorf("POST with the key unreadable = %d %s (Retry-After %q), want 503 with Retry-After", status, b, hdr.Get("Retry-After"))

@@ -33,7 +33,9 @@ func TestPaymentOutcomeOverRealDatabase(t *testing.T) {
 			t.Setenv(k, v)
 		}
 	}
-	dsn := env[processor.EnvDBDSN]
+	// The outcomes are the ledger's, over a proxy that reads the protocol:
+	// the owner's plaintext DSN, not the application role's TLS.
+	dsn := env[processortest.EnvMasterDSN]
 	direct, err := ledger.Open(ledger.Options{DSN: dsn, Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,8 @@ func TestPaymentOutcomeOverRealDatabase(t *testing.T) {
 				switch k {
 				case processor.EnvDBDSN:
 					return proxied
+				case processor.EnvDBHost, processor.EnvDBUser, processor.EnvDBPasswordFile, processor.EnvDBCAFile:
+					return ""
 				case "PAYDR_REQUEST_TIMEOUT":
 					return deadline.String()
 				}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"paydr/internal/ledger"
 	"paydr/internal/payment"
 )
 
@@ -15,21 +16,25 @@ import (
 // Lambda is swept by a schedule rule every minute).
 const OutboxInterval = 30 * time.Second
 
-// Serve applies the ledger's schema migrations (a standby region's database
-// refuses them; it serves anyway and /health says so), then serves the
-// processor's routes over HTTP on listen until ctx ends, sweeping the event
-// outbox every OutboxInterval, and shuts down gracefully. It reads the API
-// key once it listens, so a key that cannot be read shows in the log at
-// start (payments answer 503 until it can). It is the local
-// server of cmd/processor and paydr serve.
+// Serve checks that the ledger's schema has every migration this processor
+// needs and refuses to start, with the missing migrations named, when it
+// does not (the processor's role cannot migrate: Provision does, as the
+// owner); a database it cannot reach yet does not stop it (a region cut
+// off serves 503 and /health says so). It then serves the processor's
+// routes over HTTP on listen until ctx ends, sweeping the event outbox
+// every OutboxInterval, and shuts down gracefully. It reads the API key
+// once it listens, so a key that cannot be read shows in the log at start
+// (payments answer 503 until it can). It is the local server of
+// cmd/processor and paydr serve.
 func (a *App) Serve(ctx context.Context, listen string, log *slog.Logger) error {
-	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	applied, err := a.Ledger.Migrate(mctx)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := a.Ledger.CheckSchema(cctx)
 	cancel()
-	if err != nil {
-		log.Warn("schema migrations not applied", "err", err)
-	} else if len(applied) > 0 {
-		log.Info("schema migrations applied", "versions", applied)
+	switch {
+	case errors.Is(err, ledger.ErrSchemaBehind):
+		return fmt.Errorf("processor: %w", err)
+	case err != nil:
+		log.Warn("schema not checked: the database cannot be reached; payments are checked again before their first write", "err", err)
 	}
 	srv := &http.Server{
 		Addr:              listen,

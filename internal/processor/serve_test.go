@@ -3,13 +3,17 @@ package processor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"paydr/internal/ledger"
+	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/payment"
 )
 
@@ -71,4 +75,53 @@ func TestSweepOutbox(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeRefusesAnUnmigratedSchema: a processor whose database lacks the
+// ledger's migrations does not start; the error names the missing
+// migrations and says to provision. Nothing is listened on.
+func TestServeRefusesAnUnmigratedSchema(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.CreateDatabase(ctx, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ConfigFromEnv(envOf(map[string]string{
+		EnvRegion: "us-east-1", EnvSessionsTable: "t", EnvEventBus: "b", EnvAPIKeyParam: "/paydr/x/api/key",
+		EnvDBDSN: srv.DSN("payments"), EnvAWSEndpoint: "http://127.0.0.1:1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := New(ctx, cfg, AppOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	addr := freeListenAddr(t)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, addr, slog.New(slog.DiscardHandler)) }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve on an unmigrated schema is still running after 30 s; want it to refuse to start")
+	}
+	if !errors.Is(err, ledger.ErrSchemaBehind) || !strings.Contains(err.Error(), "0001_payments") || !strings.Contains(err.Error(), "provision") {
+		t.Errorf("Serve(unmigrated) = %v, want ErrSchemaBehind naming 0001_payments and saying to provision", err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s after the refusal", addr)
+	}
+}
+
+func freeListenAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -77,6 +77,12 @@ type Config struct {
 	// DBPasswordVersion is bumped to rotate the master password (write-only
 	// arguments are sent only when their version changes).
 	DBPasswordVersion int
+	// DBAppPasswordVersion is bumped to rotate the password of the
+	// processors' database role: a new random password is written,
+	// write-only, into its secret, and the provisioning function sets it
+	// on the role (the processors read the secret again within 10
+	// minutes; new connections use it).
+	DBAppPasswordVersion int
 	// APIKeyVersion is bumped to rotate the payments API key: a new random
 	// key is written, write-only, into both regions' /paydr/<suffix>/api/key
 	// (write-only arguments are sent only when their version changes). The
@@ -133,6 +139,7 @@ func Defaults() Config {
 		DBInstanceClass:             "db.r5.large",
 		DBEngineVersion:             "15.8",
 		DBPasswordVersion:           1,
+		DBAppPasswordVersion:        1,
 		APIKeyVersion:               1,
 		RPOBoundSeconds:             DefaultRPOBoundSeconds,
 		EnableDMS:                   true,
@@ -306,6 +313,9 @@ func (c Config) Validate() error {
 	}
 	if c.DBPasswordVersion < 1 {
 		bad("--db-password-version", "must be 1 or more, got %d", c.DBPasswordVersion)
+	}
+	if c.DBAppPasswordVersion < 1 {
+		bad("--db-app-password-version", "must be 1 or more, got %d", c.DBAppPasswordVersion)
 	}
 	if c.APIKeyVersion < 1 {
 		bad("--api-key-version", "must be 1 or more, got %d", c.APIKeyVersion)

@@ -3,9 +3,11 @@ package stack
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	"paydr/internal/ledger"
 	"paydr/internal/topology"
 )
 
@@ -196,6 +198,17 @@ func TestAurora(t *testing.T) {
 	if len(d.all("aws_rds_cluster_instance")) != 3 {
 		t.Errorf("%d instances, want 2 primary + 1 secondary", len(d.all("aws_rds_cluster_instance")))
 	}
+	// Server certificates from the CA whose roots the processor's bundle
+	// carries (TestGlobalBundle checks them there).
+	for _, name := range []string{"primary_1", "primary_2", "secondary_1"} {
+		eq(t, name+" certificate authority", d.res(t, "aws_rds_cluster_instance", name)["ca_cert_identifier"], "rds-ca-rsa2048-g1")
+	}
+	// Locally moto has no RDS CAs (see LocalGaps): left out.
+	for name, inst := range parse(t, synth(t, localConfig())).all("aws_rds_cluster_instance") {
+		if v := inst.(map[string]any)["ca_cert_identifier"]; v != nil {
+			t.Errorf("local %s ca_cert_identifier = %v, want it left out", name, v)
+		}
+	}
 	eq(t, "multi-region key", d.res(t, "aws_kms_key", "primary")["multi_region"], true)
 	eq(t, "replica of it", d.res(t, "aws_kms_replica_key", "secondary")["primary_key_arn"], "${aws_kms_key.primary.arn}")
 
@@ -297,7 +310,8 @@ func TestProcessor(t *testing.T) {
 		})
 		eq(t, "log group retention", d.res(t, "aws_cloudwatch_log_group", id+"_processor")["retention_in_days"], float64(30))
 		env := block(t, f, "environment")["variables"].(map[string]any)
-		for _, k := range []string{"PAYDR_REGION", "PAYDR_SESSIONS_TABLE", "PAYDR_EVENT_BUS", "PAYDR_DB_HOST", "PAYDR_DB_SECRET_ARN"} {
+		eq(t, "verifies the database with the bundle in the package", env["PAYDR_DB_CA_FILE"], "/var/task/rds-ca-bundle.pem")
+		for _, k := range []string{"PAYDR_REGION", "PAYDR_SESSIONS_TABLE", "PAYDR_EVENT_BUS", "PAYDR_DB_HOST", "PAYDR_DB_SECRET_ARN", "PAYDR_DB_CA_FILE"} {
 			if env[k] == nil {
 				t.Errorf("%s processor lacks %s", id, k)
 			}
@@ -327,8 +341,88 @@ func TestProcessor(t *testing.T) {
 		eq(t, "api permission", d.res(t, "aws_lambda_permission", id+"_api")["principal"], "apigateway.amazonaws.com")
 	}
 	sec := d.res(t, "aws_iam_role_policy", "secondary_processor")["policy"].(string)
-	if !strings.Contains(sec, `replace(aws_secretsmanager_secret.db.arn, ":us-east-1:", ":us-west-2:")`) {
-		t.Errorf("secondary processor does not read the secret's replica in its own region:\n%s", sec)
+	if !strings.Contains(sec, `replace(aws_secretsmanager_secret.db_app.arn, ":us-east-1:", ":us-west-2:")`) {
+		t.Errorf("secondary processor does not read the application secret's replica in its own region:\n%s", sec)
+	}
+	// The processors read the application role's secret, never the master
+	// user's, and are deployed after the provisioning that makes the role.
+	for _, id := range []string{"primary", "secondary"} {
+		src := d.res(t, "aws_iam_role_policy", id+"_processor")["policy"].(string)
+		if strings.Contains(src, "aws_secretsmanager_secret.db.arn") {
+			t.Errorf("%s processor policy grants the master secret:\n%s", id, src)
+		}
+		f := d.res(t, "aws_lambda_function", id+"_processor")
+		env := block(t, f, "environment")["variables"].(map[string]any)
+		want := "${aws_secretsmanager_secret.db_app.arn}"
+		if id == "secondary" {
+			want = `${replace(aws_secretsmanager_secret.db_app.arn, ":us-east-1:", ":us-west-2:")}`
+		}
+		eq(t, id+" processor's secret", env["PAYDR_DB_SECRET_ARN"], want)
+		if env["PAYDR_DB_MASTER_SECRET_ARN"] != nil {
+			t.Errorf("%s processor has PAYDR_DB_MASTER_SECRET_ARN", id)
+		}
+		if !slices.Contains(f["depends_on"].([]any), any("aws_lambda_invocation.provision_ledger")) {
+			t.Errorf("%s processor depends_on = %v, want it after aws_lambda_invocation.provision_ledger", id, f["depends_on"])
+		}
+	}
+}
+
+// TestProvisioning: the application role's secret is written write-only
+// from an ephemeral password with its own version, KMS-encrypted and
+// replicated like the master's; the provisioning function is the
+// processor's package in provisioning mode, reads both secrets and nothing
+// else, verifies the writer with the RDS bundle, and is invoked with a
+// constant input, again when the password version or the package changes.
+func TestProvisioning(t *testing.T) {
+	cfg := Defaults()
+	cfg.DBAppPasswordVersion = 3
+	d := parse(t, synth(t, cfg))
+	sec := d.res(t, "aws_secretsmanager_secret", "db_app")
+	eq(t, "app secret name", sec["name"], "payment-db-app-dev")
+	eq(t, "app secret key", sec["kms_key_id"], "${aws_kms_key.primary.arn}")
+	eq(t, "app secret replica", sec["replica"], []any{map[string]any{"region": "us-west-2", "kms_key_id": "${aws_kms_replica_key.secondary.arn}"}})
+	v := d.res(t, "aws_secretsmanager_secret_version", "db_app")
+	eq(t, "app secret write-only", v["secret_string_wo"], `${jsonencode({"dbname" = "payments", "password" = ephemeral.aws_secretsmanager_random_password.db_app.random_password, "username" = "payment_app"})}`)
+	eq(t, "app secret version", v["secret_string_wo_version"], float64(3))
+	if v["secret_string"] != nil {
+		t.Error("the app secret version sets secret_string: the password would be in state")
+	}
+	fn := d.res(t, "aws_lambda_function", "provisioner")
+	eq(t, "same package", fn["filename"], d.res(t, "aws_lambda_function", "primary_processor")["filename"])
+	env := block(t, fn, "environment")["variables"].(map[string]any)
+	eq(t, "provisioner env", env, map[string]any{
+		"PAYDR_MODE": "provision", "PAYDR_REGION": "us-east-1", "PAYDR_DB_HOST": "${aws_rds_global_cluster.payment.endpoint}",
+		"PAYDR_DB_PORT": "5432", "PAYDR_DB_NAME": "payments", "PAYDR_DB_CA_FILE": "/var/task/rds-ca-bundle.pem",
+		"PAYDR_DB_MASTER_SECRET_ARN": "${aws_secretsmanager_secret.db.arn}", "PAYDR_DB_SECRET_ARN": "${aws_secretsmanager_secret.db_app.arn}",
+	})
+	eq(t, "provisioner in the private subnets", block(t, fn, "vpc_config")["security_group_ids"], []any{"${aws_security_group.primary_processor.id}"})
+	pol := d.res(t, "aws_iam_role_policy", "provisioner")["policy"].(string)
+	for _, want := range []string{`"Resource" = [aws_secretsmanager_secret.db.arn, aws_secretsmanager_secret.db_app.arn]`, `"kms:Decrypt"`} {
+		if !strings.Contains(pol, want) {
+			t.Errorf("provisioner policy lacks %s:\n%s", want, pol)
+		}
+	}
+	if strings.Contains(pol, `"*"`) {
+		t.Errorf("provisioner policy has a wildcard:\n%s", pol)
+	}
+	inv := d.res(t, "aws_lambda_invocation", "provision_ledger")
+	eq(t, "invocation function", inv["function_name"], "${aws_lambda_function.provisioner.function_name}")
+	eq(t, "invocation input", inv["input"], `{"paydr":"provision"}`)
+	eq(t, "invocation triggers", inv["triggers"], map[string]any{"app_password_version": "3", "package": fn["source_code_hash"]})
+	for _, dep := range []string{"aws_secretsmanager_secret_version.db", "aws_secretsmanager_secret_version.db_app", "aws_rds_cluster_instance.primary_1"} {
+		if !slices.Contains(inv["depends_on"].([]any), any(dep)) {
+			t.Errorf("invocation depends_on = %v, want %s in it", inv["depends_on"], dep)
+		}
+	}
+	// Locally the function is declared, its invocation left out (moto
+	// cannot run it): paydr up provisions instead.
+	local := parse(t, synth(t, localConfig()))
+	local.res(t, "aws_lambda_function", "provisioner")
+	if len(local.all("aws_lambda_invocation")) != 0 {
+		t.Error("the local target declares an aws_lambda_invocation, which moto cannot run")
+	}
+	if !slices.ContainsFunc(LocalGaps(), func(g string) bool { return strings.HasPrefix(g, "lambda invocation:") }) {
+		t.Error("LocalGaps does not name the provisioning invocation")
 	}
 }
 
@@ -535,5 +629,14 @@ func TestNoEgressToTheInternet(t *testing.T) {
 			d.res(t, "aws_vpc_endpoint", "primary_"+svc)
 			d.res(t, "aws_vpc_endpoint", "secondary_"+svc)
 		}
+	}
+}
+
+// TestAppUserIsTheLedgers: the role name the stack writes into the
+// application secret is the one the ledger provisions and the processor
+// connects as.
+func TestAppUserIsTheLedgers(t *testing.T) {
+	if dbAppUser != ledger.AppUser {
+		t.Errorf("stack dbAppUser = %q, ledger.AppUser = %q; want them equal", dbAppUser, ledger.AppUser)
 	}
 }

@@ -11,6 +11,16 @@ import (
 // dbName is the database the ledger lives in.
 const dbName = "payments"
 
+// dbAppUser is the role the processors connect as
+// (paydr/internal/ledger.AppUser; a test keeps them equal).
+const dbAppUser = "payment_app"
+
+// dbCACertIdentifier is the certificate authority of the cluster
+// instances' server certificates: RSA 2048, rotated by RDS before it
+// expires, its regional roots ("Amazon RDS <region> Root CA RSA2048 G1") in
+// the bundle the processor ships (paydr/internal/bundle/rdsca).
+const dbCACertIdentifier = "rds-ca-rsa2048-g1"
+
 // dbMasterUser is the Aurora master user name (not a secret; the password is).
 const dbMasterUser = "paydr_admin"
 
@@ -175,7 +185,7 @@ func (b *builder) database() {
 		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
 		Tags:        b.tags(secretName),
 	})
-	aws.NewSecretsManagerSecretVersion(p.scope, "db", aws.SecretsManagerSecretVersionArgs{
+	masterVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db", aws.SecretsManagerSecretVersionArgs{
 		SecretID: b.dbSecret.ID(),
 		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
 			"username": dbMasterUser,
@@ -185,6 +195,36 @@ func (b *builder) database() {
 		SecretStringWoVersion: tf.N(c.DBPasswordVersion),
 	})
 
+	// The processors' own credentials: the application role, which only
+	// reads and writes the ledger's rows (paydr/internal/ledger.Provision),
+	// its password generated and written like the master's, set on the role
+	// by the provisioning function (provisioning.go).
+	appPassword := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, "db_app", aws.EphemeralSecretsManagerRandomPasswordArgs{
+		PasswordLength:     tf.N(40),
+		ExcludePunctuation: tf.B(true),
+	})
+	appSecretName := b.name("payment-db-app")
+	b.dbAppSecret = aws.NewSecretsManagerSecret(p.scope, "db_app", aws.SecretsManagerSecretArgs{
+		Name:        tf.S(appSecretName),
+		Description: tf.S("credentials of the processors' database role " + dbAppUser + " (TLS only; no DDL)"),
+		KMSKeyID:    p.kmsKeyARN,
+		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
+		Tags:        b.tags(appSecretName),
+	})
+	appVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db_app", aws.SecretsManagerSecretVersionArgs{
+		SecretID: b.dbAppSecret.ID(),
+		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
+			"username": dbAppUser,
+			"password": appPassword.RandomPassword(),
+			"dbname":   dbName,
+		})),
+		SecretStringWoVersion: tf.N(c.DBAppPasswordVersion),
+	})
+	b.dbSecretVersions = []*aws.SecretsManagerSecretVersion{masterVersion, appVersion}
+
+	if b.local() {
+		b.note("local: the cluster instances leave ca_cert_identifier out (moto has no RDS certificate authorities, and setting it cost minutes per instance); PostgreSQL serves paydr up's CA's certificate instead")
+	}
 	for _, r := range b.regions() {
 		sc := r.scope
 		id := string(r.role)
@@ -258,7 +298,7 @@ func (b *builder) database() {
 			// downgrade them, which RDS refuses. Upgrades of a payment ledger
 			// are planned changes, rehearsed in staging, applied to the global
 			// cluster (both regions in one operation).
-			inst := aws.NewRDSClusterInstance(sc, fmt.Sprintf("%s_%d", id, i+1), aws.RDSClusterInstanceArgs{
+			instArgs := aws.RDSClusterInstanceArgs{
 				Identifier:                  tf.S(ident),
 				ClusterIdentifier:           r.cluster.ID(),
 				InstanceClass:               tf.S(c.DBInstanceClass),
@@ -270,7 +310,14 @@ func (b *builder) database() {
 				PerformanceInsightsEnabled:  tf.B(true),
 				PerformanceInsightsKMSKeyID: r.kmsKeyARN,
 				Tags:                        b.tags(ident),
-			})
+			}
+			if !b.local() {
+				// The server certificate chains to a root of the RDS CA
+				// bundle the processor verifies it with (verify-full).
+				// Left out locally: see [LocalGaps].
+				instArgs.CaCertIdentifier = tf.S(dbCACertIdentifier)
+			}
+			inst := aws.NewRDSClusterInstance(sc, fmt.Sprintf("%s_%d", id, i+1), instArgs)
 			r.instances = append(r.instances, inst)
 		}
 	}

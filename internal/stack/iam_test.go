@@ -29,6 +29,14 @@ var processorGrants = grantWithoutCall{
 	"xray:PutTelemetryRecords": "active tracing: the Lambda service sends the function's trace telemetry with the execution role",
 }
 
+// provisionerGrants are the provisioning function's role's actions that
+// paydr/internal/provisioner does not call itself.
+var provisionerGrants = grantWithoutCall{
+	"kms:Decrypt":          "both database secrets are encrypted with paydr's key: Secrets Manager decrypts with the caller's permission (kms:ViaService)",
+	"logs:CreateLogStream": "the Lambda service writes the function's logs to its log group with the execution role",
+	"logs:PutLogEvents":    "the Lambda service writes the function's logs to its log group with the execution role",
+}
+
 // drGrants are the DR automation role's actions that paydr/internal/dr/awsdr
 // does not call itself.
 var drGrants = grantWithoutCall{
@@ -52,6 +60,9 @@ func TestRolesGrantWhatTheCodeCalls(t *testing.T) {
 	}{
 		// The Lambda binary, with everything it links.
 		{"processor", "paydr/cmd/processor", []string{"primary_processor", "secondary_processor"}, processorGrants},
+		// The same binary in provisioning mode runs only the provisioner
+		// (cmd/processor's main chooses it before the processor is wired).
+		{"provisioner", "paydr/internal/provisioner", []string{"provisioner"}, provisionerGrants},
 		// paydr dr acts through awsdr (and what it links): the CLI's other
 		// AWS calls (local environments, deploys) run with other identities.
 		{"dr automation", "paydr/internal/dr/awsdr", []string{"dr_automation"}, drGrants},

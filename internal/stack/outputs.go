@@ -27,7 +27,8 @@ func (b *builder) outputs() {
 	out("failover_url", "HTTPS URL of the payments API through the failover name", tf.S("https://"+b.failoverName))
 	out("dr_role_arn", "role DR automation assumes", b.drRole.ARN())
 	out("backup_plan_id", "AWS Backup plan", b.backupPlan.ID())
-	out("db_secret_arn", "Secrets Manager secret with the Aurora credentials (value never in state)", b.dbSecret.ARN())
+	out("db_secret_arn", "Secrets Manager secret with the Aurora master credentials (value never in state)", b.dbSecret.ARN())
+	out("db_app_secret_arn", "Secrets Manager secret with the processors' database role credentials (value never in state)", b.dbAppSecret.ARN())
 	out("parameter_prefix", "SSM path of the environment's parameters, in both regions", tf.S(b.paramPrefix()))
 	for _, r := range b.regions() {
 		p := string(r.role) + "_"

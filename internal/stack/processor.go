@@ -2,6 +2,7 @@ package stack
 
 import (
 	"paydr/internal/apikey"
+	"paydr/internal/bundle/rdsca"
 	"paydr/internal/processor/environ"
 	"paydr/internal/tf"
 	"paydr/internal/tf/aws"
@@ -19,7 +20,8 @@ const (
 // processor declares the payment processor in each region: a Go Lambda
 // (provided.al2023, arm64, 1024 MB) in the private subnets with X-Ray
 // tracing and its log group, a role with least-privilege access to exactly
-// its table, secret, event bus and API key parameter (the operations its
+// its table, the application role's secret (never the master user's),
+// event bus and API key parameter (the operations its
 // code calls, checked by TestRolesGrantWhatTheCodeCalls), and an API
 // Gateway HTTP API with POST /payments and GET /health.
 //
@@ -63,7 +65,7 @@ func (b *builder) processor() {
 			Role:      role.Name(),
 			PolicyARN: tf.Sprintf("arn:%s:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole", b.partition.Partition()),
 		})
-		secretARN := b.regionalSecretARN(r)
+		secretARN := b.regionalSecretARN(b.dbAppSecret, r)
 		keyParam := apikey.ParameterName(b.cfg.EnvironmentSuffix)
 		aws.NewIAMRolePolicy(sc, id+"_processor", aws.IAMRolePolicyArgs{
 			Name: tf.S("payment-processor"),
@@ -116,11 +118,20 @@ func (b *builder) processor() {
 				DBPort:        tf.S("5432"),
 				DBName:        tf.S(dbName),
 				DBSecretARN:   secretARN,
-				APIKeyParam:   tf.S(keyParam),
+				// The RDS CA bundle the package carries
+				// (paydr/internal/bundle): verify-full against the
+				// instances' rds-ca-rsa2048-g1 certificates.
+				DBCAFile:    tf.S(rdsca.LambdaPath),
+				APIKeyParam: tf.S(keyParam),
 			}.Map())},
 			Tags: b.tags(r.functionName),
 		})
 		r.function.DependsOn(r.functionLogGroup)
+		if b.provisioned != nil {
+			// New code comes after the schema it needs: the provisioning
+			// runs again for every new package (provisioning.go).
+			r.function.DependsOn(b.provisioned)
+		}
 		r.function.Lifecycle(tf.Lifecycle{
 			// DR fences a region with PutFunctionConcurrency(0). The stack
 			// leaves the setting unset (-1), so an apply that managed it
@@ -162,14 +173,14 @@ func (b *builder) outboxSchedule(r *region) {
 	})
 }
 
-// regionalSecretARN is the database secret's ARN in r: the secret itself in
-// the primary region, its replica (same name, other region) in the secondary,
+// regionalSecretARN is a secret's ARN in r: the secret itself in the
+// primary region, its replica (same name, other region) in the secondary,
 // so the standby reads credentials without the primary region.
-func (b *builder) regionalSecretARN(r *region) tf.String {
+func (b *builder) regionalSecretARN(secret *aws.SecretsManagerSecret, r *region) tf.String {
 	if r.role == primary {
-		return b.dbSecret.ARN()
+		return secret.ARN()
 	}
-	return tf.Call[tf.String]("replace", b.dbSecret.ARN(), tf.S(":"+b.primary.name+":"), tf.S(":"+r.name+":"))
+	return tf.Call[tf.String]("replace", secret.ARN(), tf.S(":"+b.primary.name+":"), tf.S(":"+r.name+":"))
 }
 
 // httpAPI exposes the processor over HTTPS with an API Gateway HTTP API:

@@ -108,8 +108,14 @@ type builder struct {
 	caller    *aws.DataCallerIdentity
 	partition *aws.DataPartition
 
-	global       *aws.RDSGlobalCluster
-	dbSecret     *aws.SecretsManagerSecret
+	global      *aws.RDSGlobalCluster
+	dbSecret    *aws.SecretsManagerSecret
+	dbAppSecret *aws.SecretsManagerSecret
+	// dbSecretVersions are the writes of both secrets' values.
+	dbSecretVersions []*aws.SecretsManagerSecretVersion
+	// provisioned is the invocation of the provisioning function (nil in
+	// the local target): the processors are deployed after it.
+	provisioned  *aws.LambdaInvocation
 	table        *aws.DynamoDBTable
 	zone         *aws.Route53Zone // nil when the stack uses an existing zone (Route53ZoneID)
 	zoneID       tf.String
@@ -130,6 +136,7 @@ func Build(cfg Config) (*Stack, error) {
 	b.network()
 	b.security()
 	b.database()
+	b.provisioning()
 	b.sessions()
 	b.events()
 	b.processor()
@@ -267,6 +274,8 @@ func LocalGaps() []string {
 		"kms replica key: moto 5.2's ReplicateKey copies the primary key shallowly (shared aliases and multi-Region configuration, tags dropped); locally the secondary region gets its own aws_kms_key instead of a replica",
 		"cloudwatch composite alarm: moto does not implement PutCompositeAlarm; locally the replication-stopped alarm (a composite) and its two components are left out, the lag threshold alarms stay",
 		"route53 private zone: moto 5.2 makes a zone private only when CreateHostedZone sends HostedZoneConfig.PrivateZone, which the provider leaves to AWS to infer from the VPC, and then refuses to associate a second VPC (PublicZoneVPCAssociation); locally the zone names the primary region's VPC only (the router stands in for DNS)",
+		"rds ca_cert_identifier: moto has no RDS certificate authorities, and the provider sets an instance's with a ModifyDBInstance whose wait made each instance take 3m11s instead of about 30 s against moto; locally the instances leave it out, and PostgreSQL serves a certificate of paydr up's own CA, which the processors verify the same way (verify-full)",
+		"lambda invocation: moto cannot run Lambda code; locally the ledger's provisioning function is declared but aws_lambda_invocation is left out, and paydr up runs the same ledger.Provision itself (step provision) before the processors start",
 		"aurora switchover/failover: moto does not implement SwitchoverGlobalCluster or FailoverGlobalCluster; locally the PostgreSQL primary and standby stand in for the clusters and DR operations act on them",
 	}
 	sort.Strings(gaps)

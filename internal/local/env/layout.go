@@ -35,6 +35,16 @@ func (l Layout) StackDir(name string) string {
 	return filepath.Join(l.StackRoot(), "stacks", name)
 }
 
+// TLSDir holds the local CA and the databases' server certificate
+// (package certs); the keys are 0600.
+func (l Layout) TLSDir() string { return filepath.Join(l.Root, "tls") }
+
+// DBAppPasswordFile holds the password of the processors' database role
+// (0600, in a 0700 directory); paydr up makes it and never prints it.
+func (l Layout) DBAppPasswordFile() string {
+	return filepath.Join(l.Root, "secrets", "db-app-password")
+}
+
 // DataDir is the PostgreSQL data directory of a slot.
 func (l Layout) DataDir(s Slot) string { return filepath.Join(l.PGDir(), string(s)) }
 

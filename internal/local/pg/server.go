@@ -61,6 +61,25 @@ type Options struct {
 	// OSUser is the unprivileged OS user the server runs as when paydr runs
 	// as root; empty means "postgres", else "nobody".
 	OSUser string
+	// TLS, when set, makes the server serve TLS with this certificate (see
+	// TLS). A server once started with TLS keeps serving it at later
+	// starts (Open, Promote, RebuildAsStandby) with the files copied then.
+	TLS *TLS
+}
+
+// TLS is the certificate a server serves TLS with. Its files are copied
+// beside the data directory (Server.TLSDir), owned by the server's OS user,
+// the key 0600 as PostgreSQL requires, at every start that names them.
+//
+// With TLS on, pg_hba.conf lets every role but the superuser in over TCP
+// only with TLS and a password (hostssl ... scram-sha-256; plaintext is
+// rejected, and so is the Unix socket): the application's roles are tested
+// the way Aurora with rds.force_ssl treats them. The superuser, which
+// replication, tests and DR tooling use, keeps trust on loopback, the Unix
+// socket and the region fabric.
+type TLS struct {
+	CertFile string // PEM server certificate, naming every address clients use (Host, 127.0.0.1)
+	KeyFile  string // PEM private key of the certificate
 }
 
 // Server is a local PostgreSQL server: one postmaster and its data directory.
@@ -72,6 +91,8 @@ type Server struct {
 	as      *runAs
 	host    string          // listen address besides 127.0.0.1; "" none
 	ns      netns.Namespace // the postmaster's network namespace; "" the host's
+	tls     *TLS            // files to serve TLS with from this start on; nil: keep what paydr.conf says
+	tlsOn   bool            // the configuration serves TLS (set by start)
 
 	mu    sync.Mutex
 	port  int
@@ -161,6 +182,10 @@ func (s *Server) Port() int {
 	defer s.mu.Unlock()
 	return s.port
 }
+
+// TLSDir returns the directory beside the data directory holding the
+// certificate and key the server serves TLS with (Options.TLS).
+func (s *Server) TLSDir() string { return s.dataDir + ".tls" }
 
 // DataDir returns the absolute path of the server's data directory.
 func (s *Server) DataDir() string { return s.dataDir }

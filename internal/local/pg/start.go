@@ -160,7 +160,7 @@ func prepare(opts Options) (*Server, error) {
 	if name == "" {
 		name = filepath.Base(dir)
 	}
-	s := &Server{dataDir: dir, name: name, binDir: binDir, as: as, port: opts.Port, host: opts.Host, ns: opts.Namespace}
+	s := &Server{dataDir: dir, name: name, binDir: binDir, as: as, port: opts.Port, host: opts.Host, ns: opts.Namespace, tls: opts.TLS}
 	if initialized(dir) {
 		if existing, err := Open(dir); err == nil {
 			s.port, s.pid = existing.port, existing.pid
@@ -229,6 +229,11 @@ func (s *Server) initdb(ctx context.Context) error {
 // directly connected to (samenet: the fabric's /24, where the host, the
 // other region and its standby are). It is rewritten at every start, so a
 // copy from another server (pg_basebackup, pg_rewind) never decides.
+//
+// With TLS on (see TLS) only the superuser keeps trust; every other role
+// must come over TCP with TLS and a password (scram-sha-256), and is
+// rejected in plaintext and on the Unix socket. pg_hba.conf is read top
+// down, first match wins.
 func (s *Server) writeHBA() error {
 	lines := []string{
 		"# Managed by paydr (internal/local/pg): trust, loopback, Unix socket and the region fabric only.",
@@ -239,6 +244,25 @@ func (s *Server) writeHBA() error {
 	}
 	if s.host != "" {
 		lines = append(lines, "host all all samenet trust", "host replication all samenet trust")
+	}
+	if s.tlsOn {
+		lines = []string{
+			"# Managed by paydr (internal/local/pg): TLS on. The superuser: trust on loopback, the Unix socket",
+			"# and the region fabric; every other role: TLS and a password only.",
+			"local all " + Superuser + " trust",
+			"local replication all trust",
+			"local all all reject",
+		}
+		for _, net := range []string{"127.0.0.1/32", "samenet"} {
+			if net == "samenet" && s.host == "" {
+				continue
+			}
+			lines = append(lines,
+				"host all "+Superuser+" "+net+" trust",
+				"host replication all "+net+" trust",
+				"hostssl all all "+net+" scram-sha-256",
+				"hostnossl all all "+net+" reject")
+		}
 	}
 	p := filepath.Join(s.dataDir, "pg_hba.conf")
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -310,6 +334,9 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	}
 	conf["port"] = strconv.Itoa(port)
 	setPlace(conf, s.host, s.ns)
+	if err := s.configureTLS(conf); err != nil {
+		return err
+	}
 	if err := s.writeHBA(); err != nil {
 		return err
 	}
@@ -363,6 +390,55 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 		}
 		return fmt.Errorf("wait for server on port %d: %w; log %s ends:\n%s", port, err, s.LogPath(), tail)
 	}
+	return nil
+}
+
+// configureTLS installs the TLS files of Options.TLS in TLSDir and points
+// conf at them; without Options.TLS, a configuration that serves TLS (a
+// former start's, or a primary's copied by pg_basebackup) is pointed at this
+// server's own TLSDir, which must hold the files.
+func (s *Server) configureTLS(conf map[string]string) error {
+	s.tlsOn = false
+	if s.tls == nil && conf["ssl"] != "on" {
+		return nil
+	}
+	dir := s.TLSDir()
+	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if s.tls != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if err := s.as.chown(dir); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		for _, f := range []struct {
+			from, to string
+			mode     os.FileMode
+		}{{s.tls.CertFile, cert, 0o644}, {s.tls.KeyFile, key, 0o600}} {
+			data, err := os.ReadFile(f.from)
+			if err != nil {
+				return fmt.Errorf("tls: %w", err)
+			}
+			_ = os.Remove(f.to) // may be read-only or another user's
+			if err := os.WriteFile(f.to, data, f.mode); err != nil {
+				return fmt.Errorf("tls: %w", err)
+			}
+			if err := s.as.chown(f.to); err != nil {
+				return fmt.Errorf("tls: %w", err)
+			}
+		}
+	}
+	for _, f := range []string{cert, key} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("tls: %s serves TLS but %s is missing; start it with Options.TLS", confFile, f)
+		}
+	}
+	conf["ssl"] = "on"
+	conf["ssl_cert_file"] = quote(cert)
+	conf["ssl_key_file"] = quote(key)
+	conf["ssl_min_protocol_version"] = quote("TLSv1.2")
+	conf["password_encryption"] = quote("scram-sha-256")
+	s.tlsOn = true
 	return nil
 }
 

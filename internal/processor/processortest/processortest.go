@@ -5,6 +5,9 @@ package processortest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"paydr/internal/apikey"
+	"paydr/internal/ledger"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/processor"
@@ -29,23 +33,48 @@ const APIKey = "processortest-key-0123456789abcdefghijklmnopqrstuvwxyz"
 // Suffix is the environment suffix of the API key parameter Env writes.
 const Suffix = "processortest"
 
-// Env starts PostgreSQL and moto, creates the sessions table, the event
-// bus and the API key parameter (a SecureString holding APIKey) as the
-// stack would, and returns the processor's environment variables (PAYDR_*
-// and static AWS credentials for moto). Both servers stop when the test
+// EnvMasterDSN is the key, in Env's map, of the superuser DSN of the same
+// database (plaintext): for tests that need the owner or a proxy that reads
+// the protocol. It is not a processor variable.
+const EnvMasterDSN = "PROCESSORTEST_MASTER_DSN"
+
+// AppPassword is the application role's password Env provisions (a test
+// value, not a secret).
+const AppPassword = "processortest-app-password-0123456789"
+
+// Env starts PostgreSQL serving TLS and moto, provisions the database as
+// paydr up and the stack do (ledger.Provision: the migrations and the
+// application role), creates the sessions table, the event bus and the API
+// key parameter (a SecureString holding APIKey) as the stack would, and
+// returns the processor's environment variables (PAYDR_*: the application
+// role over verify-full TLS, its password in a file; static AWS
+// credentials for moto; and EnvMasterDSN). Both servers stop when the test
 // ends; a missing server skips the test (fails under CI).
 func Env(t testing.TB) map[string]string {
 	t.Helper()
-	pgSrv := pgtest.Start(t)
+	pgSrv, caFile := pgtest.StartTLS(t)
 	moto := mototest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := pgSrv.CreateDatabase(ctx, "payments"); err != nil {
 		t.Fatalf("CreateDatabase error = %v", err)
 	}
+	master, err := ledger.Open(ledger.Options{DSN: pgSrv.DSN("payments"), Region: "us-east-1", MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = master.Provision(ctx, ledger.AppUser, AppPassword)
+	master.Close()
+	if err != nil {
+		t.Fatalf("Provision error = %v", err)
+	}
+	passwordFile := filepath.Join(t.TempDir(), "db-app-password")
+	if err := os.WriteFile(passwordFile, []byte(AppPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
-	_, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+	_, err = ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: aws.String("paydr-sessions"),
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
@@ -71,7 +100,10 @@ func Env(t testing.TB) map[string]string {
 	}
 	return map[string]string{
 		processor.EnvRegion: "us-east-1", processor.EnvSessionsTable: "paydr-sessions", processor.EnvEventBus: "paydr",
-		processor.EnvDBDSN: pgSrv.DSN("payments"), processor.EnvAWSEndpoint: moto.Endpoint(),
+		processor.EnvDBHost: pgSrv.Host(), processor.EnvDBPort: strconv.Itoa(pgSrv.Port()), processor.EnvDBName: "payments",
+		processor.EnvDBUser: ledger.AppUser, processor.EnvDBPasswordFile: passwordFile, processor.EnvDBCAFile: caFile,
+		EnvMasterDSN:             pgSrv.DSN("payments"),
+		processor.EnvAWSEndpoint: moto.Endpoint(),
 		processor.EnvAPIKeyParam: apikey.ParameterName(Suffix),
 		"AWS_ACCESS_KEY_ID":      "test", "AWS_SECRET_ACCESS_KEY": "test",
 	}

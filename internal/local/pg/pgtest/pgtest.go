@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"paydr/internal/local/certs"
 	"paydr/internal/local/pg"
 	"paydr/internal/needs"
 )
@@ -31,11 +32,30 @@ const (
 // stops it when the test ends.
 func Start(t testing.TB) *pg.Server {
 	t.Helper()
+	return start(t, TempDir(t), nil)
+}
+
+// StartTLS starts a primary like Start that serves TLS (pg.TLS: roles other
+// than the superuser need TLS and a password) with a certificate for
+// 127.0.0.1 issued by a CA made for the test, and returns the server and the
+// CA's certificate file (what a client verifies the server against).
+func StartTLS(t testing.TB) (srv *pg.Server, caFile string) {
+	t.Helper()
 	requireBinaries(t)
 	dir := TempDir(t)
+	f, _, err := certs.Ensure(filepath.Join(dir, "tls"), "pgtest CA", []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return start(t, dir, &pg.TLS{CertFile: f.CertFile(), KeyFile: f.KeyFile()}), f.CAFile()
+}
+
+func start(t testing.TB, dir string, tls *pg.TLS) *pg.Server {
+	t.Helper()
+	requireBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(dir, "primary")})
+	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(dir, "primary"), TLS: tls})
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
