@@ -155,7 +155,7 @@ func parameterGroupFamily(version string) string {
 // cluster and to a Secrets Manager secret replicated to the secondary region,
 // so it is never in the configuration, the plan or the state.
 func (b *builder) database() {
-	p, s := b.primary, b.secondary
+	p := b.primary
 	c := b.cfg
 	prod := c.Production()
 
@@ -173,53 +173,16 @@ func (b *builder) database() {
 		b.global.Lifecycle(tf.Lifecycle{PreventDestroy: true})
 	}
 
-	password := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, "db_master", aws.EphemeralSecretsManagerRandomPasswordArgs{
-		PasswordLength:     tf.N(40),
-		ExcludePunctuation: tf.B(true),
-	})
-	secretName := b.name("payment-db")
-	b.dbSecret = aws.NewSecretsManagerSecret(p.scope, "db", aws.SecretsManagerSecretArgs{
-		Name:        tf.S(secretName),
-		Description: tf.S("Aurora master credentials for the payment ledger"),
-		KMSKeyID:    p.kmsKeyARN,
-		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
-		Tags:        b.tags(secretName),
-	})
-	masterVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db", aws.SecretsManagerSecretVersionArgs{
-		SecretID: b.dbSecret.ID(),
-		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
-			"username": dbMasterUser,
-			"password": password.RandomPassword(),
-			"dbname":   dbName,
-		})),
-		SecretStringWoVersion: tf.N(c.DBPasswordVersion),
-	})
-
+	var masterVersion, appVersion *aws.SecretsManagerSecretVersion
+	var password tf.String
+	b.dbSecret, masterVersion, password = b.dbCredentials("db", "db_master", "payment-db", "Aurora master credentials for the payment ledger",
+		dbMasterUser, c.DBPasswordVersion)
 	// The processors' own credentials: the application role, which only
 	// reads and writes the ledger's rows (paydr/internal/ledger.Provision),
 	// its password generated and written like the master's, set on the role
 	// by the provisioning function (provisioning.go).
-	appPassword := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, "db_app", aws.EphemeralSecretsManagerRandomPasswordArgs{
-		PasswordLength:     tf.N(40),
-		ExcludePunctuation: tf.B(true),
-	})
-	appSecretName := b.name("payment-db-app")
-	b.dbAppSecret = aws.NewSecretsManagerSecret(p.scope, "db_app", aws.SecretsManagerSecretArgs{
-		Name:        tf.S(appSecretName),
-		Description: tf.S("credentials of the processors' database role " + dbAppUser + " (TLS only; no DDL)"),
-		KMSKeyID:    p.kmsKeyARN,
-		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
-		Tags:        b.tags(appSecretName),
-	})
-	appVersion := aws.NewSecretsManagerSecretVersion(p.scope, "db_app", aws.SecretsManagerSecretVersionArgs{
-		SecretID: b.dbAppSecret.ID(),
-		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
-			"username": dbAppUser,
-			"password": appPassword.RandomPassword(),
-			"dbname":   dbName,
-		})),
-		SecretStringWoVersion: tf.N(c.DBAppPasswordVersion),
-	})
+	b.dbAppSecret, appVersion, _ = b.dbCredentials("db_app", "db_app", "payment-db-app",
+		"credentials of the processors' database role "+dbAppUser+" (TLS only; no DDL)", dbAppUser, c.DBAppPasswordVersion)
 	b.dbSecretVersions = []*aws.SecretsManagerSecretVersion{masterVersion, appVersion}
 
 	if b.local() {
@@ -265,7 +228,7 @@ func (b *builder) database() {
 			// passwords are not supported on global clusters.
 			args.DatabaseName = tf.S(dbName)
 			args.MasterUsername = tf.S(dbMasterUser)
-			args.MasterPasswordWo = password.RandomPassword()
+			args.MasterPasswordWo = password
 			args.MasterPasswordWoVersion = tf.N(c.DBPasswordVersion)
 		}
 		r.cluster = aws.NewRDSCluster(sc, id, args)
@@ -321,4 +284,37 @@ func (b *builder) database() {
 			r.instances = append(r.instances, inst)
 		}
 	}
+}
+
+// dbCredentials declares a database user's credentials: a password
+// generated ephemerally (never in state) and written write-only, with the
+// user name and database, into a secret replicated to the secondary
+// region, each copy under its region's key. id names the secret and its
+// version, passwordID the ephemeral password; version is the write-only
+// version that rotates it. It returns the secret, its version and the
+// password, for a write-only attribute.
+func (b *builder) dbCredentials(id, passwordID, base, description, user string, version int) (*aws.SecretsManagerSecret, *aws.SecretsManagerSecretVersion, tf.String) {
+	p, s := b.primary, b.secondary
+	password := aws.NewEphemeralSecretsManagerRandomPassword(p.scope, passwordID, aws.EphemeralSecretsManagerRandomPasswordArgs{
+		PasswordLength:     tf.N(40),
+		ExcludePunctuation: tf.B(true),
+	})
+	name := b.name(base)
+	secret := aws.NewSecretsManagerSecret(p.scope, id, aws.SecretsManagerSecretArgs{
+		Name:        tf.S(name),
+		Description: tf.S(description),
+		KMSKeyID:    p.kmsKeyARN,
+		Replica:     []aws.SecretsManagerSecretReplica{{Region: tf.S(s.name), KMSKeyID: s.kmsKeyARN}},
+		Tags:        b.tags(name),
+	})
+	v := aws.NewSecretsManagerSecretVersion(p.scope, id, aws.SecretsManagerSecretVersionArgs{
+		SecretID: secret.ID(),
+		SecretStringWo: tf.JSONEncode(tf.Raw(tf.Obj{
+			"username": user,
+			"password": password.RandomPassword(),
+			"dbname":   dbName,
+		})),
+		SecretStringWoVersion: tf.N(version),
+	})
+	return secret, v, password.RandomPassword()
 }
