@@ -402,9 +402,12 @@ func TestProvisioning(t *testing.T) {
 			t.Errorf("provisioner policy lacks %s:\n%s", want, pol)
 		}
 	}
-	if strings.Contains(pol, `"*"`) {
-		t.Errorf("provisioner policy has a wildcard:\n%s", pol)
+	// Least privilege: no wildcard resource except X-Ray's (active
+	// tracing; X-Ray has no resource-level permissions).
+	if strings.Count(pol, `"*"`) != 1 || !strings.Contains(pol, `{"Action" = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Effect" = "Allow", "Resource" = ["*"]`) {
+		t.Errorf("provisioner policy has wildcard resources beyond X-Ray's:\n%s", pol)
 	}
+	eq(t, "provisioner tracing", block(t, fn, "tracing_config")["mode"], "Active")
 	inv := d.res(t, "aws_lambda_invocation", "provision_ledger")
 	eq(t, "invocation function", inv["function_name"], "${aws_lambda_function.provisioner.function_name}")
 	eq(t, "invocation input", inv["input"], `{"paydr":"provision"}`)

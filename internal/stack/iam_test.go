@@ -32,9 +32,11 @@ var processorGrants = grantWithoutCall{
 // provisionerGrants are the provisioning function's role's actions that
 // paydr/internal/provisioner does not call itself.
 var provisionerGrants = grantWithoutCall{
-	"kms:Decrypt":          "both database secrets are encrypted with paydr's key: Secrets Manager decrypts with the caller's permission (kms:ViaService)",
-	"logs:CreateLogStream": "the Lambda service writes the function's logs to its log group with the execution role",
-	"logs:PutLogEvents":    "the Lambda service writes the function's logs to its log group with the execution role",
+	"kms:Decrypt":              "both database secrets are encrypted with paydr's key: Secrets Manager decrypts with the caller's permission (kms:ViaService)",
+	"logs:CreateLogStream":     "the Lambda service writes the function's logs to its log group with the execution role",
+	"logs:PutLogEvents":        "the Lambda service writes the function's logs to its log group with the execution role",
+	"xray:PutTraceSegments":    "active tracing: the Lambda service sends the function's trace segments with the execution role",
+	"xray:PutTelemetryRecords": "active tracing: the Lambda service sends the function's trace telemetry with the execution role",
 }
 
 // drGrants are the DR automation role's actions that paydr/internal/dr/awsdr

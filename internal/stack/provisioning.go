@@ -64,6 +64,9 @@ func (b *builder) provisioning() {
 			stmt{sid: "Decrypt", actions: []string{"kms:Decrypt"}, resources: []tf.String{p.kmsKeyARN}},
 			stmt{sid: "Logs", actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 				resources: []tf.String{tf.Join(logGroup.ARN(), tf.S(":*"))}},
+			// Active tracing, as the processor's (X-Ray has no resource-level
+			// permissions).
+			stmt{sid: "Tracing", actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, resources: []tf.String{tf.S("*")}},
 		),
 	})
 	zip := tf.ModulePath(b.cfg.ProcessorZip)
@@ -83,6 +86,7 @@ func (b *builder) provisioning() {
 			SecurityGroupIDs: tf.SetOf(p.sgProcessor.ID()),
 		},
 		LoggingConfig: &aws.LambdaFunctionLoggingConfig{LogFormat: tf.S("JSON"), LogGroup: logGroup.Name()},
+		TracingConfig: &aws.LambdaFunctionTracingConfig{Mode: tf.S("Active")},
 		Environment: &aws.LambdaFunctionEnvironment{Variables: tf.M(environ.Vars[tf.String]{
 			Mode:              tf.S(environ.ModeProvision),
 			Region:            tf.S(p.name),
