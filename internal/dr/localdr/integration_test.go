@@ -317,8 +317,10 @@ func (c *crashAt) Do(ctx context.Context, opID string, s dr.Step) (string, error
 // payment ids found there.
 func preservedPayments(t *testing.T, b *Backend, rep *drill.Report) map[string]bool {
 	t.Helper()
-	found, err := filepath.Glob(filepath.Join(b.DRDir(), "preserved", rep.OpID+"-*"))
-	if err != nil || len(found) != 1 {
+	all, err := filepath.Glob(filepath.Join(b.DRDir(), "preserved", rep.OpID+"-*"))
+	// The copy, beside its TLS files (<copy>.tls).
+	found := slices.DeleteFunc(slices.Clone(all), func(p string) bool { return strings.HasSuffix(p, ".tls") })
+	if err != nil || len(found) != 1 || len(all) != 2 {
 		t.Fatalf("preserved copy of operation %s: %v (%v)", rep.OpID, found, err)
 	}
 	m, err := b.manifest()
@@ -344,6 +346,10 @@ func preservedPayments(t *testing.T, b *Backend, rep *drill.Report) map[string]b
 	data := filepath.Join(tmp, "data")
 	if out, err := exec.Command("cp", "-a", found[0], data).CombinedOutput(); err != nil {
 		t.Fatalf("copy %s: %v: %s", found[0], err, out)
+	}
+	// The copy's TLS files, which the preserve step keeps beside it.
+	if out, err := exec.Command("cp", "-a", found[0]+".tls", data+".tls").CombinedOutput(); err != nil {
+		t.Fatalf("copy the TLS files of %s: %v: %s", found[0], err, out)
 	}
 	port, err := pg.FreePort()
 	if err != nil {

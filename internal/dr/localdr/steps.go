@@ -64,6 +64,16 @@ func (b *Backend) preserve(opID string, srv *pg.Server) (string, error) {
 	}
 	os.Remove(filepath.Join(tmp, "postmaster.pid"))
 	os.Remove(filepath.Join(tmp, "standby.signal"))
+	// The server's TLS files sit beside its data directory (pg's TLSDir),
+	// and its configuration serves TLS: the copy keeps them beside it, so
+	// it starts (pg.Open on it, or postgres -D) after the original is
+	// rebuilt or gone.
+	if tlsDir := srv.TLSDir(); exists(tlsDir) {
+		os.RemoveAll(dst + ".tls")
+		if out, err := exec.Command("cp", "-a", tlsDir, dst+".tls").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("localdr: preserve %s: cp -a its TLS files: %w: %s", srv.Name(), err, bytes.TrimSpace(out))
+		}
+	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return "", fmt.Errorf("localdr: preserve %s: %w", srv.Name(), err)
 	}
@@ -259,4 +269,10 @@ func (b *Backend) verify(ctx context.Context, m *env.Manifest, r *env.Region, op
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
