@@ -99,16 +99,7 @@ func TestBuildTwiceIsIdentical(t *testing.T) {
 // testdata does not.
 func TestBuildReusesUnchangedInputs(t *testing.T) {
 	mod := t.TempDir()
-	write := func(name, content string) {
-		t.Helper()
-		path := filepath.Join(mod, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := moduleWriter(t, mod)
 	write("go.mod", "module example.com/m\n\ngo 1.24\n")
 	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
 	out := t.TempDir()
@@ -187,16 +178,7 @@ func TestBuildReusesUnchangedInputs(t *testing.T) {
 // documents) are not inputs; a file a package can embed is.
 func TestBuildReusesWithOutputInModule(t *testing.T) {
 	mod := t.TempDir()
-	write := func(name, content string) {
-		t.Helper()
-		path := filepath.Join(mod, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := moduleWriter(t, mod)
 	write("go.mod", "module example.com/m\n\ngo 1.24\n")
 	write("cmd/m/main.go", "package main\n\nimport \"example.com/m/internal/p\"\n\nfunc main() { println(p.Data) }\n")
 	write("internal/p/p.go", "package p\n\nimport _ \"embed\"\n\n//go:embed data/x.txt\nvar Data string\n")
@@ -416,5 +398,20 @@ func TestBuildShipsTheCABundle(t *testing.T) {
 	_, err = build(bundle.Options{CABundle: bad})
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), rdsca.SourceURL) {
 		t.Errorf("Build with an HTML page as CA bundle: error = %v, want one naming %s and %s", err, bad, rdsca.SourceURL)
+	}
+}
+
+// moduleWriter returns a function writing a file, with its directories,
+// into the module directory mod.
+func moduleWriter(t *testing.T, mod string) func(name, content string) {
+	return func(name, content string) {
+		t.Helper()
+		path := filepath.Join(mod, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
