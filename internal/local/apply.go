@@ -133,11 +133,10 @@ func (u *upRun) apply(ctx context.Context) (*ApplyReport, string, error) {
 	for k, v := range outs {
 		m.Outputs[k] = v.Value
 	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	state, err := tf.Show(sctx)
-	cancel()
-	if err == nil && state.Values != nil && state.Values.RootModule != nil {
-		m.Stack.Resources = countManaged(state.Values.RootModule.Resources)
+	// Counted from the state file, not terraform show: show loads both
+	// provider instances for their schemas, several seconds of CPU.
+	if n, err := countManagedInState(m.Stack.StatePath); err == nil {
+		m.Stack.Resources = n
 	}
 	outJSON, _ := json.Marshal(m.Outputs)
 	b, _ := json.MarshalIndent(appliedRecord{Hash: m.Stack.Hash, MotoPID: ms.PID(), Resources: m.Stack.Resources, Outputs: outJSON}, "", "  ")
@@ -153,6 +152,32 @@ func (u *upRun) apply(ctx context.Context) (*ApplyReport, string, error) {
 	}
 	fmt.Fprintf(u.o.Out, "      planning took %s; slowest: %s\n", round(r.Planning), strings.Join(slow, ", "))
 	return &r, fmt.Sprintf("%d/%d changes applied, %d resources in state", r.Done, r.Planned, m.Stack.Resources), nil
+}
+
+// countManagedInState counts the managed resource instances in the
+// Terraform state file at path, as terraform show's root module lists them.
+func countManagedInState(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		Resources []struct {
+			Mode      string            `json:"mode"`
+			Module    string            `json:"module"`
+			Instances []json.RawMessage `json:"instances"`
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	n := 0
+	for _, r := range st.Resources {
+		if r.Mode == "managed" && r.Module == "" {
+			n += len(r.Instances)
+		}
+	}
+	return n, nil
 }
 
 // applyEvent is the part of a line of `terraform apply -json` paydr reads.

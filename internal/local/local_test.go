@@ -166,8 +166,9 @@ func TestLocalEnvironment(t *testing.T) {
 	t.Run("iam enforced, each component on its role", func(t *testing.T) { checkIAM(t, m) })
 	t.Run("processors connect as payment_app over verify-full TLS", func(t *testing.T) { checkDatabaseConnections(t, m) })
 	t.Run("processors reach AWS through the fault proxy", func(t *testing.T) { checkThroughProxy(t, m) })
-	t.Run("plan after a switchover moves nothing back", func(t *testing.T) { checkPlanAfterSwitchover(t, ctx, m) })
-	t.Run("plan after a fence keeps the processors fenced", func(t *testing.T) { checkPlanAfterFence(t, ctx, m) })
+	t.Run("plan after a switchover and a fence moves nothing back and keeps the processors fenced", func(t *testing.T) {
+		checkPlansAfterDROperations(t, ctx, m, switchoverCheck, fenceCheck)
+	})
 
 	t.Run("up again adopts everything", func(t *testing.T) {
 		start := time.Now()

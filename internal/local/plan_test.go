@@ -109,16 +109,59 @@ func (p *planCopy) stripLifecycle(typ string, names ...string) {
 	writeJSON(p.t, p.file, cfg)
 }
 
-// checkPlanAfterSwitchover shows that after a switchover — the writer moved
-// to the secondary cluster — a plan of the stack changes nothing that would
-// move it back. It copies the applied configuration and state, rewrites the
-// two clusters' role fields in the state as a refresh after a switchover
-// reads them (the old writer now replicates from the new one and, as
-// terraform-provider-aws #42919 shows, may read with no global cluster), and
-// plans without refreshing. As a control, the same plan without the stack's
-// ignore_changes must want to change the clusters, so the check can fail.
-func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *env.Manifest) {
+// planCheck is one property a plan after a DR operation must hold: edit
+// rewrites the copied state as a refresh after the operation reads it,
+// changes lists what a plan would do that breaks the property, and strip
+// removes the stack's ignore_changes that keep it, for the control.
+type planCheck struct {
+	name    string
+	edit    func(t *testing.T, resources []map[string]any)
+	changes func(t *testing.T, p *tfjson.Plan) []string
+	strip   func(p *planCopy)
+}
+
+// checkPlansAfterDROperations shows that an ordinary plan after the DR
+// operations moves nothing back (switchoverCheck) and lifts no fence
+// (fenceCheck). It copies the applied configuration and state, applies every
+// check's edit to the one state, and plans without refreshing: no check may
+// see a change. As a control, the same plan without the stack's
+// ignore_changes must show every check's change, so each check can fail.
+// The checks share the two plans: each plan of this stack costs about 35 s
+// of CPU, most of it the provider's start-up.
+func checkPlansAfterDROperations(t *testing.T, ctx context.Context, m *env.Manifest, checks ...planCheck) {
 	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
+		for _, c := range checks {
+			c.edit(t, resources)
+		}
+	})
+	plan := p.plan()
+	for _, c := range checks {
+		if changed := c.changes(t, plan); len(changed) > 0 {
+			t.Errorf("%s: the plan would %q", c.name, changed)
+		}
+	}
+	for _, c := range checks {
+		c.strip(p)
+	}
+	control := p.plan()
+	for _, c := range checks {
+		if changed := c.changes(t, control); len(changed) == 0 {
+			t.Errorf("%s: control: without ignore_changes the plan changes nothing either, so this check proves nothing", c.name)
+		} else {
+			t.Logf("%s: control: without ignore_changes the plan would %q", c.name, changed)
+		}
+	}
+}
+
+// switchoverCheck: after a switchover — the writer moved to the secondary
+// cluster — a plan of the stack changes nothing that would move it back.
+// The edit rewrites the two clusters' role fields as a refresh after a
+// switchover reads them (the old writer now replicates from the new one
+// and, as terraform-provider-aws #42919 shows, may read with no global
+// cluster).
+var switchoverCheck = planCheck{
+	name: "after a switchover, moving the writer back",
+	edit: func(t *testing.T, resources []map[string]any) {
 		arn := map[string]string{}
 		for _, rm := range resources {
 			if rm["type"] == "aws_rds_cluster" {
@@ -141,13 +184,13 @@ func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *env.Manifest
 				a["replication_source_identifier"] = ""
 			}
 		}
-	})
-	// roleChanges lists what the plan would do to the writer role: replace
-	// the global cluster or a cluster, or change a cluster's role fields.
-	// (The emulator adds drift of its own to other fields — tags it does not
-	// keep, scaling_configuration it returns for provisioned clusters — which
-	// moves nothing.)
-	roleChanges := func(p *tfjson.Plan) []string {
+	},
+	// changes lists what the plan would do to the writer role: replace the
+	// global cluster or a cluster, or change a cluster's role fields. (The
+	// emulator adds drift of its own to other fields — tags it does not
+	// keep, scaling_configuration it returns for provisioned clusters —
+	// which moves nothing.)
+	changes: func(_ *testing.T, p *tfjson.Plan) []string {
 		var changed []string
 		for _, rc := range p.ResourceChanges {
 			if rc.Type != "aws_rds_cluster" && rc.Type != "aws_rds_global_cluster" && rc.Type != "aws_rds_cluster_instance" {
@@ -169,36 +212,23 @@ func checkPlanAfterSwitchover(t *testing.T, ctx context.Context, m *env.Manifest
 			}
 		}
 		return changed
-	}
-	if changed := roleChanges(p.plan()); len(changed) > 0 {
-		t.Errorf("after a switchover the plan would %q; it must move nothing back", changed)
-	}
-
-	// Control: without ignore_changes the same state must show the drift.
-	p.stripLifecycle("aws_rds_cluster")
-	if changed := roleChanges(p.plan()); len(changed) == 0 {
-		t.Error("control: without ignore_changes the plan moves nothing either, so this check proves nothing")
-	} else {
-		t.Logf("control: without ignore_changes the plan would %q", changed)
-	}
+	},
+	strip: func(p *planCopy) { p.stripLifecycle("aws_rds_cluster") },
 }
 
 // processorFunctions are the processor Lambda functions' resource names:
 // what a DR fence throttles with PutFunctionConcurrency(0).
 var processorFunctions = []string{"primary_processor", "secondary_processor"}
 
-// checkPlanAfterFence shows that an ordinary apply after a DR fence keeps
-// the region fenced. The fence is PutFunctionConcurrency(0) on the processor
-// functions; a refresh then reads reserved_concurrent_executions = 0 while
-// the configuration leaves it unset (-1), and an apply that managed it
-// would call DeleteFunctionConcurrency: the fence lifted. It copies the
-// applied configuration and state, sets reserved_concurrent_executions = 0
-// on both processor functions in the state, plans without refreshing, and
-// asserts the plan leaves their concurrency alone. As a control, the same
-// plan without the functions' ignore_changes must want to change it, so the
-// check can fail.
-func checkPlanAfterFence(t *testing.T, ctx context.Context, m *env.Manifest) {
-	p := newPlanCopy(t, ctx, m, func(resources []map[string]any) {
+// fenceCheck: an ordinary apply after a DR fence keeps the region fenced.
+// The fence is PutFunctionConcurrency(0) on the processor functions; a
+// refresh then reads reserved_concurrent_executions = 0 while the
+// configuration leaves it unset (-1), and an apply that managed it would
+// call DeleteFunctionConcurrency: the fence lifted. The edit sets
+// reserved_concurrent_executions = 0 on both processor functions.
+var fenceCheck = planCheck{
+	name: "after a fence, lifting it",
+	edit: func(t *testing.T, resources []map[string]any) {
 		found := map[string]any{}
 		for _, rm := range resources {
 			if rm["type"] == "aws_lambda_function" && slices.Contains(processorFunctions, rm["name"].(string)) {
@@ -211,10 +241,10 @@ func checkPlanAfterFence(t *testing.T, ctx context.Context, m *env.Manifest) {
 			t.Fatalf("processor functions in the state = %v, want %v", found, processorFunctions)
 		}
 		t.Logf("reserved_concurrent_executions before the fence: %v", found)
-	})
-	// concurrencyChanges lists what the plan would do to the fenced
-	// functions' concurrency: replace or delete them, or change the setting.
-	concurrencyChanges := func(p *tfjson.Plan) []string {
+	},
+	// changes lists what the plan would do to the fenced functions'
+	// concurrency: replace or delete them, or change the setting.
+	changes: func(t *testing.T, p *tfjson.Plan) []string {
 		var changed, seen []string
 		for _, rc := range p.ResourceChanges {
 			if rc.Type != "aws_lambda_function" || !slices.Contains(processorFunctions, rc.Name) {
@@ -236,18 +266,8 @@ func checkPlanAfterFence(t *testing.T, ctx context.Context, m *env.Manifest) {
 			t.Fatalf("the plan covers processor functions %v, want %v", seen, processorFunctions)
 		}
 		return changed
-	}
-	if changed := concurrencyChanges(p.plan()); len(changed) > 0 {
-		t.Errorf("after a fence the plan would %q; an apply would lift the fence", changed)
-	}
-
-	// Control: without ignore_changes the same state must show the drift.
-	p.stripLifecycle("aws_lambda_function", processorFunctions...)
-	if changed := concurrencyChanges(p.plan()); len(changed) == 0 {
-		t.Error("control: without ignore_changes the plan leaves the concurrency alone either, so this check proves nothing")
-	} else {
-		t.Logf("control: without ignore_changes the plan would %q", changed)
-	}
+	},
+	strip: func(p *planCopy) { p.stripLifecycle("aws_lambda_function", processorFunctions...) },
 }
 
 func attrs(resource map[string]any) map[string]any {

@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	tfjson "github.com/hashicorp/terraform-json"
-
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto"
@@ -291,15 +289,4 @@ func printNetwork(w io.Writer, m *env.Manifest) {
 		r := m.Regions[s]
 		fmt.Fprintf(w, "  %s (%s): namespace %s, address %s\n", s, r.Name, r.Namespace, r.Address)
 	}
-}
-
-// countManaged counts managed resources in a state's root module.
-func countManaged(rs []*tfjson.StateResource) int {
-	n := 0
-	for _, r := range rs {
-		if r.Mode == tfjson.ManagedResourceMode {
-			n++
-		}
-	}
-	return n
 }

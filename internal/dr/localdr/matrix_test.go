@@ -44,7 +44,7 @@ func TestDrillMatrix(t *testing.T) {
 	}
 	var log strings.Builder
 	m, err := drill.RunMatrix(context.Background(), b, b.DrillEnv(), b.Locker(), j, drill.MatrixOptions{
-		Drill: drill.Options{Rate: 5, Duration: 30 * time.Second, FaultAfter: 5 * time.Second, MaxRTO: matrixMaxRTO, Log: &log},
+		Drill: drill.Options{Rate: testDrillRate, Duration: testDrillDuration, FaultAfter: 5 * time.Second, MaxRTO: matrixMaxRTO, Log: &log},
 		Cases: drill.MatrixCases(drill.Faults, drill.DefaultMatrixCut),
 	})
 	t.Logf("matrix:\n%s", log.String())
@@ -89,7 +89,7 @@ func checkRow(t *testing.T, b *Backend, row drill.MatrixRow) {
 	if n := rep.Classification.Counts[drill.ClassDuplicated]; n != 0 {
 		t.Errorf("%d duplicated payments, want 0", n)
 	}
-	if rep.Acked == 0 || rep.Sent < 140 {
+	if rep.Acked == 0 || rep.Sent < minDrillSent {
 		t.Errorf("%d sent, %d acknowledged; the traffic did not flow", rep.Sent, rep.Acked)
 	}
 	unplanned := row.Fault != drill.FaultSwitchover
