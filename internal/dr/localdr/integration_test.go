@@ -41,16 +41,17 @@ var (
 )
 
 // The tests' drills send testDrillRate payments/s for testDrillDuration
-// with the fault at +5 s (the README's matrix runs 30 s). Traffic always
+// with the fault at testDrillFaultAfter (the README's matrix runs 30 s). Traffic always
 // runs on 5 s past the end of the operation, so recovery is seen however
 // late it comes; 20 s covers the slowest failover here (fault at +5 s,
 // promotion about 11 s later) and saves ~10 s on each of the suite's 12
 // drills. Each drill must have sent at least minDrillSent, 90% of the
 // planned payments, or the traffic did not flow.
 const (
-	testDrillRate     = 5
-	testDrillDuration = 20 * time.Second
-	minDrillSent      = testDrillRate * int(testDrillDuration/time.Second) * 9 / 10
+	testDrillRate       = 5
+	testDrillDuration   = 20 * time.Second
+	testDrillFaultAfter = 5 * time.Second
+	minDrillSent        = testDrillRate * int(testDrillDuration/time.Second) * 9 / 10
 )
 
 // testRPOBound is the bound on loss the tests' environment enforces: drills
@@ -201,7 +202,7 @@ func runDrill(t *testing.T, b *Backend, fault string, cut time.Duration) *drill.
 	j, _ := b.Journal()
 	var log strings.Builder
 	rep, err := drill.Run(context.Background(), b, b.DrillEnv(), b.Locker(), j, drill.Options{
-		Fault: fault, Rate: testDrillRate, Duration: testDrillDuration, FaultAfter: 5 * time.Second, CutReplication: cut, Log: &log})
+		Fault: fault, Rate: testDrillRate, Duration: testDrillDuration, FaultAfter: testDrillFaultAfter, CutReplication: cut, Log: &log})
 	if rep != nil {
 		var text strings.Builder
 		rep.Render(&text)

@@ -44,7 +44,7 @@ func TestDrillMatrix(t *testing.T) {
 	}
 	var log strings.Builder
 	m, err := drill.RunMatrix(context.Background(), b, b.DrillEnv(), b.Locker(), j, drill.MatrixOptions{
-		Drill: drill.Options{Rate: testDrillRate, Duration: testDrillDuration, FaultAfter: 5 * time.Second, MaxRTO: matrixMaxRTO, Log: &log},
+		Drill: drill.Options{Rate: testDrillRate, Duration: testDrillDuration, FaultAfter: testDrillFaultAfter, MaxRTO: matrixMaxRTO, Log: &log},
 		Cases: drill.MatrixCases(drill.Faults, drill.DefaultMatrixCut),
 	})
 	t.Logf("matrix:\n%s", log.String())
