@@ -158,19 +158,7 @@ func New(dir string, opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	env["TF_CLI_CONFIG_FILE"] = rc
-	env["CHECKPOINT_DISABLE"] = "1"
-	delete(env, "TF_PLUGIN_CACHE_DIR")
-	for k, v := range opts.Env {
-		env[k] = v
-	}
-	if err := tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
+	if err := tf.SetEnv(tfexec.CleanEnv(runEnv(os.Environ(), rc, opts.Env))); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
 	if opts.Stdout != nil {
@@ -180,6 +168,38 @@ func New(dir string, opts Options) (*Runner, error) {
 		tf.SetStderr(opts.Stderr)
 	}
 	return &Runner{Terraform: tf, dir: abs}, nil
+}
+
+// GOGC is the garbage collector setting of paydr's Terraform runs, and so of
+// the provider processes they start, unless the caller's environment sets
+// GOGC. Every walk of a plan or apply starts one hashicorp/aws process per
+// provider configuration, and each spends seconds of CPU building the
+// provider's schemas; with Go's default of 100 a third of that is garbage
+// collection. At 400, terraform validate of the stack took 10.5 s of CPU
+// instead of 15 s (three runs each), and each provider process held about
+// 780 MiB at its peak instead of 640 MiB.
+const GOGC = "400"
+
+// runEnv returns the environment of a Terraform run: environ (KEY=VALUE
+// lines) with paydr's CLI configuration rc, the checkpoint call off, no
+// plugin cache, GOGC unless environ sets it, and then extra.
+func runEnv(environ []string, rc string, extra map[string]string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	env["TF_CLI_CONFIG_FILE"] = rc
+	env["CHECKPOINT_DISABLE"] = "1"
+	delete(env, "TF_PLUGIN_CACHE_DIR")
+	if _, ok := env["GOGC"]; !ok {
+		env["GOGC"] = GOGC
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
 }
 
 // Dir returns the working directory.

@@ -53,3 +53,45 @@ func TestCLIConfigHasNoNetworkInstaller(t *testing.T) {
 		t.Errorf("CLIConfig allows a network install:\n%s", c)
 	}
 }
+
+func TestRunEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		extra   map[string]string
+		want    map[string]string // keys that must have these values
+		absent  []string
+	}{
+		{
+			name:    "the user's CLI configuration and plugin cache are replaced",
+			environ: []string{"TF_CLI_CONFIG_FILE=/home/u/.terraformrc", "TF_PLUGIN_CACHE_DIR=/home/u/cache", "PATH=/bin"},
+			want:    map[string]string{"TF_CLI_CONFIG_FILE": "/run/paydr.tfrc", "CHECKPOINT_DISABLE": "1", "PATH": "/bin", "GOGC": GOGC},
+			absent:  []string{"TF_PLUGIN_CACHE_DIR"},
+		},
+		{
+			name:    "a GOGC the caller set is kept",
+			environ: []string{"GOGC=50"},
+			want:    map[string]string{"GOGC": "50"},
+		},
+		{
+			name:  "extra variables win",
+			extra: map[string]string{"AWS_REGION": "us-west-2", "GOGC": "off"},
+			want:  map[string]string{"AWS_REGION": "us-west-2", "GOGC": "off"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runEnv(tt.environ, "/run/paydr.tfrc", tt.extra)
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			for _, k := range tt.absent {
+				if v, ok := got[k]; ok {
+					t.Errorf("%s = %q, want it unset", k, v)
+				}
+			}
+		})
+	}
+}
