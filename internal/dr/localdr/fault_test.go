@@ -147,6 +147,7 @@ func healthAnswers(ctx context.Context, url string) bool {
 // (Before faults acted on whole process trees, the pool's connections kept
 // answering: their backends had left the postmaster's process group.)
 func TestCutRegionAnswersNothing(t *testing.T) {
+	t.Parallel() // its own small environment: beside the shared ones coming up
 	e, region, primary := faultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -191,6 +192,7 @@ func TestCutRegionAnswersNothing(t *testing.T) {
 // (a pool's connections fail), kill-processor none of the processor, and
 // lifting kill-processor starts it again.
 func TestKillFaultsLeaveNoProcess(t *testing.T) {
+	t.Parallel() // its own small environment: beside the shared ones coming up
 	e, region, primary := faultEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

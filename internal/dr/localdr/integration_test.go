@@ -23,21 +23,39 @@ import (
 	"paydr/internal/needs"
 )
 
-// The integration tests run against one local environment per test binary
-// (paydr up takes about 2.5 minutes): $PAYDR_DR_TEST_STATE_DIR names an
-// environment that already runs, else the first test that asks for one
-// builds paydr and brings it up in a temporary state directory, and TestMain
-// takes it down at the end. A run that selects no such test brings nothing
-// up. Without terraform, moto_server or PostgreSQL they skip, unless $CI is
-// set.
+// The integration tests run against two local environments per test binary
+// (paydr up takes about 3 minutes), so that the drill matrix can run half
+// its drills on each at once: envA, for every test, and envB, for the
+// matrix's other half. $PAYDR_DR_TEST_STATE_DIR names an environment that
+// already runs, which then serves as both; else the first test that asks for
+// an environment builds paydr and brings it up in a temporary state
+// directory, and TestMain takes it down at the end. A run that selects no
+// such test brings nothing up. Without terraform, moto_server or PostgreSQL
+// they skip, unless $CI is set.
+//
+// The tests that use an environment are parallel and take turns on it
+// (testEnv.use): both environments come up at once, and while the matrix's
+// half runs on envB the other tests run on envA.
+
+// testEnv is one local environment the tests share.
+type testEnv struct {
+	name   string
+	once   sync.Once
+	dir    string // the state directory
+	exe    string // the paydr bringUp built ("" for $PAYDR_DR_TEST_STATE_DIR)
+	skip   string
+	failed error
+	down   func() // takes down what bringUp brought up
+	turn   sync.Mutex
+}
 
 var (
-	envOnce   sync.Once
-	envDir    string
-	envSkip   string
-	envFailed error
-	envDown   func() // takes down what bringUp brought up
-	envExe    string // the paydr bringUp built ("" for $PAYDR_DR_TEST_STATE_DIR)
+	envA = &testEnv{name: "a"}
+	envB = &testEnv{name: "b"}
+	// buildOnce builds paydr once for both environments.
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
 )
 
 // The tests' drills send testDrillRate payments/s for testDrillDuration
@@ -60,65 +78,97 @@ const testRPOBound = "2s"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The environment tests are parallel but take turns on their
+	// environment, so most of them wait at any moment; a parallelism of
+	// GOMAXPROCS (2 here) would leave envB idle behind them.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
-	if envDown != nil {
-		envDown()
+	for _, e := range []*testEnv{envA, envB} {
+		if e.down != nil {
+			e.down()
+		}
+	}
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }
 
-// bringUp sets envDir to a running environment, or envSkip or envFailed.
-func bringUp() {
+// buildPaydr builds paydr and paydr-aws into a temporary directory, once.
+func buildPaydr() (string, error) {
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "paydr-dr-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		build := exec.Command("go", "build", "-o", buildDir+string(filepath.Separator), "./cmd/paydr", "./cmd/paydr-aws")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build paydr: %v\n%s", err, out)
+		}
+	})
+	return filepath.Join(buildDir, "paydr"), buildErr
+}
+
+// bringUp sets e.dir to a running environment, or e.skip or e.failed.
+func (e *testEnv) bringUp() {
 	if testing.Short() {
-		envSkip = "-short"
+		e.skip = "-short"
 		return
 	}
 	if dir := os.Getenv("PAYDR_DR_TEST_STATE_DIR"); dir != "" {
-		envDir = dir
+		e.dir = dir
 		return
 	}
 	for _, tool := range []string{"terraform", "moto_server"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			envSkip = tool + " is not installed (see paydr up's prerequisites)"
+			e.skip = tool + " is not installed (see paydr up's prerequisites)"
 			return
 		}
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		envFailed = err
+		e.failed = err
 		return
 	}
-	tmp, err := os.MkdirTemp("", "paydr-dr-")
+	exe, err := buildPaydr()
 	if err != nil {
-		envFailed = err
+		e.failed = err
 		return
 	}
-	envDown = func() { os.RemoveAll(tmp) }
+	tmp, err := os.MkdirTemp("", "paydr-dr-"+e.name+"-")
+	if err != nil {
+		e.failed = err
+		return
+	}
+	e.down = func() { os.RemoveAll(tmp) }
 	// PostgreSQL runs as an unprivileged user when the tests run as root:
 	// it must be able to reach its data directory.
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		envFailed = err
+		e.failed = err
 		return
 	}
-	exe := filepath.Join(tmp, "paydr")
-	build := exec.Command("go", "build", "-o", tmp+string(filepath.Separator), "./cmd/paydr", "./cmd/paydr-aws")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		envFailed = fmt.Errorf("build paydr: %v\n%s", err, out)
-		return
-	}
-	envDir = filepath.Join(tmp, "state")
-	envDown = func() {
-		_ = exec.Command(exe, "down", "--state-dir", envDir).Run()
+	e.dir = filepath.Join(tmp, "state")
+	e.down = func() {
+		_ = exec.Command(exe, "down", "--state-dir", e.dir).Run()
 		os.RemoveAll(tmp)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	envExe = exe
-	up := exec.CommandContext(ctx, exe, "up", "--state-dir", envDir, "--rpo-bound", testRPOBound)
+	e.exe = exe
+	up := exec.CommandContext(ctx, exe, "up", "--state-dir", e.dir, "--rpo-bound", testRPOBound)
 	up.Dir = root
 	if out, err := up.CombinedOutput(); err != nil {
-		envFailed = fmt.Errorf("paydr up: %v\n%s", err, out)
+		e.failed = fmt.Errorf("paydr up (environment %s): %v\n%s", e.name, err, out)
 	}
 }
 
@@ -130,17 +180,33 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
-// environment returns the shared environment's backend, or skips.
+// environment makes t parallel and returns envA's backend, or skips; t has
+// the environment to itself until it ends.
 func environment(t *testing.T) *Backend {
 	t.Helper()
-	envOnce.Do(bringUp)
-	if envFailed != nil {
-		t.Fatalf("local environment: %v", envFailed)
+	t.Parallel()
+	return envA.use(t)
+}
+
+// use brings e up if no test has yet, waits for e's turn, and returns its
+// backend; the turn ends with t. t must be parallel, and use at most one
+// environment at a time.
+func (e *testEnv) use(t *testing.T) *Backend {
+	t.Helper()
+	if os.Getenv("PAYDR_DR_TEST_STATE_DIR") != "" && e != envA {
+		// One environment given: it serves as both.
+		return envA.use(t)
 	}
-	if envSkip != "" {
-		needs.Tool(t, fmt.Errorf("no local environment: %s", envSkip))
+	e.once.Do(e.bringUp)
+	if e.failed != nil {
+		t.Fatalf("local environment %s: %v", e.name, e.failed)
 	}
-	b, err := Open(envDir)
+	if e.skip != "" {
+		needs.Tool(t, fmt.Errorf("no local environment: %s", e.skip))
+	}
+	e.turn.Lock()
+	t.Cleanup(e.turn.Unlock)
+	b, err := Open(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

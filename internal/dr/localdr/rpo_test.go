@@ -28,6 +28,7 @@ func syncStandby(t *testing.T, ctx context.Context, srv *pg.Server) string {
 // and makes commits wait for no standby, on a running database or a
 // stopped one; both are idempotent, and Status shows the bound.
 func TestRPOSteps(t *testing.T) {
+	t.Parallel() // its own small environment: beside the shared ones coming up
 	e, region, primary := faultEnv(t)
 	b := e.b
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
