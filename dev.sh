@@ -119,11 +119,14 @@ case "${1:-}" in
     say "go vet ./..."
     go vet ./...
     say "go test ./... (unit, PostgreSQL, emulator, terraform, local environment)"
-    # Twice as many test binaries at once as there are cores: the packages
-    # that bring an environment up (internal/local, internal/dr/localdr)
-    # spend most of their time waiting on the provider and on drill clocks,
-    # so they start at once instead of after the packages before them.
-    exec go test -p "$(( $(nproc) * 2 ))" -count=1 -timeout 80m "$@" ./...
+    # Twice as many test binaries at once as there are cores, the longest
+    # first (go test starts packages in the order given, each once): the
+    # packages that bring an environment up (internal/dr/localdr,
+    # internal/local) spend most of their time waiting on the provider and
+    # on drill clocks, so they start at once instead of after the packages
+    # before them in ./...'s order.
+    exec go test -p "$(( $(nproc) * 2 ))" -count=1 -timeout 80m "$@" \
+      ./internal/dr/localdr ./internal/local ./internal/dr/awsdr ./...
     ;;
   ""|-h|--help|help)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'

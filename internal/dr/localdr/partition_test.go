@@ -29,6 +29,10 @@ func TestPartitionRefusedWithoutNamespaces(t *testing.T) {
 // lost" (or the RPO bound, when one is enforced).
 func TestPartitionDrill(t *testing.T) {
 	b := environment(t)
+	// The manifest after the failback, if any: it restarts processes, and
+	// the pids watched below must be the ones running.
+	restore(t, b)
+	defer restore(t, b)
 	m, err := b.manifest()
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +41,6 @@ func TestPartitionDrill(t *testing.T) {
 		netnstest.Need(t)
 		t.Fatalf("the environment in %s has no network namespaces although they can be made here; paydr up --netns auto should have used them", m.StateDir)
 	}
-	restore(t, b)
-	defer restore(t, b)
 	st := status(t, b)
 	from := writer(t, st)
 	slot, r, err := slotOf(m, from)
