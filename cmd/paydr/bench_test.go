@@ -101,7 +101,9 @@ func buildPaydr(b *testing.B) string {
 
 // BenchmarkUpCold times a cold paydr up, one whole process per iteration:
 // a new state directory (a new emulator, no Terraform state, no processor
-// zip beside the stack) on a warm Go build cache, then paydr down. It
+// zip beside the stack: it is copied from the shared bundle cache when an
+// earlier build of the same tree left it there) on a warm Go build cache,
+// then paydr down. It
 // reports the median wall time of up, and of its Terraform apply the
 // median time until the plan was known and until the primary Aurora
 // cluster's creation began (the head of the serial RDS chain of four of

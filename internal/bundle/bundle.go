@@ -76,6 +76,11 @@ type Options struct {
 	// Progress, when set, is told when a build starts (not when one is
 	// reused).
 	Progress io.Writer
+	// SharedCache is a directory of artifacts by key (see cache.go) that
+	// every OutDir shares: a build whose inputs match an entry copies it
+	// instead of building, and a fresh build is added to it. Empty means
+	// none; SharedCacheDir gives the user's.
+	SharedCache string
 	// CABundle is a PEM file of Amazon RDS certificate authorities to ship
 	// as rdsca.ZipName instead of the committed global bundle; empty means
 	// $PAYDR_RDS_CA_BUNDLE, and when that is empty too, the committed one.
@@ -119,6 +124,9 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 			if art, ok := cached(outDir, zipName, key); ok {
 				return art, nil
 			}
+			if art, ok := fromShared(opts.SharedCache, key, outDir, zipName); ok {
+				return art, nil
+			}
 		}
 	}
 	zipPath := filepath.Join(outDir, zipName)
@@ -155,6 +163,8 @@ func Build(ctx context.Context, opts Options) (Artifact, error) {
 			if err := remember(zipPath, key, digest, int64(buf.Len())); err != nil {
 				return Artifact{}, err
 			}
+			// Best effort: a cache that cannot be written only costs reuse.
+			_ = toShared(opts.SharedCache, key, data, buf.Bytes())
 		}
 	}
 	return Artifact{

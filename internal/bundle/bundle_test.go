@@ -415,3 +415,46 @@ func moduleWriter(t *testing.T, mod string) func(name, content string) {
 		}
 	}
 }
+
+// TestBuildSharesAcrossOutDirs: with a shared cache, a new output directory
+// copies the artifact of unchanged inputs that another built, byte for byte
+// what a fresh build writes, with an executable binary; changed inputs
+// build afresh.
+func TestBuildSharesAcrossOutDirs(t *testing.T) {
+	mod := t.TempDir()
+	write := moduleWriter(t, mod)
+	write("go.mod", "module example.com/m\n\ngo 1.24\n")
+	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
+	shared := t.TempDir()
+	build := func(o bundle.Options) bundle.Artifact {
+		t.Helper()
+		o.ModuleDir, o.Package, o.GOARCH, o.OutDir = mod, "example.com/m", "amd64", t.TempDir()
+		art, err := bundle.Build(context.Background(), o)
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		return art
+	}
+	first := build(bundle.Options{SharedCache: shared})
+	second := build(bundle.Options{SharedCache: shared})
+	fresh := build(bundle.Options{NoCache: true})
+	if first.Reused || !second.Reused || fresh.Reused {
+		t.Errorf("Reused = %v, %v, %v; want a build, a copy from the shared cache, a build", first.Reused, second.Reused, fresh.Reused)
+	}
+	a, _ := os.ReadFile(second.ZipPath)
+	b, _ := os.ReadFile(fresh.ZipPath)
+	if !bytes.Equal(a, b) || second.SHA256Base64 != fresh.SHA256Base64 || second.Size != int64(len(b)) {
+		t.Errorf("shared copy %s (%d bytes) differs from a fresh build %s", second.SHA256Base64, second.Size, fresh.SHA256Base64)
+	}
+	if fi, err := os.Stat(second.BinaryPath); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("copied binary %s: %v, %v; want it executable", second.BinaryPath, fi, err)
+	}
+	// Reused in its own directory from then on, without the shared cache.
+	if again, err := bundle.Build(context.Background(), bundle.Options{ModuleDir: mod, Package: "example.com/m", GOARCH: "amd64", OutDir: filepath.Dir(second.ZipPath)}); err != nil || !again.Reused {
+		t.Errorf("build again in the shared copy's directory: Reused %v, %v; want reused", again.Reused, err)
+	}
+	write("main.go", "package main\n\nfunc main() { println(\"two\") }\n")
+	if changed := build(bundle.Options{SharedCache: shared}); changed.Reused || changed.SHA256Base64 == first.SHA256Base64 {
+		t.Errorf("after a source change: Reused %v, hash %s; want a new build", changed.Reused, changed.SHA256Base64)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // The build cache. A build is reused when its inputs have not changed: the
@@ -263,6 +265,136 @@ func remember(path, key, digest string, size int64) error {
 func forget(zipPath string) error {
 	if err := os.Remove(zipPath + keySuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("bundle: cache: %w", err)
+	}
+	return nil
+}
+
+// The shared cache: artifacts by key in one directory for every output
+// directory, so that a new one (a new local state directory, paydr synth
+// --out elsewhere) copies the zip of an unchanged tree instead of building
+// it (a cross-compile, link and deflate: 3-4 s with a warm Go build cache).
+// Each entry is a directory named by the key holding the binary and the
+// zip; it is written under a temporary name and renamed into place, so a
+// reader sees all of it or none, and concurrent builds of the same key keep
+// the first. The newest sharedKeep entries are kept.
+
+// EnvSharedCache names the environment variable that sets SharedCacheDir's
+// directory; "off" turns the shared cache off.
+const EnvSharedCache = "PAYDR_BUNDLE_CACHE"
+
+// sharedKeep is how many entries the shared cache keeps (each about 17 MB).
+const sharedKeep = 8
+
+// SharedCacheDir returns the shared cache directory: $PAYDR_BUNDLE_CACHE,
+// else paydr/bundle under the user's cache directory; "" when the variable
+// is "off" or there is no user cache directory.
+func SharedCacheDir() string {
+	if d := os.Getenv(EnvSharedCache); d != "" {
+		if d == "off" {
+			return ""
+		}
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "paydr", "bundle")
+}
+
+// shared entry file names.
+const (
+	sharedBinary = "bootstrap"
+	sharedZip    = "zip"
+)
+
+// fromShared copies the shared cache's entry for key, if any, into outDir
+// as the binary and zipName, records key beside the zip, and returns the
+// artifact.
+func fromShared(dir, key, outDir, zipName string) (Artifact, bool) {
+	if dir == "" {
+		return Artifact{}, false
+	}
+	entry := filepath.Join(dir, key)
+	zipData, err := os.ReadFile(filepath.Join(entry, sharedZip))
+	if err != nil {
+		return Artifact{}, false
+	}
+	binData, err := os.ReadFile(filepath.Join(entry, sharedBinary))
+	if err != nil {
+		return Artifact{}, false
+	}
+	bin, zipPath := filepath.Join(outDir, BinaryName), filepath.Join(outDir, zipName)
+	if forget(zipPath) != nil || writeFileAtomic(bin, binData) != nil || os.Chmod(bin, 0o755) != nil || writeFileAtomic(zipPath, zipData) != nil {
+		return Artifact{}, false
+	}
+	sum := sha256.Sum256(zipData)
+	digest := base64.StdEncoding.EncodeToString(sum[:])
+	if remember(zipPath, key, digest, int64(len(zipData))) != nil {
+		return Artifact{}, false
+	}
+	now := time.Now()
+	_ = os.Chtimes(entry, now, now) // most recently used: kept longest
+	return Artifact{BinaryPath: bin, ZipPath: zipPath, SHA256Base64: digest, Size: int64(len(zipData)), Reused: true}, true
+}
+
+// toShared adds the binary and zip of key to the shared cache in dir and
+// trims it to its newest sharedKeep entries.
+func toShared(dir, key string, binData, zipData []byte) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(dir, ".new-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // gone after the rename, unless it failed
+	if err := os.WriteFile(filepath.Join(tmp, sharedBinary), binData, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, sharedZip), zipData, 0o644); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, key)); err != nil && !errors.Is(err, fs.ErrExist) && !isNotEmpty(err) {
+		return err
+	}
+	return trimShared(dir, sharedKeep)
+}
+
+// isNotEmpty reports whether err is rename's refusal to replace a
+// directory that holds files: another build stored the same key first.
+func isNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
+}
+
+// trimShared removes all but the keep most recently used entries of dir.
+func trimShared(dir string, keep int) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		name string
+		used time.Time
+	}
+	var es []entry
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			es = append(es, entry{e.Name(), fi.ModTime()})
+		}
+	}
+	slices.SortFunc(es, func(a, b entry) int { return b.used.Compare(a.used) })
+	for _, e := range es[min(keep, len(es)):] {
+		_ = os.RemoveAll(filepath.Join(dir, e.name))
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ func newBuildCmd() *cobra.Command {
 		Short: "Build the processor's Lambda package: bootstrap for linux/arm64 in a deterministic zip",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			art, err := bundle.Build(cmd.Context(), bundle.Options{OutDir: out})
+			art, err := bundle.Build(cmd.Context(), bundle.Options{OutDir: out, SharedCache: bundle.SharedCacheDir()})
 			if err != nil {
 				return err
 			}

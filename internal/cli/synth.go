@@ -108,7 +108,7 @@ func processorZip(ctx context.Context, f *stackFlags, log io.Writer) (string, er
 		zf.Close()
 		return f.processorZip, nil
 	}
-	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build"), Progress: log})
+	art, err := bundle.Build(ctx, bundle.Options{OutDir: filepath.Join(f.out, "build"), Progress: log, SharedCache: bundle.SharedCacheDir()})
 	if err != nil {
 		return "", fmt.Errorf("synth: build processor: %w (run paydr from its checkout, or pass --processor-zip)", err)
 	}

@@ -52,7 +52,7 @@ func (u *upRun) buildZip(ctx context.Context) (string, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	art, err := bundle.Build(cctx, bundle.Options{OutDir: dir, ZipName: u.cfg.ProcessorZip, ModuleDir: u.o.ModuleDir})
+	art, err := bundle.Build(cctx, bundle.Options{OutDir: dir, ZipName: u.cfg.ProcessorZip, ModuleDir: u.o.ModuleDir, SharedCache: bundle.SharedCacheDir()})
 	if err != nil {
 		return "", fmt.Errorf("up: build processor zip: %w; run paydr up from the paydr module (or pass --processor-zip)", err)
 	}
