@@ -9,6 +9,7 @@ import (
 	"paydr/internal/dr/drill"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
+	"paydr/internal/local/pg"
 	"paydr/internal/local/netns"
 	"paydr/internal/local/netns/netnstest"
 )
@@ -29,8 +30,6 @@ func TestPartitionRefusedWithoutNamespaces(t *testing.T) {
 // lost" (or the RPO bound, when one is enforced).
 func TestPartitionDrill(t *testing.T) {
 	b := environment(t)
-	// The manifest after the failback, if any: it restarts processes, and
-	// the pids watched below must be the ones running.
 	restore(t, b)
 	defer restore(t, b)
 	m, err := b.manifest()
@@ -47,7 +46,17 @@ func TestPartitionDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbPID, procPID := r.Database.PID, r.Processor.PID
+	// The running postmaster's pid, not env.json's: that is the one paydr
+	// up recorded, and a DR operation since (a failback, say) restarts the
+	// database without rewriting it.
+	db, err := pg.Open(r.Database.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPID, procPID := db.PID(), r.Processor.PID
+	if dbPID == 0 {
+		t.Fatalf("the writer's database in %s is not running", r.Database.DataDir)
+	}
 
 	// Watch the old writer while the drill runs: its processes must keep
 	// running through the partition (until a fence stops them), which
