@@ -9,9 +9,9 @@ import (
 	"paydr/internal/dr/drill"
 	"paydr/internal/local/daemon"
 	"paydr/internal/local/env"
-	"paydr/internal/local/pg"
 	"paydr/internal/local/netns"
 	"paydr/internal/local/netns/netnstest"
+	"paydr/internal/local/pg"
 )
 
 func TestPartitionRefusedWithoutNamespaces(t *testing.T) {
