@@ -98,10 +98,7 @@ func TestBuildTwiceIsIdentical(t *testing.T) {
 // anything that can go into the binary rebuilds, and a change to a test or
 // testdata does not.
 func TestBuildReusesUnchangedInputs(t *testing.T) {
-	mod := t.TempDir()
-	write := moduleWriter(t, mod)
-	write("go.mod", "module example.com/m\n\ngo 1.24\n")
-	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
+	mod, write := helloModule(t)
 	out := t.TempDir()
 	ctx := context.Background()
 	ca := "" // Options.CABundle of every build
@@ -403,6 +400,16 @@ func TestBuildShipsTheCABundle(t *testing.T) {
 
 // moduleWriter returns a function writing a file, with its directories,
 // into the module directory mod.
+// helloModule writes a module example.com/m whose main package prints
+// "one", and returns its directory and a writer of its files.
+func helloModule(t *testing.T) (string, func(name, content string)) {
+	mod := t.TempDir()
+	write := moduleWriter(t, mod)
+	write("go.mod", "module example.com/m\n\ngo 1.24\n")
+	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
+	return mod, write
+}
+
 func moduleWriter(t *testing.T, mod string) func(name, content string) {
 	return func(name, content string) {
 		t.Helper()
@@ -421,10 +428,7 @@ func moduleWriter(t *testing.T, mod string) func(name, content string) {
 // what a fresh build writes, with an executable binary; changed inputs
 // build afresh.
 func TestBuildSharesAcrossOutDirs(t *testing.T) {
-	mod := t.TempDir()
-	write := moduleWriter(t, mod)
-	write("go.mod", "module example.com/m\n\ngo 1.24\n")
-	write("main.go", "package main\n\nfunc main() { println(\"one\") }\n")
+	mod, write := helloModule(t)
 	shared := t.TempDir()
 	build := func(o bundle.Options) bundle.Artifact {
 		t.Helper()
