@@ -361,16 +361,12 @@ func toShared(dir, key string, binData, zipData []byte) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, key)); err != nil && !errors.Is(err, fs.ErrExist) && !isNotEmpty(err) {
+	// Rename refuses to replace a directory that holds files (ENOTEMPTY, or
+	// EEXIST): another build stored the same key first, which is as good.
+	if err := os.Rename(tmp, filepath.Join(dir, key)); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return err
 	}
 	return trimShared(dir, sharedKeep)
-}
-
-// isNotEmpty reports whether err is rename's refusal to replace a
-// directory that holds files: another build stored the same key first.
-func isNotEmpty(err error) bool {
-	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }
 
 // trimShared removes all but the keep most recently used entries of dir.
