@@ -81,7 +81,7 @@ func (u *upRun) apply(ctx context.Context) (*ApplyReport, string, error) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s paydr up: terraform init + apply in %s\n", time.Now().UTC().Format(time.RFC3339Nano), dir)
-	tf, err := tfcli.New(dir, tfcli.Options{Stdout: logf, Stderr: logf})
+	tf, err := tfcli.New(dir, tfcli.Options{Emulator: ms.Endpoint(), Stdout: logf, Stderr: logf})
 	if err != nil {
 		return nil, "", fmt.Errorf("up: terraform: %w", err)
 	}

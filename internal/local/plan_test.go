@@ -61,7 +61,7 @@ func newPlanCopy(t *testing.T, ctx context.Context, m *env.Manifest, edit func(r
 	}
 	edit(resources)
 	writeJSON(t, filepath.Join(p.dir, "terraform.tfstate"), state)
-	tf, err := tfcli.New(p.dir, tfcli.Options{})
+	tf, err := tfcli.New(p.dir, tfcli.Options{Emulator: m.Moto.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,17 +33,15 @@ import (
 // OverrideFile is the file PlanJSON writes beside the configuration.
 // Terraform merges *_override.tf.json files into the configuration: its
 // backend replaces the S3 backend, its provider blocks add the emulator's
-// endpoints and test credentials to the two providers.
+// test credentials and account to the two providers. The emulator's URL
+// reaches the providers as AWS_ENDPOINT_URL (tfcli.Options.Emulator), not
+// as an endpoints block, which costs each provider process seconds of CPU.
 const OverrideFile = "paydr_scan_override.tf.json"
 
 // Override returns the override configuration that plans the stack
-// against endpoint with the provider aliases given ("" for the default
+// against the emulator with the provider aliases given ("" for the default
 // provider).
-func Override(endpoint string, aliases []string) ([]byte, error) {
-	eps := map[string]string{}
-	for _, s := range stack.EmulatorServices() {
-		eps[s] = endpoint
-	}
+func Override(aliases []string) ([]byte, error) {
 	var providers []map[string]any
 	for _, a := range aliases {
 		p := map[string]any{
@@ -53,7 +51,7 @@ func Override(endpoint string, aliases []string) ([]byte, error) {
 			"skip_credentials_validation": true,
 			"skip_metadata_api_check":     "true",
 			"s3_use_path_style":           true,
-			"endpoints":                   []map[string]string{eps},
+			"allowed_account_ids":         []string{stack.EmulatorAccountID},
 		}
 		if a != "" {
 			p["alias"] = a
@@ -97,11 +95,12 @@ func providerAliases(file string) ([]string, error) {
 // emulator at endpoint and returns the path of the plan's JSON
 // (dir/plan.json, terraform show -json). Nothing is applied.
 func PlanJSON(ctx context.Context, dir, endpoint string, opts tfcli.Options) (string, error) {
+	opts.Emulator = endpoint
 	aliases, err := providerAliases(filepath.Join(dir, "cdk.tf.json"))
 	if err != nil {
 		return "", fmt.Errorf("scan: %w", err)
 	}
-	o, err := Override(endpoint, aliases)
+	o, err := Override(aliases)
 	if err != nil {
 		return "", fmt.Errorf("scan: %w", err)
 	}

@@ -597,8 +597,20 @@ func TestLocalTarget(t *testing.T) {
 	if _, ok := d["terraform"].(map[string]any)["backend"].(map[string]any)["local"]; !ok {
 		t.Error("local target does not use a local backend")
 	}
-	p := d["provider"].(map[string]any)["aws"].([]any)[0].(map[string]any)
-	eq(t, "emulator endpoint", block(t, p, "endpoints")["rds"], "http://127.0.0.1:5000")
+	// The providers reach the emulator through AWS_ENDPOINT_URL, which
+	// paydr up sets (tfcli.EmulatorEnv): an endpoints block would cost every
+	// provider process seconds of CPU. The root comment says so, with the
+	// emulator's URL, and allowed_account_ids holds them to its account.
+	for i, p := range d["provider"].(map[string]any)["aws"].([]any) {
+		p := p.(map[string]any)
+		if p["endpoints"] != nil {
+			t.Errorf("provider %d endpoints = %v, want none", i, p["endpoints"])
+		}
+		eq(t, fmt.Sprintf("provider %d allowed_account_ids", i), fmt.Sprint(p["allowed_account_ids"]), "["+EmulatorAccountID+"]")
+	}
+	if c, _ := d["//"].(string); !strings.Contains(c, "AWS_ENDPOINT_URL=http://127.0.0.1:5000") {
+		t.Errorf("root comment = %q, want how to reach the emulator (AWS_ENDPOINT_URL=http://127.0.0.1:5000)", c)
+	}
 	if len(d.all("aws_dms_replication_instance")) != 0 {
 		t.Error("local target declares a DMS instance")
 	}

@@ -16,7 +16,6 @@ package stack
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 
 	"paydr/internal/tf"
@@ -185,6 +184,7 @@ func (b *builder) terraform() {
 			path = "terraform.tfstate"
 		}
 		b.s.SetBackend(tf.LocalBackend{Path: path})
+		b.s.Comment(LocalComment(c.Endpoint))
 	} else {
 		b.s.SetBackend(tf.S3Backend{
 			Bucket:        c.StateBucket,
@@ -231,37 +231,30 @@ func (b *builder) arn(service, region, resource string) tf.String {
 	return tf.Sprintf("arn:%s:"+service+":"+region+":%s:"+resource, b.partition.Partition(), b.caller.AccountID())
 }
 
-// EmulatorServices returns the provider endpoint names the local target
-// points at the emulator: every service the stack's resources and data
-// sources call. paydr scan points the same ones at its throwaway emulator.
-func EmulatorServices() []string { return slices.Clone(localServices) }
+// EmulatorAccountID is the account the AWS API emulator (moto) answers as.
+// The local target allows its providers no other, so its configuration
+// can never act on a real AWS account.
+const EmulatorAccountID = "123456789012"
 
-// localServices lists the services whose endpoints the local target points
-// at the emulator.
-var localServices = []string{
-	"acm", "apigatewayv2", "backup", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "eventbridge",
-	"iam", "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
+// LocalComment is the local target's root comment: how its providers
+// reach the emulator at endpoint.
+func LocalComment(endpoint string) string {
+	return "paydr local target: the providers reach the AWS API emulator at " + endpoint +
+		" through AWS_ENDPOINT_URL, which paydr up sets on its Terraform runs (tfcli.EmulatorEnv), not through an endpoints block," +
+		" whose validation costs each provider process seconds of CPU. To run Terraform here by hand: AWS_ENDPOINT_URL=" + endpoint +
+		" AWS_CONFIG_FILE=/dev/null terraform plan. allowed_account_ids holds the providers to the emulator's account."
 }
 
+// localProvider sets the local target's provider arguments: the emulator's
+// test credentials and account, and no endpoints block (see LocalComment).
 func (b *builder) localProvider(args *aws.ProviderArgs) {
 	args.AccessKey = tf.S("test")
 	args.SecretKey = tf.S("test")
+	args.AllowedAccountIDs = tf.SetOf(tf.S(EmulatorAccountID))
 	args.SkipCredentialsValidation = tf.B(true)
 	args.SkipMetadataAPICheck = tf.S("true")
 	args.SkipRequestingAccountID = tf.B(false)
 	args.S3UsePathStyle = tf.B(true)
-	ep := aws.ProviderEndpoints{}
-	fields := map[string]*tf.String{
-		"acm": &ep.ACM, "apigatewayv2": &ep.APIGatewayV2, "backup": &ep.Backup, "cloudwatch": &ep.CloudWatch,
-		"cloudwatchlogs": &ep.Cloudwatchlogs, "dms": &ep.DMS, "dynamodb": &ep.DynamoDB, "ec2": &ep.EC2,
-		"eventbridge": &ep.Eventbridge, "iam": &ep.IAM, "kms": &ep.KMS, "lambda": &ep.Lambda, "rds": &ep.RDS,
-		"route53": &ep.Route53, "s3": &ep.S3, "secretsmanager": &ep.SecretsManager, "sns": &ep.SNS,
-		"ssm": &ep.SSM, "sts": &ep.STS,
-	}
-	for _, svc := range localServices {
-		*fields[svc] = tf.S(b.cfg.Endpoint)
-	}
-	args.Endpoints = []aws.ProviderEndpoints{ep}
 }
 
 // LocalGaps describes what the local target changes because the emulator

@@ -62,6 +62,7 @@ type Scope interface {
 // Stack is one Terraform root module.
 type Stack struct {
 	name            string
+	comment         string
 	requiredVersion string
 	required        map[string]RequiredProvider
 	backend         Backend
@@ -102,6 +103,10 @@ type providerScope struct {
 }
 
 func (ps providerScope) scope() (*Stack, *Provider) { return ps.s, ps.p }
+
+// Comment sets the text of the configuration's root "//" property, which
+// Terraform ignores: a note to whoever reads or applies the JSON by hand.
+func (s *Stack) Comment(text string) { s.comment = text }
 
 // RequiredVersion sets the Terraform version constraint, such as ">= 1.11".
 func (s *Stack) RequiredVersion(constraint string) { s.requiredVersion = constraint }

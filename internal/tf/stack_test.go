@@ -19,6 +19,7 @@ import (
 // sample declares one of each thing a stack can hold.
 func sample() *tf.Stack {
 	s := tf.NewStack("Sample")
+	s.Comment("a note for whoever applies this by hand; terraform ignores it")
 	s.RequiredVersion(">= 1.11")
 	s.SetBackend(tf.S3Backend{
 		Bucket: "states", Key: "sample/terraform.tfstate", Region: "us-east-1",

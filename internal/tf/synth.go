@@ -101,6 +101,9 @@ func (s *Stack) Synth() ([]byte, error) {
 	diags := append(Diagnostics(nil), s.diags...)
 	var exprs []exprSite
 	doc := map[string]any{}
+	if s.comment != "" {
+		doc["//"] = s.comment
+	}
 
 	tfBlock := map[string]any{}
 	if s.requiredVersion != "" {

@@ -12,10 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
@@ -99,7 +101,10 @@ type Options struct {
 	Binary string
 	// Mirror is the provider mirror; empty means [FindMirror].
 	Mirror string
-	// Env adds environment variables to every run (such as AWS endpoints).
+	// Emulator, when set, is the URL of an AWS API emulator that every AWS
+	// call of the runs' providers goes to: see [EmulatorEnv].
+	Emulator string
+	// Env adds environment variables to every run; they win over the rest.
 	Env map[string]string
 	// Stdout and Stderr, when set, receive Terraform's output as it runs.
 	Stdout, Stderr interface{ Write([]byte) (int, error) }
@@ -158,7 +163,7 @@ func New(dir string, opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
-	if err := tf.SetEnv(tfexec.CleanEnv(runEnv(os.Environ(), rc, opts.Env))); err != nil {
+	if err := tf.SetEnv(tfexec.CleanEnv(runEnv(os.Environ(), rc, opts.Emulator, opts.Env))); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
 	if opts.Stdout != nil {
@@ -180,15 +185,53 @@ func New(dir string, opts Options) (*Runner, error) {
 // 780 MiB at its peak instead of 640 MiB.
 const GOGC = "400"
 
+// EmulatorEnv is how paydr points a configuration's providers at an AWS API
+// emulator: AWS_ENDPOINT_URL, the AWS SDKs' endpoint for every service,
+// rather than the provider's endpoints block. The block is costly: the
+// provider validates it for seconds of CPU each time one of its processes
+// is configured, and every walk of a plan or apply starts one process per
+// provider configuration. With the block, a plan of the local stack took
+// 26.5 s of CPU; without it, 10.3 s, with the same planned changes.
+//
+// So that nothing reaches AWS instead, nothing of the caller's AWS
+// configuration is read: the variables in [awsIsolated] are dropped and
+// the shared config and credentials files are /dev/null (a profile's
+// services section, for one, would win over AWS_ENDPOINT_URL).
+func EmulatorEnv(emulator string) map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL":            emulator,
+		"AWS_CONFIG_FILE":             os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	}
+}
+
+// awsIsolated are the caller's AWS variables a run against an emulator
+// drops, besides every AWS_ENDPOINT_URL_<SERVICE>.
+var awsIsolated = []string{
+	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CA_BUNDLE",
+}
+
 // runEnv returns the environment of a Terraform run: environ (KEY=VALUE
 // lines) with paydr's CLI configuration rc, the checkpoint call off, no
-// plugin cache, GOGC unless environ sets it, and then extra.
-func runEnv(environ []string, rc string, extra map[string]string) map[string]string {
+// plugin cache, GOGC unless environ sets it, the emulator's [EmulatorEnv]
+// when emulator is set, and then extra.
+func runEnv(environ []string, rc, emulator string, extra map[string]string) map[string]string {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v
 		}
+	}
+	if emulator != "" {
+		for k := range env {
+			if strings.HasPrefix(k, "AWS_ENDPOINT_URL_") || slices.Contains(awsIsolated, k) {
+				delete(env, k)
+			}
+		}
+		maps.Copy(env, EmulatorEnv(emulator))
 	}
 	env["TF_CLI_CONFIG_FILE"] = rc
 	env["CHECKPOINT_DISABLE"] = "1"

@@ -57,8 +57,9 @@ func TestCLIConfigHasNoNetworkInstaller(t *testing.T) {
 func TestRunEnv(t *testing.T) {
 	tests := []struct {
 		name    string
-		environ []string
-		extra   map[string]string
+		environ  []string
+		emulator string
+		extra    map[string]string
 		want    map[string]string // keys that must have these values
 		absent  []string
 	}{
@@ -74,6 +75,23 @@ func TestRunEnv(t *testing.T) {
 			want:    map[string]string{"GOGC": "50"},
 		},
 		{
+			name:     "against an emulator, every AWS call goes there and the caller's AWS configuration is not read",
+			emulator: "http://10.1.0.1:5000",
+			environ: []string{"AWS_PROFILE=prod", "AWS_ENDPOINT_URL=https://other", "AWS_ENDPOINT_URL_DYNAMODB=https://ddb",
+				"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true", "AWS_ACCESS_KEY_ID=AKIA", "AWS_SECRET_ACCESS_KEY=x", "AWS_SESSION_TOKEN=y",
+				"AWS_CONFIG_FILE=/home/u/.aws/config", "AWS_REGION=eu-west-1", "PATH=/bin"},
+			want: map[string]string{"AWS_ENDPOINT_URL": "http://10.1.0.1:5000", "AWS_CONFIG_FILE": os.DevNull,
+				"AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true", "PATH": "/bin", "AWS_REGION": "eu-west-1"},
+			absent: []string{"AWS_PROFILE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+				"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
+		},
+		{
+			name:    "without an emulator, the caller's AWS configuration is kept",
+			environ: []string{"AWS_PROFILE=prod", "AWS_ENDPOINT_URL_DYNAMODB=https://ddb"},
+			want:    map[string]string{"AWS_PROFILE": "prod", "AWS_ENDPOINT_URL_DYNAMODB": "https://ddb"},
+			absent:  []string{"AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"},
+		},
+		{
 			name:  "extra variables win",
 			extra: map[string]string{"AWS_REGION": "us-west-2", "GOGC": "off"},
 			want:  map[string]string{"AWS_REGION": "us-west-2", "GOGC": "off"},
@@ -81,7 +99,7 @@ func TestRunEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := runEnv(tt.environ, "/run/paydr.tfrc", tt.extra)
+			got := runEnv(tt.environ, "/run/paydr.tfrc", tt.emulator, tt.extra)
 			for k, v := range tt.want {
 				if got[k] != v {
 					t.Errorf("%s = %q, want %q", k, got[k], v)
