@@ -56,12 +56,12 @@ func TestCLIConfigHasNoNetworkInstaller(t *testing.T) {
 
 func TestRunEnv(t *testing.T) {
 	tests := []struct {
-		name    string
+		name     string
 		environ  []string
 		emulator string
 		extra    map[string]string
-		want    map[string]string // keys that must have these values
-		absent  []string
+		want     map[string]string // keys that must have these values
+		absent   []string
 	}{
 		{
 			name:    "the user's CLI configuration and plugin cache are replaced",
