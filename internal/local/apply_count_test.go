@@ -9,6 +9,7 @@ import (
 // TestCountManagedInState counts what terraform show's root module lists:
 // managed resource instances, not data sources or module resources.
 func TestCountManagedInState(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "terraform.tfstate")
 	state := `{"version": 4, "resources": [
 	  {"mode": "managed", "type": "aws_vpc", "name": "primary", "instances": [{"attributes": {}}]},

@@ -265,6 +265,7 @@ func (e *dbEnv) startStep(timeout time.Duration) (map[env.Slot]*pg.Server, []str
 }
 
 func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// setup brings the environment into the state up finds.
@@ -338,6 +339,7 @@ func TestStartDatabasesRefusesRolesTheDataCannotHonour(t *testing.T) {
 }
 
 func TestStartDatabasesStartsEachInItsRecordedRole(t *testing.T) {
+	t.Parallel()
 	e := newDBEnv(t)
 	e.failover(false, true)
 	// The first half of paydr dr failback: the old writer rebuilt as a
@@ -389,6 +391,7 @@ func TestStartDatabasesStartsEachInItsRecordedRole(t *testing.T) {
 // TestDecideDatabases covers checkDatabases' judgement on states that are
 // awkward to produce with real servers, and the fresh and consistent ones.
 func TestDecideDatabases(t *testing.T) {
+	t.Parallel()
 	l := env.Layout{Root: "/state"}
 	prev := &env.Manifest{Regions: map[env.Slot]*env.Region{
 		env.SlotPrimary:   {Name: "us-east-1", Database: env.Database{Role: env.RoleStandby}},
@@ -467,6 +470,7 @@ func TestDecideDatabases(t *testing.T) {
 // when a promotion completes, so up must not start the databases in the
 // middle of a DR operation (it would start a fenced writer).
 func TestUpRefusesDuringAnUnfinishedDROperation(t *testing.T) {
+	t.Parallel()
 	state := t.TempDir()
 	if err := checkNoUnfinishedDR(state); err != nil {
 		t.Fatalf("checkNoUnfinishedDR(no journal) = %v, want nil", err)

@@ -116,6 +116,7 @@ func gone(t *testing.T, what string, pid, port int) {
 // a second up adopt it, a moved emulator replace it, paydr status probe it
 // and paydr down stop it.
 func TestFaultProxyStep(t *testing.T) {
+	t.Parallel()
 	ms := mototest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -264,6 +265,7 @@ func TestFaultProxyStep(t *testing.T) {
 // TestFaultProxyStepWithoutFlag: paydr up without --fault-proxy stops the
 // proxy an earlier up left, and points the processors at the emulator.
 func TestFaultProxyStepWithoutFlag(t *testing.T) {
+	t.Parallel()
 	ms := mototest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -3,6 +3,7 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +43,16 @@ const envAsPaydr = local.EnvTestAsPaydr
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsPaydr) == "1" {
 		os.Exit(cli.Main(awsapi.Backends()))
+	}
+	// Every test here is parallel, so that TestLocalEnvironment, whose up
+	// is mostly the provider's waiting, starts at once instead of after
+	// the others (about 40 s of PostgreSQL servers and emulators). With
+	// GOMAXPROCS (2 here) as the limit it might start last.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "16")
 	}
 	os.Exit(m.Run())
 }
@@ -85,6 +96,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // through the proxy), a second up, status and down. TestFaultProxyStep
 // covers the proxy step on its own, and paydr up without the flag.
 func TestLocalEnvironment(t *testing.T) {
+	t.Parallel()
 	requireTools(t)
 	exe, err := os.Executable()
 	if err != nil {

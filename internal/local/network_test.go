@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseNetnsMode(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]NetnsMode{"": NetnsAuto, "auto": NetnsAuto, "on": NetnsOn, "off": NetnsOff} {
 		if got, err := ParseNetnsMode(in); err != nil || got != want {
 			t.Errorf("ParseNetnsMode(%q) = %q, %v; want %q", in, got, err, want)
@@ -33,6 +34,7 @@ func networkRun(t *testing.T, mode NetnsMode, prev *env.Manifest) (*upRun, *stri
 }
 
 func TestSetupNetworkRefusesToChangeAnEnvironmentsMode(t *testing.T) {
+	t.Parallel()
 	withNet := &env.Manifest{Network: &netns.Fabric{Bridge: "pd000000br"}}
 	tests := []struct {
 		name string
@@ -57,6 +59,7 @@ func TestSetupNetworkRefusesToChangeAnEnvironmentsMode(t *testing.T) {
 }
 
 func TestSetupNetworkOffSaysThePartitionFaultIsUnavailable(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		mode NetnsMode
 		prev *env.Manifest
@@ -73,6 +76,7 @@ func TestSetupNetworkOffSaysThePartitionFaultIsUnavailable(t *testing.T) {
 }
 
 func TestSetupNetworkCreatesTheRegionsNamespaces(t *testing.T) {
+	t.Parallel()
 	netnstest.Need(t)
 	u, _ := networkRun(t, NetnsAuto, nil)
 	t.Cleanup(func() {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestUpOptionsRPOBound(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		o       UpOptions

@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 )
 
 // Member is one namespace of a fabric: a region.
@@ -104,6 +105,9 @@ func (f *Fabric) Member(name string) (Member, error) {
 	return Member{}, fmt.Errorf("netns: fabric %s has no member %q", f.Bridge, name)
 }
 
+// probes counts Available's probe namespaces in this process.
+var probes atomic.Int64
+
 // Available reports whether network namespaces can be made here: nil, or
 // an error saying why not (not root, no iproute2, the kernel refuses).
 // It creates and deletes a namespace to find out.
@@ -114,7 +118,9 @@ func Available(ctx context.Context) error {
 	if _, err := ipPath(); err != nil {
 		return err
 	}
-	probe := fmt.Sprintf("paydr-probe-%d", os.Getpid())
+	// A name of its own for each call: probes at once in one process
+	// would otherwise add the same namespace.
+	probe := fmt.Sprintf("paydr-probe-%d-%d", os.Getpid(), probes.Add(1))
 	if _, err := ip(ctx, "netns", "add", probe); err != nil {
 		return fmt.Errorf("netns: cannot create a network namespace: %w", err)
 	}

@@ -233,3 +233,23 @@ func TestBridgeAddress(t *testing.T) {
 		}
 	}
 }
+
+// Available probes with a namespace of its own on every call, so probes at
+// once in one process (two environments coming up in one test binary) do
+// not trip over each other's probe namespace.
+func TestAvailableAtOnce(t *testing.T) {
+	netnstest.Need(t)
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			errs <- netns.Available(ctx)
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("Available() at once = %v, want nil", err)
+		}
+	}
+}
