@@ -23,20 +23,21 @@ import (
 	"paydr/internal/needs"
 )
 
-// The integration tests run against three local environments per test
-// binary (paydr up takes about 2½ minutes, most of it the provider's
-// waiting), so that the drill matrix can run its drills on all three at
-// once: envA, for every test and the matrix's last cases, and envB and envC,
-// for the matrix's other cases. $PAYDR_DR_TEST_STATE_DIR names an environment that
-// already runs, which then serves as both; else the first test that asks for
+// The integration tests run against two local environments per test binary
+// (paydr up takes about 2½ minutes, most of it the provider's waiting), so
+// that the drill matrix can run half its drills on each at once: envA, for
+// every test, and envB, for the matrix's other half. (A third environment
+// did not shorten the package in CI: four ups at once, with
+// internal/local's, slowed every one of them.) $PAYDR_DR_TEST_STATE_DIR
+// names an environment that already runs, which then serves as both; else the first test that asks for
 // an environment builds paydr and brings it up in a temporary state
 // directory, and TestMain takes it down at the end. A run that selects no
 // such test brings nothing up. Without terraform, moto_server or PostgreSQL
 // they skip, unless $CI is set.
 //
 // The tests that use an environment are parallel and take turns on it
-// (testEnv.use): the environments come up at once, and while the matrix's
-// parts run on envB and envC the other tests run on envA.
+// (testEnv.use): both environments come up at once, and while the matrix's
+// half runs on envB the other tests run on envA.
 
 // testEnv is one local environment the tests share.
 type testEnv struct {
@@ -53,8 +54,7 @@ type testEnv struct {
 var (
 	envA = &testEnv{name: "a"}
 	envB = &testEnv{name: "b"}
-	envC = &testEnv{name: "c"}
-	envs = []*testEnv{envA, envB, envC}
+	envs = []*testEnv{envA, envB}
 	// buildOnce builds paydr once for both environments.
 	buildOnce sync.Once
 	buildDir  string
@@ -83,7 +83,7 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	// The environment tests are parallel but take turns on their
 	// environment, so most of them wait at any moment; a parallelism of
-	// GOMAXPROCS (2 here) would leave envB and envC idle behind them.
+	// GOMAXPROCS (2 here) would leave envB idle behind them.
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
