@@ -65,7 +65,7 @@ func requireTools(t *testing.T) {
 	_, err := local.CheckPrerequisites(exe, true, nil)
 	needs.Tool(t, err)
 	if testing.Short() {
-		t.Skip("skipping the local environment test in -short mode: paydr up takes about 3 minutes")
+		t.Skip("skipping the local environment test in -short mode: paydr up takes about 2½ minutes")
 	}
 }
 
