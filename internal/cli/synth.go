@@ -52,7 +52,7 @@ func (f *stackFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.HealthCheckInterval, "health-check-interval", c.HealthCheckInterval, "Route 53 health check interval in seconds (10 or 30)")
 	fs.IntVar(&c.HealthCheckFailureThreshold, "health-check-failure-threshold", c.HealthCheckFailureThreshold, "failed checks before a region is unhealthy")
 	fs.StringVar(&f.target, "target", string(c.Target), "aws, or local (the emulator)")
-	fs.StringVar(&c.Endpoint, "endpoint", "", "emulator URL, for --target local")
+	fs.StringVar(&c.Endpoint, "endpoint", "", "emulator URL, for --target local: the providers reach it through AWS_ENDPOINT_URL, which paydr up sets; the configuration's comment names it")
 	fs.StringVar(&f.processorZip, "processor-zip", "", "use this processor zip instead of building one")
 }
 

@@ -109,7 +109,9 @@ type Config struct {
 	DMSCreateVPCRole bool
 	// Target is where the stack deploys: aws or local.
 	Target Target
-	// Endpoint is the emulator's URL, for the local target.
+	// Endpoint is the emulator's URL, for the local target. The providers
+	// reach it through AWS_ENDPOINT_URL (tfcli.EmulatorEnv), not an endpoints
+	// block; the configuration's root comment names it (LocalComment).
 	Endpoint string
 	// LocalStatePath is the state file of the local target.
 	LocalStatePath string
