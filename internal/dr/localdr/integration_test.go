@@ -29,11 +29,11 @@ import (
 // every test, and envB, for the matrix's other half. (A third environment
 // did not shorten the package in CI: four ups at once, with
 // internal/local's, slowed every one of them.) $PAYDR_DR_TEST_STATE_DIR
-// names an environment that already runs, which then serves as both; else the first test that asks for
-// an environment builds paydr and brings it up in a temporary state
-// directory, and TestMain takes it down at the end. A run that selects no
-// such test brings nothing up. Without terraform, moto_server or PostgreSQL
-// they skip, unless $CI is set.
+// names an environment that already runs, which then serves as both; else
+// the first test that asks for an environment builds paydr and brings it up
+// in a temporary state directory, and TestMain takes it down at the end. A
+// run that selects no such test brings nothing up. Without terraform,
+// moto_server or PostgreSQL they skip, unless $CI is set.
 //
 // The tests that use an environment are parallel and take turns on it
 // (testEnv.use): both environments come up at once, and while the matrix's
