@@ -103,12 +103,11 @@ func buildPaydr(b *testing.B) string {
 // a new state directory (a new emulator, no Terraform state, no processor
 // zip beside the stack: it is copied from the shared bundle cache when an
 // earlier build of the same tree left it there) on a warm Go build cache,
-// then paydr down. It
-// reports the median wall time of up, and of its Terraform apply the
-// median time until the plan was known and until the primary Aurora
-// cluster's creation began (the head of the serial RDS chain of four of
-// the provider's fixed 30 s waits). Each iteration takes about three
-// minutes and needs what paydr up needs (root for the network
+// then paydr down. It reports the median wall time of up, and of its
+// Terraform apply the median time until the plan was known and until the
+// primary Aurora cluster's creation began (the head of the serial RDS chain
+// of four of the provider's fixed 30 s waits). Each iteration takes about
+// 2½ minutes and needs what paydr up needs (root for the network
 // namespaces):
 //
 //	go test -run '^$' -bench UpCold -benchtime 3x -timeout 30m ./cmd/paydr

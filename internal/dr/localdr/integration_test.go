@@ -54,7 +54,6 @@ type testEnv struct {
 var (
 	envA = &testEnv{name: "a"}
 	envB = &testEnv{name: "b"}
-	envs = []*testEnv{envA, envB}
 	// buildOnce builds paydr once for both environments.
 	buildOnce sync.Once
 	buildDir  string
@@ -91,7 +90,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	var downs sync.WaitGroup
-	for _, e := range envs {
+	for _, e := range []*testEnv{envA, envB} {
 		if e.down != nil {
 			downs.Go(e.down)
 		}
