@@ -35,6 +35,9 @@ type appliedRecord struct {
 func (u *upRun) applyStack(ctx context.Context) (string, error) {
 	r, detail, err := u.apply(ctx)
 	u.applied = r
+	if werr := u.joinWarm(); werr != nil {
+		fmt.Fprintf(u.o.Out, "      note: warming the emulator's services before the plan failed (it only saves time): %v\n", werr)
+	}
 	return detail, err
 }
 

@@ -64,11 +64,38 @@ func (u *upRun) startMoto(ctx context.Context) (string, error) {
 		_ = os.Remove(filepath.Join(u.l.MotoDir(), "moto.json"))
 		return err
 	})
-	hook := "EventBridge delivery sped up (jsonpath_ng's parse memoized)"
+	u.warmMoto(ctx, s)
+	hook := "EventBridge delivery sped up (jsonpath_ng's parse memoized); warming its services in the background"
 	if !s.JSONPathMemoized() {
 		hook = "note: the start-up hook did not load (see the log): each EventBridge delivery costs moto ~285 ms of CPU, which slows drills"
 	}
 	return fmt.Sprintf("%s (pid %d), log %s; %s", s.Endpoint(), s.PID(), s.LogPath(), hook), nil
+}
+
+// warmMoto has a just-started emulator build the backends of the
+// services the stack uses (moto.Server.Warm) while terraform init and the
+// providers start, instead of during the plan, where EC2's first request
+// alone held every other for about 2 s. joinWarm collects the outcome.
+func (u *upRun) warmMoto(ctx context.Context, s *moto.Server) {
+	cfg := u.o.localConfig(s.Endpoint())
+	done := make(chan error, 1)
+	u.warmed = done
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		done <- s.Warm(wctx, cfg.PrimaryRegion, cfg.SecondaryRegion)
+	}()
+}
+
+// joinWarm waits for warmMoto's requests, if any are out, and returns
+// their error. Warming only saves time: a failure is reported, not fatal.
+func (u *upRun) joinWarm() error {
+	if u.warmed == nil {
+		return nil
+	}
+	err := <-u.warmed
+	u.warmed = nil
+	return err
 }
 
 // makeTLS makes the local CA (once per state directory) and a server

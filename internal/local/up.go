@@ -195,6 +195,7 @@ type upRun struct {
 	applied *ApplyReport // nil when apply was skipped
 	dbs     map[env.Slot]*pg.Server
 	tls     certs.Files // the local CA and the databases' certificate
+	warmed  chan error  // warmMoto's outcome; nil once joined, or when not warming
 }
 
 // upStep is one step of Up: an entry of its table (upRun.plan).
@@ -305,6 +306,7 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		if err == nil {
 			return
 		}
+		_ = u.joinWarm()
 		u.undo(ctx)
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())

@@ -46,8 +46,9 @@ const DefaultWait = 30 * time.Second
 // GET, HEAD or DELETE) over the empty payload, as it was signed, where
 // moto 5.2 uses the parameters it parsed and refuses every such request.
 // It lets an Allow statement that names resources match the requests moto
-// authorizes against "*" (HookActionLevelIAM). It runs the interpreter's
-// own sitecustomize, if any, after itself.
+// authorizes against "*" (HookActionLevelIAM). It computes moto's list of
+// its service modules once instead of on every request (HookModuleList).
+// It runs the interpreter's own sitecustomize, if any, after itself.
 //
 //go:embed pyhooks/sitecustomize.py
 var siteCustomize []byte
@@ -66,6 +67,11 @@ const HookSignatures = "paydr-moto-hook: SigV4 of requests without a body checke
 // out which resource they name). Without it no policy that names its
 // resources allows anything there once IAM is enforced.
 const HookActionLevelIAM = "paydr-moto-hook: Allow statements naming resources match requests authorized against"
+
+// HookModuleList is the line the hook prints to moto's log once the list
+// of moto's service modules, which moto 5.2 walks its package directory
+// for on every request it routes, is computed once.
+const HookModuleList = "paydr-moto-hook: moto's module list memoized"
 
 // pidFileName is the pid file Start writes and Open reads, in StateDir.
 const pidFileName = "moto.json"

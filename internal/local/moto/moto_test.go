@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,5 +191,37 @@ func TestStartErrors(t *testing.T) {
 				t.Errorf("Start() error = %q, want prefix \"moto: \" and %q", err, tt.wantContains)
 			}
 		})
+	}
+}
+
+// TestWarm warms a real moto: every call of the table must be one moto
+// answers (a call it did not route would warm nothing), and warming
+// creates nothing.
+func TestWarm(t *testing.T) {
+	srv := mototest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Warm(ctx, "us-east-1", "us-west-2"); err != nil {
+		t.Fatalf("Warm() error = %v", err)
+	}
+	t.Logf("warmed in %s", time.Since(start))
+	// Every call was routed (Warm checks each is answered 200) through the
+	// start-up hook's memoized module list.
+	b, err := os.ReadFile(srv.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), moto.HookModuleList); n != 1 {
+		t.Errorf("moto's log has %q %d times, want once:\n%s", moto.HookModuleList, n, b)
+	}
+	for _, region := range []string{"us-east-1", "us-west-2"} {
+		out, err := dynamodb.NewFromConfig(awsConfig(srv.Endpoint(), region)).ListTables(ctx, &dynamodb.ListTablesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.TableNames) != 0 {
+			t.Errorf("tables in %s after Warm = %v, want none", region, out.TableNames)
+		}
 	}
 }
