@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -386,6 +387,19 @@ func cfgFor(region string) aws.Config {
 	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider(adminKeys[0], adminKeys[1], "")}
 }
 
+// TestMain stops the emulator the package's tests share: setUp resets it
+// for each test (mototest.Shared), which is why no test here is parallel.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := mototest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // setUp deploys, in moto, what the stack would: the topology parameter in
 // both regions, both functions, health checks, and the sessions table; RDS
 // is the fake, and both sit behind a fault proxy that every backend client
@@ -393,7 +407,7 @@ func cfgFor(region string) aws.Config {
 // name resolves as Route 53's data plane would (lookupCNAME).
 func setUp(t *testing.T) *world {
 	t.Helper()
-	srv := mototest.Start(t)
+	srv := mototest.Shared(t) // reset: each test gets an empty emulator
 	ep := srv.Endpoint()
 	ctx := context.Background()
 	w := &world{moto: ep, rds: &fakeRDS{moto: ep, writer: primaryARN}, lambdas: map[string]*lambda.Client{}, api: map[string]*fakeAPI{}}

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,68 @@ func Start(t testing.TB) *moto.Server {
 		}
 	})
 	return srv
+}
+
+// shared is the server Shared hands out: one per test binary.
+var shared struct {
+	mu  sync.Mutex
+	srv *moto.Server
+	dir string
+	err error
+}
+
+// Shared returns the one moto_server this test binary's tests share,
+// started on first use, with its state reset: IAM enforcement off, then
+// every emulated resource gone (/moto-api/reset). A reset takes
+// milliseconds where a start costs some 2 s of CPU, and the services'
+// code stays loaded. The tests that use it must not run in parallel with
+// each other, and the binary's TestMain must call StopShared after m.Run.
+func Shared(t testing.TB) *moto.Server {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.srv == nil && shared.err == nil {
+		shared.dir, shared.err = os.MkdirTemp("", "paydr-mototest-")
+		if shared.err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			shared.srv, shared.err = moto.Start(ctx, moto.Options{StateDir: shared.dir})
+			cancel()
+		}
+	}
+	if shared.err != nil {
+		if errors.Is(shared.err, moto.ErrNotInstalled) {
+			needs.Tool(t, fmt.Errorf("mototest: %w", shared.err))
+		}
+		t.Fatalf("mototest: shared: %v", shared.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := shared.srv.EnforceIAM(ctx, false); err != nil {
+		t.Fatalf("mototest: shared: %v", err)
+	}
+	if err := shared.srv.Reset(ctx); err != nil {
+		t.Fatalf("mototest: shared: %v", err)
+	}
+	return shared.srv
+}
+
+// StopShared stops the server Shared started, if any, and removes its
+// directory. Call it from TestMain after m.Run.
+func StopShared() error {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	var err error
+	if shared.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = shared.srv.Stop(ctx)
+		cancel()
+		shared.srv = nil
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+		shared.dir = ""
+	}
+	return err
 }
 
 // EnforceIAM sets how many requests the moto at endpoint still takes
