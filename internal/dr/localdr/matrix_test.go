@@ -33,8 +33,8 @@ const switchoverMaxRTO = 15 * time.Second
 
 // matrixSplit is how many of the matrix's cases, from the first, run on
 // envB; the rest run on envA, beside its other tests. In CI a drill and the
-// restore after it took about 34 s, envA's other tests about 100 s: with six
-// cases on envB, both environments finished about 205 s after they came up.
+// restore after it take 20-30 s: with six cases on envB, both environments
+// finished about 150 s after they came up, within 6 s of each other.
 const matrixSplit = 6
 
 // TestDrillMatrix runs the drill matrix the README's table comes from: every
