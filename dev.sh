@@ -119,28 +119,26 @@ case "${1:-}" in
     say "go vet ./..."
     go vet ./...
     say "go test ./... (unit, PostgreSQL, emulator, terraform, local environment)"
-    # The two packages that bring an environment up are the suite's long
-    # pole, and most of their time is waiting: on the provider's fixed
-    # waits, on drill clocks. When they do want the CPU (a plan, a drill's
-    # failover) the rest of the suite, CPU-bound, would hold them up. So
-    # each runs at its own priority, and what it starts inherits it:
-    # internal/dr/localdr, the longest (two environments, the drills), at
-    # the normal one; internal/local (one environment) at nice 3; the rest
-    # at nice 10, filling the cores the others leave idle. Packages start
-    # in the order given, the longest first.
+    # The packages that bring an environment up (internal/dr/localdr,
+    # internal/local) are the suite's long pole, and most of their time is
+    # waiting: on the provider's fixed waits, on drill clocks. When they do
+    # want the CPU (a plan, a drill's failover) the rest of the suite,
+    # CPU-bound, would hold them up. So the rest runs beside them at a
+    # lower priority (nice 10; what a process starts inherits it) and fills
+    # the cores they leave idle. internal/dr/awsdr stays at the normal
+    # priority with them: its backends give each emulator call 500 ms, by
+    # design (a lost region must fail fast), which a starved emulator
+    # missed. Packages start in the order given, the longest first.
     rest=()
     while IFS= read -r p; do
       case "$p" in paydr/internal/dr/localdr|paydr/internal/local|paydr/internal/dr/awsdr) ;; *) rest+=("$p") ;; esac
     done < <(go list ./...)
-    go test -count=1 -timeout 80m "$@" ./internal/dr/localdr &
-    drpid=$!
-    nice -n 3 go test -count=1 -timeout 80m "$@" ./internal/local &
-    localpid=$!
-    trap 'kill "$drpid" "$localpid" 2>/dev/null || true' EXIT
+    go test -p 3 -count=1 -timeout 80m "$@" ./internal/dr/localdr ./internal/local ./internal/dr/awsdr &
+    envpid=$!
+    trap 'kill "$envpid" 2>/dev/null || true' EXIT
     rc=0
-    nice -n 10 go test -p "$(( $(nproc) * 2 ))" -count=1 -timeout 80m "$@" ./internal/dr/awsdr "${rest[@]}" || rc=$?
-    wait "$drpid" || rc=$?
-    wait "$localpid" || rc=$?
+    nice -n 10 go test -p "$(( $(nproc) * 2 ))" -count=1 -timeout 80m "$@" "${rest[@]}" || rc=$?
+    wait "$envpid" || rc=$?
     trap - EXIT
     if [ "$rc" -ne 0 ]; then
       say "FAIL: go test exited $rc (see the FAIL lines above)"

@@ -306,8 +306,8 @@ func Up(ctx context.Context, opts UpOptions) (rep *UpReport, err error) {
 		if err == nil {
 			return
 		}
-		_ = u.joinWarm()
 		u.undo(ctx)
+		_ = u.joinWarm() // after undo: a stopped emulator ends it at once
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
