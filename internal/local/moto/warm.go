@@ -90,12 +90,12 @@ func (s *Server) Warm(ctx context.Context, regions ...string) error {
 var errUnreachable = errors.New("unreachable")
 
 func (s *Server) warmOne(ctx context.Context, client *http.Client, c warmCall, region string) error {
-	method, path, body := http.MethodPost, "/", ""
+	method, path, body, contentType := http.MethodPost, "/", "", ""
 	switch {
 	case c.form != "":
-		body = c.form
+		body, contentType = c.form, "application/x-www-form-urlencoded; charset=utf-8"
 	case c.target != "":
-		body = "{}"
+		body, contentType = "{}", "application/x-amz-json-1.1"
 	default:
 		method, path = http.MethodGet, c.path
 	}
@@ -109,11 +109,10 @@ func (s *Server) warmOne(ctx context.Context, client *http.Client, c warmCall, r
 	}
 	req.Header.Set("Authorization", fmt.Sprintf("AWS4-HMAC-SHA256 Credential=test/%s/%s/%s/aws4_request, SignedHeaders=host, Signature=0",
 		time.Now().UTC().Format("20060102"), region, c.service))
-	switch {
-	case c.form != "":
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	case c.target != "":
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.target != "" {
 		req.Header.Set("X-Amz-Target", c.target)
 	}
 	resp, err := client.Do(req)

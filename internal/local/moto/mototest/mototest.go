@@ -33,10 +33,7 @@ func Start(t testing.TB) *moto.Server {
 	defer cancel()
 	srv, err := moto.Start(ctx, moto.Options{StateDir: t.TempDir()})
 	if err != nil {
-		if errors.Is(err, moto.ErrNotInstalled) {
-			needs.Tool(t, fmt.Errorf("mototest: %w", err))
-		}
-		t.Fatalf("mototest: %v", err)
+		startFailed(t, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -46,6 +43,16 @@ func Start(t testing.TB) *moto.Server {
 		}
 	})
 	return srv
+}
+
+// startFailed ends t for a server that did not start: skipped (failed in
+// CI) when moto_server is not installed, failed otherwise.
+func startFailed(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, moto.ErrNotInstalled) {
+		needs.Tool(t, fmt.Errorf("mototest: %w", err))
+	}
+	t.Fatalf("mototest: %v", err)
 }
 
 // shared is the server Shared hands out: one per test binary.
@@ -75,10 +82,7 @@ func Shared(t testing.TB) *moto.Server {
 		}
 	}
 	if shared.err != nil {
-		if errors.Is(shared.err, moto.ErrNotInstalled) {
-			needs.Tool(t, fmt.Errorf("mototest: %w", shared.err))
-		}
-		t.Fatalf("mototest: shared: %v", shared.err)
+		startFailed(t, shared.err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
