@@ -530,3 +530,48 @@ func TestStartStandbyRefusesADivergedFormerPrimary(t *testing.T) {
 		t.Errorf("StartStandby(diverged) ran postgres (running %v, log %d -> %d bytes); want it refused before", primary.Running(), size, logSize(t, primary))
 	}
 }
+
+// TestStartPicksAgain: a server that picks its own port picks another when
+// the one it picked is taken before postgres binds it, and gives up, naming
+// the port, after PickTries taken ones.
+func TestStartPicksAgain(t *testing.T) {
+	if _, err := pg.FindBinDir(""); err != nil {
+		needs.Tool(t, err)
+	}
+	ctx := testContext(t)
+	var picked []int
+	taken := 0
+	pick := func() (int, error) {
+		port, err := daemon.FreePort()
+		if err != nil {
+			return 0, err
+		}
+		picked = append(picked, port)
+		if len(picked) <= taken {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				return 0, err
+			}
+			t.Cleanup(func() { l.Close() })
+		}
+		return port, nil
+	}
+	pg.SetFreePort(t, pick)
+
+	taken = 2
+	srv, err := pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(pgtest.TempDir(t), "primary")})
+	if err != nil {
+		t.Fatalf("StartPrimary() with the first two picks taken: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+	if len(picked) != 3 || srv.Port() != picked[2] {
+		t.Errorf("StartPrimary() picked %v and listens on %d, want three picks and the last", picked, srv.Port())
+	}
+
+	picked, taken = nil, pg.PickTries
+	_, err = pg.StartPrimary(ctx, pg.Options{DataDir: filepath.Join(pgtest.TempDir(t), "primary")})
+	var inUse *pg.PortInUseError
+	if !errors.As(err, &inUse) || len(picked) != pg.PickTries || inUse.Port != picked[len(picked)-1] {
+		t.Fatalf("StartPrimary() with every pick taken = %v after picks %v; want a PortInUseError naming the last of %d", err, picked, pg.PickTries)
+	}
+}

@@ -324,11 +324,32 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 	if port == 0 {
 		port, _ = strconv.Atoi(conf["port"])
 	}
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
+	if port != 0 {
+		return s.startOn(ctx, bin, conf, port)
+	}
+	// A port picked here can still be taken before postgres binds it (by
+	// another server picking at the same moment): pick again.
+	for tries := 1; ; tries++ {
+		if port, err = freePort(); err != nil {
+			return err
+		}
+		err = s.startOn(ctx, bin, conf, port)
+		if inUse := (*PortInUseError)(nil); tries == pickTries || !errors.As(err, &inUse) {
 			return err
 		}
 	}
+}
+
+// pickTries is how many free ports start tries when it picks the port.
+const pickTries = 3
+
+// freePort picks the port when neither the caller nor the data directory
+// names one; tests replace it.
+var freePort = FreePort
+
+// startOn starts postgres on port with conf, the data directory's
+// configuration, and waits until it accepts connections.
+func (s *Server) startOn(ctx context.Context, bin string, conf map[string]string, port int) error {
 	if err := s.checkPortFree(port); err != nil {
 		return err
 	}
@@ -382,11 +403,11 @@ func (s *Server) start(ctx context.Context, port int, standby bool) error {
 
 	if err := s.waitReady(ctx, child.Done()); err != nil {
 		tail := daemon.LogTail(s.LogPath(), logStart, 30)
-		if regexp.MustCompile(`could not bind|Address already in use`).MatchString(tail) {
-			return &PortInUseError{Port: port, Err: err}
-		}
 		if !child.Reaped() {
 			_ = s.killTree(child.PID)
+		}
+		if regexp.MustCompile(`could not bind|Address already in use`).MatchString(tail) {
+			return &PortInUseError{Port: port, Err: err}
 		}
 		return fmt.Errorf("wait for server on port %d: %w; log %s ends:\n%s", port, err, s.LogPath(), tail)
 	}
