@@ -79,7 +79,8 @@ const (
 	portRangeFile                          = "/proc/sys/net/ipv4/ip_local_port_range"
 )
 
-var ephemeral = sync.OnceValues(func() (int, int) {
+// ephemeralRange returns the kernel's ephemeral port range, read once.
+var ephemeralRange = sync.OnceValues(func() (lo, hi int) {
 	b, err := os.ReadFile(portRangeFile)
 	if err != nil {
 		return defaultEphemeralLo, defaultEphemeralHi
@@ -90,9 +91,6 @@ var ephemeral = sync.OnceValues(func() (int, int) {
 	}
 	return lo, hi
 })
-
-// ephemeralRange returns the kernel's ephemeral port range.
-func ephemeralRange() (lo, hi int) { return ephemeral() }
 
 // parsePortRange parses ip_local_port_range: two port numbers, low first.
 func parsePortRange(s string) (lo, hi int, ok bool) {
