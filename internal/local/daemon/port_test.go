@@ -5,6 +5,19 @@ import (
 	"testing"
 )
 
+func TestFreePort(t *testing.T) {
+	p, err := FreePort()
+	if err != nil || p <= 0 {
+		t.Fatalf("FreePort() = %d, %v", p, err)
+	}
+	if lo, hi := ephemeralRange(); p >= lo && p <= hi {
+		t.Errorf("FreePort() = %d, in the ephemeral range %d-%d outgoing connections take source ports from", p, lo, hi)
+	}
+	if !PortFree(p) {
+		t.Errorf("FreePort() = %d, which can't be listened on", p)
+	}
+}
+
 func TestParsePortRange(t *testing.T) {
 	for _, tc := range []struct {
 		in     string
