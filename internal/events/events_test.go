@@ -18,6 +18,7 @@ import (
 	"paydr/internal/events"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/payment"
+	"paydr/internal/sdkhttp"
 )
 
 var pay = payment.Payment{
@@ -91,7 +92,8 @@ func TestPublishThroughMoto(t *testing.T) {
 	srv := mototest.Start(t)
 	ctx := context.Background()
 	client := eventbridge.New(eventbridge.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(srv.Endpoint()),
+		APIOptions: sdkhttp.APIOptions(),
+		Region:     "us-east-1", BaseEndpoint: aws.String(srv.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 	})
 	bus := "paydr-us-east-1"

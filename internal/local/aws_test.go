@@ -27,6 +27,7 @@ import (
 
 	"paydr/internal/dr/awsdr"
 	"paydr/internal/local/env"
+	"paydr/internal/sdkhttp"
 )
 
 // The checks of the applied stack through the AWS APIs on the emulator,
@@ -37,6 +38,7 @@ import (
 func awsConfig(m *env.Manifest, region string) aws.Config {
 	c := m.OperatorCredentials()
 	return aws.Config{
+		APIOptions:   sdkhttp.APIOptions(),
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
 		BaseEndpoint: aws.String(m.Moto.Endpoint),

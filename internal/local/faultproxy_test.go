@@ -23,6 +23,7 @@ import (
 	"paydr/internal/local/env"
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 )
 
 // EnvTestAsPaydr, set to 1, makes this package's test binary act as the
@@ -84,7 +85,7 @@ func proxyManifest(dir, endpoint string) *env.Manifest {
 func listTables(endpoint, region string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c := dynamodb.NewFromConfig(aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	c := dynamodb.NewFromConfig(aws.Config{APIOptions: sdkhttp.APIOptions(), Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(endpoint), RetryMaxAttempts: 1})
 	_, err := c.ListTables(ctx, &dynamodb.ListTablesInput{})
 	return err

@@ -22,13 +22,14 @@ import (
 	"paydr/internal/dr/localdr"
 	"paydr/internal/local/env"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 	"paydr/internal/sessions"
 )
 
 // configAs returns an SDK configuration for region on the emulator with
 // credentials c.
 func configAs(m *env.Manifest, region string, c env.Credentials) aws.Config {
-	return aws.Config{Region: region, BaseEndpoint: aws.String(m.Moto.Endpoint),
+	return aws.Config{APIOptions: sdkhttp.APIOptions(), Region: region, BaseEndpoint: aws.String(m.Moto.Endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)}
 }
 

@@ -21,6 +21,7 @@ import (
 	"paydr/internal/events"
 	"paydr/internal/ledger"
 	"paydr/internal/payment"
+	"paydr/internal/sdkhttp"
 	"paydr/internal/sessions"
 )
 
@@ -135,6 +136,7 @@ func awsConfig(_ context.Context, cfg Config) (aws.Config, error) {
 	return aws.Config{
 		Region:      cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")),
+		APIOptions:  sdkhttp.APIOptions(),
 	}, nil
 }
 

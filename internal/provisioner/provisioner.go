@@ -28,6 +28,7 @@ import (
 
 	"paydr/internal/ledger"
 	"paydr/internal/processor/environ"
+	"paydr/internal/sdkhttp"
 )
 
 // Config is the provisioning function's configuration, from the
@@ -101,7 +102,7 @@ func New(cfg Config) (*Handler, error) {
 	if id == "" || secret == "" {
 		return nil, fmt.Errorf("provisioner: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them)")
 	}
-	awsCfg := aws.Config{Region: cfg.Region, Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))}
+	awsCfg := aws.Config{Region: cfg.Region, Credentials: credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")), APIOptions: sdkhttp.APIOptions()}
 	sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
 		if cfg.AWSEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.AWSEndpoint)

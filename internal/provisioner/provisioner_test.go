@@ -19,6 +19,7 @@ import (
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/processor/environ"
 	"paydr/internal/provisioner"
+	"paydr/internal/sdkhttp"
 )
 
 const appPassword = "provisioner-test-app-password-0123456789"
@@ -36,7 +37,7 @@ func TestProvisionerAgainstPostgresAndSecrets(t *testing.T) {
 	if err := srv.CreateDatabase(ctx, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	sm := secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.Endpoint()),
+	sm := secretsmanager.New(secretsmanager.Options{APIOptions: sdkhttp.APIOptions(), Region: "us-east-1", BaseEndpoint: aws.String(m.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
 	arn := func(name string, v map[string]string) string {
 		b, _ := json.Marshal(v)

@@ -14,6 +14,7 @@ import (
 
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/payment/paymenttest"
+	"paydr/internal/sdkhttp"
 	"paydr/internal/sessions"
 )
 
@@ -23,6 +24,7 @@ func newTable(t *testing.T) (*dynamodb.Client, string) {
 	t.Helper()
 	srv := mototest.Start(t)
 	client := dynamodb.New(dynamodb.Options{
+		APIOptions:   sdkhttp.APIOptions(),
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(srv.Endpoint()),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),

@@ -24,6 +24,7 @@ import (
 	"paydr/internal/events"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/payment"
+	"paydr/internal/sdkhttp"
 	"paydr/internal/sessions"
 )
 
@@ -60,7 +61,7 @@ func enforcedPolicy(t testing.TB, doc map[string]any, without ...string) string 
 }
 
 func staticConfig(endpoint, id, secret, token string) aws.Config {
-	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+	return aws.Config{APIOptions: sdkhttp.APIOptions(), Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, token)}
 }
 

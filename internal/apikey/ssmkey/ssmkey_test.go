@@ -13,6 +13,7 @@ import (
 	"paydr/internal/apikey"
 	"paydr/internal/apikey/ssmkey"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 )
 
 // A test value, not a secret.
@@ -44,7 +45,7 @@ func TestReadFromSSM(t *testing.T) {
 	srv := mototest.Start(t)
 	ctx := context.Background()
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	cfg := aws.Config{Region: "us-west-2", Credentials: creds, BaseEndpoint: aws.String(srv.Endpoint())}
+	cfg := aws.Config{APIOptions: sdkhttp.APIOptions(), Region: "us-west-2", Credentials: creds, BaseEndpoint: aws.String(srv.Endpoint())}
 	params := ssm.NewFromConfig(cfg)
 	put := func(name string, typ types.ParameterType, value string) {
 		t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	"paydr/internal/apikey"
 	"paydr/internal/apikey/ssmkey"
+	"paydr/internal/sdkhttp"
 )
 
 // Options say where to act.
@@ -50,7 +51,7 @@ func Connect(ctx context.Context, o Options) (*Backend, *DynamoLock, error) {
 	if err := o.Validate(); err != nil {
 		return nil, nil, err
 	}
-	load := []func(*config.LoadOptions) error{config.WithRegion(o.Region)}
+	load := []func(*config.LoadOptions) error{config.WithRegion(o.Region), config.WithAPIOptions(sdkhttp.APIOptions())}
 	if o.Endpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		// An emulator takes any credentials until it enforces IAM; then
 		// the environment's (an assumed role's) are the ones to use.

@@ -38,6 +38,7 @@ import (
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/processor/api"
+	"paydr/internal/sdkhttp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -384,7 +385,7 @@ type world struct {
 var adminKeys = [2]string{"test", "test"}
 
 func cfgFor(region string) aws.Config {
-	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider(adminKeys[0], adminKeys[1], "")}
+	return aws.Config{APIOptions: sdkhttp.APIOptions(), Region: region, Credentials: credentials.NewStaticCredentialsProvider(adminKeys[0], adminKeys[1], "")}
 }
 
 // TestMain stops the emulator the package's tests share: setUp resets it

@@ -11,6 +11,7 @@ import (
 	"paydr/internal/apikey"
 	"paydr/internal/apikey/ssmkey"
 	"paydr/internal/local/env"
+	"paydr/internal/sdkhttp"
 )
 
 // APIKey returns the payments API key of the local environment m: the
@@ -25,6 +26,7 @@ func APIKey(ctx context.Context, m *env.Manifest, region string) (string, error)
 		Region:       region,
 		BaseEndpoint: aws.String(m.Moto.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
+		APIOptions:   sdkhttp.APIOptions(),
 	})
 	key, err := ssmkey.Read(ctx, params, apikey.ParameterName(m.Suffix))
 	if err != nil {

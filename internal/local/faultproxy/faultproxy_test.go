@@ -28,6 +28,7 @@ import (
 
 	"paydr/internal/local/faultproxy"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 )
 
 func TestScope(t *testing.T) {
@@ -139,7 +140,7 @@ func start(t *testing.T, upstream string) *env {
 }
 
 func (e *env) cfg(region string, attempts int) aws.Config {
-	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	return aws.Config{APIOptions: sdkhttp.APIOptions(), Region: region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(e.url), RetryMaxAttempts: attempts}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"paydr/internal/local/env"
+	"paydr/internal/sdkhttp"
 )
 
 // OperatorUser is the name of the operator user made in the emulator.
@@ -149,7 +150,7 @@ func callerIdentity(ctx context.Context, endpoint string, c env.Credentials) (st
 // motoConfig is an SDK configuration for the emulator at endpoint with
 // credentials c.
 func motoConfig(endpoint string, c env.Credentials) aws.Config {
-	return aws.Config{Region: iamRegion, BaseEndpoint: aws.String(endpoint),
+	return aws.Config{Region: iamRegion, BaseEndpoint: aws.String(endpoint), APIOptions: sdkhttp.APIOptions(),
 		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)}
 }
 

@@ -13,6 +13,7 @@ import (
 	"paydr/internal/local/env"
 	"paydr/internal/local/identity"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 )
 
 // TestMakeAgainstTheEmulator makes the identities against a real moto:
@@ -24,7 +25,7 @@ func TestMakeAgainstTheEmulator(t *testing.T) {
 	srv := mototest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin := iam.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.Endpoint()),
+	admin := iam.NewFromConfig(aws.Config{APIOptions: sdkhttp.APIOptions(), Region: "us-east-1", BaseEndpoint: aws.String(srv.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
 	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 	arn := map[string]string{}

@@ -13,10 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 )
 
 func configFor(endpoint, id, secret, token string) aws.Config {
-	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+	return aws.Config{APIOptions: sdkhttp.APIOptions(), Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, token)}
 }
 

@@ -20,12 +20,14 @@ import (
 
 	"paydr/internal/local/moto"
 	"paydr/internal/local/moto/mototest"
+	"paydr/internal/sdkhttp"
 
 	"paydr/internal/needs"
 )
 
 func awsConfig(endpoint, region string) aws.Config {
 	return aws.Config{
+		APIOptions:   sdkhttp.APIOptions(),
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(endpoint),

@@ -24,6 +24,7 @@ import (
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/local/pg/pgtest"
 	"paydr/internal/processor"
+	"paydr/internal/sdkhttp"
 )
 
 // APIKey is the payments API key Env writes: requests to a processor
@@ -73,7 +74,7 @@ func Env(t testing.TB) map[string]string {
 		t.Fatal(err)
 	}
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds, APIOptions: sdkhttp.APIOptions()})
 	_, err = ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: aws.String("paydr-sessions"),
 		AttributeDefinitions: []types.AttributeDefinition{
@@ -89,11 +90,11 @@ func Env(t testing.TB) map[string]string {
 	if err != nil {
 		t.Fatalf("CreateTable error = %v", err)
 	}
-	eb := eventbridge.New(eventbridge.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	eb := eventbridge.New(eventbridge.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds, APIOptions: sdkhttp.APIOptions()})
 	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("paydr")}); err != nil {
 		t.Fatalf("CreateEventBus error = %v", err)
 	}
-	params := ssm.New(ssm.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds})
+	params := ssm.New(ssm.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.Endpoint()), Credentials: creds, APIOptions: sdkhttp.APIOptions()})
 	if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(apikey.ParameterName(Suffix)), Type: ssmtypes.ParameterTypeSecureString,
 		Value: aws.String(APIKey)}); err != nil {
 		t.Fatalf("PutParameter error = %v", err)

@@ -14,6 +14,7 @@ import (
 	"paydr/internal/local/moto"
 	"paydr/internal/local/moto/mototest"
 	"paydr/internal/needs"
+	"paydr/internal/sdkhttp"
 )
 
 // TestChildStart is run by TestMissingBinary in a child process.
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 func TestSharedResets(t *testing.T) {
 	ctx := context.Background()
 	tables := func(srv *moto.Server) *dynamodb.Client {
-		return dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		return dynamodb.NewFromConfig(aws.Config{APIOptions: sdkhttp.APIOptions(), Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 			BaseEndpoint: aws.String(srv.Endpoint())})
 	}
 	first := mototest.Shared(t)
