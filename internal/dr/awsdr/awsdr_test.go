@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/google/go-cmp/cmp"
@@ -302,6 +303,43 @@ func TestResumeDuringPendingDoesNotCallAgain(t *testing.T) {
 	if !strings.Contains(s.Result, "(pending) was already under way (not called again)") {
 		t.Errorf("resumed promote result = %q, want it to have found the pending failover", s.Result)
 	}
+}
+
+// TestDynamoLockWriteAnsweredTwice: the lock's conditional write reaches
+// DynamoDB twice, the first answer lost (an SDK retry after a dropped
+// response does exactly this). The second sees the first's item: that is
+// this operator's own lock, held, not someone else's.
+func TestDynamoLockWriteAnsweredTwice(t *testing.T) {
+	w := setUp(t)
+	_, lock := connect(t, w)
+	ctx := context.Background()
+	twice := *lock
+	twice.API = putTwice{lock.API}
+	unlock, err := twice.Lock(ctx, dr.LockInfo{Owner: "alice", Host: "h1", PID: 1, Op: "failover", Time: time.Now()})
+	if err != nil {
+		t.Fatalf("Lock() whose write was carried out twice = %v, want the lock (the item is its own)", err)
+	}
+	_, err = lock.Lock(ctx, dr.LockInfo{Owner: "bob", Host: "h2", PID: 2, Op: "switchover"})
+	var le *dr.LockedError
+	if !errors.As(err, &le) || le.Holder.Owner != "alice" {
+		t.Fatalf("bob's Lock() = %v, want held by alice", err)
+	}
+	if err := unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Lock(ctx, dr.LockInfo{Owner: "bob", Host: "h2", PID: 2}); err != nil {
+		t.Errorf("bob's Lock() after alice's unlock = %v, want the lock", err)
+	}
+}
+
+// putTwice sends each PutItem twice and answers the second's result.
+type putTwice struct{ LockAPI }
+
+func (p putTwice) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if _, err := p.LockAPI.PutItem(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return p.LockAPI.PutItem(ctx, in, opts...)
 }
 
 func TestDynamoLockContention(t *testing.T) {

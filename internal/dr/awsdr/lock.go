@@ -36,7 +36,9 @@ const (
 // region that will hold the writer — for a failover the surviving one,
 // where every competing operator must also act. The item expires (TTL, and
 // the condition ignores an expired lock) so a crashed operator does not
-// block the next one for longer than TTL.
+// block the next one for longer than TTL. A write that reached DynamoDB
+// twice, its first answer lost (the SDK retries a dropped response), finds
+// its own item, by its token: that is the lock, held, not a rival's.
 type DynamoLock struct {
 	API    LockAPI
 	Table  string
@@ -75,10 +77,28 @@ func (l DynamoLock) Lock(ctx context.Context, info dr.LockInfo) (func(context.Co
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":now": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}},
 	})
+	unlock := func(ctx context.Context) error {
+		_, err := l.API.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: aws.String(l.Table), Key: key,
+			ConditionExpression:       aws.String("#t = :token"),
+			ExpressionAttributeNames:  map[string]string{"#t": "token"},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":token": &ddbtypes.AttributeValueMemberS{Value: token}},
+		})
+		var gone *ddbtypes.ConditionalCheckFailedException // released, or expired and taken
+		if err != nil && !errors.As(err, &gone) {
+			return fmt.Errorf("awsdr: unlock: delete item in %s (%s): %w", l.Table, l.Region, err)
+		}
+		return nil
+	}
 	var ccf *ddbtypes.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		holder := dr.LockInfo{Owner: "unknown"}
 		if out, gerr := l.API.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(l.Table), Key: key, ConsistentRead: aws.Bool(true)}); gerr == nil {
+			// The write reached DynamoDB twice, its first answer lost
+			// (the SDK retries a dropped response): the item is ours.
+			if str(out.Item["token"]) == token {
+				return unlock, nil
+			}
 			holder.Owner, holder.Host, holder.Op = str(out.Item["owner"]), str(out.Item["host"]), str(out.Item["op"])
 			holder.PID, _ = strconv.Atoi(num(out.Item["pid"]))
 			holder.Time, _ = time.Parse(time.RFC3339, str(out.Item["since"]))
@@ -88,18 +108,7 @@ func (l DynamoLock) Lock(ctx context.Context, info dr.LockInfo) (func(context.Co
 	if err != nil {
 		return nil, fmt.Errorf("awsdr: lock: put item in %s (%s): %w", l.Table, l.Region, err)
 	}
-	return func(ctx context.Context) error {
-		_, err := l.API.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName: aws.String(l.Table), Key: key,
-			ConditionExpression:       aws.String("#t = :token"),
-			ExpressionAttributeNames:  map[string]string{"#t": "token"},
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":token": &ddbtypes.AttributeValueMemberS{Value: token}},
-		})
-		if err != nil && !errors.As(err, &ccf) {
-			return fmt.Errorf("awsdr: unlock: delete item in %s (%s): %w", l.Table, l.Region, err)
-		}
-		return nil
-	}, nil
+	return unlock, nil
 }
 
 func str(v ddbtypes.AttributeValue) string {
