@@ -258,6 +258,46 @@ func TestFailoverUsesFailoverAPIWithDataLoss(t *testing.T) {
 	}
 }
 
+// TestRoleChangeWhoseAnswerIsLost: RDS carries out the switchover or
+// failover, and its answer is lost; the SDK sends the call again and RDS
+// refuses it, an operation being under way. That operation is the one the
+// step started: promote waits for it, and the operation completes in the
+// one run.
+func TestRoleChangeWhoseAnswerIsLost(t *testing.T) {
+	for _, op := range []dr.Operation{dr.Switchover, dr.Failover} {
+		t.Run(string(op), func(t *testing.T) {
+			w := setUp(t)
+			b, lock := connect(t, w)
+			w.rds.mu.Lock()
+			w.rds.loseAnswers = 1
+			w.rds.mu.Unlock()
+			if op == dr.Failover {
+				w.api["us-east-1"].setMode(apiDown)
+			}
+			j, _ := dr.OpenJournal(t.TempDir())
+			var out strings.Builder
+			o, err := dr.Operate(context.Background(), b, lock, j, dr.Request{Op: op, Options: dr.Options{AllowDataLoss: true}, Owner: "test"}, &out)
+			if err != nil {
+				t.Fatalf("%s whose role-change answer was lost: %v\n%s", op, err, out.String())
+			}
+			s, _ := o.Step(dr.ActionPromote, "us-west-2")
+			t.Logf("promote us-west-2: %s", s.Result)
+			if !strings.Contains(s.Result, "its answer was lost") || !strings.Contains(s.Result, "payment-cluster-secondary-test is the writer") {
+				t.Errorf("promote us-west-2 result = %q, want the lost answer found under way and the new writer", s.Result)
+			}
+			var calls int
+			for _, c := range w.rds.changes() {
+				if strings.Contains(c, "GlobalCluster ") {
+					calls++
+				}
+			}
+			if calls != 2 {
+				t.Errorf("%d role-change requests, want 2 (the call and the SDK's retry)", calls)
+			}
+		})
+	}
+}
+
 // TestResumeDuringPendingDoesNotCallAgain crashes an operator right after
 // FailoverGlobalCluster was accepted; the global cluster then reports the
 // failover in FailoverState, pending for a few describes while its own

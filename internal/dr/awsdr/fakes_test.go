@@ -88,6 +88,9 @@ type fakeRDS struct {
 	// cancelAfterChange, when set, is called at the first describe after
 	// a role change: a crash of the operator after the call was accepted.
 	cancelAfterChange context.CancelFunc
+	// loseAnswers is how many role-change calls are carried out but
+	// answered 500, as if the answer were lost: the SDK sends them again.
+	loseAnswers int
 }
 
 func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +152,11 @@ func (f *fakeRDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name := "switchover_global_cluster.xml"
 		if action == "FailoverGlobalCluster" {
 			name = "failover_global_cluster.xml"
+		}
+		if f.loseAnswers > 0 {
+			f.loseAnswers--
+			http.Error(w, "<ErrorResponse><Error><Code>InternalFailure</Code><Message>the answer was lost</Message></Error></ErrorResponse>", http.StatusInternalServerError)
+			return
 		}
 		err = templates.ExecuteTemplate(w, name, struct{ From, To string }{f.op.From, f.op.To})
 	case "ModifyDBClusterParameterGroup", "DescribeDBClusterParameters":

@@ -225,11 +225,34 @@ func (b *Backend) promote(ctx context.Context, s dr.Step, side RegionTopology) (
 		started = "SwitchoverGlobalCluster in " + writer
 	}
 	if err != nil {
-		return "", fmt.Errorf("awsdr: promote %s: %s: %w; run the command again: it resumes here and calls again only if no operation is under way", s.Region, started, err)
+		lost, ok := b.startedAnyway(ctx, s.Region, m.arn)
+		if !ok {
+			return "", fmt.Errorf("awsdr: promote %s: %s: %w; run the command again: it resumes here and calls again only if no operation is under way", s.Region, started, err)
+		}
+		started += fmt.Sprintf(" (answered %q, yet RDS shows %s: the call was carried out, its answer was lost)", err, lost)
 	}
 	return b.waitGlobal(ctx, s, s.Region, func(gs globalState) (bool, string) {
 		return gs.members[s.Region].writer && gs.op == nil, fmt.Sprintf("%s: %s is the writer", started, side.ClusterID)
 	})
+}
+
+// startedAnyway reports whether a role-change call that failed was carried
+// out all the same: its answer lost, the SDK sent it again, and RDS
+// refused the second, the first's operation being under way. It is, when
+// the global cluster (described in region) shows a role change toward
+// target that is not being cancelled, or target already the writer.
+func (b *Backend) startedAnyway(ctx context.Context, region, target string) (string, bool) {
+	gs, err := b.describe(ctx, region)
+	if err != nil {
+		return "", false
+	}
+	switch op := gs.op; {
+	case op != nil && op.to == target && op.status != opCancelling:
+		return fmt.Sprintf("a %s under way", op), true
+	case op == nil && gs.members[region].writer && gs.members[region].arn == target:
+		return "the target the writer", true
+	}
+	return "", false
 }
 
 // waitGlobal describes the global cluster in region every Poll until done
