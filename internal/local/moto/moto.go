@@ -48,7 +48,8 @@ const DefaultWait = 30 * time.Second
 // It lets an Allow statement that names resources match the requests moto
 // authorizes against "*" (HookActionLevelIAM). It computes moto's list of
 // its service modules once instead of on every request (HookModuleList).
-// It runs the interpreter's own sitecustomize, if any, after itself.
+// It has werkzeug send a response's headers and body together
+// (HookOneWrite). It runs the interpreter's own sitecustomize, if any, after itself.
 //
 //go:embed pyhooks/sitecustomize.py
 var siteCustomize []byte
@@ -72,6 +73,13 @@ const HookActionLevelIAM = "paydr-moto-hook: Allow statements naming resources m
 // of moto's service modules, which moto 5.2 walks its package directory
 // for on every request it routes, is computed once.
 const HookModuleList = "paydr-moto-hook: moto's module list memoized"
+
+// HookOneWrite is the line the hook prints to moto's log once werkzeug
+// sends each response's status line, headers and body in one send, not
+// the headers first. A client then reads the whole answer at once, before
+// the AWS SDK's race (internal/sdkhttp) can close the connection under it:
+// this is what shields the Terraform provider's SDK from that race.
+const HookOneWrite = "paydr-moto-hook: responses written in one send"
 
 // pidFileName is the pid file Start writes and Open reads, in StateDir.
 const pidFileName = "moto.json"

@@ -3,6 +3,7 @@ package moto_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -225,5 +226,64 @@ func TestWarm(t *testing.T) {
 		if len(out.TableNames) != 0 {
 			t.Errorf("tables in %s after Warm = %v, want none", region, out.TableNames)
 		}
+	}
+}
+
+// TestResponsesInOneSend: with the start-up hook, moto's answer arrives
+// whole in a client's first read (status line, headers and body sent
+// together), so the AWS SDK's race (internal/sdkhttp) finds nothing left
+// on the socket to lose, in clients paydr cannot change (the Terraform
+// provider's). Each request goes on a new connection and is read once.
+func TestResponsesInOneSend(t *testing.T) {
+	srv := mototest.Start(t)
+	addr := strings.TrimPrefix(srv.Endpoint(), "http://")
+	body := "Action=GetCallerIdentity&Version=2011-06-15"
+	req := "POST / HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
+		"Authorization: AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	split := 0
+	const n = 20
+	for i := range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64<<10)
+		got, err := c.Read(buf)
+		c.Close()
+		if err != nil {
+			t.Fatalf("request %d: first read: %v", i, err)
+		}
+		resp := string(buf[:got])
+		head, rest, ok := strings.Cut(resp, "\r\n\r\n")
+		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+			t.Fatalf("request %d: first read %q, want a 200's status line and headers", i, resp)
+		}
+		length := -1
+		for _, h := range strings.Split(head, "\r\n")[1:] {
+			if k, v, _ := strings.Cut(h, ":"); strings.EqualFold(k, "Content-Length") {
+				length, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if length <= 0 {
+			t.Fatalf("request %d: headers %q, want a Content-Length", i, head)
+		}
+		if len(rest) != length {
+			split++
+		}
+	}
+	if split != 0 {
+		t.Errorf("%d of %d answers came in more than one read (headers first), want every one whole in the first", split, n)
+	}
+	b, err := os.ReadFile(srv.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(string(b), moto.HookOneWrite); c != 1 {
+		t.Errorf("moto's log has %q %d times, want once:\n%s", moto.HookOneWrite, c, b)
 	}
 }

@@ -1,5 +1,5 @@
 # paydr's start-up hook for moto_server (written by paydr, loaded through
-# PYTHONPATH; see internal/local/moto). Four fixes, each announced on
+# PYTHONPATH; see internal/local/moto). Five fixes, each announced on
 # stderr (moto's log) once in force:
 #
 # 1. Speed. moto 5.2 delivers an EventBridge event to each target of a matching rule
@@ -34,6 +34,18 @@
 # directory and stats each of its some 170 entries every time: about 1 ms
 # of CPU per request, some 0.9 s of the 11-14 s moto spends on a paydr up.
 # The list is fixed for the life of the process; the hook computes it once.
+#
+# 5. Responses in one write. werkzeug's development server (moto_server's)
+# sends a response's status line and headers, then its body, each with a
+# send of its own: a client gets the headers first and must read the body
+# off the socket after. The AWS SDK for Go (smithy-go, the AWS provider's
+# included) has a race that closes the connection just then on a loaded
+# machine, and sends the request again: a create answered "already exists"
+# (paydr's own clients avoid it, internal/sdkhttp; the provider cannot). The
+# hook gives werkzeug's handler a buffered socket writer, which werkzeug
+# flushes after each body write, so headers and a body of up to 8 KiB
+# leave in one send and arrive in the client's first read. The interim
+# "100 Continue" is flushed at once, as before.
 import sys
 
 
@@ -120,6 +132,33 @@ def _paydr_memoize_module_list():
     print("paydr-moto-hook: moto's module list memoized (%d modules; request dispatch)" % len(modules), file=sys.stderr, flush=True)
 
 
+def _paydr_one_write_responses():
+    try:
+        from werkzeug import serving
+    except Exception as err:
+        print("paydr-moto-hook: responses not written in one send: %s" % err, file=sys.stderr, flush=True)
+        return
+    handler = getattr(serving, "WSGIRequestHandler", None)
+    if handler is None or not hasattr(handler, "run_wsgi") or getattr(handler, "_paydr_one_write", False):
+        print("paydr-moto-hook: responses not written in one send: werkzeug.serving changed", file=sys.stderr, flush=True)
+        return
+    original = handler.run_wsgi
+
+    def run_wsgi(self):
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+            del self.headers["Expect"]
+        return original(self)
+
+    # socketserver.StreamRequestHandler: 0 is an unbuffered writer, -1 a
+    # buffered one; its finish() flushes what is left.
+    handler.wbufsize = -1
+    handler.run_wsgi = run_wsgi
+    handler._paydr_one_write = True
+    print("paydr-moto-hook: responses written in one send (status line, headers and body)", file=sys.stderr, flush=True)
+
+
 def _paydr_chain():
     # Run the sitecustomize this one shadows, if the interpreter has one.
     import importlib.util
@@ -141,6 +180,7 @@ _paydr_memoize_jsonpath()
 _paydr_fix_signatures()
 _paydr_action_level_resources()
 _paydr_memoize_module_list()
+_paydr_one_write_responses()
 try:
     _paydr_chain()
 except Exception as err:
