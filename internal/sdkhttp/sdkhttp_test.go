@@ -71,16 +71,7 @@ func TestBodyClosedBeforeTheWriterChecksIt(t *testing.T) {
 			}))
 			defer srv.Close()
 
-			db := dynamodb.New(dynamodb.Options{
-				Region:       "us-east-1",
-				Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-				BaseEndpoint: aws.String(srv.URL),
-				HTTPClient:   &http.Client{Transport: g.transport(t)},
-				APIOptions:   tc.opts,
-				Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-					o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-				}),
-			})
+			db := dynamoAt(srv.URL, &http.Client{Transport: g.transport(t)}, tc.opts)
 			_, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{
 				TableName: aws.String("payment-sessions-test"),
 				Item: map[string]ddbtypes.AttributeValue{
@@ -114,15 +105,7 @@ func TestRetriedAttemptsSendTheWholePayload(t *testing.T) {
 		io.WriteString(w, "{}")
 	}))
 	defer srv.Close()
-	db := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(srv.URL),
-		APIOptions:   sdkhttp.APIOptions(),
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-		}),
-	})
+	db := dynamoAt(srv.URL, nil, sdkhttp.APIOptions())
 	if _, err := db.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
 		TableName: aws.String("payment-sessions-test"),
 		Key:       map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "paydr#dr"}, "sk": &ddbtypes.AttributeValueMemberS{Value: "lock"}},
@@ -132,6 +115,21 @@ func TestRetriedAttemptsSendTheWholePayload(t *testing.T) {
 	if len(bodies) != 2 || bodies[0] == "" || bodies[0] != bodies[1] {
 		t.Errorf("attempts sent %q, want two identical payloads", bodies)
 	}
+}
+
+// dynamoAt returns a DynamoDB client of the server at url, sending through
+// hc (the SDK's default when nil) with opts, whose retries do not wait.
+func dynamoAt(url string, hc aws.HTTPClient, opts []func(*middleware.Stack) error) *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(url),
+		HTTPClient:   hc,
+		APIOptions:   opts,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		}),
+	})
 }
 
 // gate holds the client's writer after it has written the first request's
