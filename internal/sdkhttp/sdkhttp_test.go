@@ -33,7 +33,7 @@ import (
 // TestBodyClosedBeforeTheWriterChecksIt orders one exchange the way a
 // loaded machine sometimes does: the SDK has the response and has closed
 // the request body before net/http's writer checks that body for bytes
-// beyond its Content-Length. With the SDK's client the writer closes the
+// beyond its Content-Length. Without sdkhttp the writer closes the
 // connection, the response body is lost, and the SDK sends the request
 // again: the server carries it out twice. With sdkhttp's middleware, once.
 func TestBodyClosedBeforeTheWriterChecksIt(t *testing.T) {
@@ -45,7 +45,7 @@ func TestBodyClosedBeforeTheWriterChecksIt(t *testing.T) {
 	}{
 		// The defect, as the SDK ships: if this case fails, smithy-go has
 		// fixed it, and sdkhttp can go.
-		{"sdk client", nil, 2},
+		{"sdk as shipped", nil, 2},
 		{"with sdkhttp", sdkhttp.APIOptions(), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
