@@ -56,15 +56,13 @@ func plainPayload(ctx context.Context, in middleware.FinalizeInput, next middlew
 	if !ok {
 		return next.HandleFinalize(ctx, in)
 	}
-	if _, ok := req.GetStream().(io.WriterTo); !ok {
+	stream := req.GetStream()
+	if _, ok := stream.(io.WriterTo); !ok {
 		return next.HandleFinalize(ctx, in)
 	}
-	var plain io.Reader
-	switch s := req.GetStream().(type) {
-	case io.ReadSeeker:
+	var plain io.Reader = reader{stream}
+	if s, ok := stream.(io.ReadSeeker); ok {
 		plain = readSeeker{s}
-	default:
-		plain = reader{s}
 	}
 	// SetStream returns a copy: the retry middleware still rewinds the
 	// request it holds, whose stream this one reads.

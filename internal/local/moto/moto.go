@@ -49,7 +49,8 @@ const DefaultWait = 30 * time.Second
 // authorizes against "*" (HookActionLevelIAM). It computes moto's list of
 // its service modules once instead of on every request (HookModuleList).
 // It has werkzeug send a response's headers and body together
-// (HookOneWrite). It runs the interpreter's own sitecustomize, if any, after itself.
+// (HookOneWrite). It runs the interpreter's own sitecustomize, if any,
+// after itself.
 //
 //go:embed pyhooks/sitecustomize.py
 var siteCustomize []byte
